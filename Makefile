@@ -1,0 +1,41 @@
+# Portico. Two commands for a newcomer: `make run` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: install run test lint migrate clean bench k8s-check lock
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+# Reinstall when the lock or the project's metadata changes.
+$(STAMP): requirements/lock.txt pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --require-hashes -r requirements/lock.txt
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+install: $(STAMP) ## create .venv and install the locked dependencies
+
+lock: | $(BIN)/python ## re-resolve requirements/lock.txt from pyproject.toml
+	$(BIN)/pip-compile --quiet --extra dev --generate-hashes --allow-unsafe --strip-extras \
+		-o requirements/lock.txt pyproject.toml
+
+migrate: install ## apply every service's migrations
+	$(BIN)/iamctl migrate
+
+run: install ## start the whole suite locally on embedded defaults
+	$(BIN)/python -m services.devtools.run
+
+test: install ## run the whole test suite
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: install ## ruff on everything, mypy on the shared kernel
+	$(BIN)/ruff check .
+	$(BIN)/mypy services/common
+
+clean: ## remove the venv, local data and caches
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

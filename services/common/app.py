@@ -1,0 +1,182 @@
+"""Flask app-factory helpers shared by the four services.
+
+:func:`create_service_app` gives every service the same request ids, JSON logs,
+problem+json errors, ``/healthz``, ``/readyz`` and ``/metrics``. Nothing is built
+at import time.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+from flask import Flask, Response, current_app, g, jsonify, request
+from marshmallow import ValidationError
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
+from werkzeug.exceptions import HTTPException
+
+from .config import CommonSettings
+from .db import Database
+from .errors import Problem, problem_response, validation_problem
+from .logging import configure_logging
+
+log = logging.getLogger("portico.http")
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+@dataclass
+class ServiceContext:
+    """What a service's views and use cases reach through ``current_app``."""
+
+    name: str
+    settings: Any
+    db: Database
+    redis: redis.Redis
+    registry: CollectorRegistry
+    readiness_checks: dict[str, Callable[[], bool]] = field(default_factory=dict)
+
+
+def context(app: Flask | None = None) -> ServiceContext:
+    return (app or current_app).extensions["portico"]
+
+
+def make_redis(url: str) -> redis.Redis:
+    """A Redis client with timeouts always set, so a dead Redis fails fast instead of hanging."""
+    return redis.Redis.from_url(
+        url, socket_timeout=5, socket_connect_timeout=2, health_check_interval=30,
+        decode_responses=False,
+    )
+
+
+def create_service_app(name: str, settings: CommonSettings, *, import_name: str | None = None,
+                       template_folder: str | None = None) -> Flask:
+    """A Flask app for service ``name`` with the kernel's cross-cutting behaviour installed."""
+    configure_logging(name, settings.log_level, settings.log_json)
+    app = Flask(import_name or f"services.{name}", template_folder=template_folder)
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_content_length
+    app.config["JSON_SORT_KEYS"] = False
+    db = Database(settings.database_url)
+    registry = CollectorRegistry(auto_describe=True)
+    ctx = ServiceContext(name=name, settings=settings, db=db,
+                         redis=make_redis(settings.redis_url), registry=registry)
+    ctx.readiness_checks["database"] = db.ping
+    ctx.readiness_checks["redis"] = lambda: _redis_ping(ctx.redis)
+    app.extensions["portico"] = ctx
+    _install_request_ids(app)
+    _install_metrics(app, name, registry)
+    _install_errors(app)
+    _install_health(app)
+    return app
+
+
+def _redis_ping(client: redis.Redis) -> bool:
+    try:
+        return bool(client.ping())
+    except redis.RedisError:
+        return False
+
+
+def request_id() -> str | None:
+    return getattr(g, "request_id", None)
+
+
+def _install_request_ids(app: Flask) -> None:
+    @app.before_request
+    def _assign_request_id() -> None:
+        incoming = request.headers.get("X-Request-ID", "")
+        g.request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        g.started_at = time.perf_counter()
+
+    @app.after_request
+    def _echo_request_id(response: Response) -> Response:
+        rid = getattr(g, "request_id", None)
+        if rid:
+            response.headers["X-Request-ID"] = rid
+        return response
+
+
+def _install_metrics(app: Flask, name: str, registry: CollectorRegistry) -> None:
+    requests_total = Counter(
+        "portico_http_requests_total", "HTTP requests answered",
+        ["service", "endpoint", "method", "status"], registry=registry,
+    )
+    latency = Histogram(
+        "portico_http_request_duration_seconds", "Time to answer an HTTP request",
+        ["service", "endpoint", "method"], registry=registry,
+        buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+    )
+
+    @app.after_request
+    def _observe(response: Response) -> Response:
+        started = getattr(g, "started_at", None)
+        # The rule, not the path: /v1/transactions/<tn> stays one series.
+        endpoint = request.url_rule.rule if request.url_rule else "unmatched"
+        if started is not None:
+            elapsed = time.perf_counter() - started
+            latency.labels(name, endpoint, request.method).observe(elapsed)
+            log.info("request", extra={
+                "method": request.method, "endpoint": endpoint,
+                "status": response.status_code, "duration_ms": round(elapsed * 1000, 2),
+                "request_id": getattr(g, "request_id", None),
+            })
+        requests_total.labels(name, endpoint, request.method, str(response.status_code)).inc()
+        return response
+
+    @app.get("/metrics")
+    def metrics() -> Response:
+        return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
+
+
+def _install_errors(app: Flask) -> None:
+    @app.errorhandler(Problem)
+    def _problem(exc: Problem) -> Response:
+        return problem_response(exc, request_id())
+
+    @app.errorhandler(ValidationError)
+    def _invalid(exc: ValidationError) -> Response:
+        return problem_response(validation_problem(exc.messages), request_id())
+
+    @app.errorhandler(HTTPException)
+    def _http(exc: HTTPException) -> Response:
+        status = exc.code or 500
+        headers = {}
+        valid_methods = getattr(exc, "valid_methods", None)
+        if status == 405 and valid_methods:
+            headers["Allow"] = ", ".join(valid_methods)
+        retry_after = getattr(exc, "retry_after", None)
+        if status == 429:
+            headers["Retry-After"] = str(retry_after or 60)
+        detail = exc.description if status < 500 else None
+        response = problem_response(Problem(status, detail=detail, headers=headers), request_id())
+        return response
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception) -> Response:
+        log.exception("unhandled error", extra={"request_id": request_id()})
+        return problem_response(Problem(500, detail="An unexpected error occurred."), request_id())
+
+
+def _install_health(app: Flask) -> None:
+    @app.get("/healthz")
+    def healthz() -> Response:
+        return jsonify(status="ok", service=context().name)
+
+    @app.get("/readyz")
+    def readyz() -> tuple[Response, int]:
+        checks = {name: bool(check()) for name, check in context().readiness_checks.items()}
+        ready = all(checks.values())
+        body = {"status": "ready" if ready else "unavailable", "checks": checks}
+        return jsonify(body), (200 if ready else 503)

@@ -1,0 +1,174 @@
+"""One SQLAlchemy engine and session factory per service, and Alembic wiring.
+
+Each service owns its database (DESIGN.md §2). A use case runs inside
+``db.transaction()``: the rows it changes and the outbox rows it records
+commit together or not at all.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from sqlalchemy import MetaData, create_engine, event, text
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+# Stable constraint names so Alembic migrations are identical on SQLite and PostgreSQL.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def new_metadata() -> MetaData:
+    return MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def make_engine(url: str, *, pool_size: int = 5, echo: bool = False) -> Engine:
+    """An engine for ``url``. SQLite gets WAL, foreign keys and a busy timeout so that
+    several processes (web, worker, relay) can share one file."""
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            Path(os.path.dirname(os.path.abspath(path))).mkdir(parents=True, exist_ok=True)
+        engine = create_engine(
+            url,
+            echo=echo,
+            connect_args={"check_same_thread": False, "timeout": 30},
+        )
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_connection, _record):  # pragma: no cover - trivial
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.close()
+
+        @event.listens_for(engine, "begin")
+        def _sqlite_begin(conn):  # pragma: no cover - trivial
+            # pysqlite's default deferred transactions can deadlock two writers that
+            # both start by reading; BEGIN IMMEDIATE takes the write lock up front.
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+        # Let SQLAlchemy's "begin" event issue BEGIN itself instead of pysqlite.
+        @event.listens_for(engine, "connect")
+        def _no_autobegin(dbapi_connection, _record):  # pragma: no cover - trivial
+            dbapi_connection.isolation_level = None
+
+        return engine
+    if url.startswith("postgresql://") or url.startswith("postgres://"):
+        url = "postgresql+psycopg://" + url.split("://", 1)[1]
+    return create_engine(
+        url,
+        echo=echo,
+        pool_size=pool_size,
+        max_overflow=pool_size * 2,
+        pool_pre_ping=True,
+        pool_recycle=1800,
+    )
+
+
+class Database:
+    """A service's engine and session factory."""
+
+    def __init__(self, url: str, *, pool_size: int = 5) -> None:
+        self.url = url
+        self.engine = make_engine(url, pool_size=pool_size)
+        self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.engine.dialect.name == "sqlite"
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """A session whose work commits when the block ends and rolls back on an exception."""
+        session = self.sessions()
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
+
+    @contextlib.contextmanager
+    def read(self) -> Iterator[Session]:
+        """A session for reading only; nothing it does is committed."""
+        session = self.sessions()
+        try:
+            yield session
+        finally:
+            session.rollback()
+            session.close()
+
+    def ping(self) -> bool:
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+            return True
+        except Exception:
+            return False
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def migrations_dir(service: str) -> Path:
+    return Path(__file__).resolve().parent.parent / service / "migrations"
+
+
+def alembic_config(service: str, url: str):
+    """An Alembic Config for ``service`` built in code (no alembic.ini needed)."""
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(migrations_dir(service)))
+    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    cfg.attributes["service"] = service
+    return cfg
+
+
+def upgrade(service: str, url: str, revision: str = "head") -> None:
+    """Apply ``service``'s migrations to ``url``."""
+    from alembic import command
+
+    command.upgrade(alembic_config(service, url), revision)
+
+
+def run_migrations(context, metadata: MetaData, service: str) -> None:
+    """The body of every service's ``migrations/env.py``.
+
+    Each service keeps its own version table so that two services may share one
+    PostgreSQL database (as a test may) without clashing.
+    """
+    url = context.config.get_main_option("sqlalchemy.url")
+    version_table = f"alembic_version_{service}"
+    if context.is_offline_mode():
+        context.configure(url=url, target_metadata=metadata, literal_binds=True,
+                          version_table=version_table, render_as_batch=True)
+        with context.begin_transaction():
+            context.run_migrations()
+        return
+    connectable = context.config.attributes.get("connection")
+    if connectable is None:
+        engine = make_engine(url)
+        with engine.connect() as connection:
+            context.configure(connection=connection, target_metadata=metadata,
+                              version_table=version_table, render_as_batch=True)
+            with context.begin_transaction():
+                context.run_migrations()
+        engine.dispose()
+    else:
+        context.configure(connection=connectable, target_metadata=metadata,
+                          version_table=version_table, render_as_batch=True)
+        with context.begin_transaction():
+            context.run_migrations()

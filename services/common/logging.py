@@ -1,0 +1,118 @@
+"""JSON log lines with request/correlation ids and redaction of secrets.
+
+Portico never logs request bodies or headers; the redaction here is the second
+line of defence for a value that reaches a log call by mistake.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+SECRET_KEYS = (
+    "password", "password_confirm", "current_password", "new_password", "pin",
+    "verification_word", "access_code", "client_secret", "secret", "token",
+    "access_token", "refresh_token", "id_token", "code", "code_verifier",
+    "authorization", "cookie", "set-cookie", "answer", "answers", "sealed",
+    "account_number", "account_numbers", "client_assertion",
+)
+REDACTED = "[redacted]"
+
+_KEYS = "|".join(re.escape(k) for k in sorted(SECRET_KEYS, key=len, reverse=True))
+# key=value, key: value, "key": "value" and Authorization-style "Bearer xyz" shapes.
+_PATTERNS = [
+    re.compile(r'(?i)("(?:' + _KEYS + r')"\s*:\s*)("(?:[^"\\]|\\.)*"|[^,}\s]+)'),
+    re.compile(r"(?i)(\b(?:" + _KEYS + r")\b\s*[=:]\s*)([^\s&,;]+)"),
+    re.compile(r"(?i)(\b(?:bearer|basic)\s+)([A-Za-z0-9._~+/=-]+)"),
+    # A bare 15- or 16-digit run is a card account number.
+    re.compile(r"()(?<!\d)\d{15,16}(?!\d)"),
+]
+
+
+def redact_text(text: str) -> str:
+    for pattern in _PATTERNS:
+        text = pattern.sub(lambda m: m.group(1) + REDACTED, text)
+    return text
+
+
+def redact(value: Any) -> Any:
+    """A copy of ``value`` with the values of secret-named keys replaced."""
+    if isinstance(value, dict):
+        return {
+            k: (REDACTED if str(k).lower() in SECRET_KEYS else redact(v)) for k, v in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [redact(v) for v in value]
+    if isinstance(value, str):
+        return redact_text(value)
+    return value
+
+
+class RedactingFilter(logging.Filter):
+    """Scrubs secrets from the message, its arguments and extra fields of every record."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a bad format string must not lose the line
+            message = str(record.msg)
+        record.msg = redact_text(message)
+        record.args = None
+        for key, val in list(vars(record).items()):
+            if key in _EXTRA_SKIP:
+                continue
+            if key.lower() in SECRET_KEYS:
+                setattr(record, key, REDACTED)
+            elif isinstance(val, dict | list | str):
+                setattr(record, key, redact(val))
+        return True
+
+
+_EXTRA_SKIP = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+
+
+class JsonFormatter(logging.Formatter):
+    def __init__(self, service: str) -> None:
+        super().__init__()
+        self.service = service
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "service": self.service,
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        for key, val in vars(record).items():
+            if key not in _EXTRA_SKIP and not key.startswith("_"):
+                entry[key] = val
+        if record.exc_info:
+            # Exception type only: a traceback can hold locals, SQL or secrets.
+            entry["exc_type"] = record.exc_info[0].__name__ if record.exc_info[0] else None
+            entry["exc"] = redact_text(self.formatException(record.exc_info))
+        return json.dumps(entry, default=str)
+
+
+def configure_logging(service: str, level: str = "INFO", json_lines: bool = True,
+                      stream=None) -> None:
+    """Route the root logger to ``stream`` (stderr) in JSON with redaction. Idempotent."""
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if getattr(handler, "_portico", False):
+            root.removeHandler(handler)
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler._portico = True  # type: ignore[attr-defined]
+    handler.addFilter(RedactingFilter())
+    if json_lines:
+        handler.setFormatter(JsonFormatter(service))
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    root.addHandler(handler)
+    root.setLevel(level.upper())
+    # werkzeug's own access log prints the full URL (query strings can hold codes).
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)

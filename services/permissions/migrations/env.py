@@ -1,0 +1,6 @@
+from alembic import context
+
+from services.common.db import run_migrations
+from services.permissions.models import Base
+
+run_migrations(context, Base.metadata, "permissions")

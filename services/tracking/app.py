@@ -1,0 +1,18 @@
+"""The tracking service's app factory (gunicorn: `services.tracking.app:create_app()`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask
+
+from services.common.app import create_service_app
+from services.common.config import load_or_exit
+
+from .settings import TrackingSettings
+
+
+def create_app(overrides: dict[str, Any] | None = None) -> Flask:
+    settings = load_or_exit(TrackingSettings, **(overrides or {}))
+    app = create_service_app("tracking", settings)
+    return app

