@@ -79,3 +79,17 @@ def make_app(database_url, redis_url, namespace) -> Iterator[Callable[..., Flask
     yield factory
     for app in apps:
         app.extensions["portico"].db.dispose()
+
+
+@pytest.fixture
+def token_issuer(requests_mock):
+    """Signs access tokens and serves their JWKS at the default JWKS_URL (requests-mock).
+
+    Any other real HTTP in the test is refused by requests-mock unless the test
+    registers it: the services' HTTP boundary is the only thing mocked.
+    """
+    from tests.tokens import DEFAULT_JWKS_URL, TokenIssuer
+
+    issuer = TokenIssuer()
+    requests_mock.get(DEFAULT_JWKS_URL, json=lambda request, context: issuer.jwks())
+    return issuer
