@@ -26,6 +26,7 @@ _KEYS = "|".join(re.escape(k) for k in sorted(SECRET_KEYS, key=len, reverse=True
 # key=value, key: value, "key": "value" and Authorization-style "Bearer xyz" shapes.
 _PATTERNS = [
     re.compile(r'(?i)("(?:' + _KEYS + r')"\s*:\s*)("(?:[^"\\]|\\.)*"|[^,}\s]+)'),
+    re.compile(r"(?i)('(?:" + _KEYS + r")'\s*:\s*)('(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|[^,}\s]+)"),
     re.compile(r"(?i)(\b(?:" + _KEYS + r")\b\s*[=:]\s*)([^\s&,;]+)"),
     re.compile(r"(?i)(\b(?:bearer|basic)\s+)([A-Za-z0-9._~+/=-]+)"),
     # A bare 15- or 16-digit run is a card account number.
@@ -98,9 +99,22 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
+_base_factory = logging.getLogRecordFactory()
+
+
+def _redacting_record_factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+    """Redact at the moment a record is made, so every handler (gunicorn's, pytest's,
+    a library's) sees only the redacted text."""
+    record = _base_factory(*args, **kwargs)
+    RedactingFilter().filter(record)
+    return record
+
+
 def configure_logging(service: str, level: str = "INFO", json_lines: bool = True,
                       stream=None) -> None:
     """Route the root logger to ``stream`` (stderr) in JSON with redaction. Idempotent."""
+    if logging.getLogRecordFactory() is not _redacting_record_factory:
+        logging.setLogRecordFactory(_redacting_record_factory)
     root = logging.getLogger()
     for handler in list(root.handlers):
         if getattr(handler, "_portico", False):

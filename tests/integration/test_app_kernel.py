@@ -1,0 +1,151 @@
+"""The kernel's cross-cutting behaviour, seen through a real service app."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+
+import pytest
+from flask import abort, jsonify, request
+from marshmallow import Schema, fields, validate
+
+from services.common.errors import Problem
+from services.common.logging import configure_logging
+
+
+class Body(Schema):
+    name = fields.String(required=True)
+    company = fields.Nested(Schema.from_dict({"tax_id": fields.String(required=True)}), required=True)
+    account_numbers = fields.List(fields.String(validate=validate.Regexp(r"^\d+$")), required=True)
+
+
+@pytest.fixture
+def app(make_app):
+    app = make_app("tracking")
+    app.config["TESTING"] = False  # let the kernel's handlers answer, as in production
+
+    @app.post("/echo")
+    def echo():
+        data = Body().load(request.get_json())
+        return jsonify(data)
+
+    @app.post("/login-ish")
+    def login_ish():
+        body = request.get_json(silent=True) or request.form
+        logging.getLogger("portico.test").info("login attempt %s", dict(body))
+        logging.getLogger("portico.test").info("header %s", request.headers.get("Authorization"))
+        return jsonify(ok=True)
+
+    @app.get("/boom")
+    def boom():
+        raise RuntimeError("SELECT secret FROM users WHERE password='hunter2'")
+
+    @app.get("/status/<int:code>")
+    def status(code):
+        abort(code)
+
+    @app.get("/conflict")
+    def conflict():
+        raise Problem(409, "illegal-transition", "The request is already approved.")
+
+    return app
+
+
+@pytest.fixture
+def captured_log(app):
+    stream = io.StringIO()
+    configure_logging("tracking", "INFO", True, stream=stream)
+    yield stream
+    configure_logging("tracking", "INFO", True)
+
+
+def test_request_id_is_echoed_or_generated(app):
+    client = app.test_client()
+    assert client.get("/healthz", headers={"X-Request-ID": "abc-123"}).headers["X-Request-ID"] == "abc-123"
+    generated = client.get("/healthz").headers["X-Request-ID"]
+    assert len(generated) == 32
+    # A header that could forge log lines is replaced, not echoed.
+    forged = 'x" level="error'
+    assert client.get("/healthz", headers={"X-Request-ID": forged}).headers["X-Request-ID"] != forged
+
+
+@pytest.mark.parametrize("code", [400, 401, 403, 404, 405, 409, 413, 415, 422, 429, 500])
+def test_every_error_status_is_problem_json(app, code):
+    response = app.test_client().get(f"/status/{code}")
+    assert response.status_code == code
+    assert response.mimetype == "application/problem+json"
+    body = response.json
+    assert body["status"] == code
+    assert body["type"].startswith("https://")
+    assert body["title"]
+    if code == 429:
+        assert response.headers["Retry-After"]
+
+
+def test_unknown_route_and_wrong_method_are_problem_json(app):
+    client = app.test_client()
+    assert client.get("/nope").mimetype == "application/problem+json"
+    wrong = client.get("/echo")
+    assert wrong.status_code == 405
+    assert wrong.mimetype == "application/problem+json"
+    assert "POST" in wrong.headers["Allow"]
+
+
+def test_validation_errors_are_per_field_with_dotted_names(app):
+    response = app.test_client().post("/echo", json={"company": {}, "account_numbers": ["12a"]})
+    assert response.status_code == 422
+    assert response.mimetype == "application/problem+json"
+    errors = response.json["errors"]
+    assert set(errors) == {"name", "company.tax_id", "account_numbers.0"}
+    assert all(isinstance(m, list) and m for m in errors.values())
+
+
+def test_an_unexpected_error_is_500_without_stack_sql_or_secret(app, captured_log):
+    response = app.test_client().get("/boom")
+    assert response.status_code == 500
+    text = response.get_data(as_text=True)
+    assert "SELECT" not in text and "hunter2" not in text and "Traceback" not in text
+    assert "hunter2" not in captured_log.getvalue()
+
+
+def test_a_too_large_body_is_413(app):
+    app.config["MAX_CONTENT_LENGTH"] = 100
+    response = app.test_client().post("/echo", data="x" * 1000, content_type="application/json")
+    assert response.status_code == 413
+    assert response.mimetype == "application/problem+json"
+
+
+def test_declared_problem_keeps_its_type(app):
+    body = app.test_client().get("/conflict").json
+    assert body["type"].endswith("/illegal-transition")
+    assert body["detail"] == "The request is already approved."
+
+
+def test_secrets_in_bodies_and_authorization_leave_no_trace_in_logs(app, captured_log):
+    secrets = {
+        "password": "Correct-Horse-Battery-9",
+        "pin": "482913",
+        "access_code": "K7QM-3XR9-PW2D",
+        "verification_word": "Marmalade",
+        "client_secret": "cs_9f8e7d6c5b4a",
+    }
+    token = "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl"
+    client = app.test_client()
+    client.post("/login-ish", json={"username": "ana", **secrets},
+                headers={"Authorization": f"Bearer {token}"})
+    client.post("/login-ish", data={"username": "ana", **secrets},
+                headers={"Authorization": f"Bearer {token}"})
+    output = captured_log.getvalue()
+    assert output, "the log captured nothing; the test would prove nothing"
+    for value in [*secrets.values(), token]:
+        assert value not in output
+    assert "ana" in output  # non-secret fields still logged: redaction is targeted
+    for line in output.splitlines():
+        json.loads(line)  # every line is JSON
+
+
+def test_card_account_numbers_are_redacted_from_log_text(captured_log):
+    logging.getLogger("portico.test").warning("bad account 371449635398431 for user 12")
+    assert "371449635398431" not in captured_log.getvalue()
+    assert "user 12" in captured_log.getvalue()
