@@ -32,6 +32,9 @@ run: install ## start the whole suite locally on embedded defaults
 test: install ## run the whole test suite
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+bench: install ## run every benchmark on loopback and rewrite docs/benchmarks.md
+	$(BIN)/python -m bench.run $(BENCH)
+
 lint: install ## ruff on everything, mypy on the shared kernel
 	$(BIN)/ruff check .
 	$(BIN)/mypy services/common

@@ -1,0 +1,59 @@
+"""``make bench``: run every benchmark module (``bench/*_bench.py``) and rewrite
+docs/benchmarks.md with their tables, the machine and the exact commands.
+
+A module exposes ``TITLE`` and ``run() -> str`` (a Markdown section body). Each is
+bounded in time by itself; the whole run stays under ten minutes.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import time
+import traceback
+from datetime import UTC, datetime
+
+from bench.harness import ROOT, machine_line
+
+ORDER = ["oidc", "permissions", "tracking", "notifier"]
+
+
+def modules(selected: list[str]) -> list[str]:
+    found = sorted(p.stem for p in (ROOT / "bench").glob("*_bench.py"))
+    ordered = [f"{n}_bench" for n in ORDER if f"{n}_bench" in found]
+    ordered += [m for m in found if m not in ordered]
+    if selected:
+        ordered = [m for m in ordered if m.removesuffix("_bench") in selected]
+    return ordered
+
+
+def main(argv: list[str]) -> int:
+    sections, failures = [], 0
+    for name in modules(argv):
+        module = importlib.import_module(f"bench.{name}")
+        print(f"== {name}", flush=True)
+        started = time.monotonic()
+        try:
+            body = module.run()
+        except Exception:
+            failures += 1
+            body = "The benchmark failed:\n\n```\n" + traceback.format_exc(limit=5) + "```\n"
+        took = time.monotonic() - started
+        sections.append(f"## {module.TITLE}\n\n{body}\n\n_took {took:.0f} s; "
+                        f"command: `make bench BENCH={name.removesuffix('_bench')}`_\n")
+        print(body, flush=True)
+    doc = ["# Benchmarks", "",
+           f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {machine_line()}, everything on "
+           "loopback, load from wrk (Debian package) sharing the same machine. "
+           "\"req per server-CPU-s\" divides requests by the CPU seconds the server processes "
+           "used (read from /proc): the figure that compares across machines and load generators.",
+           "", "Reproduce all: `make bench`.", "", *sections]
+    if argv:
+        print("(a partial run: docs/benchmarks.md left as it was)")
+    else:
+        (ROOT / "docs" / "benchmarks.md").write_text("\n".join(doc))
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
