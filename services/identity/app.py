@@ -2,17 +2,80 @@
 
 from __future__ import annotations
 
+import logging
+import os
 from typing import Any
 
-from flask import Flask
+import redis
+from flask import Flask, Response, jsonify, request
+from flask_limiter.errors import RateLimitExceeded
 
-from services.common.app import create_service_app
+from services.common.app import create_service_app, request_id
+from services.common.auth import init_auth
 from services.common.config import load_or_exit
+from services.common.errors import Problem, problem_response
 
-from .settings import IdentitySettings
+from . import sessions
+from .api.clients import bp as clients_api
+from .oidc.server import init_oidc
+from .settings import DEV_CLIENT_SECRET_PEPPER, DEV_KEY_ENCRYPTION_KEY, IdentitySettings
+from .views.login import bp as login_views
+from .views.oauth import bp as oauth_views
+
+log = logging.getLogger("portico.identity")
+
+TEMPLATES = os.path.join(os.path.dirname(__file__), "templates")
+OAUTH_JSON_ENDPOINTS = ("oauth.token", "oauth.revoke", "oauth.introspect", "oauth.userinfo")
 
 
 def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     settings = load_or_exit(IdentitySettings, **(overrides or {}))
-    app = create_service_app("identity", settings)
+    app = create_service_app("identity", settings, template_folder=TEMPLATES)
+    if settings.key_encryption_key == DEV_KEY_ENCRYPTION_KEY:
+        log.warning("KEY_ENCRYPTION_KEY is the development default: set it in production")
+    if settings.client_secret_pepper == DEV_CLIENT_SECRET_PEPPER:
+        log.warning("CLIENT_SECRET_PEPPER is the development default: set it in production")
+    init_oidc(app)
+    init_auth(app, settings.admin_audience)
+    app.register_blueprint(oauth_views)
+    app.register_blueprint(login_views)
+    app.register_blueprint(clients_api)
+    from .limits import init_limits
+
+    init_limits(app, settings)
+    app.after_request(sessions.apply_cookie)
+    _install_fail_closed(app)
     return app
+
+
+def _install_fail_closed(app: Flask) -> None:
+    """Redis down → 503 (never unlimited attempts, never a 500); rate limit → 429."""
+
+    @app.errorhandler(redis.RedisError)
+    def _redis_down(exc: redis.RedisError) -> Response:
+        log.error("redis unavailable", extra={"error": type(exc).__name__})
+        if request.endpoint in OAUTH_JSON_ENDPOINTS:
+            response = jsonify(error="temporarily_unavailable",
+                               error_description="The service is temporarily unavailable.")
+            response.status_code = 503
+        else:
+            response = problem_response(Problem(503, "unavailable",
+                                                "The service is temporarily unavailable."),
+                                        request_id())
+        response.headers["Retry-After"] = "5"
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
+    @app.errorhandler(RateLimitExceeded)
+    def _too_many(exc: RateLimitExceeded) -> Response:
+        if request.endpoint in OAUTH_JSON_ENDPOINTS:
+            response = jsonify(error="too_many_requests",
+                               error_description="Too many requests: slow down.")
+            response.status_code = 429
+        else:
+            response = problem_response(Problem(429, "too-many-requests",
+                                                "Too many attempts. Try again later."),
+                                        request_id())
+        response.headers["Cache-Control"] = "no-store"
+        response.headers.setdefault("Retry-After", "60")
+        return response

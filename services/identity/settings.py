@@ -3,11 +3,80 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 
-from services.common.config import CommonSettings, service_database_default, setting
+from services.common.config import (
+    CommonSettings,
+    parse_bool,
+    parse_positive_int,
+    service_database_default,
+    setting,
+)
+
+# Dev-only defaults: the service logs a warning at start-up while either is in use.
+DEV_KEY_ENCRYPTION_KEY = "cG9ydGljby1kZXYta2V5LWVuY3J5cHRpb24ta2V5LTE="
+DEV_CLIENT_SECRET_PEPPER = "portico-dev-client-secret-pepper"  # noqa: S105 (dev default, warned)
+
+
+def _secure_cookie_default(env: Mapping[str, str]) -> bool:
+    """true when OIDC_ISSUER is https"""
+    return env.get("OIDC_ISSUER", "http://127.0.0.1:8001").startswith("https://")
+
+
+_secure_cookie_default.__doc__ = "true when OIDC_ISSUER is https"
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class IdentitySettings(CommonSettings):
     database_url: str = setting("DATABASE_URL", service_database_default("identity"),
                                 help="SQLAlchemy URL of the identity database")
+    key_encryption_key: str = setting(
+        "KEY_ENCRYPTION_KEY", DEV_KEY_ENCRYPTION_KEY,
+        help="Fernet key encrypting the private parts of the signing keys at rest "
+             "(a dev key by default: set it in production)")
+    client_secret_pepper: str = setting(
+        "CLIENT_SECRET_PEPPER", DEV_CLIENT_SECRET_PEPPER,
+        help="HMAC key of the stored client-secret digests (a dev value by default: set it in "
+             "production; changing it invalidates every client secret)")
+    session_cookie_secure: bool = setting(
+        "SESSION_COOKIE_SECURE", _secure_cookie_default, parse_bool,
+        help="mark the login-session cookie Secure (turn off only for plain-http development)")
+    session_ttl: int = setting("SESSION_TTL", 8 * 3600, parse_positive_int,
+                               help="seconds a login session lives without a new login")
+    access_token_ttl: int = setting("ACCESS_TOKEN_TTL", 600, parse_positive_int,
+                                    help="default access-token lifetime in seconds (per-client override)")
+    id_token_ttl: int = setting("ID_TOKEN_TTL", 600, parse_positive_int,
+                                help="default ID-token lifetime in seconds (per-client override)")
+    refresh_token_ttl: int = setting("REFRESH_TOKEN_TTL", 30 * 86400, parse_positive_int,
+                                     help="default refresh-token lifetime in seconds (per-client override)")
+    auth_code_ttl: int = setting("AUTH_CODE_TTL", 60, parse_positive_int,
+                                 help="authorization-code lifetime in seconds")
+    key_activation_delay: int = setting(
+        "KEY_ACTIVATION_DELAY", 300, int,
+        help="seconds a rotated-in signing key is published before it signs (>= relying "
+             "parties' JWKS cache time)")
+    max_token_lifetime: int = setting(
+        "MAX_TOKEN_LIFETIME", 3600, parse_positive_int,
+        help="longest access/ID-token lifetime any client may have; a superseded key stays "
+             "published this long")
+    permissions_url: str = setting("PERMISSIONS_URL", "http://127.0.0.1:8002",
+                                   help="base URL of the permissions service (entitlements claim)")
+    permissions_scope: str = setting(
+        "PERMISSIONS_SCOPE", "permissions.read",
+        help="scope of the service token identity uses to read a user's entitlements")
+    entitlements_timeout: float = setting(
+        "ENTITLEMENTS_TIMEOUT", 2.0, float,
+        help="seconds to wait for the permissions service when building the entitlements claim")
+    admin_audience: str = setting("IDENTITY_AUDIENCE", "identity",
+                                  help="audience the admin API's bearer tokens must carry")
+    login_rate_limit: str = setting(
+        "LOGIN_RATE_LIMIT", "10 per minute;100 per hour",
+        help="credential POSTs allowed per client IP (flask-limiter syntax)")
+    token_rate_limit_ip: str = setting(
+        "TOKEN_RATE_LIMIT_IP", "600 per minute",
+        help="token-endpoint requests allowed per client IP")
+    token_rate_limit_client: str = setting(
+        "TOKEN_RATE_LIMIT_CLIENT", "300 per minute",
+        help="token-endpoint requests allowed per client_id")
+    rate_limits_enabled: bool = setting("RATE_LIMITS_ENABLED", True, parse_bool,
+                                        help="turn the login/token rate limits on (benchmarks may turn them off)")

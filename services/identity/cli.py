@@ -1,0 +1,172 @@
+"""``iamctl`` commands of the identity service: bootstrap, clients, users, keys.
+
+They read the same settings as the service (``load_or_exit(IdentitySettings)``), print
+one JSON object, and change nothing beyond what they are asked.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import sys
+
+import click
+from cryptography.fernet import Fernet
+from sqlalchemy import inspect
+
+from services.common.config import load_or_exit
+from services.common.db import Database
+from services.common.errors import Problem
+
+from . import clients as client_cases
+from .models import Base
+from .oidc import keys
+from .schemas import ClientSchema, client_json
+from .service import NewUser, create_user
+from .settings import IdentitySettings
+
+
+def _open() -> tuple[IdentitySettings, Database]:
+    settings = load_or_exit(IdentitySettings)
+    db = Database(settings.database_url)
+    missing = set(Base.metadata.tables) - set(inspect(db.engine).get_table_names())
+    if missing:
+        click.echo("error: the identity database is not migrated; run `iamctl migrate identity`",
+                   err=True)
+        sys.exit(1)
+    return settings, db
+
+
+def _fail(problem: Problem) -> None:
+    detail = problem.detail or problem.title
+    if problem.errors:
+        detail += " " + "; ".join(f"{k}: {' '.join(v)}" for k, v in problem.errors.items())
+    click.echo(f"error: {detail}", err=True)
+    sys.exit(1)
+
+
+def _emit(body: dict) -> None:
+    click.echo(json.dumps(body, indent=2, default=str))
+
+
+@click.group("clients")
+def clients_group() -> None:
+    """OIDC client registration."""
+
+
+@clients_group.command("create")
+@click.option("--name", required=True)
+@click.option("--redirect-uri", "redirect_uris", multiple=True)
+@click.option("--post-logout-redirect-uri", "post_logout_redirect_uris", multiple=True)
+@click.option("--grant", "grants", multiple=True,
+              type=click.Choice(client_cases.GRANT_TYPES))
+@click.option("--scope", default="openid profile email")
+@click.option("--public", is_flag=True, help="a public client (no secret, PKCE required)")
+@click.option("--first-party", is_flag=True, help="skip the consent page")
+@click.option("--auth-method", type=click.Choice(client_cases.AUTH_METHODS), default=None)
+@click.option("--audience", "audiences", multiple=True, help="allowed token audience (repeatable)")
+def clients_create(name, redirect_uris, post_logout_redirect_uris, grants, scope, public,
+                   first_party, auth_method, audiences) -> None:
+    """Register a client and print it (with its secret, shown once) as JSON."""
+    settings, db = _open()
+    method = auth_method or ("none" if public else "client_secret_basic")
+    if public and method != "none":
+        click.echo("error: a public client authenticates with --auth-method none", err=True)
+        sys.exit(1)
+    payload = {"name": name, "redirect_uris": list(redirect_uris),
+               "post_logout_redirect_uris": list(post_logout_redirect_uris),
+               "grant_types": list(grants) or ["authorization_code"], "scope": scope,
+               "token_endpoint_auth_method": method, "first_party": first_party,
+               "allowed_audiences": list(audiences)}
+    from marshmallow import ValidationError
+
+    try:
+        spec = ClientSchema().load(payload)
+        with db.transaction() as session:
+            client, secret = client_cases.create_client(session, settings.client_secret_pepper,
+                                                        spec)
+            body = client_json(client, secret)
+    except ValidationError as exc:
+        click.echo(f"error: {json.dumps(exc.messages)}", err=True)
+        sys.exit(1)
+    _emit(body)
+
+
+@click.group("users")
+def users_group() -> None:
+    """Users (for tests and demos until enrollment exists)."""
+
+
+@users_group.command("create")
+@click.option("--username", required=True)
+@click.option("--password", required=True)
+@click.option("--email", required=True)
+@click.option("--given-name", required=True)
+@click.option("--family-name", required=True)
+@click.option("--company-id", default=None)
+def users_create(username, password, email, given_name, family_name, company_id) -> None:
+    """Create an active user (same password policy as every other path) and print it."""
+    _, db = _open()
+    try:
+        with db.transaction() as session:
+            user = create_user(session, NewUser(username=username, password=password,
+                                                email=email, given_name=given_name,
+                                                family_name=family_name, company_id=company_id))
+            body = {"id": user.id, "username": user.username, "email": user.email,
+                    "company_id": user.company_id}
+    except Problem as problem:
+        _fail(problem)
+    _emit(body)
+
+
+@click.group("keys")
+def keys_group() -> None:
+    """Token-signing keys."""
+
+
+@keys_group.command("rotate")
+def keys_rotate() -> None:
+    """Publish new signing keys now; they sign after KEY_ACTIVATION_DELAY seconds, and the
+    old ones stay published MAX_TOKEN_LIFETIME seconds longer."""
+    settings, db = _open()
+    with db.transaction() as session:
+        purged = keys.purge_retired(session)
+        created = keys.ensure_keys(session, Fernet(settings.key_encryption_key))
+        report = [] if created else keys.rotate_keys(
+            session, Fernet(settings.key_encryption_key), settings.key_activation_delay,
+            settings.max_token_lifetime)
+    _emit({"created": created, "rotated": report, "purged": purged})
+
+
+@click.command("bootstrap")
+@click.option("--username", default="helpdesk", show_default=True)
+@click.option("--email", default="helpdesk@portico.local", show_default=True)
+def bootstrap(username: str, email: str) -> None:
+    """Create signing keys, the first help-desk administrator and an admin client; print
+    their credentials once as JSON."""
+    settings, db = _open()
+    password = secrets.token_urlsafe(18)
+    try:
+        with db.transaction() as session:
+            created_keys = keys.ensure_keys(session, Fernet(settings.key_encryption_key))
+            user = create_user(session, NewUser(username=username, password=password,
+                                                email=email, given_name="Help",
+                                                family_name="Desk"))
+            spec = ClientSchema().load({
+                "name": "Portico administration", "grant_types": ["client_credentials"],
+                "scope": "iam.admin", "token_endpoint_auth_method": "client_secret_basic",
+                "first_party": True, "allowed_audiences": [settings.admin_audience]})
+            client, secret = client_cases.create_client(session, settings.client_secret_pepper,
+                                                        spec)
+            body = {"administrator": {"id": user.id, "username": user.username,
+                                      "password": password},
+                    "admin_client": {"client_id": client.client_id, "client_secret": secret,
+                                     "scope": client.scope,
+                                     "audience": settings.admin_audience},
+                    "signing_keys": created_keys}
+    except Problem as problem:
+        _fail(problem)
+    _emit(body)
+
+
+commands = [bootstrap, clients_group, users_group, keys_group]

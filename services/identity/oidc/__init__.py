@@ -1,0 +1,1 @@
+"""The OpenID Connect provider: clients, keys, grants and endpoints (on authlib)."""

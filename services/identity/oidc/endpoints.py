@@ -1,0 +1,109 @@
+"""Revocation (RFC 7009) and introspection (RFC 7662) over Portico's tokens.
+
+Access tokens are JWTs: revoking one puts its ``jti`` on the Redis deny-list until it
+would have expired; revoking a refresh token revokes its whole family.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from authlib.oauth2.rfc6749 import TokenMixin
+from authlib.oauth2.rfc7009 import RevocationEndpoint as _RevocationEndpoint
+from authlib.oauth2.rfc7662 import IntrospectionEndpoint as _IntrospectionEndpoint
+from sqlalchemy import select
+
+from .models import RefreshToken
+from .records import RefreshRecord, aware, digest
+from .tokens import TokenRejected, decode_own_token, is_jti_revoked, revoke_access_token
+
+
+class AccessRecord(TokenMixin):
+    """A verified access token's claims as authlib's token model."""
+
+    def __init__(self, claims: dict[str, Any], revoked: bool) -> None:
+        self.claims = claims
+        self.revoked = revoked
+
+    def check_client(self, client) -> bool:
+        return self.claims.get("client_id") == client.get_client_id()
+
+    def get_scope(self) -> str:
+        return self.claims.get("scope", "")
+
+    def get_expires_in(self) -> int:
+        return int(self.claims["exp"] - time.time())
+
+    def is_expired(self) -> bool:
+        return self.claims["exp"] <= time.time()
+
+    def is_revoked(self) -> bool:
+        return self.revoked
+
+
+def _find(endpoint, token_string: str, hint: str | None):
+    provider = endpoint.server.provider
+    if hint != "access_token" and len(token_string) < 200:
+        with provider.db.read() as session:
+            row = session.scalar(select(RefreshToken).where(
+                RefreshToken.token_digest == digest(token_string)))
+            if row is not None:
+                session.expunge(row)
+                return RefreshRecord(row)
+    try:
+        claims = decode_own_token(provider.keyring, token_string, provider.settings.issuer,
+                                  check_exp=False)
+    except TokenRejected:
+        return None
+    jti = str(claims.get("jti", ""))
+    return AccessRecord(claims, bool(jti) and is_jti_revoked(provider.redis, provider.namespace, jti))
+
+
+class RevocationEndpoint(_RevocationEndpoint):
+    CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"]
+
+    def query_token(self, token_string, token_type_hint):
+        return _find(self, token_string, token_type_hint)
+
+    def revoke_token(self, token, request) -> None:
+        provider = self.server.provider
+        if isinstance(token, RefreshRecord):
+            with provider.db.transaction() as session:
+                provider.revoke_family(session, token.row.family_id, reason="revoked")
+        elif isinstance(token, AccessRecord) and token.claims.get("jti"):
+            revoke_access_token(provider.redis, provider.namespace, str(token.claims["jti"]),
+                                float(token.claims["exp"]))
+
+
+class IntrospectionEndpoint(_IntrospectionEndpoint):
+    CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
+
+    def query_token(self, token_string, token_type_hint):
+        return _find(self, token_string, token_type_hint)
+
+    def check_permission(self, token, client, request) -> bool:
+        """The token's own client, or a resource server the token is meant for."""
+        if token.check_client(client):
+            return True
+        if isinstance(token, AccessRecord):
+            aud = token.claims.get("aud")
+            auds = {aud} if isinstance(aud, str) else set(aud or [])
+            return bool(auds & set(client.row.allowed_audiences or []) | (
+                auds & {client.get_client_id()}))
+        return False
+
+    def introspect_token(self, token) -> dict[str, Any]:
+        issuer = self.server.provider.settings.issuer
+        if isinstance(token, RefreshRecord):
+            row = token.row
+            return {"active": True, "token_type": "refresh_token", "client_id": row.client_id,
+                    "sub": row.user_id, "scope": row.scope, "iss": issuer,
+                    "exp": int(aware(row.expires_at).timestamp())}
+        claims = token.claims
+        body = {"active": True, "token_type": "Bearer"}
+        for name in ("scope", "client_id", "sub", "aud", "iss", "exp", "iat", "nbf", "jti",
+                     "company_id", "entitlements"):
+            if name in claims:
+                body[name] = claims[name]
+        return body

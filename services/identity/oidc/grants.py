@@ -1,0 +1,245 @@
+"""authlib grants under their plain names, with Portico's storage and hardening:
+S256-only PKCE (required for public clients), single-use codes whose replay revokes the
+family, rotating refresh tokens whose replay revokes the family, scoped client_credentials.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from authlib.oauth2.rfc6749 import InvalidRequestError, InvalidScopeError, grants
+from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
+from authlib.oauth2.rfc7636 import CodeChallenge
+from authlib.oauth2.rfc7636.challenge import compare_s256_code_challenge
+from authlib.oidc.core import grants as oidc_grants
+from joserfc.jwk import KeySet
+from sqlalchemy import select, update
+
+from services.common.events import utcnow
+from services.common.streams import key
+
+from ..models import User, UserStatus
+from .models import AuthorizationCode, RefreshToken
+from .records import CodeRecord, RefreshRecord, aware, digest
+
+AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"]
+ACR = "urn:portico:acr:password"
+
+
+@dataclass
+class AuthenticatedUser:
+    """The end user behind an authorization request, with facts of their login session."""
+
+    user: User
+    auth_time: int
+    sid: str | None
+    amr: list[str] = field(default_factory=lambda: ["pwd"])
+
+    @property
+    def id(self) -> str:
+        return self.user.id
+
+    def get_user_id(self) -> str:
+        return self.user.id
+
+
+def _active_user(provider, user_id: str) -> User | None:
+    with provider.db.read() as session:
+        user = session.get(User, user_id)
+        if user is None or user.status != UserStatus.ACTIVE:
+            return None
+        session.expunge(user)
+        return user
+
+
+class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
+    TOKEN_ENDPOINT_AUTH_METHODS = AUTH_METHODS
+
+    @property
+    def provider(self):
+        return self.server.provider
+
+    def save_authorization_code(self, code: str, request) -> None:
+        end_user: AuthenticatedUser = request.user
+        data = request.payload.data
+        settings = self.provider.settings
+        with self.provider.db.transaction() as session:
+            session.add(AuthorizationCode(
+                code_digest=digest(code), family_id=secrets.token_hex(16),
+                client_id=request.client.get_client_id(), user_id=end_user.id,
+                redirect_uri=request.payload.redirect_uri or request.client.get_default_redirect_uri(),
+                scope=request.scope or "", nonce=data.get("nonce"),
+                code_challenge=data.get("code_challenge"),
+                code_challenge_method=data.get("code_challenge_method"),
+                resource=data.get("resource"), auth_time=end_user.auth_time, sid=end_user.sid,
+                acr=ACR, amr=end_user.amr,
+                expires_at=utcnow() + timedelta(seconds=settings.auth_code_ttl)))
+
+    def query_authorization_code(self, code: str, client) -> CodeRecord | None:
+        """Claim the code atomically. A code already used revokes its family (RFC 9700 §4.5)."""
+        provider = self.provider
+        with provider.db.transaction() as session:
+            row = session.get(AuthorizationCode, digest(code))
+            if row is None or row.client_id != client.get_client_id():
+                return None
+            claimed = session.execute(
+                update(AuthorizationCode)
+                .where(AuthorizationCode.code_digest == row.code_digest,
+                       AuthorizationCode.used_at.is_(None))
+                .values(used_at=utcnow())).rowcount  # type: ignore[attr-defined]
+            if not claimed:
+                provider.revoke_family(session, row.family_id, reason="code-replay")
+                return None
+            if aware(row.expires_at) <= utcnow():
+                return None
+            session.expunge(row)
+            return CodeRecord(row)
+
+    def delete_authorization_code(self, authorization_code: CodeRecord) -> None:
+        """Nothing to do: the code was marked used when it was claimed."""
+
+    def authenticate_user(self, authorization_code: CodeRecord) -> User | None:
+        return _active_user(self.provider, authorization_code.row.user_id)
+
+
+class S256CodeChallenge(CodeChallenge):
+    """PKCE with S256 only (``plain`` is neither advertised nor accepted); a public client
+    must use it, a confidential one may."""
+
+    DEFAULT_CODE_CHALLENGE_METHOD = "S256"
+    SUPPORTED_CODE_CHALLENGE_METHOD = ["S256"]
+    CODE_CHALLENGE_METHODS = {"S256": compare_s256_code_challenge}
+
+    def validate_code_challenge(self, grant, redirect_uri):
+        data = grant.request.payload.data
+        challenge = data.get("code_challenge")
+        if not challenge and grant.request.client.public:
+            raise InvalidRequestError("Public clients must use PKCE (code_challenge, S256).")
+        if challenge and data.get("code_challenge_method") != "S256":
+            raise InvalidRequestError("code_challenge_method must be S256.")
+        return super().validate_code_challenge(grant, redirect_uri)
+
+
+class OpenIDCode(oidc_grants.OpenIDCode):
+    """ID tokens signed by the active key of the client's algorithm (ES256 by default)."""
+
+    def __init__(self, provider) -> None:
+        super().__init__(require_nonce=False)
+        self.provider = provider
+
+    def exists_nonce(self, nonce: str, request) -> bool:
+        with self.provider.db.read() as session:
+            return session.scalar(select(AuthorizationCode.code_digest).where(
+                AuthorizationCode.client_id == request.payload.client_id,
+                AuthorizationCode.nonce == nonce).limit(1)) is not None
+
+    def get_client_algorithm(self, client) -> str:
+        return client.id_token_signed_response_alg or "ES256"
+
+    def resolve_client_private_key(self, client):
+        return self.provider.keyring.signer(self.get_client_algorithm(client))
+
+    def get_encode_header(self, client) -> dict:
+        alg = self.get_client_algorithm(client)
+        return {"alg": alg, "kid": self.provider.keyring.signer(alg).kid, "typ": "JWT"}
+
+    def get_client_claims(self, client) -> dict:
+        now = int(time.time())
+        ttl = client.row.id_token_ttl or self.provider.settings.id_token_ttl
+        return {"iss": self.provider.settings.issuer, "aud": [client.get_client_id()],
+                "azp": client.get_client_id(), "iat": now, "exp": now + ttl}
+
+    def get_authorization_code_claims(self, authorization_code: CodeRecord) -> dict:
+        claims = super().get_authorization_code_claims(authorization_code)
+        if authorization_code.row.sid:
+            claims["sid"] = authorization_code.row.sid
+        return claims
+
+    def generate_user_info(self, user: User, scope: str) -> dict:
+        return {"sub": user.id}
+
+
+class RefreshTokenGrant(grants.RefreshTokenGrant):
+    TOKEN_ENDPOINT_AUTH_METHODS = AUTH_METHODS
+    INCLUDE_NEW_REFRESH_TOKEN = True
+
+    @property
+    def provider(self):
+        return self.server.provider
+
+    def authenticate_refresh_token(self, refresh_token: str) -> RefreshRecord | None:
+        """Claim the token (rotation). A used one means replay: its family is revoked."""
+        provider = self.provider
+        client = self.request.client
+        with provider.db.transaction() as session:
+            row = session.scalar(select(RefreshToken).where(
+                RefreshToken.token_digest == digest(refresh_token)))
+            if row is None or row.client_id != client.get_client_id():
+                return None
+            if row.revoked_at is not None:
+                return None
+            claimed = session.execute(
+                update(RefreshToken).where(RefreshToken.id == row.id,
+                                           RefreshToken.used_at.is_(None))
+                .values(used_at=utcnow())).rowcount  # type: ignore[attr-defined]
+            if not claimed:
+                provider.revoke_family(session, row.family_id, reason="refresh-replay")
+                return None
+            if aware(row.expires_at) <= utcnow():
+                return None
+            session.expunge(row)
+            return RefreshRecord(row)
+
+    def authenticate_user(self, refresh_token: RefreshRecord) -> User | None:
+        return _active_user(self.provider, refresh_token.row.user_id)
+
+    def revoke_old_credential(self, refresh_token: RefreshRecord) -> None:
+        """Nothing to do: the token was marked used when it was claimed."""
+
+
+class ClientCredentialsGrant(grants.ClientCredentialsGrant):
+    TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
+
+    def validate_token_request(self):
+        super().validate_token_request()
+        client = self.request.client
+        requested = self.request.payload.scope
+        if requested:
+            scope = client.get_allowed_scope(requested)
+            if scope is None:
+                raise InvalidScopeError()
+        else:
+            # No scope asked: every scope registered for machine use.
+            scope = " ".join(s for s in client.row.scope.split()
+                             if s not in ("openid", "offline_access"))
+        self.request.scope = scope
+
+    def create_token_response(self):
+        token = self.generate_token(scope=self.request.scope, include_refresh_token=False)
+        self.save_token(token)
+        return 200, token, self.TOKEN_RESPONSE_HEADER
+
+
+class PrivateKeyJWT(JWTBearerClientAssertion):
+    """``private_key_jwt`` client authentication against the client's registered JWKS."""
+
+    CLIENT_AUTH_METHOD = "private_key_jwt"
+
+    def __init__(self, provider) -> None:
+        super().__init__(validate_jti=True)
+        self.provider = provider
+
+    def get_audiences(self) -> list[str]:
+        issuer = self.provider.settings.issuer
+        return [issuer + "/token", issuer, issuer + "/"]
+
+    def validate_jti(self, claims, jti) -> bool:
+        ttl = max(int(claims.get("exp", 0) - time.time()) + self.leeway, 1)
+        redis_key = key(self.provider.namespace, "client-assertion", str(claims["sub"]), str(jti))
+        return bool(self.provider.redis.set(redis_key, b"1", nx=True, ex=ttl))
+
+    def resolve_client_public_key(self, client):
+        return KeySet.import_key_set(client.row.jwks or {"keys": []})

@@ -1,0 +1,212 @@
+"""Signing keys: generated here, stored with the private part Fernet-encrypted, published
+in the JWKS, rotated without breaking tokens already issued.
+
+A key's state follows from its times:
+
+* ``next``     published, not signing yet (``activates_at`` in the future);
+* ``active``   the newest key of its algorithm whose ``activates_at`` has passed;
+* ``retiring`` superseded by a newer active key, still published until ``retire_after``
+  (the longest token lifetime after it stopped signing), so its tokens stay verifiable;
+* ``retired``  past ``retire_after``: no longer published.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from cryptography.fernet import Fernet, InvalidToken
+from joserfc.jwk import ECKey, KeySet, RSAKey
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from services.common.events import utcnow
+
+from .models import SigningKey
+
+ALGORITHMS = ("ES256", "RS256")
+DEFAULT_ALG = "ES256"
+PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
+
+
+class SigningKeyUnavailable(Exception):
+    """No usable signing key (the database has not been bootstrapped)."""
+
+
+def _as_aware(value: datetime | None) -> datetime | None:
+    if value is not None and value.tzinfo is None:
+        from datetime import UTC
+
+        return value.replace(tzinfo=UTC)
+    return value
+
+
+def key_state(key: SigningKey, now: datetime, newest_active: str | None) -> str:
+    activates = _as_aware(key.activates_at)
+    retire_after = _as_aware(key.retire_after)
+    if activates is not None and activates > now:
+        return "next"
+    if key.kid == newest_active:
+        return "active"
+    if retire_after is not None and retire_after <= now:
+        return "retired"
+    return "retiring"
+
+
+def generate_key(alg: str) -> ECKey | RSAKey:
+    kid = f"{alg.lower()}-{uuid.uuid4().hex[:16]}"
+    params = {"kid": kid, "alg": alg, "use": "sig"}
+    if alg == "ES256":
+        return ECKey.generate_key("P-256", parameters=params, private=True)
+    if alg == "RS256":
+        return RSAKey.generate_key(2048, parameters=params, private=True)
+    raise ValueError(f"unsupported algorithm {alg}")
+
+
+def public_members(jwk: dict) -> dict:
+    return {k: v for k, v in jwk.items() if k not in PRIVATE_MEMBERS}
+
+
+def create_key(session: Session, fernet: Fernet, alg: str, activates_at: datetime) -> SigningKey:
+    key = generate_key(alg)
+    private = key.as_dict(private=True)
+    row = SigningKey(
+        kid=key.kid, alg=alg, public_jwk=public_members(key.as_dict(private=False)),
+        private_encrypted=fernet.encrypt(json.dumps(private).encode()).decode(),
+        activates_at=activates_at,
+    )
+    session.add(row)
+    return row
+
+
+def _newest_active(rows: list[SigningKey], now: datetime) -> dict[str, str]:
+    newest: dict[str, SigningKey] = {}
+    for row in rows:
+        activates = _as_aware(row.activates_at)
+        if activates is None or activates > now:
+            continue
+        current = newest.get(row.alg)
+        if current is None or activates > _as_aware(current.activates_at):  # type: ignore[operator]
+            newest[row.alg] = row
+    return {alg: row.kid for alg, row in newest.items()}
+
+
+def ensure_keys(session: Session, fernet: Fernet) -> list[str]:
+    """Create an immediately active key for each algorithm that has none. Returns new kids."""
+    now = utcnow()
+    rows = list(session.scalars(select(SigningKey)))
+    have = {row.alg for row in rows}
+    created = []
+    for alg in ALGORITHMS:
+        if alg not in have:
+            created.append(create_key(session, fernet, alg, now).kid)
+    return created
+
+
+def rotate_keys(session: Session, fernet: Fernet, activation_delay: int,
+                max_token_lifetime: int) -> list[dict]:
+    """Publish a new key per algorithm that starts signing after ``activation_delay``;
+    the current key stops signing then and stays published ``max_token_lifetime`` more."""
+    now = utcnow()
+    activates_at = now + timedelta(seconds=max(activation_delay, 0))
+    rows = list(session.scalars(select(SigningKey)))
+    active = _newest_active(rows, now)
+    report = []
+    for alg in ALGORITHMS:
+        for row in rows:
+            if row.alg == alg and row.retire_after is None:
+                # Every key published before the new one stops signing when it activates.
+                row.superseded_at = activates_at
+                row.retire_after = activates_at + timedelta(seconds=max_token_lifetime)
+        new = create_key(session, fernet, alg, activates_at)
+        report.append({"alg": alg, "kid": new.kid, "activates_at": activates_at.isoformat(),
+                       "previous_kid": active.get(alg)})
+    return report
+
+
+def purge_retired(session: Session) -> int:
+    """Delete keys past ``retire_after`` (no token they signed can still be valid)."""
+    now = utcnow()
+    count = 0
+    for row in session.scalars(select(SigningKey)):
+        retire_after = _as_aware(row.retire_after)
+        if retire_after is not None and retire_after <= now:
+            session.delete(row)
+            count += 1
+    return count
+
+
+@dataclass(frozen=True)
+class KeyMaterial:
+    """The keys as loaded at one moment: what the JWKS publishes and what signs."""
+
+    published: list[dict]
+    signers: dict[str, ECKey | RSAKey]
+    verify_set: KeySet
+
+
+class Keyring:
+    """Loads keys from the database and keeps them in memory for ``ttl`` seconds, so that
+    signing a token does not cost a query and a decryption."""
+
+    def __init__(self, db, fernet_key: str, ttl: float = 10.0) -> None:
+        self.db = db
+        self.fernet = Fernet(fernet_key)
+        self.ttl = ttl
+        self._material: KeyMaterial | None = None
+        self._loaded_at = 0.0
+        self._lock = threading.Lock()
+
+    def invalidate(self) -> None:
+        with self._lock:
+            self._material = None
+
+    def material(self) -> KeyMaterial:
+        with self._lock:
+            if self._material is None or time.monotonic() - self._loaded_at > self.ttl:
+                self._material = self._load()
+                self._loaded_at = time.monotonic()
+            return self._material
+
+    def _load(self) -> KeyMaterial:
+        now = utcnow()
+        with self.db.read() as session:
+            rows = list(session.scalars(select(SigningKey).order_by(SigningKey.created_at)))
+            session.expunge_all()
+        active = _newest_active(rows, now)
+        published: list[dict] = []
+        signers: dict[str, ECKey | RSAKey] = {}
+        verify_keys = []
+        for row in rows:
+            state = key_state(row, now, active.get(row.alg))
+            if state == "retired":
+                continue
+            published.append(public_members(dict(row.public_jwk)))
+            if state == "active":
+                signers[row.alg] = self._private(row)
+            if state in ("active", "retiring"):
+                verify_keys.append(KeySet.import_key_set({"keys": [row.public_jwk]}).keys[0])
+        return KeyMaterial(published=published, signers=signers, verify_set=KeySet(verify_keys))
+
+    def _private(self, row: SigningKey) -> ECKey | RSAKey:
+        try:
+            data = json.loads(self.fernet.decrypt(row.private_encrypted.encode()))
+        except InvalidToken:
+            raise SigningKeyUnavailable("a signing key cannot be decrypted with KEY_ENCRYPTION_KEY") from None
+        if row.alg == "ES256":
+            return ECKey.import_key(data)
+        return RSAKey.import_key(data)
+
+    def signer(self, alg: str | None = None) -> ECKey | RSAKey:
+        signers = self.material().signers
+        key = signers.get(alg or DEFAULT_ALG)
+        if key is None:
+            raise SigningKeyUnavailable(f"no active {alg or DEFAULT_ALG} signing key: run `iamctl bootstrap`")
+        return key
+
+    def jwks(self) -> dict:
+        return {"keys": self.material().published}

@@ -1,0 +1,174 @@
+"""The authorization server: authlib's Flask server wired to Portico's storage and keys."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from datetime import timedelta
+from typing import Any
+
+from authlib.integrations.flask_oauth2 import AuthorizationServer as FlaskAuthorizationServer
+from authlib.oauth2.rfc6749 import OAuth2Error
+from flask import Flask, g, request
+from sqlalchemy.orm import Session
+
+from services.common.app import context
+from services.common.events import utcnow
+
+from ..models import User
+from . import entitlements
+from .endpoints import IntrospectionEndpoint, RevocationEndpoint
+from .grants import (
+    AuthorizationCodeGrant,
+    ClientCredentialsGrant,
+    OpenIDCode,
+    PrivateKeyJWT,
+    RefreshTokenGrant,
+    S256CodeChallenge,
+)
+from .keys import Keyring
+from .models import OAuthClient, RefreshToken
+from .records import RegisteredClient, digest
+from .tokens import mint_access_token, record_access_token, revoke_family
+
+log = logging.getLogger("portico.identity.oidc")
+
+
+class InvalidTargetError(OAuth2Error):
+    """RFC 8707: the requested resource/audience is not one this client may ask for."""
+
+    error = "invalid_target"
+
+
+class Provider:
+    """What the grants and endpoints reach: settings, database, Redis and the keyring."""
+
+    def __init__(self, app: Flask) -> None:
+        ctx = context(app)
+        self.settings = ctx.settings
+        self.db = ctx.db
+        self.redis = ctx.redis
+        self.namespace = ctx.settings.redis_namespace
+        self.keyring = Keyring(ctx.db, ctx.settings.key_encryption_key)
+        self.entitlements = entitlements.EntitlementsSource(self, ctx.registry)
+
+    def revoke_family(self, session: Session, family_id: str, reason: str) -> None:
+        count = revoke_family(session, self.redis, self.namespace, family_id)
+        log.warning("token family revoked", extra={"reason": reason, "revoked": count})
+
+
+class AuthorizationServer(FlaskAuthorizationServer):
+    def __init__(self, provider: Provider) -> None:
+        super().__init__()
+        self.provider = provider
+
+    # authlib hooks ---------------------------------------------------------------
+    def query_client(self, client_id: str) -> RegisteredClient | None:
+        if not client_id or len(client_id) > 64:
+            return None
+        with self.provider.db.read() as session:
+            row = session.get(OAuthClient, client_id)
+            if row is None:
+                return None
+            session.expunge(row)
+        return RegisteredClient(row, self.provider.settings.client_secret_pepper)
+
+    def generate_token(self, grant_type, client, user=None, scope=None, expires_in=None,
+                       include_refresh_token=True) -> dict[str, Any]:
+        settings = self.provider.settings
+        row = client.row
+        ttl = row.access_token_ttl or settings.access_token_ttl
+        scope = scope or ""
+        audience = self._audience(client)
+        extra: dict[str, Any] = {}
+        if user is not None:
+            extra["company_id"] = user.company_id
+            if "entitlements" in scope.split():
+                extra["entitlements"] = self.provider.entitlements.for_user(user.id)
+        access = mint_access_token(
+            self.provider.keyring, issuer=settings.issuer,
+            sub=user.id if user is not None else client.get_client_id(),
+            client_id=client.get_client_id(), aud=audience, scope=scope, ttl=ttl, extra=extra)
+        g.issued_access_token = access
+        token: dict[str, Any] = {"token_type": "Bearer", "access_token": access.value,
+                                 "expires_in": ttl}
+        if scope:
+            token["scope"] = scope
+        if include_refresh_token and user is not None and client.check_grant_type("refresh_token"):
+            token["refresh_token"] = secrets.token_urlsafe(48)
+        return token
+
+    def _audience(self, client: RegisteredClient) -> str | list[str]:
+        """RFC 8707 ``resource`` (or ``audience``) among the client's allowed audiences; else
+        what the code or refresh token was issued for; else the client's audiences."""
+        allowed = list(client.row.allowed_audiences or [])
+        requested = request.form.getlist("resource") + request.form.getlist("audience")
+        oauth_request = g.get("oauth_request")
+        if not requested and oauth_request is not None:
+            origin = oauth_request.authorization_code or oauth_request.refresh_token
+            if origin is not None and origin.row.resource:
+                requested = [origin.row.resource]
+        if requested:
+            unknown = [r for r in requested if r not in allowed]
+            if unknown:
+                raise InvalidTargetError(description="The requested resource is not allowed "
+                                                     "for this client.")
+            return requested[0] if len(requested) == 1 else requested
+        if allowed:
+            return allowed[0] if len(allowed) == 1 else allowed
+        return client.get_client_id()
+
+    def save_token(self, token: dict[str, Any], oauth_request) -> None:
+        origin = oauth_request.authorization_code or oauth_request.refresh_token
+        if origin is None:
+            return  # client_credentials: nothing to remember; revocation uses the jti
+        row = origin.row
+        user: User = oauth_request.user
+        client = oauth_request.client
+        ttl = client.row.refresh_token_ttl or self.provider.settings.refresh_token_ttl
+        with self.provider.db.transaction() as session:
+            record_access_token(session, row.family_id, g.issued_access_token)
+            if "refresh_token" in token:
+                session.add(RefreshToken(
+                    token_digest=digest(token["refresh_token"]), family_id=row.family_id,
+                    client_id=client.get_client_id(), user_id=user.id,
+                    scope=token.get("scope", row.scope), resource=row.resource,
+                    auth_time=row.auth_time, sid=row.sid,
+                    expires_at=utcnow() + timedelta(seconds=ttl)))
+
+    def create_oauth2_request(self, req):
+        oauth_request = super().create_oauth2_request(req)
+        g.oauth_request = oauth_request
+        return oauth_request
+
+    def handle_response(self, status_code, payload, headers):
+        response = super().handle_response(status_code, payload, headers)
+        if request.endpoint and request.endpoint.startswith("oauth.token"):
+            response.headers["Cache-Control"] = "no-store"
+            response.headers["Pragma"] = "no-cache"
+        return response
+
+
+def init_oidc(app: Flask) -> AuthorizationServer:
+    provider = Provider(app)
+    server = AuthorizationServer(provider)
+    server.init_app(app)
+    server.register_client_auth_method("private_key_jwt", PrivateKeyJWT(provider))
+    server.register_grant(AuthorizationCodeGrant, [OpenIDCode(provider), S256CodeChallenge(required=True)])
+    server.register_grant(RefreshTokenGrant)
+    server.register_grant(ClientCredentialsGrant)
+    server.register_endpoint(RevocationEndpoint)
+    server.register_endpoint(IntrospectionEndpoint)
+    app.extensions["portico.oidc"] = server
+    return server
+
+
+def current_server() -> AuthorizationServer:
+    from flask import current_app
+
+    return current_app.extensions["portico.oidc"]
+
+
+def now() -> int:
+    return int(time.time())

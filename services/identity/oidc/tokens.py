@@ -1,0 +1,117 @@
+"""Access tokens (JWT, RFC 9068), their revocation, and token families.
+
+A *family* is every token descended from one authorization code: the code's access token
+and refresh token, and all their rotations. Replaying a used code or a used refresh
+token revokes the whole family: refresh tokens in the database, access tokens by ``jti``
+on the Redis deny-list that ``services/common/auth`` and introspection consult.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import redis
+from joserfc import jws, jwt
+from joserfc.errors import JoseError
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from services.common.auth import revoke_jti
+from services.common.events import utcnow
+from services.common.streams import key
+
+from .keys import Keyring
+from .models import IssuedAccessToken, RefreshToken
+from .records import aware
+
+ACCEPTED_ALGS = ["ES256", "RS256"]
+
+
+@dataclass(frozen=True)
+class AccessToken:
+    value: str
+    jti: str
+    expires_at: int
+
+
+def mint_access_token(keyring: Keyring, *, issuer: str, sub: str, client_id: str,
+                      aud: str | list[str], scope: str, ttl: int,
+                      extra: dict[str, Any] | None = None) -> AccessToken:
+    """Sign an RFC 9068 access token with the active ES256 key."""
+    now = int(time.time())
+    jti = uuid.uuid4().hex
+    claims: dict[str, Any] = {"iss": issuer, "sub": sub, "aud": aud, "exp": now + ttl,
+                              "iat": now, "nbf": now, "jti": jti, "client_id": client_id,
+                              "scope": scope}
+    if extra:
+        claims.update({k: v for k, v in extra.items() if v is not None})
+    signer = keyring.signer("ES256")
+    header = {"alg": "ES256", "kid": signer.kid, "typ": "at+jwt"}
+    return AccessToken(jwt.encode(header, claims, signer), jti, now + ttl)
+
+
+class TokenRejected(Exception):
+    """Not a token this issuer signed, or malformed."""
+
+
+def decode_own_token(keyring: Keyring, token: str, issuer: str,
+                     check_exp: bool = True) -> dict[str, Any]:
+    """Claims of a JWT this issuer signed (signature with a published key, ``iss``)."""
+    try:
+        header = jws.extract_compact(token.encode()).headers()
+    except (JoseError, ValueError, UnicodeError):
+        raise TokenRejected("malformed") from None
+    if header.get("alg") not in ACCEPTED_ALGS:
+        raise TokenRejected("algorithm")
+    try:
+        claims = dict(jwt.decode(token, keyring.material().verify_set,
+                                 algorithms=ACCEPTED_ALGS).claims)
+    except (JoseError, ValueError):
+        raise TokenRejected("signature") from None
+    if claims.get("iss") != issuer:
+        raise TokenRejected("issuer")
+    exp = claims.get("exp")
+    if check_exp and (not isinstance(exp, int | float) or exp <= time.time()):
+        raise TokenRejected("expired")
+    return claims
+
+
+def deny_key(namespace: str, jti: str) -> str:
+    return key(namespace, "revoked-jti", jti)
+
+
+def is_jti_revoked(client: redis.Redis, namespace: str, jti: str) -> bool:
+    return bool(client.exists(deny_key(namespace, jti)))
+
+
+def revoke_access_token(client: redis.Redis, namespace: str, jti: str, exp: float) -> None:
+    remaining = int(exp - time.time())
+    if remaining > 0:
+        revoke_jti(client, namespace, jti, remaining)
+
+
+def record_access_token(session: Session, family_id: str, token: AccessToken) -> None:
+    session.add(IssuedAccessToken(jti=token.jti, family_id=family_id,
+                                  expires_at=utcnow() + timedelta(
+                                      seconds=token.expires_at - int(time.time()))))
+
+
+def revoke_family(session: Session, client: redis.Redis, namespace: str,
+                  family_id: str) -> int:
+    """Revoke every refresh token and live access token of ``family_id``. Returns the count."""
+    now = utcnow()
+    result = session.execute(
+        update(RefreshToken).where(RefreshToken.family_id == family_id,
+                                   RefreshToken.revoked_at.is_(None)).values(revoked_at=now))
+    count = result.rowcount or 0  # type: ignore[attr-defined]
+    for row in session.scalars(select(IssuedAccessToken).where(
+            IssuedAccessToken.family_id == family_id)):
+        expires = aware(row.expires_at)
+        if expires > now:
+            revoke_access_token(client, namespace, row.jti, expires.timestamp())
+            count += 1
+    return count

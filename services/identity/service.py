@@ -1,0 +1,80 @@
+"""Use cases of users and login (no Flask here: the CLI, views and workers share them)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from services.common.errors import Conflict, validation_problem
+from services.common.events import utcnow
+
+from .models import User, UserStatus
+from .passwords import check_password_policy, hash_password, needs_rehash, verify_password
+
+
+class LoginRefused(Exception):
+    """Credentials were not accepted. ``reason`` is for logs and metrics only: the user is
+    always told the same thing so that no answer reveals whether a username exists."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class NewUser:
+    username: str
+    password: str
+    email: str
+    given_name: str
+    family_name: str
+    company_id: str | None = None
+    phone_number: str | None = None
+    preferred_language: str = "en"
+    email_verified: bool = True
+
+
+def create_user(session: Session, new: NewUser) -> User:
+    """Register a user with a password that meets the policy (CLI and tests until enrollment)."""
+    problems = check_password_policy(new.password, new.username, new.email)
+    if problems:
+        raise validation_problem({"password": problems})
+    username_key = User.key_for(new.username)
+    if session.scalar(select(User.id).where(User.username_key == username_key)):
+        raise Conflict("That username is taken.", kind="username-taken")
+    user = User(
+        username=new.username.strip(), username_key=username_key,
+        password_hash=hash_password(new.password), email=new.email.strip(),
+        email_verified=new.email_verified, given_name=new.given_name,
+        family_name=new.family_name, company_id=new.company_id,
+        phone_number=new.phone_number, preferred_language=new.preferred_language,
+        status=UserStatus.ACTIVE,
+    )
+    session.add(user)
+    session.flush()
+    return user
+
+
+def authenticate(session: Session, username: str, password: str) -> User:
+    """The user whose credentials these are, or :class:`LoginRefused`.
+
+    Always runs one argon2 verification, even for an unknown username, so that timing does
+    not reveal which usernames exist. Lockout after failed attempts and the inactivity rule
+    (DESIGN.md §5.4–5) belong here, before the status check.
+    """
+    user = session.scalar(select(User).where(User.username_key == User.key_for(username)))
+    matches = verify_password(user.password_hash if user else None, password)
+    if user is None or not matches:
+        raise LoginRefused("bad-credentials")
+    if user.status != UserStatus.ACTIVE:
+        raise LoginRefused(f"status-{user.status.value}")
+    if user.password_hash and needs_rehash(user.password_hash):
+        user.password_hash = hash_password(password)
+    user.last_login_at = utcnow()
+    return user
+
+
+def get_user(session: Session, user_id: str) -> User | None:
+    return session.get(User, user_id)

@@ -1,0 +1,152 @@
+"""Login, logout (RP-initiated) and the user's consents page."""
+
+from __future__ import annotations
+
+import logging
+from urllib.parse import urlencode, urlparse
+
+from flask import Blueprint, redirect, render_template, request, url_for
+from sqlalchemy import delete, select
+
+from services.common.app import context
+from services.common.streams import key
+
+from .. import sessions
+from ..oidc.models import Consent, OAuthClient
+from ..oidc.server import current_server
+from ..oidc.tokens import TokenRejected, decode_own_token
+from ..service import LoginRefused, authenticate
+from .security import hardened
+
+bp = Blueprint("login", __name__)
+log = logging.getLogger("portico.identity.login")
+
+MESSAGES = {
+    "en": {"failed": "The username or password is not correct, or the account cannot be used. "
+                     "If you cannot log in, contact the help desk.",
+           "expired": "The form expired. Please try again."},
+    "es": {"failed": "El usuario o la contraseña no son correctos, o la cuenta no se puede usar. "
+                     "Si no puede entrar, contacte con la mesa de ayuda.",
+           "expired": "El formulario caducó. Inténtelo de nuevo."},
+}
+
+
+def _safe_next(target: str | None) -> str:
+    """Only local paths: never an open redirect."""
+    if not target:
+        return url_for("login.account_consents")
+    parsed = urlparse(target)
+    if parsed.scheme or parsed.netloc or not target.startswith("/") or target.startswith("//"):
+        return url_for("login.account_consents")
+    return target
+
+
+def _lang() -> str:
+    nxt = request.values.get("next", "")
+    query = dict(p.split("=", 1) for p in urlparse(nxt).query.split("&") if "=" in p)
+    tag = query.get("ui_locales", request.values.get("ui_locales", "en")).split("+")[0]
+    return "es" if tag.lower().startswith("es") else "en"
+
+
+def _login_hint() -> str:
+    nxt = request.values.get("next", "")
+    from urllib.parse import parse_qs
+
+    return (parse_qs(urlparse(nxt).query).get("login_hint") or [""])[0][:150]
+
+
+@bp.route("/login", methods=["GET", "POST"])
+@hardened
+def login():
+    session = sessions.load_session(create=True)
+    assert session is not None
+    lang = _lang()
+    next_url = _safe_next(request.values.get("next"))
+    if request.method == "GET":
+        return render_template("login.html", csrf_token=session.csrf, next=next_url,
+                               username=_login_hint(), error=None, lang=lang)
+    if not sessions.csrf_valid(session, request.form.get("csrf_token")):
+        return render_template("login.html", csrf_token=session.csrf, next=next_url,
+                               username="", error=MESSAGES[lang]["expired"], lang=lang), 400
+    username = request.form.get("username", "")[:150]
+    password = request.form.get("password", "")[:1024]
+    try:
+        with context().db.transaction() as db_session:
+            user = authenticate(db_session, username, password)
+            user_id = user.id
+    except LoginRefused as refused:
+        log.info("login refused", extra={"reason": refused.reason})
+        return render_template("login.html", csrf_token=session.csrf, next=next_url,
+                               username=username, error=MESSAGES[lang]["failed"],
+                               lang=lang), 401
+    fresh = sessions.start_authenticated_session(user_id, ["pwd"])
+    ctx = context()
+    ctx.redis.set(key(ctx.settings.redis_namespace, "fresh-login", fresh.sid), b"1", ex=300)
+    return redirect(next_url, 303)
+
+
+@bp.route("/logout", methods=["GET", "POST"])
+@hardened
+def logout():
+    """RP-initiated logout: ends the login session; with a valid ``id_token_hint`` the user
+    is sent to a registered ``post_logout_redirect_uri`` (``state`` echoed)."""
+    params = request.values
+    provider = current_server().provider
+    hint_client_id = None
+    hint = params.get("id_token_hint")
+    if hint:
+        try:
+            claims = decode_own_token(provider.keyring, hint, provider.settings.issuer,
+                                      check_exp=False)
+            aud = claims.get("aud")
+            hint_client_id = aud[0] if isinstance(aud, list) and aud else aud
+        except TokenRejected:
+            return render_template("error.html", message="The id_token_hint is not valid."), 400
+    client_id = params.get("client_id") or hint_client_id
+    if hint_client_id and client_id != hint_client_id:
+        return render_template("error.html", message="client_id does not match the hint."), 400
+    target = params.get("post_logout_redirect_uri")
+    if target:
+        with provider.db.read() as db_session:
+            client = db_session.get(OAuthClient, client_id) if client_id else None
+            allowed = list(client.post_logout_redirect_uris or []) if client else []
+        if target not in allowed:
+            return render_template("error.html",
+                                   message="The post-logout redirect URI is not registered."), 400
+    login_session = sessions.load_session(create=True)
+    confirmed = hint is not None or (request.method == "POST" and sessions.csrf_valid(
+        login_session, request.form.get("csrf_token")))
+    if not confirmed:
+        return render_template("logout.html", csrf_token=login_session.csrf if login_session
+                               else "", params=params, lang=_lang())
+    sessions.end_session()
+    if target:
+        state = params.get("state")
+        sep = "&" if "?" in target else "?"
+        return redirect(target + (sep + urlencode({"state": state}) if state else ""), 303)
+    return render_template("logged_out.html", lang=_lang())
+
+
+@bp.route("/account/consents", methods=["GET", "POST"])
+@hardened
+def account_consents():
+    """The user's remembered consents; each can be withdrawn."""
+    session = sessions.load_session(create=False)
+    if session is None or not session.authenticated:
+        return redirect(url_for("login.login", next=url_for("login.account_consents")), 302)
+    db = context().db
+    if request.method == "POST":
+        if not sessions.csrf_valid(session, request.form.get("csrf_token")):
+            return render_template("error.html", message="The form expired."), 400
+        consent_id = request.form.get("consent_id", "")
+        if consent_id.isdigit():
+            with db.transaction() as db_session:
+                db_session.execute(delete(Consent).where(
+                    Consent.user_id == session.user_id, Consent.id == int(consent_id)))
+        return redirect(url_for("login.account_consents"), 303)
+    with db.read() as db_session:
+        rows = db_session.execute(
+            select(Consent.id, Consent.client_id, Consent.scope, Consent.granted_at,
+                   OAuthClient.name).join(OAuthClient, OAuthClient.client_id == Consent.client_id)
+            .where(Consent.user_id == session.user_id).order_by(Consent.granted_at)).all()
+    return render_template("consents.html", consents=rows, csrf_token=session.csrf, lang="en")

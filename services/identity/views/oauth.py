@@ -1,0 +1,295 @@
+"""OAuth/OIDC endpoints: discovery, JWKS, authorize, token, userinfo, revoke, introspect."""
+
+from __future__ import annotations
+
+import time
+from urllib.parse import urlencode
+
+from authlib.oauth2.rfc6749 import OAuth2Error
+from flask import Blueprint, Response, jsonify, redirect, render_template, request, url_for
+from sqlalchemy import select
+
+from services.common.app import context
+from services.common.streams import key
+
+from .. import sessions
+from ..models import User
+from ..oidc.grants import AuthenticatedUser
+from ..oidc.models import Consent
+from ..oidc.server import current_server
+from ..oidc.tokens import TokenRejected, decode_own_token, is_jti_revoked
+from .security import hardened, no_store
+
+bp = Blueprint("oauth", __name__)
+
+# Parameters that may legitimately repeat (RFC 8707 resource indicators).
+REPEATABLE = frozenset({"resource", "audience"})
+SCOPES = ["openid", "profile", "email", "phone", "offline_access", "entitlements"]
+CLAIMS = ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "azp", "sid",
+          "at_hash", "name", "given_name", "family_name", "preferred_username", "locale",
+          "email", "email_verified", "phone_number", "company_id", "entitlements"]
+
+
+def duplicated(params) -> list[str]:
+    return sorted(name for name in params if name not in REPEATABLE
+                  and len(params.getlist(name)) > 1)
+
+
+def error_page(message: str, status: int = 400):
+    return hardened(lambda: (render_template("error.html", message=message), status))()
+
+
+@bp.get("/.well-known/openid-configuration")
+def discovery() -> Response:
+    issuer = context().settings.issuer.rstrip("/")
+    body = {
+        "issuer": context().settings.issuer,
+        "authorization_endpoint": issuer + "/authorize",
+        "token_endpoint": issuer + "/token",
+        "userinfo_endpoint": issuer + "/userinfo",
+        "jwks_uri": issuer + "/jwks",
+        "revocation_endpoint": issuer + "/revoke",
+        "introspection_endpoint": issuer + "/introspect",
+        "end_session_endpoint": issuer + "/logout",
+        "scopes_supported": SCOPES,
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": ["ES256", "RS256"],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post",
+                                                  "private_key_jwt", "none"],
+        "token_endpoint_auth_signing_alg_values_supported": ["ES256", "RS256"],
+        "revocation_endpoint_auth_methods_supported": ["client_secret_basic",
+                                                       "client_secret_post", "private_key_jwt",
+                                                       "none"],
+        "introspection_endpoint_auth_methods_supported": ["client_secret_basic",
+                                                          "client_secret_post",
+                                                          "private_key_jwt"],
+        "code_challenge_methods_supported": ["S256"],
+        "claims_supported": CLAIMS,
+        "claims_parameter_supported": False,
+        "request_parameter_supported": False,
+        "request_uri_parameter_supported": False,
+        "prompt_values_supported": ["none", "login", "consent"],
+        "ui_locales_supported": ["en", "es"],
+        "acr_values_supported": ["urn:portico:acr:password"],
+        "authorization_response_iss_parameter_supported": False,
+        "backchannel_logout_supported": False,
+        "frontchannel_logout_supported": False,
+    }
+    response = jsonify(body)
+    response.headers["Cache-Control"] = "public, max-age=3600"
+    return response
+
+
+@bp.get("/jwks")
+def jwks() -> Response:
+    response = jsonify(current_server().provider.keyring.jwks())
+    response.headers["Cache-Control"] = "public, max-age=300"
+    response.headers["Content-Type"] = "application/jwk-set+json"
+    return response
+
+
+def _client_and_redirect(params):
+    """The client and validated redirect URI, or an error message for the error page
+    (never redirect to an unverified URI)."""
+    if "client_id" in duplicated(params) or "redirect_uri" in duplicated(params):
+        return None, None, "The request repeats client_id or redirect_uri."
+    client = current_server().query_client(params.get("client_id", ""))
+    if client is None:
+        return None, None, "Unknown client."
+    redirect_uri = params.get("redirect_uri") or client.get_default_redirect_uri()
+    if not redirect_uri or not client.check_redirect_uri(redirect_uri):
+        return client, None, "The redirect URI is not registered for this client."
+    return client, redirect_uri, None
+
+
+def _redirect_error(redirect_uri: str, error: str, description: str, state: str | None):
+    params = {"error": error, "error_description": description}
+    if state:
+        params["state"] = state
+    sep = "&" if "?" in redirect_uri else "?"
+    return redirect(redirect_uri + sep + urlencode(params), 302)
+
+
+def _consented(user_id: str, client_id: str, scope: str) -> bool:
+    wanted = " ".join(sorted(set(scope.split())))
+    with context().db.read() as session:
+        return session.scalar(select(Consent.id).where(
+            Consent.user_id == user_id, Consent.client_id == client_id,
+            Consent.scope == wanted)) is not None
+
+
+def remember_consent(user_id: str, client_id: str, scope: str) -> None:
+    if _consented(user_id, client_id, scope):
+        return
+    with context().db.transaction() as session:
+        session.add(Consent(user_id=user_id, client_id=client_id,
+                            scope=" ".join(sorted(set(scope.split())))))
+
+
+def _fresh_login(session: sessions.LoginSession) -> bool:
+    """True once right after the user (re-)entered credentials for this session."""
+    ctx = context()
+    return bool(ctx.redis.getdel(key(ctx.settings.redis_namespace, "fresh-login", session.sid)))
+
+
+@bp.route("/authorize", methods=["GET", "POST"])
+def authorize():
+    params = request.values
+    client, redirect_uri, problem = _client_and_redirect(params)
+    if problem:
+        return error_page(problem)
+    state = params.get("state")
+    dups = duplicated(params)
+    if dups:
+        return _redirect_error(redirect_uri, "invalid_request",
+                               f"Repeated parameter: {dups[0]}.", state if "state" not in dups else None)
+    prompts = set(params.get("prompt", "").split())
+    if "none" in prompts and len(prompts) > 1:
+        return _redirect_error(redirect_uri, "invalid_request", "prompt=none cannot be combined.", state)
+    login = sessions.load_session()
+    consent_decision = request.method == "POST" and params.get("consent") in ("allow", "deny")
+    if consent_decision:
+        if login is None or not login.authenticated or not sessions.csrf_valid(
+                login, request.form.get("csrf_token")):
+            return error_page("The form expired. Start again from the application.")
+    else:
+        need_login = login is None or not login.authenticated
+        if not need_login:
+            # The fresh-login mark is consumed by the first authorize after the login.
+            fresh = _fresh_login(login)
+            if ("login" in prompts or _max_age_exceeded(params, login)) and not fresh:
+                need_login = True
+        if need_login:
+            if "none" in prompts:
+                return _redirect_error(redirect_uri, "login_required", "The user must log in.", state)
+            query = params.to_dict(flat=False)
+            return redirect(url_for("login.login", next=url_for("oauth.authorize") + "?" +
+                                    urlencode(query, doseq=True)), 302)
+    assert login is not None and login.user_id is not None
+    with context().db.read() as session:
+        user = session.get(User, login.user_id)
+        if user is not None:
+            session.expunge(user)
+    if user is None:
+        sessions.end_session()
+        return error_page("Your session has ended. Start again from the application.")
+    end_user = AuthenticatedUser(user=user, auth_time=login.auth_time or int(time.time()),
+                                 sid=sessions.public_sid(login.sid), amr=login.amr or ["pwd"])
+    server = current_server()
+    try:
+        grant = server.get_consent_grant(end_user=user)
+        grant.request.user = end_user
+    except OAuth2Error as error:
+        if error.redirect_uri:
+            return server.handle_error_response(grant_request(), error)
+        return error_page(error.description or error.error)
+    scope = grant.request.scope or ""
+    if consent_decision:
+        if params.get("consent") != "allow":
+            return server.create_authorization_response(grant=grant, grant_user=None)
+        remember_consent(user.id, client.get_client_id(), scope)
+    elif not client.row.first_party and ("consent" in prompts or not _consented(
+            user.id, client.get_client_id(), scope)):
+        if "none" in prompts:
+            return _redirect_error(redirect_uri, "consent_required", "Consent is required.", state)
+        return hardened(lambda: render_template(
+            "consent.html", client=client.row, scopes=scope.split(), params=params,
+            csrf_token=login.csrf, lang=_lang()))()
+    return server.create_authorization_response(grant=grant, grant_user=end_user)
+
+
+def grant_request():
+    from flask import g
+
+    return g.get("oauth_request")
+
+
+def _max_age_exceeded(params, login: sessions.LoginSession) -> bool:
+    raw = params.get("max_age")
+    if raw is None or not raw.isdigit():
+        return False
+    return (login.auth_time or 0) + int(raw) < time.time()
+
+
+def _lang() -> str:
+    for tag in request.values.get("ui_locales", "").split():
+        if tag.split("-")[0].lower() in ("en", "es"):
+            return tag.split("-")[0].lower()
+    return "en"
+
+
+@bp.post("/token")
+def token():
+    dups = duplicated(request.form)
+    if dups:
+        return no_store(jsonify(error="invalid_request",
+                                error_description=f"Repeated parameter: {dups[0]}.")), 400
+    return current_server().create_token_response()
+
+
+@bp.post("/revoke")
+def revoke():
+    return no_store(current_server().create_endpoint_response("revocation"))
+
+
+@bp.post("/introspect")
+def introspect():
+    return no_store(current_server().create_endpoint_response("introspection"))
+
+
+def _bearer_error(description: str):
+    response = jsonify(error="invalid_token", error_description=description)
+    response.status_code = 401
+    response.headers["WWW-Authenticate"] = (
+        f'Bearer error="invalid_token", error_description="{description}"')
+    return no_store(response)
+
+
+@bp.route("/userinfo", methods=["GET", "POST"])
+def userinfo():
+    scheme, _, value = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not value.strip():
+        response = _bearer_error("A bearer token is required.")
+        response.headers["WWW-Authenticate"] = 'Bearer realm="portico"'
+        return response
+    provider = current_server().provider
+    try:
+        claims = decode_own_token(provider.keyring, value.strip(), provider.settings.issuer)
+    except TokenRejected:
+        return _bearer_error("The access token is not valid.")
+    if is_jti_revoked(provider.redis, provider.namespace, str(claims.get("jti", ""))):
+        return _bearer_error("The access token has been revoked.")
+    scopes = set(str(claims.get("scope", "")).split())
+    if "openid" not in scopes:
+        response = jsonify(error="insufficient_scope", error_description="openid scope needed")
+        response.status_code = 403
+        response.headers["WWW-Authenticate"] = 'Bearer error="insufficient_scope", scope="openid"'
+        return no_store(response)
+    with provider.db.read() as session:
+        user = session.get(User, str(claims.get("sub")))
+        if user is None:
+            return _bearer_error("The access token is not valid.")
+        body = user_claims(user, scopes)
+    if "entitlements" in scopes:
+        values = provider.entitlements.for_user(body["sub"])
+        if values is not None:
+            body["entitlements"] = values
+    return no_store(jsonify(body))
+
+
+def user_claims(user: User, scopes: set[str]) -> dict:
+    body: dict = {"sub": user.id}
+    if "profile" in scopes:
+        body.update(name=f"{user.given_name} {user.family_name}".strip(),
+                    given_name=user.given_name, family_name=user.family_name,
+                    preferred_username=user.username, locale=user.preferred_language)
+        if user.company_id:
+            body["company_id"] = user.company_id
+    if "email" in scopes:
+        body.update(email=user.email, email_verified=bool(user.email_verified))
+    if "phone" in scopes and user.phone_number:
+        body.update(phone_number=user.phone_number, phone_number_verified=False)
+    return body

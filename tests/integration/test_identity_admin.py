@@ -1,0 +1,185 @@
+"""Clients admin API, iamctl, rate limits and fail-closed behaviour of identity."""
+
+from __future__ import annotations
+
+import json
+import re
+
+from click.testing import CliRunner
+
+from services.common.db import upgrade
+from services.identity.cli import commands
+from tests.integration.test_oidc_flow import PASSWORD, add_client, add_user, basic, csrf_of
+
+ADMIN = {"scope": "iam.admin", "aud": "identity"}
+
+
+def test_clients_admin_api_crud_and_secret_rotation(make_app, token_issuer):
+    app = make_app("identity")
+    api = app.test_client()
+    auth = {"Authorization": "Bearer " + token_issuer.issue(**ADMIN)}
+    created = api.post("/admin/v1/clients", headers=auth, json={
+        "name": "Portal", "redirect_uris": ["https://portal.example.com/cb"],
+        "grant_types": ["authorization_code", "refresh_token"],
+        "scope": "openid profile"})
+    assert created.status_code == 201, created.json
+    client_id, secret = created.json["client_id"], created.json["client_secret"]
+    assert len(secret) >= 43  # 256 bits, url-safe base64
+    assert created.headers["Cache-Control"] == "no-store"
+
+    read = api.get(f"/admin/v1/clients/{client_id}", headers=auth)
+    assert read.status_code == 200 and "client_secret" not in read.json
+    assert [c["client_id"] for c in api.get("/admin/v1/clients", headers=auth).json["items"]] == [client_id]
+
+    updated = api.put(f"/admin/v1/clients/{client_id}", headers=auth, json={
+        "name": "Portal 2", "redirect_uris": ["https://portal.example.com/cb2"],
+        "scope": "openid"})
+    assert updated.status_code == 200 and updated.json["name"] == "Portal 2"
+
+    rotated = api.post(f"/admin/v1/clients/{client_id}/secret", headers=auth)
+    assert rotated.status_code == 200 and rotated.json["client_secret"] != secret
+
+    assert api.delete(f"/admin/v1/clients/{client_id}", headers=auth).status_code == 204
+    assert api.get(f"/admin/v1/clients/{client_id}", headers=auth).status_code == 404
+
+
+def test_clients_admin_api_validates_and_guards(make_app, token_issuer):
+    app = make_app("identity")
+    api = app.test_client()
+    assert api.get("/admin/v1/clients").status_code == 401
+    weak = {"Authorization": "Bearer " + token_issuer.issue(scope="openid", aud="identity")}
+    assert api.get("/admin/v1/clients", headers=weak).status_code == 403
+    auth = {"Authorization": "Bearer " + token_issuer.issue(**ADMIN)}
+    bad = api.post("/admin/v1/clients", headers=auth, json={
+        "name": "Bad", "redirect_uris": ["http://evil.example.com/cb", "/relative",
+                                         "https://ok.example.com/cb#frag"]})
+    assert bad.status_code == 422
+    assert bad.headers["Content-Type"] == "application/problem+json"
+    assert set(bad.json["errors"]) == {"redirect_uris.0", "redirect_uris.1", "redirect_uris.2"}
+    loopback = api.post("/admin/v1/clients", headers=auth, json={
+        "name": "CLI", "redirect_uris": ["http://127.0.0.1:9000/cb"],
+        "token_endpoint_auth_method": "none"})
+    assert loopback.status_code == 201 and "client_secret" not in loopback.json
+
+
+def test_client_secret_is_stored_as_keyed_digest(make_app):
+    from services.identity.oidc.models import OAuthClient
+
+    app = make_app("identity")
+    client_id, secret = add_client(app)
+    with app.extensions["portico"].db.read() as session:
+        row = session.get(OAuthClient, client_id)
+        assert secret not in (row.secret_digest or "")
+        assert len(row.secret_digest) == 64
+
+
+def test_redis_down_fails_closed_with_503(make_app):
+    app = make_app("identity", redis_url="redis://127.0.0.1:1/0")
+    api = app.test_client()
+    login = api.post("/login", data={"username": "a", "password": "b", "csrf_token": "x"})
+    assert login.status_code == 503
+    token = api.post("/token", data={"grant_type": "client_credentials"},
+                     headers=basic("c", "s"))
+    assert token.status_code == 503
+    assert token.json["error"] == "temporarily_unavailable"
+
+
+def test_login_is_rate_limited_per_ip(make_app):
+    app = make_app("identity", session_cookie_secure=False, login_rate_limit="3 per minute")
+    add_user(app)
+    browser = app.test_client()
+    csrf = csrf_of(browser.get("/login").get_data(as_text=True))
+    answers = [browser.post("/login", data={"username": "alice", "password": "nope-nope-nope",
+                                            "csrf_token": csrf}) for _ in range(4)]
+    assert [a.status_code for a in answers[:3]] == [401, 401, 401]
+    assert answers[3].status_code == 429
+    assert "Retry-After" in answers[3].headers
+
+
+def test_token_endpoint_is_rate_limited_per_client(make_app):
+    app = make_app("identity", token_rate_limit_client="2 per minute")
+    api = app.test_client()
+    answers = [api.post("/token", data={"grant_type": "client_credentials"},
+                        headers=basic("some-client", "x")) for _ in range(3)]
+    assert answers[2].status_code == 429
+    assert answers[2].json["error"] == "too_many_requests"
+    assert "Retry-After" in answers[2].headers
+
+
+def test_login_never_reveals_whether_a_username_exists(make_app):
+    app = make_app("identity", session_cookie_secure=False)
+    add_user(app)
+    browser = app.test_client()
+    csrf = csrf_of(browser.get("/login").get_data(as_text=True))
+    unknown = browser.post("/login", data={"username": "nobody", "password": PASSWORD,
+                                           "csrf_token": csrf})
+    wrong = browser.post("/login", data={"username": "alice", "password": "wrong-password!",
+                                         "csrf_token": csrf})
+    text = lambda r: re.sub(r'value="[^"]*"', "", r.get_data(as_text=True))  # noqa: E731
+    assert unknown.status_code == wrong.status_code == 401
+    assert text(unknown) == text(wrong)
+    forged = browser.post("/login", data={"username": "alice", "password": PASSWORD,
+                                          "csrf_token": "forged"})
+    assert forged.status_code == 400
+
+
+def test_login_renews_the_session_id_and_sets_safe_cookie(make_app):
+    app = make_app("identity", session_cookie_secure=True)
+    add_user(app)
+    browser = app.test_client()
+    page = browser.get("/login")
+    first = page.headers["Set-Cookie"]
+    assert "HttpOnly" in first and "SameSite=Lax" in first and "Secure" in first
+    done = browser.post("/login", data={"username": "ALICE", "password": PASSWORD,
+                                        "csrf_token": csrf_of(page.get_data(as_text=True))})
+    assert done.status_code == 303
+    assert done.headers["Set-Cookie"].split(";")[0] != first.split(";")[0]
+    assert page.headers["Referrer-Policy"] == "no-referrer"
+
+
+def _run(args, env):
+    from services.cli import main
+
+    return CliRunner().invoke(main, args, env=env, catch_exceptions=False)
+
+
+def test_iamctl_bootstrap_clients_users_and_keys(database_url, redis_url, namespace):
+    url = database_url("identity")
+    env = {"DATABASE_URL": url, "REDIS_URL": redis_url, "REDIS_NAMESPACE": namespace,
+           "LOG_JSON": "false"}
+    assert {c.name for c in commands} == {"bootstrap", "clients", "users", "keys"}
+    refused = _run(["bootstrap"], env)
+    assert refused.exit_code == 1 and "not migrated" in refused.output
+    upgrade("identity", url)
+
+    boot = _run(["bootstrap"], env)
+    assert boot.exit_code == 0, boot.output
+    body = json.loads(boot.output)
+    assert body["admin_client"]["client_secret"] and body["administrator"]["password"]
+
+    created = _run(["clients", "create", "--name", "Portal", "--redirect-uri",
+                    "http://127.0.0.1:8000/callback", "--grant", "authorization_code",
+                    "--grant", "refresh_token", "--scope", "openid profile email offline_access"],
+                   env)
+    assert created.exit_code == 0, created.output
+    client = json.loads(created.output)
+    assert client["client_secret"] and client["redirect_uris"] == ["http://127.0.0.1:8000/callback"]
+    assert client["grant_types"] == ["authorization_code", "refresh_token"]
+    assert client["token_endpoint_auth_method"] == "client_secret_basic"
+
+    public = json.loads(_run(["clients", "create", "--name", "SPA", "--redirect-uri",
+                              "http://localhost:3000/cb", "--public"], env).output)
+    assert "client_secret" not in public and public["token_endpoint_auth_method"] == "none"
+
+    user = _run(["users", "create", "--username", "bob", "--password", "a-long-passphrase-1",
+                 "--email", "bob@example.com", "--given-name", "Bob", "--family-name", "Builder",
+                 "--company-id", "acme"], env)
+    assert user.exit_code == 0, user.output
+    assert json.loads(user.output)["username"] == "bob"
+    weak = _run(["users", "create", "--username", "eve", "--password", "short", "--email",
+                 "eve@example.com", "--given-name", "E", "--family-name", "V"], env)
+    assert weak.exit_code == 1 and "12 characters" in weak.output
+
+    rotated = _run(["keys", "rotate"], env)
+    assert rotated.exit_code == 0, rotated.output
+    assert {r["alg"] for r in json.loads(rotated.output)["rotated"]} == {"ES256", "RS256"}

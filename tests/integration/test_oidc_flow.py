@@ -1,0 +1,600 @@
+"""The OpenID Connect provider end to end: a code + PKCE flow driven by authlib's own
+client, ID token verified against the published JWKS, and the rules around it."""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+import pytest
+import requests
+from authlib.integrations.requests_client import OAuth2Session
+from authlib.jose import JsonWebKey, jwt
+from authlib.oauth2.rfc7636 import create_s256_code_challenge
+from cryptography.fernet import Fernet
+from requests.structures import CaseInsensitiveDict
+
+from services.identity import clients
+from services.identity.oidc import keys
+from services.identity.schemas import ClientSchema
+from services.identity.service import NewUser, create_user
+
+ISSUER = "http://127.0.0.1:8001"
+REDIRECT = "https://rp.example.com/callback"
+PASSWORD = "correct horse battery staple"
+VERIFIER = "v" * 20 + "erifier-" + "x" * 30
+
+
+class FlaskAdapter(requests.adapters.BaseAdapter):
+    """A requests transport that answers from the Flask app in-process."""
+
+    def __init__(self, app) -> None:
+        super().__init__()
+        self.client = app.test_client()
+
+    def send(self, request, **kwargs):
+        url = urlsplit(request.url)
+        answer = self.client.open(url.path, query_string=url.query, method=request.method,
+                                  headers=dict(request.headers), data=request.body)
+        response = requests.Response()
+        response.status_code = answer.status_code
+        response.headers = CaseInsensitiveDict(answer.headers)
+        response._content = answer.data
+        response.url = request.url
+        response.request = request
+        response.encoding = "utf-8"
+        return response
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.fixture
+def idp(make_app):
+    app = make_app("identity", session_cookie_secure=False, key_activation_delay=0)
+    settings = app.extensions["portico"].settings
+    with app.extensions["portico"].db.transaction() as session:
+        keys.ensure_keys(session, Fernet(settings.key_encryption_key))
+    return app
+
+
+def add_user(app, username="alice", company_id="acme"):
+    with app.extensions["portico"].db.transaction() as session:
+        user = create_user(session, NewUser(username=username, password=PASSWORD,
+                                            email=f"{username}@example.com", given_name="Alice",
+                                            family_name="Liddell", company_id=company_id))
+        return user.id
+
+
+def add_client(app, **fields):
+    spec = {"name": "Relying party", "redirect_uris": [REDIRECT],
+            "post_logout_redirect_uris": ["https://rp.example.com/bye"],
+            "grant_types": ["authorization_code", "refresh_token"],
+            "scope": "openid profile email offline_access", "first_party": True}
+    spec.update(fields)
+    ctx = app.extensions["portico"]
+    with ctx.db.transaction() as session:
+        client, secret = clients.create_client(session, ctx.settings.client_secret_pepper,
+                                               ClientSchema().load(spec))
+        return client.client_id, secret
+
+
+def csrf_of(html: str) -> str:
+    return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
+
+
+def login(browser, next_url: str, username="alice", password=PASSWORD):
+    page = browser.get("/login?" + urlencode({"next": next_url}))
+    return browser.post("/login", data={"username": username, "password": password,
+                                        "csrf_token": csrf_of(page.get_data(as_text=True)),
+                                        "next": next_url})
+
+
+def authorize(browser, params: dict, consent: str | None = "allow"):
+    """Drive the browser through authorize → login → (consent) and return the final answer."""
+    path = "/authorize?" + urlencode(params, doseq=True)
+    answer = browser.get(path)
+    if answer.status_code == 302 and answer.headers["Location"].startswith("/login"):
+        done = login(browser, path)
+        assert done.status_code == 303
+        answer = browser.get(done.headers["Location"])
+    if answer.status_code == 200 and 'name="consent"' in answer.get_data(as_text=True):
+        html = answer.get_data(as_text=True)
+        fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', html))
+        fields = {k: v.replace("&amp;", "&") for k, v in fields.items()}
+        fields["consent"] = consent
+        answer = browser.post("/authorize", data=fields)
+    return answer
+
+
+def code_from(answer) -> str:
+    assert answer.status_code == 302, answer.get_data(as_text=True)
+    query = parse_qs(urlsplit(answer.headers["Location"]).query)
+    assert "code" in query, query
+    return query["code"][0]
+
+
+def code_params(client_id, **extra):
+    params = {"response_type": "code", "client_id": client_id, "redirect_uri": REDIRECT,
+              "scope": "openid profile email offline_access", "state": "st-1", "nonce": uuid.uuid4().hex,
+              "code_challenge": create_s256_code_challenge(VERIFIER),
+              "code_challenge_method": "S256"}
+    params.update(extra)
+    return params
+
+
+def exchange(app, client_id, secret, code, verifier=VERIFIER):
+    data = {"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT,
+            "code_verifier": verifier}
+    auth = None
+    if secret:
+        auth = (client_id, secret)
+    else:
+        data["client_id"] = client_id
+    import base64
+
+    headers = {}
+    if auth:
+        headers["Authorization"] = "Basic " + base64.b64encode(
+            f"{auth[0]}:{auth[1]}".encode()).decode()
+    return app.test_client().post("/token", data=data, headers=headers)
+
+
+def basic(client_id, secret):
+    import base64
+
+    return {"Authorization": "Basic " + base64.b64encode(f"{client_id}:{secret}".encode()).decode()}
+
+
+def test_full_code_pkce_flow_with_authlib_client(idp):
+    user_id = add_user(idp)
+    client_id, secret = add_client(idp)
+    http = OAuth2Session(client_id, secret, scope="openid profile email offline_access",
+                         redirect_uri=REDIRECT, code_challenge_method="S256")
+    http.mount(ISSUER, FlaskAdapter(idp))
+    metadata = http.get(ISSUER + "/.well-known/openid-configuration", withhold_token=True).json()
+    verifier = "k" * 64
+    uri, state = http.create_authorization_url(metadata["authorization_endpoint"],
+                                               code_verifier=verifier, nonce="nonce-42")
+    browser = idp.test_client()
+    split = urlsplit(uri)
+    answer = authorize(browser, dict(parse_qs(split.query)))
+    callback = answer.headers["Location"]
+    assert parse_qs(urlsplit(callback).query)["state"] == [state]
+
+    token = http.fetch_token(metadata["token_endpoint"], authorization_response=callback,
+                             code_verifier=verifier)
+    assert token["token_type"] == "Bearer"
+    assert {"access_token", "id_token", "refresh_token", "expires_in"} <= set(token)
+
+    jwks = JsonWebKey.import_key_set(http.get(metadata["jwks_uri"], withhold_token=True).json())
+    claims = jwt.decode(token["id_token"], jwks, claims_options={
+        "iss": {"essential": True, "value": ISSUER},
+        "aud": {"essential": True, "value": client_id},
+        "nonce": {"essential": True, "value": "nonce-42"}})
+    claims.validate()
+    assert claims["sub"] == user_id
+    for name in ("auth_time", "acr", "amr", "at_hash", "sid", "iat", "exp"):
+        assert name in claims, name
+    assert claims.header["alg"] == "ES256"
+    assert claims["sid"] not in (browser.get_cookie("portico_session").value,)
+
+    access = jwt.decode(token["access_token"], jwks)
+    assert access.header["typ"] == "at+jwt"
+    for name in ("iss", "sub", "aud", "exp", "iat", "jti", "client_id", "scope"):
+        assert name in access, name
+    assert access["company_id"] == "acme"
+
+    info = http.get(metadata["userinfo_endpoint"])
+    assert info.status_code == 200
+    assert info.headers["Cache-Control"] == "no-store"
+    assert info.json()["sub"] == user_id
+    assert info.json()["email"] == "alice@example.com"
+    assert info.json()["preferred_username"] == "alice"
+    posted = http.post(metadata["userinfo_endpoint"])
+    assert posted.status_code == 200
+
+
+def test_token_response_is_not_cacheable(idp):
+    add_user(idp)
+    client_id, secret = add_client(idp)
+    code = code_from(authorize(idp.test_client(), code_params(client_id)))
+    answer = exchange(idp, client_id, secret, code)
+    assert answer.status_code == 200, answer.json
+    assert answer.headers["Cache-Control"] == "no-store"
+    assert answer.headers["Pragma"] == "no-cache"
+
+
+def test_rs256_client_gets_rs256_id_token(idp):
+    add_user(idp)
+    client_id, secret = add_client(idp, id_token_signed_response_alg="RS256")
+    code = code_from(authorize(idp.test_client(), code_params(client_id)))
+    token = exchange(idp, client_id, secret, code).json
+    jwks = JsonWebKey.import_key_set(idp.test_client().get("/jwks").json)
+    claims = jwt.decode(token["id_token"], jwks)
+    assert claims.header["alg"] == "RS256"
+
+
+def test_code_reuse_is_refused_and_revokes_its_tokens(idp):
+    add_user(idp)
+    client_id, secret = add_client(idp)
+    code = code_from(authorize(idp.test_client(), code_params(client_id)))
+    first = exchange(idp, client_id, secret, code)
+    assert first.status_code == 200
+    again = exchange(idp, client_id, secret, code)
+    assert again.status_code == 400
+    assert again.json["error"] == "invalid_grant"
+
+    api = idp.test_client()
+    for kind in ("access_token", "refresh_token"):
+        seen = api.post("/introspect", data={"token": first.json[kind]},
+                        headers=basic(client_id, secret))
+        assert seen.json == {"active": False}, kind
+    refreshed = api.post("/token", data={"grant_type": "refresh_token",
+                                         "refresh_token": first.json["refresh_token"]},
+                         headers=basic(client_id, secret))
+    assert refreshed.json["error"] == "invalid_grant"
+
+
+def test_revoked_access_token_is_on_the_shared_deny_list(idp, redis_client, namespace):
+    from joserfc import jwt as jose_jwt
+
+    add_user(idp)
+    client_id, secret = add_client(idp)
+    code = code_from(authorize(idp.test_client(), code_params(client_id)))
+    token = exchange(idp, client_id, secret, code).json
+    exchange(idp, client_id, secret, code)  # replay
+    jti = jose_jwt.decode(token["access_token"], idp.extensions["portico.oidc"].provider
+                          .keyring.material().verify_set).claims["jti"]
+    ttl = redis_client.ttl(f"{namespace}:revoked-jti:{jti}")
+    assert 0 < ttl <= 600
+
+
+def test_unregistered_redirect_uri_gets_an_error_page_not_a_redirect(idp):
+    client_id, _ = add_client(idp)
+    answer = idp.test_client().get("/authorize?" + urlencode(code_params(
+        client_id, redirect_uri="https://evil.example.com/cb")))
+    assert answer.status_code == 400
+    assert "Location" not in answer.headers
+    assert "text/html" in answer.headers["Content-Type"]
+
+
+def test_unknown_client_gets_an_error_page(idp):
+    answer = idp.test_client().get("/authorize?" + urlencode(code_params("nobody")))
+    assert answer.status_code == 400
+    assert "Location" not in answer.headers
+
+
+def test_wrong_code_verifier_is_invalid_grant(idp):
+    add_user(idp)
+    client_id, secret = add_client(idp)
+    code = code_from(authorize(idp.test_client(), code_params(client_id)))
+    answer = exchange(idp, client_id, secret, code, verifier="w" * 50)
+    assert answer.status_code == 400
+    assert answer.json["error"] == "invalid_grant"
+
+
+def test_public_client_must_use_pkce(idp):
+    add_user(idp)
+    client_id, _ = add_client(idp, token_endpoint_auth_method="none")
+    params = code_params(client_id)
+    del params["code_challenge"], params["code_challenge_method"]
+    answer = authorize(idp.test_client(), params)
+    assert answer.status_code == 302
+    query = parse_qs(urlsplit(answer.headers["Location"]).query)
+    assert query["error"] == ["invalid_request"]
+    assert query["state"] == ["st-1"]
+
+
+def test_public_client_full_flow_with_pkce(idp):
+    add_user(idp)
+    client_id, secret = add_client(idp, token_endpoint_auth_method="none")
+    assert secret is None
+    code = code_from(authorize(idp.test_client(), code_params(client_id)))
+    answer = exchange(idp, client_id, None, code)
+    assert answer.status_code == 200, answer.json
+
+
+def test_plain_pkce_is_refused(idp):
+    add_user(idp)
+    client_id, _ = add_client(idp)
+    answer = authorize(idp.test_client(), code_params(
+        client_id, code_challenge=VERIFIER, code_challenge_method="plain"))
+    query = parse_qs(urlsplit(answer.headers["Location"]).query)
+    assert query["error"] == ["invalid_request"]
+
+
+def test_refresh_rotates_and_replay_revokes_the_family(idp):
+    add_user(idp)
+    client_id, secret = add_client(idp)
+    code = code_from(authorize(idp.test_client(), code_params(client_id)))
+    first = exchange(idp, client_id, secret, code).json
+    api = idp.test_client()
+
+    def refresh(value):
+        return api.post("/token", data={"grant_type": "refresh_token", "refresh_token": value},
+                        headers=basic(client_id, secret))
+
+    second = refresh(first["refresh_token"])
+    assert second.status_code == 200, second.json
+    assert second.json["refresh_token"] != first["refresh_token"]
+    replay = refresh(first["refresh_token"])
+    assert replay.json["error"] == "invalid_grant"
+    # The thief's replay killed the whole family, including the newest tokens.
+    assert refresh(second.json["refresh_token"]).json["error"] == "invalid_grant"
+    seen = api.post("/introspect", data={"token": second.json["access_token"]},
+                    headers=basic(client_id, secret))
+    assert seen.json == {"active": False}
+
+
+def test_revocation_then_introspection(idp):
+    add_user(idp)
+    client_id, secret = add_client(idp)
+    code = code_from(authorize(idp.test_client(), code_params(client_id)))
+    token = exchange(idp, client_id, secret, code).json
+    api = idp.test_client()
+    before = api.post("/introspect", data={"token": token["access_token"]},
+                      headers=basic(client_id, secret))
+    assert before.json["active"] is True
+    assert before.json["client_id"] == client_id
+    revoked = api.post("/revoke", data={"token": token["access_token"],
+                                        "token_type_hint": "access_token"},
+                       headers=basic(client_id, secret))
+    assert revoked.status_code == 200
+    after = api.post("/introspect", data={"token": token["access_token"]},
+                     headers=basic(client_id, secret))
+    assert after.json == {"active": False}
+    userinfo = api.get("/userinfo", headers={"Authorization": "Bearer " + token["access_token"]})
+    assert userinfo.status_code == 401
+
+
+def test_introspection_of_foreign_or_garbage_tokens_is_inactive(idp):
+    client_id, secret = add_client(idp, grant_types=["client_credentials"], scope="api.read",
+                                   redirect_uris=[], allowed_audiences=["permissions"])
+    other_id, other_secret = add_client(idp, grant_types=["client_credentials"],
+                                        scope="api.read", redirect_uris=[],
+                                        allowed_audiences=["tracking"])
+    api = idp.test_client()
+    token = api.post("/token", data={"grant_type": "client_credentials"},
+                     headers=basic(client_id, secret)).json["access_token"]
+    assert api.post("/introspect", data={"token": "garbage"},
+                    headers=basic(client_id, secret)).json == {"active": False}
+    assert api.post("/introspect", data={"token": token},
+                    headers=basic(other_id, other_secret)).json == {"active": False}
+    unauthenticated = api.post("/introspect", data={"token": token})
+    assert unauthenticated.status_code == 401
+
+
+def test_prompt_none_without_session_is_login_required(idp):
+    client_id, _ = add_client(idp)
+    answer = idp.test_client().get("/authorize?" + urlencode(code_params(client_id,
+                                                                         prompt="none")))
+    assert answer.status_code == 302
+    location = answer.headers["Location"]
+    assert location.startswith(REDIRECT)
+    query = parse_qs(urlsplit(location).query)
+    assert query["error"] == ["login_required"]
+    assert query["state"] == ["st-1"]
+
+
+def test_prompt_login_asks_again_even_with_a_session(idp):
+    add_user(idp)
+    client_id, _ = add_client(idp)
+    browser = idp.test_client()
+    code_from(authorize(browser, code_params(client_id)))
+    again = browser.get("/authorize?" + urlencode(code_params(client_id, prompt="login")))
+    assert again.status_code == 302 and again.headers["Location"].startswith("/login")
+    silent = browser.get("/authorize?" + urlencode(code_params(client_id, prompt="none")))
+    code_from(silent)
+
+
+def test_wrong_client_secret_is_401_invalid_client(idp):
+    client_id, _ = add_client(idp, grant_types=["client_credentials"], scope="api.read",
+                              redirect_uris=[], allowed_audiences=["permissions"])
+    answer = idp.test_client().post("/token", data={"grant_type": "client_credentials"},
+                                    headers=basic(client_id, "wrong-secret"))
+    assert answer.status_code == 401
+    assert answer.json["error"] == "invalid_client"
+
+
+def test_client_credentials_audience_and_scope(idp):
+    client_id, secret = add_client(idp, grant_types=["client_credentials"],
+                                   scope="api.read api.write", redirect_uris=[],
+                                   allowed_audiences=["permissions", "tracking"],
+                                   token_endpoint_auth_method="client_secret_post")
+    api = idp.test_client()
+    ok = api.post("/token", data={"grant_type": "client_credentials", "client_id": client_id,
+                                  "client_secret": secret, "resource": "tracking",
+                                  "scope": "api.read"})
+    assert ok.status_code == 200, ok.json
+    jwks = JsonWebKey.import_key_set(api.get("/jwks").json)
+    claims = jwt.decode(ok.json["access_token"], jwks)
+    assert claims["aud"] == "tracking"
+    assert claims["scope"] == "api.read"
+    assert claims["sub"] == client_id
+    assert "refresh_token" not in ok.json
+    refused = api.post("/token", data={"grant_type": "client_credentials",
+                                       "client_id": client_id, "client_secret": secret,
+                                       "audience": "notifier"})
+    assert refused.json["error"] == "invalid_target"
+    too_wide = api.post("/token", data={"grant_type": "client_credentials",
+                                        "client_id": client_id, "client_secret": secret,
+                                        "scope": "iam.admin"})
+    assert too_wide.json["error"] == "invalid_scope"
+
+
+def test_jwks_has_no_private_members(idp):
+    body = idp.test_client().get("/jwks").json
+    assert {k["alg"] for k in body["keys"]} == {"ES256", "RS256"}
+    for jwk in body["keys"]:
+        assert not set(jwk) & {"d", "p", "q", "dp", "dq", "qi", "k"}
+
+
+def test_key_rotation_keeps_old_tokens_verifiable(make_app):
+    app = make_app("identity", session_cookie_secure=False, key_activation_delay=3600)
+    ctx = app.extensions["portico"]
+    fernet = Fernet(ctx.settings.key_encryption_key)
+    keyring = app.extensions["portico.oidc"].provider.keyring
+    with ctx.db.transaction() as session:
+        keys.ensure_keys(session, fernet)
+    client_id, secret = add_client(app, grant_types=["client_credentials"], scope="api.read",
+                                   redirect_uris=[], allowed_audiences=["permissions"])
+    api = app.test_client()
+
+    def issue():
+        return api.post("/token", data={"grant_type": "client_credentials"},
+                        headers=basic(client_id, secret)).json["access_token"]
+
+    def kid_of(token):
+        return jwt.decode(token, JsonWebKey.import_key_set(api.get("/jwks").json)).header["kid"]
+
+    old_token = issue()
+    old_kid = kid_of(old_token)
+    with ctx.db.transaction() as session:
+        keys.rotate_keys(session, fernet, activation_delay=3600, max_token_lifetime=3600)
+    keyring.invalidate()
+    published = {k["kid"] for k in api.get("/jwks").json["keys"]}
+    assert len(published) == 4  # the next keys are published before they sign
+    assert kid_of(issue()) == old_kid  # ...and do not sign yet
+
+    with ctx.db.transaction() as session:
+        keys.rotate_keys(session, fernet, activation_delay=0, max_token_lifetime=3600)
+    keyring.invalidate()
+    new_token = issue()
+    assert kid_of(new_token) != old_kid
+    assert old_kid in {k["kid"] for k in api.get("/jwks").json["keys"]}
+    assert kid_of(old_token) == old_kid  # still verifiable against the published JWKS
+    seen = api.post("/introspect", data={"token": old_token}, headers=basic(client_id, secret))
+    assert seen.json["active"] is True
+
+
+def test_consent_is_asked_once_and_remembered(idp):
+    add_user(idp)
+    client_id, secret = add_client(idp, first_party=False)
+    browser = idp.test_client()
+    first = browser.get("/authorize?" + urlencode(code_params(client_id)))
+    assert first.status_code == 302
+    done = login(browser, "/authorize?" + urlencode(code_params(client_id)))
+    page = browser.get(done.headers["Location"])
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    assert 'name="consent" value="allow"' in html
+    assert page.headers["X-Frame-Options"] == "DENY"
+    assert "frame-ancestors 'none'" in page.headers["Content-Security-Policy"]
+    code_from(authorize(browser, code_params(client_id)))
+    # Remembered: no consent page the second time.
+    second = browser.get("/authorize?" + urlencode(code_params(client_id)))
+    code_from(second)
+    # prompt=consent asks again.
+    asked = browser.get("/authorize?" + urlencode(code_params(client_id, prompt="consent")))
+    assert asked.status_code == 200
+
+
+def test_consent_denied_redirects_access_denied(idp):
+    add_user(idp)
+    client_id, _ = add_client(idp, first_party=False)
+    answer = authorize(idp.test_client(), code_params(client_id), consent="deny")
+    query = parse_qs(urlsplit(answer.headers["Location"]).query)
+    assert query["error"] == ["access_denied"]
+    assert query["state"] == ["st-1"]
+
+
+def test_duplicate_parameters_are_invalid_request(idp):
+    add_user(idp)
+    client_id, secret = add_client(idp)
+    browser = idp.test_client()
+    code_from(authorize(browser, code_params(client_id)))
+    query = urlencode(code_params(client_id)) + "&scope=openid"
+    answer = browser.get("/authorize?" + query)
+    assert parse_qs(urlsplit(answer.headers["Location"]).query)["error"] == ["invalid_request"]
+    token = idp.test_client().post("/token", data="grant_type=client_credentials&grant_type=x",
+                                   content_type="application/x-www-form-urlencoded",
+                                   headers=basic(client_id, secret))
+    assert token.status_code == 400
+    assert token.json["error"] == "invalid_request"
+
+
+def test_discovery_metadata(idp):
+    answer = idp.test_client().get("/.well-known/openid-configuration")
+    body = answer.json
+    assert body["issuer"] == ISSUER
+    assert "max-age" in answer.headers["Cache-Control"]
+    for name in ("authorization_endpoint", "token_endpoint", "userinfo_endpoint", "jwks_uri",
+                 "revocation_endpoint", "introspection_endpoint", "end_session_endpoint",
+                 "scopes_supported", "claims_supported", "subject_types_supported",
+                 "grant_types_supported"):
+        assert body[name], name
+    assert body["response_types_supported"] == ["code"]
+    assert body["code_challenge_methods_supported"] == ["S256"]
+    assert set(body["id_token_signing_alg_values_supported"]) == {"ES256", "RS256"}
+    assert set(body["token_endpoint_auth_methods_supported"]) == {
+        "client_secret_basic", "client_secret_post", "private_key_jwt", "none"}
+    assert "none" not in body["id_token_signing_alg_values_supported"]
+
+
+def test_logout_ends_the_session_and_redirects_with_state(idp):
+    add_user(idp)
+    client_id, secret = add_client(idp)
+    browser = idp.test_client()
+    code = code_from(authorize(browser, code_params(client_id)))
+    id_token = exchange(idp, client_id, secret, code).json["id_token"]
+    answer = browser.get("/logout?" + urlencode({
+        "id_token_hint": id_token, "post_logout_redirect_uri": "https://rp.example.com/bye",
+        "state": "bye-1"}))
+    assert answer.status_code == 303
+    assert answer.headers["Location"] == "https://rp.example.com/bye?state=bye-1"
+    silent = browser.get("/authorize?" + urlencode(code_params(client_id, prompt="none")))
+    assert "login_required" in silent.headers["Location"]
+    bad = browser.get("/logout?" + urlencode({
+        "id_token_hint": id_token, "post_logout_redirect_uri": "https://evil.example.com/"}))
+    assert bad.status_code == 400
+
+
+def test_private_key_jwt_client_authentication(idp):
+    from joserfc import jwt as jose_jwt
+    from joserfc.jwk import ECKey
+
+    key = ECKey.generate_key("P-256", parameters={"kid": "rp-1", "alg": "ES256"}, private=True)
+    client_id, secret = add_client(
+        idp, grant_types=["client_credentials"], scope="api.read", redirect_uris=[],
+        allowed_audiences=["permissions"], token_endpoint_auth_method="private_key_jwt",
+        jwks={"keys": [key.as_dict(private=False)]})
+    assert secret is None
+    now = int(time.time())
+    assertion = jose_jwt.encode({"alg": "ES256", "kid": "rp-1"}, {
+        "iss": client_id, "sub": client_id, "aud": ISSUER + "/token", "jti": "a-1",
+        "iat": now, "exp": now + 60}, key)
+    data = {"grant_type": "client_credentials", "client_id": client_id,
+            "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            "client_assertion": assertion}
+    api = idp.test_client()
+    assert api.post("/token", data=data).status_code == 200
+    replay = api.post("/token", data=data)
+    assert replay.json["error"] == "invalid_client"
+
+
+def test_entitlements_claim_from_permissions_and_omitted_on_failure(idp, requests_mock):
+    user_id = add_user(idp)
+    client_id, secret = add_client(idp, scope="openid entitlements")
+    url = f"http://127.0.0.1:8002/v1/users/{user_id}/entitlements"
+    requests_mock.get(url, json={"entitlements": [{"key": "cards.cancel"},
+                                                  {"key": "reports.view"}]})
+    code = code_from(authorize(idp.test_client(), code_params(client_id,
+                                                              scope="openid entitlements")))
+    token = exchange(idp, client_id, secret, code).json
+    assert requests_mock.last_request.headers["Authorization"].startswith("Bearer ")
+    jwks = JsonWebKey.import_key_set(idp.test_client().get("/jwks").json)
+    assert jwt.decode(token["access_token"], jwks)["entitlements"] == ["cards.cancel",
+                                                                       "reports.view"]
+    info = idp.test_client().get("/userinfo",
+                                 headers={"Authorization": "Bearer " + token["access_token"]})
+    assert info.json["entitlements"] == ["cards.cancel", "reports.view"]
+
+    other = add_user(idp, username="bob")
+    requests_mock.get(f"http://127.0.0.1:8002/v1/users/{other}/entitlements", status_code=503)
+    provider = idp.extensions["portico.oidc"].provider
+    assert provider.entitlements.for_user(other) is None
+    metrics = idp.test_client().get("/metrics").get_data(as_text=True)
+    assert 'portico_identity_entitlements_failures_total{reason="http"} 1.0' in metrics
