@@ -21,7 +21,7 @@ install: $(STAMP) ## create .venv and install the locked dependencies
 
 lock: | $(BIN)/python ## re-resolve requirements/lock.txt from pyproject.toml
 	$(BIN)/pip-compile --quiet --extra dev --generate-hashes --allow-unsafe --strip-extras \
-		-o requirements/lock.txt pyproject.toml
+		--no-emit-index-url --no-emit-find-links -o requirements/lock.txt pyproject.toml
 
 migrate: install ## apply every service's migrations
 	$(BIN)/iamctl migrate
@@ -38,6 +38,9 @@ bench: install ## run every benchmark on loopback and rewrite docs/benchmarks.md
 lint: install ## ruff on everything, mypy on the shared kernel
 	$(BIN)/ruff check .
 	$(BIN)/mypy services/common
+
+k8s-check: install ## render deploy/k8s (kubectl kustomize), validate against the Kubernetes schemas, check the policy
+	$(BIN)/python deploy/k8s_check.py
 
 clean: ## remove the venv, local data and caches
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .hypothesis
