@@ -39,4 +39,13 @@ def config(service: str) -> None:
         click.echo(f"| `{env}` | `{default}` | {help_text} |")
 
 
-commands = [migrate, config]
+@click.command("worker")
+@click.argument("service", type=click.Choice(SERVICES))
+def worker(service: str) -> None:
+    """Run SERVICE's outbox relay and event consumer until SIGTERM/SIGINT."""
+    from .worker import run_worker
+
+    raise SystemExit(run_worker(service))
+
+
+commands = [migrate, config, worker]

@@ -1,0 +1,171 @@
+"""The generic service worker: relay + consumer wiring, settings, graceful stop."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import types
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from services.common.config import ConfigError, load
+from services.common.db import Database
+from services.common.events import Consumer, Envelope, HandlerRegistry, record_event
+from services.common.streams import events_stream
+from services.common.worker import WorkerSettings, build_service_worker, run_runnables
+from services.identity.models import Base as IdentityBase
+from services.identity.models import OutboxEvent as IdentityOutbox
+from services.identity.settings import IdentitySettings
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def wait_for(condition, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def test_worker_settings_defaults_and_a_bad_value_names_the_variable():
+    defaults = load(WorkerSettings, {})
+    assert (defaults.max_deliveries, defaults.claim_idle_ms) == (5, 30_000)
+    assert load(WorkerSettings, {"WORKER_CLAIM_IDLE_MS": "500"}).claim_idle_ms == 500
+
+    with pytest.raises(ConfigError, match="WORKER_MAX_DELIVERIES"):
+        load(WorkerSettings, {"WORKER_MAX_DELIVERIES": "0"})
+
+
+def test_the_worker_relays_the_outbox_and_consumes_its_subscriptions(
+        database_url, redis_url, redis_client, namespace, monkeypatch):
+    """permissions consumes identity's stream (streams.SUBSCRIPTIONS)."""
+    from services.permissions.models import Base as PermissionsBase
+    from services.permissions.models import ProcessedEvent
+    from services.permissions.settings import PermissionsSettings
+
+    seen: list[str] = []
+    configured: list[object] = []
+    handlers = types.ModuleType("services.permissions.handlers")
+    handlers.registry = HandlerRegistry()
+    handlers.registry.on("identity.user.activated")(lambda session, env: seen.append(env.id))
+    handlers.configure = configured.append
+    monkeypatch.setitem(sys.modules, "services.permissions.handlers", handlers)
+
+    identity_db = Database(database_url("identity"))
+    IdentityBase.metadata.create_all(identity_db.engine)
+    permissions_db = Database(database_url("permissions"))
+    PermissionsBase.metadata.create_all(permissions_db.engine)
+    common = {"redis_url": redis_url, "redis_namespace": namespace}
+    identity = build_service_worker(
+        "identity", load(IdentitySettings, {}, database_url=identity_db.url, **common),
+        load(WorkerSettings, {"WORKER_RELAY_INTERVAL_MS": "20"}))
+    permissions_settings = load(PermissionsSettings, {}, database_url=permissions_db.url,
+                                        **common)
+    permissions = build_service_worker("permissions", permissions_settings,
+                                       load(WorkerSettings, {}))
+    [consumer] = [r for r in permissions if isinstance(r, Consumer)]
+    assert consumer.group == "permissions"
+    assert consumer.streams == [events_stream("identity", namespace)]
+    assert configured == [permissions_settings]
+    consumer.block_ms = 50
+
+    with identity_db.transaction() as session:
+        envelope = record_event(session, IdentityOutbox,
+                                Envelope.new("identity.user.activated", "identity"))
+    stop = threading.Event()
+    statuses: list[int] = []
+    thread = threading.Thread(
+        target=lambda: statuses.append(run_runnables(identity + permissions, stop, 5)))
+    thread.start()
+    try:
+        assert wait_for(lambda: seen == [envelope.id])
+
+        def processed() -> bool:
+            with permissions_db.read() as session:
+                return session.get(ProcessedEvent, ("permissions", envelope.id)) is not None
+
+        assert wait_for(processed)
+    finally:
+        stop.set()
+        thread.join(10)
+    assert statuses == [0]
+    with identity_db.read() as session:
+        assert session.scalar(select(IdentityOutbox.published_at)) is not None
+    identity_db.dispose()
+    permissions_db.dispose()
+
+
+@pytest.mark.slow
+def test_iamctl_worker_relays_and_stops_cleanly_on_sigterm(database_url, redis_url,
+                                                           redis_client, namespace, tmp_path):
+    db = Database(database_url("identity"))
+    IdentityBase.metadata.create_all(db.engine)
+    env = {**os.environ, "DATABASE_URL": db.url, "REDIS_URL": redis_url,
+           "REDIS_NAMESPACE": namespace, "LOG_JSON": "true", "WORKER_RELAY_INTERVAL_MS": "20"}
+    log_path = tmp_path / "worker.log"
+    with open(log_path, "wb") as log_file:
+        worker = subprocess.Popen(
+            [sys.executable, "-c", "import sys; from services.cli import main; sys.exit(main())",
+             "worker", "identity"],
+            cwd=REPO, env=env, stdout=log_file, stderr=subprocess.STDOUT)
+        try:
+            with db.transaction() as session:
+                envelope = record_event(session, IdentityOutbox,
+                                        Envelope.new("identity.user.activated", "identity"))
+            stream = events_stream("identity", namespace)
+            assert wait_for(lambda: redis_client.xlen(stream) == 1, 20), log_path.read_text()
+            worker.send_signal(signal.SIGTERM)
+            assert worker.wait(15) == 0, log_path.read_text()
+        finally:
+            if worker.poll() is None:
+                worker.kill()
+                worker.wait()
+    [(_, fields)] = redis_client.xrange(stream)
+    assert Envelope.from_json(fields[b"envelope"]).id == envelope.id
+    db.dispose()
+    lines = [json.loads(line) for line in log_path.read_text().splitlines() if line.startswith("{")]
+    assert [line["msg"] for line in lines if line["logger"] == "portico.worker"][-1] == "worker stopped"
+
+
+def test_heartbeat_is_touched_while_every_thread_lives_and_not_after_one_dies(tmp_path):
+    import threading
+    import time
+
+    from services.common.worker import run_runnables
+
+    heartbeat = tmp_path / "heartbeat"
+
+    class Dies:
+        def __init__(self, after: float) -> None:
+            self.after = after
+
+        def run(self, stop: threading.Event) -> None:
+            if stop.wait(self.after):
+                return
+            raise RuntimeError("boom")
+
+    class Lives:
+        def run(self, stop: threading.Event) -> None:
+            stop.wait()
+
+    stop = threading.Event()
+    result: list[int] = []
+    runner = threading.Thread(target=lambda: result.append(
+        run_runnables([Lives(), Dies(2.5)], stop, 5, str(heartbeat))))
+    runner.start()
+    time.sleep(1.6)
+    assert heartbeat.exists(), "a healthy worker touches its heartbeat"
+    runner.join(10)
+    assert result == [1], "a crashed thread stops the worker with status 1"
+    touched = heartbeat.stat().st_mtime
+    time.sleep(1.2)
+    assert heartbeat.stat().st_mtime == touched
