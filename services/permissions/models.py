@@ -1,11 +1,35 @@
-"""Tables owned by the permissions service."""
+"""Tables owned by the permissions service (DESIGN.md §2).
+
+* the catalog: entitlements, roles (bundles of entitlements), home-page sections;
+* the read model of companies, their accounts and users, built from identity's events;
+* administrators (one principal per company: ``companies.principal_user_id``; any
+  number of secondary administrators), grants, access requests;
+* an append-only audit trail.
+
+Account numbers are never held in clear: only the last five digits and identity's
+keyed fingerprint.
+"""
 
 from __future__ import annotations
 
-from sqlalchemy.orm import DeclarativeBase
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    event,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from services.common.db import new_metadata
-from services.common.events import OutboxMixin, ProcessedEventMixin
+from services.common.events import OutboxMixin, ProcessedEventMixin, utcnow
 
 
 class Base(DeclarativeBase):
@@ -18,3 +42,150 @@ class OutboxEvent(OutboxMixin, Base):
 
 class ProcessedEvent(ProcessedEventMixin, Base):
     pass
+
+
+# -- catalog ---------------------------------------------------------------------------
+
+class Entitlement(Base):
+    __tablename__ = "entitlements"
+
+    key: Mapped[str] = mapped_column(String(80), primary_key=True)
+    description_en: Mapped[str] = mapped_column(String(300))
+    description_es: Mapped[str] = mapped_column(String(300))
+    category: Mapped[str] = mapped_column(String(40))
+    account_scopable: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Role(Base):
+    __tablename__ = "roles"
+
+    key: Mapped[str] = mapped_column(String(80), primary_key=True)
+    name_en: Mapped[str] = mapped_column(String(120))
+    name_es: Mapped[str] = mapped_column(String(120))
+
+
+class RoleEntitlement(Base):
+    __tablename__ = "role_entitlements"
+
+    role_key: Mapped[str] = mapped_column(ForeignKey("roles.key"), primary_key=True)
+    entitlement_key: Mapped[str] = mapped_column(ForeignKey("entitlements.key"), primary_key=True)
+
+
+class HomeSection(Base):
+    """A tile of the portal's home page, shown to whoever holds ``entitlement_key``."""
+
+    __tablename__ = "home_sections"
+
+    key: Mapped[str] = mapped_column(String(80), primary_key=True)
+    entitlement_key: Mapped[str] = mapped_column(ForeignKey("entitlements.key"), index=True)
+    title_en: Mapped[str] = mapped_column(String(120))
+    title_es: Mapped[str] = mapped_column(String(120))
+    url_path: Mapped[str] = mapped_column(String(200))
+    position: Mapped[int] = mapped_column(Integer)
+
+
+# -- read model ------------------------------------------------------------------------
+
+class Company(Base):
+    __tablename__ = "companies"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    # One column holds the one principal: "exactly one per company" is structural.
+    principal_user_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # Entitlement keys this company's program allows; NULL means the whole catalog.
+    allowed_entitlements: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
+
+
+class CompanyAccount(Base):
+    __tablename__ = "company_accounts"
+
+    company_id: Mapped[str] = mapped_column(ForeignKey("companies.id"), primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(128), primary_key=True)
+    last5: Mapped[str] = mapped_column(String(5))
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    company_id: Mapped[str] = mapped_column(ForeignKey("companies.id"), index=True)
+    email: Mapped[str] = mapped_column(String(320), default="")
+    given_name: Mapped[str] = mapped_column(String(120), default="")
+    family_name: Mapped[str] = mapped_column(String(120), default="")
+    preferred_language: Mapped[str] = mapped_column(String(8), default="en")
+    status: Mapped[str] = mapped_column(String(20), default="active")
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class SecondaryAdministrator(Base):
+    __tablename__ = "secondary_administrators"
+
+    company_id: Mapped[str] = mapped_column(ForeignKey("companies.id"), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+# -- grants and requests ---------------------------------------------------------------
+
+class Grant(Base):
+    """User × entitlement within a company. ``accounts`` limits it to some of the
+    company's accounts (``[{"last5", "fingerprint"}]``); NULL means all of them."""
+
+    __tablename__ = "grants"
+    __table_args__ = (Index("ix_grants_user_active", "user_id", "revoked_at"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"))
+    company_id: Mapped[str] = mapped_column(ForeignKey("companies.id"))
+    entitlement_key: Mapped[str] = mapped_column(ForeignKey("entitlements.key"))
+    accounts: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, nullable=True)
+    source: Mapped[str] = mapped_column(String(80))  # "role:<key>", "request:<id>", "operator"
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class AccessRequest(Base):
+    __tablename__ = "access_requests"
+    __table_args__ = (Index("ix_access_requests_status_expires", "status", "expires_at"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    tracking_number: Mapped[str] = mapped_column(String(20), unique=True)
+    company_id: Mapped[str] = mapped_column(ForeignKey("companies.id"), index=True)
+    requester_id: Mapped[str] = mapped_column(String(64), index=True)
+    target_user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
+    entitlements: Mapped[list[str]] = mapped_column(JSON)
+    accounts: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, nullable=True)
+    justification: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(20), default="pending")
+    needs_cosign: Mapped[bool] = mapped_column(Boolean, default=False)
+    cosigned_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    decided_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    comment: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    reminded_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class AuditEntry(Base):
+    """Append-only: who did what, when, why. The ORM refuses updates and deletes."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    occurred_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    actor_id: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(80))
+    target_type: Mapped[str] = mapped_column(String(40))
+    target_id: Mapped[str] = mapped_column(String(64), index=True)
+    company_id: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    why: Mapped[str | None] = mapped_column(Text, nullable=True)
+    details: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+
+
+@event.listens_for(AuditEntry, "before_update")
+@event.listens_for(AuditEntry, "before_delete")
+def _audit_is_append_only(_mapper, _connection, _target) -> None:
+    raise PermissionError("the audit log is append-only")

@@ -1,0 +1,81 @@
+"""``/admin/v1``: the help desk's (and principals') administration of companies and grants."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Response
+
+from services.common.auth import require_auth
+
+from .. import admins
+from .. import grants as grant_cases
+from . import schemas
+from .common import Blueprint, actor, now, unit_of_work
+
+blp = Blueprint("admin", __name__, url_prefix="/admin/v1",
+                description="Help desk: principals, administrators, programs, revocations.")
+
+
+@blp.get("/companies/<company_id>")
+@require_auth()
+@blp.response(200, schemas.CompanyOut)
+def company(company_id: str) -> dict[str, Any]:
+    with unit_of_work() as session:
+        return admins.company_view(session, company_id, actor(session))
+
+
+@blp.put("/companies/<company_id>/principal")
+@require_auth()
+@blp.arguments(schemas.PrincipalIn)
+@blp.response(200, schemas.CompanyOut)
+def principal(body: dict[str, Any], company_id: str) -> dict[str, Any]:
+    """Designate or transfer the company's principal administrator (help desk only)."""
+    with unit_of_work() as session:
+        return admins.designate_principal(session, company_id=company_id, actor=actor(session),
+                                          now=now(), **body)
+
+
+@blp.put("/companies/<company_id>/administrators/<user_id>")
+@require_auth()
+@blp.arguments(schemas.Why)
+@blp.response(200, schemas.CompanyOut)
+def add_secondary(body: dict[str, Any], company_id: str, user_id: str) -> dict[str, Any]:
+    with unit_of_work() as session:
+        return admins.add_secondary(session, company_id=company_id, user_id=user_id,
+                                    actor=actor(session), why=body["why"], now=now())
+
+
+@blp.delete("/companies/<company_id>/administrators/<user_id>")
+@require_auth()
+@blp.arguments(schemas.Why)
+@blp.response(204)
+def remove_secondary(body: dict[str, Any], company_id: str, user_id: str) -> Response:
+    with unit_of_work() as session:
+        admins.remove_secondary(session, company_id=company_id, user_id=user_id,
+                                actor=actor(session), why=body["why"], now=now())
+    return Response(status=204)
+
+
+@blp.put("/companies/<company_id>/program")
+@require_auth()
+@blp.arguments(schemas.ProgramIn)
+@blp.response(200, schemas.CompanyOut)
+def program(body: dict[str, Any], company_id: str) -> dict[str, Any]:
+    """Restrict the entitlements the company's program allows (null: the whole catalog)."""
+    with unit_of_work() as session:
+        return admins.set_program(session, company_id=company_id, actor=actor(session),
+                                  allowed=body["allowed_entitlements"], why=body["why"],
+                                  now=now())
+
+
+@blp.delete("/grants/<grant_id>")
+@require_auth()
+@blp.arguments(schemas.Why)
+@blp.response(204)
+def revoke(body: dict[str, Any], grant_id: str) -> Response:
+    """Revoke at once (help desk, or the principal administrator of the grant's company)."""
+    with unit_of_work() as session:
+        grant_cases.revoke_grant(session, grant_id=grant_id, actor=actor(session),
+                                 why=body["why"], now=now())
+    return Response(status=204)

@@ -1,0 +1,65 @@
+"""What every view shares: the blueprint class, the clock, the caller, the unit of work."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from typing import Any
+
+import flask_smorest
+from flask import current_app
+from marshmallow import ValidationError
+from sqlalchemy.orm import Session
+from webargs.flaskparser import FlaskParser
+
+from services.common.app import context
+from services.common.auth import current_claims, token_scopes
+from services.common.events import utcnow
+
+from ..cache import INVALIDATOR
+from ..grants import Actor, resolve_actor
+
+CLOCK = "permissions.clock"
+
+
+class ProblemParser(FlaskParser):
+    """Raise marshmallow's ValidationError (→ the kernel's 422 problem with per-field
+    errors) instead of flask-smorest's own error body, without the location prefix."""
+
+    def _on_validation_error(self, error: ValidationError, req: Any, schema: Any,
+                             location: str, *, error_status_code: Any,
+                             error_headers: Any) -> Any:
+        raise error
+
+
+class Blueprint(flask_smorest.Blueprint):
+    ARGUMENTS_PARSER = ProblemParser()
+
+
+def now() -> datetime:
+    """The app's clock (tests replace ``app.extensions["permissions.clock"]``)."""
+    clock: Callable[[], datetime] = current_app.extensions.get(CLOCK, utcnow)
+    return clock()
+
+
+def settings() -> Any:
+    return context().settings
+
+
+def scopes() -> set[str]:
+    return token_scopes(current_claims())
+
+
+def actor(session: Session) -> Actor:
+    claims = current_claims()
+    return resolve_actor(session, str(claims.get("sub", "")), token_scopes(claims), now())
+
+
+@contextlib.contextmanager
+def unit_of_work() -> Iterator[Session]:
+    """A transaction whose permission changes reach every replica's cache once it commits."""
+    app = current_app
+    with context().db.transaction() as session:
+        session.info[INVALIDATOR] = app.extensions["permissions.invalidator"]
+        yield session

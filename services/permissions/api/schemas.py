@@ -1,0 +1,160 @@
+"""marshmallow schemas of every request and response body (and the OpenAPI document)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from marshmallow import Schema, fields, validate
+
+KEY = validate.Length(min=1, max=80)
+ID = validate.Length(min=1, max=64)
+WHY = validate.Length(min=1, max=2000)
+
+
+class UTCDateTime(fields.DateTime):
+    """Always RFC 3339 with an offset (SQLite hands back naive UTC datetimes)."""
+
+    def _serialize(self, value: Any, attr: Any, obj: Any, **kwargs: Any) -> Any:
+        if isinstance(value, datetime) and value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return super()._serialize(value, attr, obj, **kwargs)
+
+
+class AccessRequestCreate(Schema):
+    target_user_id = fields.Str(validate=ID, metadata={"description": "default: the caller"})
+    entitlements = fields.List(fields.Str(validate=KEY), required=True,
+                               validate=validate.Length(min=1, max=20))
+    accounts = fields.List(fields.Str(validate=validate.Length(min=1, max=128)),
+                           load_default=None, allow_none=True, validate=validate.Length(max=50),
+                           metadata={"description": "last five digits or fingerprints of the "
+                                                    "company's accounts to limit the grants to"})
+    justification = fields.Str(required=True, validate=WHY)
+
+
+class Comment(Schema):
+    comment = fields.Str(load_default=None, allow_none=True, validate=validate.Length(max=2000))
+
+
+class AccessRequestOut(Schema):
+    id = fields.Str()
+    tracking_number = fields.Str()
+    company_id = fields.Str()
+    requester_id = fields.Str()
+    target_user_id = fields.Str()
+    entitlements = fields.List(fields.Str())
+    accounts = fields.Method("_last5s", metadata={"description": "last five digits, or null"})
+    justification = fields.Str()
+    status = fields.Str()
+    needs_cosign = fields.Bool()
+    cosigned_by = fields.Str(allow_none=True)
+    decided_by = fields.Str(allow_none=True)
+    comment = fields.Str(allow_none=True)
+    created_at = UTCDateTime()
+    expires_at = UTCDateTime()
+    decided_at = UTCDateTime(allow_none=True)
+
+    def _last5s(self, obj: Any) -> list[str] | None:
+        return None if obj.accounts is None else [a["last5"] for a in obj.accounts]
+
+
+class AccessRequestList(Schema):
+    items = fields.List(fields.Nested(AccessRequestOut))
+
+
+class ListQuery(Schema):
+    view = fields.Str(load_default="mine",
+                      validate=validate.OneOf(["mine", "to_decide", "to_cosign"]))
+
+
+class CheckResource(Schema):
+    company_id = fields.Str(validate=ID)
+    account_last5 = fields.Str(validate=validate.Regexp(r"^\d{5}$"))
+    account_fingerprint = fields.Str(validate=validate.Length(min=1, max=128))
+
+
+class Check(Schema):
+    subject = fields.Str(required=True, validate=ID)
+    action = fields.Str(required=True, validate=KEY)
+    resource = fields.Nested(CheckResource, load_default=None, allow_none=True)
+
+
+class CheckResult(Schema):
+    allowed = fields.Bool()
+    reason = fields.Str()
+
+
+class CheckBatch(Schema):
+    checks = fields.List(fields.Nested(Check), required=True,
+                         validate=validate.Length(min=1, max=100))
+
+
+class CheckBatchResult(Schema):
+    results = fields.List(fields.Nested(CheckResult))
+
+
+class GrantOut(Schema):
+    id = fields.Str()
+    entitlement = fields.Str()
+    accounts = fields.List(fields.Str(), allow_none=True)
+    source = fields.Str()
+    expires_at = UTCDateTime(allow_none=True)
+
+
+class EntitlementsOut(Schema):
+    user_id = fields.Str()
+    company_id = fields.Str()
+    status = fields.Str()
+    entitlements = fields.List(fields.Str())
+    grants = fields.List(fields.Nested(GrantOut))
+
+
+class Section(Schema):
+    key = fields.Str()
+    title = fields.Str()
+    url = fields.Str()
+    entitlement = fields.Str()
+
+
+class HomeOut(Schema):
+    user_id = fields.Str()
+    language = fields.Str()
+    sections = fields.List(fields.Nested(Section))
+
+
+class HomeQuery(Schema):
+    lang = fields.Str(validate=validate.OneOf(["en", "es"]))
+
+
+class CatalogEntry(Schema):
+    key = fields.Str()
+    description_en = fields.Str()
+    description_es = fields.Str()
+    category = fields.Str()
+    account_scopable = fields.Bool()
+
+
+class CatalogOut(Schema):
+    items = fields.List(fields.Nested(CatalogEntry))
+
+
+class PrincipalIn(Schema):
+    user_id = fields.Str(required=True, validate=ID)
+    why = fields.Str(required=True, validate=WHY)
+
+
+class Why(Schema):
+    why = fields.Str(load_default=None, allow_none=True, validate=validate.Length(max=2000))
+
+
+class ProgramIn(Schema):
+    allowed_entitlements = fields.List(fields.Str(validate=KEY), required=True, allow_none=True)
+    why = fields.Str(required=True, validate=WHY)
+
+
+class CompanyOut(Schema):
+    id = fields.Str()
+    name = fields.Str()
+    principal_user_id = fields.Str(allow_none=True)
+    secondary_administrators = fields.List(fields.Str())
+    allowed_entitlements = fields.List(fields.Str(), allow_none=True)

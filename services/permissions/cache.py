@@ -1,0 +1,187 @@
+"""The check cache: a per-user snapshot, kept in process and in Redis, behind a
+per-user version key.
+
+Every change to a user's grants or status bumps ``<ns>:perm-version:<user>`` in
+Redis *after* its transaction commits. A check reads that one key (one round trip
+when warm) and uses the in-process snapshot only if it was built for the same
+version, so the very next check on any replica sees a revocation. A reader that
+raced the commit can only have stored its snapshot under the old version, which
+nobody asks for any more.
+
+If Redis cannot answer, checks are decided from the database directly (slower,
+never stale) and nothing is cached.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import redis
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+
+from services.common.streams import key
+
+log = logging.getLogger("portico.permissions.cache")
+
+Snapshot = dict[str, Any]
+CHANGED = "permissions.changed_users"
+INVALIDATOR = "permissions.invalidator"
+
+
+class Invalidator:
+    """Bumps users' version keys."""
+
+    def __init__(self, client: redis.Redis, namespace: str) -> None:
+        self.redis = client
+        self.namespace = namespace
+
+    def version_key(self, user_id: str) -> str:
+        return key(self.namespace, "perm-version", user_id)
+
+    def bump(self, user_ids: Iterable[str]) -> None:
+        ids = sorted(set(user_ids))
+        if not ids:
+            return
+        try:
+            pipe = self.redis.pipeline(transaction=False)
+            for user_id in ids:
+                pipe.incr(self.version_key(user_id))
+            pipe.execute()
+        except redis.RedisError as exc:
+            # Replicas' in-process entries still age out after max_age.
+            log.warning("permission cache invalidation failed",
+                        extra={"users": len(ids), "error_type": type(exc).__name__})
+
+
+_default: Invalidator | None = None
+
+
+def set_default_invalidator(invalidator: Invalidator | None) -> None:
+    """The invalidator used for sessions that carry none (the event worker's)."""
+    global _default
+    _default = invalidator
+
+
+def _default_invalidator() -> Invalidator | None:
+    global _default
+    if _default is None:
+        from services.common.app import make_redis
+        from services.common.config import load
+
+        from .settings import PermissionsSettings
+
+        settings = load(PermissionsSettings)
+        _default = Invalidator(make_redis(settings.redis_url), settings.redis_namespace)
+    return _default
+
+
+def note_changed(session: Session, *user_ids: str) -> None:
+    """Mark users whose permissions changed; their versions are bumped once ``session`` commits."""
+    changed: set[str] | None = session.info.get(CHANGED)
+    if changed is None:
+        changed = session.info[CHANGED] = set()
+
+        def after_commit(committed: Session) -> None:
+            ids = committed.info.pop(CHANGED, set())
+            invalidator = committed.info.get(INVALIDATOR) or _default_invalidator()
+            if invalidator is not None:
+                invalidator.bump(ids)
+
+        event.listen(session, "after_commit", after_commit, once=True)
+    changed.update(u for u in user_ids if u)
+
+
+class SnapshotCache:
+    """Snapshots by user: in process (LRU, keyed by version) and in Redis (by version)."""
+
+    def __init__(self, client: redis.Redis, namespace: str,
+                 loader: Callable[[list[str]], dict[str, Snapshot]], *,
+                 max_entries: int = 50_000, max_age: float = 60.0,
+                 redis_ttl: int = 3600) -> None:
+        self.redis = client
+        self.namespace = namespace
+        self.loader = loader
+        self.max_entries = max_entries
+        self.max_age = max_age
+        self.redis_ttl = redis_ttl
+        self._local: OrderedDict[str, tuple[bytes, float, Snapshot]] = OrderedDict()
+        self._lock = threading.Lock()
+        self._redis_down = False
+
+    def _snapshot_key(self, user_id: str, version: bytes) -> str:
+        return key(self.namespace, "perm-snapshot", user_id, version.decode())
+
+    def get_many(self, user_ids: list[str]) -> dict[str, Snapshot]:
+        """Snapshots of ``user_ids``; one Redis round trip when all are warm."""
+        ids = list(dict.fromkeys(user_ids))
+        try:
+            versions = self.redis.mget([key(self.namespace, "perm-version", u) for u in ids])
+        except redis.RedisError as exc:
+            self._report_down(exc)
+            return self.loader(ids)
+        self._redis_down = False
+        found: dict[str, Snapshot] = {}
+        misses: list[tuple[str, bytes]] = []
+        now = time.monotonic()
+        with self._lock:
+            for user_id, raw in zip(ids, versions, strict=True):
+                version = raw or b"0"
+                entry = self._local.get(user_id)
+                if entry is not None and entry[0] == version and now - entry[1] < self.max_age:
+                    self._local.move_to_end(user_id)
+                    found[user_id] = entry[2]
+                else:
+                    misses.append((user_id, version))
+        if misses:
+            found.update(self._fill(misses, now))
+        return found
+
+    def get(self, user_id: str) -> Snapshot:
+        return self.get_many([user_id])[user_id]
+
+    def _fill(self, misses: list[tuple[str, bytes]], now: float) -> dict[str, Snapshot]:
+        filled: dict[str, Snapshot] = {}
+        try:
+            stored = self.redis.mget([self._snapshot_key(u, v) for u, v in misses])
+        except redis.RedisError as exc:
+            self._report_down(exc)
+            return self.loader([u for u, _ in misses])
+        to_load = []
+        for (user_id, version), raw in zip(misses, stored, strict=True):
+            if raw is None:
+                to_load.append((user_id, version))
+            else:
+                filled[user_id] = json.loads(raw)
+        if to_load:
+            loaded = self.loader([u for u, _ in to_load])
+            try:
+                pipe = self.redis.pipeline(transaction=False)
+                for user_id, version in to_load:
+                    pipe.set(self._snapshot_key(user_id, version),
+                             json.dumps(loaded[user_id], separators=(",", ":")),
+                             ex=self.redis_ttl)
+                pipe.execute()
+            except redis.RedisError as exc:
+                self._report_down(exc)
+            filled.update(loaded)
+        versions = dict(misses)
+        with self._lock:
+            for user_id, snapshot in filled.items():
+                self._local[user_id] = (versions[user_id], now, snapshot)
+                self._local.move_to_end(user_id)
+            while len(self._local) > self.max_entries:
+                self._local.popitem(last=False)
+        return filled
+
+    def _report_down(self, exc: Exception) -> None:
+        if not self._redis_down:
+            log.warning("permission cache cannot reach redis; deciding from the database",
+                        extra={"error_type": type(exc).__name__})
+        self._redis_down = True

@@ -1,0 +1,110 @@
+"""Deciding a check: ``may <subject> do <action> on <resource>?``
+
+A decision is made from a user's *snapshot* (status, company, the company's
+accounts, live grants) so it needs no database round trip when the snapshot is
+cached (see :mod:`cache`). Reasons are stable strings:
+
+``granted``, ``unknown_subject``, ``subject_inactive``, ``other_company``,
+``unknown_account``, ``not_granted``, ``account_not_granted``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from .cache import Snapshot
+from .models import CompanyAccount, Grant, User
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    reason: str
+
+
+def load_snapshots(session: Session, user_ids: Iterable[str], now: datetime) -> dict[str, Snapshot]:
+    """The snapshot of each user (``{"s": "unknown"}`` for a user the read model lacks)."""
+    ids = list(user_ids)
+    snapshots: dict[str, Snapshot] = {u: {"s": "unknown"} for u in ids}
+    users = session.execute(select(User.id, User.status, User.company_id)
+                            .where(User.id.in_(ids))).all()
+    if not users:
+        return snapshots
+    companies = {u.company_id for u in users}
+    accounts: dict[str, dict[str, str]] = {c: {} for c in companies}
+    for row in session.execute(select(CompanyAccount.company_id, CompanyAccount.fingerprint,
+                                      CompanyAccount.last5)
+                               .where(CompanyAccount.company_id.in_(companies))):
+        accounts[row.company_id][row.fingerprint] = row.last5
+    for user in users:
+        snapshots[user.id] = {"s": user.status, "c": user.company_id,
+                              "a": accounts[user.company_id], "g": {}}
+    grants = session.execute(
+        select(Grant.user_id, Grant.entitlement_key, Grant.accounts, Grant.expires_at)
+        .where(Grant.user_id.in_(ids), Grant.revoked_at.is_(None),
+               or_(Grant.expires_at.is_(None), Grant.expires_at > now)))
+    for grant in grants:
+        fps = None if grant.accounts is None else sorted(a["fingerprint"] for a in grant.accounts)
+        expires = None if grant.expires_at is None else _timestamp(grant.expires_at)
+        snapshots[grant.user_id]["g"].setdefault(grant.entitlement_key, []).append([fps, expires])
+    return snapshots
+
+
+def _timestamp(moment: datetime) -> float:
+    if moment.tzinfo is None:  # SQLite hands back naive datetimes; we only store UTC
+        from datetime import UTC
+
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
+
+
+def decide(snapshot: Snapshot, action: str, resource: dict[str, Any] | None,
+           now: datetime) -> Decision:
+    """Allow or deny ``action`` for the snapshot's user on ``resource``.
+
+    A resource naming no account asks whether the user holds the entitlement at all
+    (a grant limited to some accounts counts). A resource naming an account needs a
+    live grant that is unlimited or lists that account; an account identified only by
+    its last five digits must be covered for every company account ending so.
+    """
+    status = snapshot.get("s")
+    if status == "unknown":
+        return Decision(False, "unknown_subject")
+    if status != "active":
+        return Decision(False, "subject_inactive")
+    resource = resource or {}
+    company_id = resource.get("company_id")
+    if company_id is not None and company_id != snapshot["c"]:
+        return Decision(False, "other_company")
+    stamp = now.timestamp()
+    live = [fps for fps, expires in snapshot["g"].get(action, ())
+            if expires is None or expires > stamp]
+    if not live:
+        return Decision(False, "not_granted")
+    wanted = _accounts_named(snapshot["a"], resource)
+    if wanted is None:
+        return Decision(True, "granted")
+    if not wanted:
+        return Decision(False, "unknown_account")
+    for fps in live:
+        if fps is None or wanted <= set(fps):
+            return Decision(True, "granted")
+    return Decision(False, "account_not_granted")
+
+
+def _accounts_named(accounts: dict[str, str], resource: dict[str, Any]) -> set[str] | None:
+    """Fingerprints the resource names (None: it names no account; empty: none of the company's)."""
+    fingerprint = resource.get("account_fingerprint")
+    last5 = resource.get("account_last5")
+    if fingerprint is None and last5 is None:
+        return None
+    if fingerprint is not None:
+        known = fingerprint in accounts and (last5 is None or accounts[fingerprint] == last5)
+        return {fingerprint} if known else set()
+    return {fp for fp, five in accounts.items() if five == last5}

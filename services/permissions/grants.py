@@ -1,0 +1,163 @@
+"""Use cases on grants: grant, revoke, assign a role's bundle, list and the home page."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from .cache import note_changed
+from .domain import Forbidden, Missing, audit, publish
+from .models import Company, Entitlement, Grant, HomeSection, RoleEntitlement, User
+
+HELPDESK = "helpdesk.act"
+ADMIN_SCOPE = "permissions.admin"
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who calls: the token's ``sub`` and whether permissions' own data (or the
+    ``permissions.admin`` scope of a client token) makes them the help desk."""
+
+    id: str
+    helpdesk: bool = False
+
+
+def live_grants(session: Session, user_id: str, now: datetime, key: str | None = None) -> list[Grant]:
+    query = (select(Grant).where(Grant.user_id == user_id, Grant.revoked_at.is_(None),
+                                 or_(Grant.expires_at.is_(None), Grant.expires_at > now))
+             .order_by(Grant.entitlement_key, Grant.created_at))
+    if key is not None:
+        query = query.where(Grant.entitlement_key == key)
+    return list(session.scalars(query))
+
+
+def resolve_actor(session: Session, sub: str, scopes: set[str], now: datetime) -> Actor:
+    """The caller as permissions sees them; the token's own ``entitlements`` claim is ignored."""
+    if ADMIN_SCOPE in scopes:
+        return Actor(sub, helpdesk=True)
+    user = session.get(User, sub)
+    helpdesk = bool(user and user.status == "active" and live_grants(session, sub, now, HELPDESK))
+    return Actor(sub, helpdesk=helpdesk)
+
+
+def grant_entitlement(session: Session, *, user: User, key: str, actor_id: str, source: str,
+                      now: datetime, accounts: list[dict[str, str]] | None = None,
+                      expires_at: datetime | None = None, why: str | None = None) -> Grant:
+    """Give ``user`` the entitlement ``key`` (the caller has checked that it may)."""
+    grant = Grant(id=str(uuid.uuid4()), user_id=user.id, company_id=user.company_id,
+                  entitlement_key=key, accounts=accounts, source=source,
+                  expires_at=expires_at, created_at=now)
+    session.add(grant)
+    audit(session, actor_id=actor_id, action="grant.created", target_type="grant",
+          target_id=grant.id, company_id=user.company_id, why=why, now=now,
+          details={"user_id": user.id, "entitlement": key, "source": source,
+                   "accounts": _last5s(accounts)})
+    publish(session, "permissions.grant.created",
+            {"user_id": user.id, "entitlement": key, "accounts": _last5s(accounts)},
+            subject=user.id, company_id=user.company_id)
+    note_changed(session, user.id)
+    return grant
+
+
+def _last5s(accounts: list[dict[str, str]] | None) -> list[str] | None:
+    return None if accounts is None else [a["last5"] for a in accounts]
+
+
+def assign_role(session: Session, *, user: User, role: str, actor_id: str, now: datetime,
+                why: str | None = None) -> list[Grant]:
+    """Grant the role's entitlements the user does not already hold through that role."""
+    source = f"role:{role}"
+    held = {g.entitlement_key for g in live_grants(session, user.id, now) if g.source == source}
+    keys = session.scalars(select(RoleEntitlement.entitlement_key)
+                           .where(RoleEntitlement.role_key == role)
+                           .order_by(RoleEntitlement.entitlement_key))
+    return [grant_entitlement(session, user=user, key=k, actor_id=actor_id, source=source,
+                              now=now, why=why) for k in keys if k not in held]
+
+
+def revoke_role(session: Session, *, user_id: str, role: str, actor_id: str, now: datetime,
+                why: str | None = None) -> int:
+    grants = [g for g in live_grants(session, user_id, now) if g.source == f"role:{role}"]
+    for grant in grants:
+        _revoke(session, grant, actor_id, now, why)
+    return len(grants)
+
+
+def revoke_grant(session: Session, *, grant_id: str, actor: Actor, now: datetime,
+                 why: str | None = None) -> Grant:
+    """Revoke at once. The help desk may revoke any grant; a company's principal
+    administrator may revoke grants within the company."""
+    grant = session.get(Grant, grant_id)
+    if grant is None or grant.revoked_at is not None:
+        raise Missing("No such live grant.")
+    company = session.get(Company, grant.company_id)
+    is_principal = company is not None and company.principal_user_id == actor.id
+    if not (actor.helpdesk or is_principal):
+        raise Forbidden("Only the help desk or the company's principal administrator may revoke.")
+    _revoke(session, grant, actor.id, now, why)
+    return grant
+
+
+def _revoke(session: Session, grant: Grant, actor_id: str, now: datetime,
+            why: str | None) -> None:
+    grant.revoked_at = now
+    audit(session, actor_id=actor_id, action="grant.revoked", target_type="grant",
+          target_id=grant.id, company_id=grant.company_id, why=why, now=now,
+          details={"user_id": grant.user_id, "entitlement": grant.entitlement_key})
+    publish(session, "permissions.grant.revoked",
+            {"user_id": grant.user_id, "entitlement": grant.entitlement_key,
+             "accounts": _last5s(grant.accounts)},
+            subject=grant.user_id, company_id=grant.company_id)
+    note_changed(session, grant.user_id)
+
+
+def may_view_user(session: Session, actor: Actor, user: User) -> bool:
+    """The user themself, the help desk, or an administrator of the user's company."""
+    if actor.helpdesk or actor.id == user.id:
+        return True
+    from .admins import is_administrator
+
+    return is_administrator(session, user.company_id, actor.id)
+
+
+def user_entitlements(session: Session, *, user_id: str, actor: Actor, trusted_client: bool,
+                      now: datetime) -> dict[str, Any]:
+    """The user's live grants (``GET /v1/users/<id>/entitlements``)."""
+    user = session.get(User, user_id)
+    if user is None:
+        raise Missing("No such user.")
+    if not (trusted_client or may_view_user(session, actor, user)):
+        raise Missing("No such user.")
+    grants = live_grants(session, user.id, now) if user.status == "active" else []
+    return {"user_id": user.id, "company_id": user.company_id, "status": user.status,
+            "entitlements": sorted({g.entitlement_key for g in grants}),
+            "grants": [{"id": g.id, "entitlement": g.entitlement_key,
+                        "accounts": _last5s(g.accounts), "source": g.source,
+                        "expires_at": g.expires_at} for g in grants]}
+
+
+def home_page(session: Session, *, user_id: str, actor: Actor, language: str | None,
+              now: datetime) -> dict[str, Any]:
+    """The home-page sections ``user_id``'s live entitlements allow, in their language."""
+    user = session.get(User, user_id)
+    if user is None or not (actor.helpdesk or actor.id == user.id):
+        raise Missing("No such user.")
+    lang = language if language in ("en", "es") else user.preferred_language
+    lang = lang if lang in ("en", "es") else "en"
+    keys = ({g.entitlement_key for g in live_grants(session, user.id, now)}
+            if user.status == "active" else set())
+    sections = session.scalars(select(HomeSection).where(HomeSection.entitlement_key.in_(keys))
+                               .order_by(HomeSection.position, HomeSection.key))
+    return {"user_id": user.id, "language": lang,
+            "sections": [{"key": s.key, "title": s.title_es if lang == "es" else s.title_en,
+                          "url": s.url_path, "entitlement": s.entitlement_key}
+                         for s in sections]}
+
+
+def catalog(session: Session) -> list[Entitlement]:
+    return list(session.scalars(select(Entitlement).order_by(Entitlement.key)))

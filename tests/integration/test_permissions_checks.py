@@ -1,0 +1,166 @@
+"""POST /v1/check: account scoping, batch, caller rules, and cache invalidation that
+reaches every replica on the very next check."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.integration.test_permissions_fixtures import (
+    World,
+    company_a,
+    permissions_url,
+    world,
+)
+
+# pytest finds fixtures by name in this module's namespace.
+FIXTURES = (company_a, permissions_url, world)
+
+
+def approve(w: World, user: str, keys: list[str], **body) -> None:
+    created = w.request_access(user, keys, **body)
+    assert created.status_code == 201, created.json
+    assert w.decide(created.json["id"], "approve", "pa").status_code == 200
+
+
+def test_grants_limited_to_accounts_allow_only_those_accounts(company_a):
+    w = company_a
+    approve(w, "ua", ["cards.cancel"], accounts=["11111"])
+    assert w.check("ua", "cards.cancel", {"account_last5": "11111"})["allowed"] is True
+    assert w.check("ua", "cards.cancel", {"account_fingerprint": "fp-aaaa-1"})["allowed"] is True
+    assert w.check("ua", "cards.cancel", {"account_last5": "22222"}) == {
+        "allowed": False, "reason": "account_not_granted"}
+    assert w.check("ua", "cards.cancel", {"account_last5": "33333"}) == {
+        "allowed": False, "reason": "unknown_account"}  # company B's account
+    assert w.check("ua", "cards.cancel", {"account_fingerprint": "fp-aaaa-1",
+                                          "account_last5": "22222"})["allowed"] is False
+    assert w.check("ua", "cards.cancel") == {"allowed": True, "reason": "granted"}
+    assert w.check("ua", "cards.cancel", {"company_id": "co-b"}) == {
+        "allowed": False, "reason": "other_company"}
+    # The role's cards.view is not limited: any account of the company.
+    assert w.check("ua", "cards.view", {"account_last5": "22222",
+                                        "company_id": "co-a"})["allowed"] is True
+
+
+def test_reasons_for_unknown_and_ungranted(company_a):
+    w = company_a
+    assert w.check("nobody", "cards.view") == {"allowed": False, "reason": "unknown_subject"}
+    assert w.check("ua", "users.manage") == {"allowed": False, "reason": "not_granted"}
+    assert w.check("ua", "no.such.thing") == {"allowed": False, "reason": "not_granted"}
+
+
+def test_batch_answers_in_order_and_is_bounded(company_a):
+    w = company_a
+    checks = [{"subject": "ua", "action": "cards.view"},
+              {"subject": "pa", "action": "entitlements.approve"},
+              {"subject": "ua", "action": "entitlements.approve"},
+              {"subject": "ghost", "action": "cards.view"}]
+    response = w.client.post("/v1/check/batch", json={"checks": checks},
+                             headers=w.service_headers("permissions.check"))
+    assert response.status_code == 200, response.json
+    assert [r["allowed"] for r in response.json["results"]] == [True, True, False, False]
+    too_many = w.client.post("/v1/check/batch", json={"checks": checks * 26},
+                             headers=w.service_headers("permissions.check"))
+    assert too_many.status_code == 422 and "checks" in too_many.json["errors"]
+
+
+def test_a_user_may_check_only_themself(company_a):
+    w = company_a
+    own = w.client.post("/v1/check", json={"subject": "ua", "action": "cards.view"},
+                        headers=w.headers("ua"))
+    assert own.status_code == 200 and own.json["allowed"] is True
+    other = w.client.post("/v1/check", json={"subject": "pa", "action": "cards.view"},
+                          headers=w.headers("ua"))
+    assert other.status_code == 403 and other.mimetype == "application/problem+json"
+    anonymous = w.client.post("/v1/check", json={"subject": "ua", "action": "cards.view"})
+    assert anonymous.status_code == 401
+
+
+def test_revoking_through_one_replica_is_denied_by_another_on_the_next_check(
+        make_app, permissions_url, token_issuer, company_a):
+    w = company_a
+    approve(w, "ua", ["reports.export"])
+    replica = make_app("permissions", database_url=permissions_url).test_client()
+    for _ in range(3):  # warm the replica's in-process cache
+        assert w.check("ua", "reports.export", client=replica)["allowed"] is True
+    grants = w.client.get("/v1/users/ua/entitlements", headers=w.headers("ua")).json["grants"]
+    [grant] = [g for g in grants if g["entitlement"] == "reports.export"]
+    revoked = w.client.delete(f"/admin/v1/grants/{grant['id']}", json={"why": "left the team"},
+                              headers=w.headers("pa"))
+    assert revoked.status_code == 204
+    assert w.check("ua", "reports.export", client=replica) == {
+        "allowed": False, "reason": "not_granted"}
+    [event] = w.events("permissions.grant.revoked")
+    assert event["data"] == {"user_id": "ua", "entitlement": "reports.export", "accounts": None}
+    # Only the help desk or the company's principal revokes; a second revoke is 404.
+    assert w.client.delete(f"/admin/v1/grants/{grant['id']}", json={},
+                           headers=w.headers("pa")).status_code == 404
+
+
+def test_only_principal_or_help_desk_revoke(company_a):
+    w = company_a
+    grants = w.client.get("/v1/users/ua/entitlements", headers=w.headers("ua")).json["grants"]
+    for who in ("ua", "sa", "pb"):
+        response = w.client.delete(f"/admin/v1/grants/{grants[0]['id']}", json={},
+                                   headers=w.headers(who))
+        assert response.status_code == 403, who
+    assert w.client.delete(f"/admin/v1/grants/{grants[0]['id']}", json={"why": "audit"},
+                           headers=w.headers("hd-1")).status_code == 204
+
+
+def test_a_deactivated_user_is_denied_on_the_next_check(make_app, permissions_url, company_a):
+    w = company_a
+    replica = make_app("permissions", database_url=permissions_url).test_client()
+    assert w.check("ua", "cards.view", client=replica)["allowed"] is True
+    w.deliver("identity.user.deactivated", {"user_id": "ua", "reason": "inactivity"})
+    assert w.check("ua", "cards.view", client=replica) == {
+        "allowed": False, "reason": "subject_inactive"}
+    w.deliver("identity.user.reactivated", {"user_id": "ua", "actor_id": "hd-1"})
+    assert w.check("ua", "cards.view", client=replica)["allowed"] is True
+
+
+class CountingRedis:
+    """Counts the commands a client sends (a pipeline counts as one round trip)."""
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+        self.round_trips = 0
+
+    def mget(self, *args, **kwargs):
+        self.round_trips += 1
+        return self.inner.mget(*args, **kwargs)
+
+    def pipeline(self, *args, **kwargs):
+        self.round_trips += 1
+        return self.inner.pipeline(*args, **kwargs)
+
+    def __getattr__(self, name):
+        raise AssertionError(f"unexpected redis command {name}")
+
+
+@pytest.mark.parametrize("batch", [False, True])
+def test_a_warm_check_costs_one_redis_round_trip(company_a, batch):
+    w = company_a
+    cache = w.app.extensions["permissions.snapshots"]
+    counting = CountingRedis(cache.redis)
+    cache.redis = counting
+    checks = [{"subject": s, "action": "cards.view"} for s in ("ua", "pa", "sa")]
+    for _ in range(2):
+        counting.round_trips = 0
+        if batch:
+            response = w.client.post("/v1/check/batch", json={"checks": checks},
+                                     headers=w.service_headers("permissions.check"))
+            assert response.status_code == 200
+        else:
+            w.check("ua", "cards.view")
+    assert counting.round_trips == 1
+
+
+def test_checks_still_decide_from_the_database_when_redis_is_down(company_a):
+    import redis
+
+    w = company_a
+    cache = w.app.extensions["permissions.snapshots"]
+    cache.redis = redis.Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.2)
+    # The token's deny-list also needs Redis and fails closed, so call the cache directly.
+    assert cache.get("ua")["g"]["cards.view"]
+    assert cache.get("nobody") == {"s": "unknown"}

@@ -1,0 +1,155 @@
+"""Shared fixtures of the permissions tests (imported by the test_permissions_* modules).
+
+The database is built by the service's own Alembic migrations (so the seeded catalog is
+the migration's), Redis is real, tokens come from ``token_issuer``.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from services.common.db import upgrade
+from services.common.events import Envelope
+from services.permissions.api.common import CLOCK
+from services.permissions.cache import INVALIDATOR
+from services.permissions.grants import grant_entitlement
+from services.permissions.handlers import registry
+from services.permissions.models import OutboxEvent, User
+
+T0 = datetime(2030, 1, 15, 9, 0, tzinfo=UTC)
+
+
+class Clock:
+    def __init__(self, moment: datetime = T0) -> None:
+        self.moment = moment
+
+    def __call__(self) -> datetime:
+        return self.moment
+
+    def advance(self, **delta: float) -> None:
+        self.moment += timedelta(**delta)
+
+
+class World:
+    """Builds companies and users through identity's events and calls the API as them."""
+
+    def __init__(self, app, issuer) -> None:
+        self.app = app
+        self.issuer = issuer
+        self.client = app.test_client()
+        self.clock = Clock()
+        app.extensions[CLOCK] = self.clock
+        self.db = app.extensions["portico"].db
+
+    def session(self):
+        tx = self.db.transaction()
+        return _InvalidatingTransaction(tx, self.app.extensions["permissions.invalidator"])
+
+    def deliver(self, event_type: str, data: dict[str, Any], envelope: Envelope | None = None):
+        envelope = envelope or Envelope.new(event_type, "identity", data,
+                                            subject=data.get("user_id"))
+        with self.session() as session:
+            registry(session, envelope)
+        return envelope
+
+    def activate(self, user_id: str, company_id: str, *, lang: str = "en",
+                 accounts: list[tuple[str, str]] = ()) -> None:
+        self.deliver("identity.user.activated", {
+            "user_id": user_id, "enrollment_id": f"enr-{user_id}", "email": f"{user_id}@example.com",
+            "given_name": user_id.title(), "family_name": "Tester", "phone": "+15550100",
+            "job_title": "Manager", "preferred_language": lang, "company_id": company_id,
+            "company_name": f"Company {company_id}",
+            "accounts": [{"last5": l5, "fingerprint": fp} for l5, fp in accounts],
+            "notifications": {"status_changes": True}})
+
+    def make_helpdesk(self, user_id: str = "hd-1") -> str:
+        self.activate(user_id, "portico-helpdesk")
+        with self.session() as session:
+            user = session.get(User, user_id)
+            grant_entitlement(session, user=user, key="helpdesk.act", actor_id="operator",
+                              source="operator", now=self.clock())
+        return user_id
+
+    def headers(self, sub: str, scope: str = "", **claims: Any) -> dict[str, str]:
+        token = self.issuer.issue(sub=sub, aud="permissions", scope=scope, **claims)
+        return {"Authorization": f"Bearer {token}"}
+
+    def service_headers(self, scope: str) -> dict[str, str]:
+        return self.headers("svc-client", scope=scope, client_id="svc-client")
+
+    def designate(self, company_id: str, user_id: str, by: str = "hd-1"):
+        return self.client.put(f"/admin/v1/companies/{company_id}/principal",
+                               json={"user_id": user_id, "why": "appointed by the program"},
+                               headers=self.headers(by))
+
+    def request_access(self, sub: str, entitlements: list[str], **body: Any):
+        payload = {"entitlements": entitlements, "justification": "needed for my job", **body}
+        return self.client.post("/v1/access-requests", json=payload, headers=self.headers(sub))
+
+    def decide(self, request_id: str, verb: str, sub: str, comment: str | None = "ok", **claims):
+        return self.client.post(f"/v1/access-requests/{request_id}/{verb}",
+                                json={"comment": comment}, headers=self.headers(sub, **claims))
+
+    def check(self, subject: str, action: str, resource: dict | None = None,
+              client=None) -> dict[str, Any]:
+        body: dict[str, Any] = {"subject": subject, "action": action}
+        if resource is not None:
+            body["resource"] = resource
+        response = (client or self.client).post(
+            "/v1/check", json=body, headers=self.service_headers("permissions.check"))
+        assert response.status_code == 200, response.json
+        return response.json
+
+    def events(self, event_type: str | None = None) -> list[dict[str, Any]]:
+        with self.db.read() as session:
+            rows = session.scalars(select(OutboxEvent).order_by(OutboxEvent.id)).all()
+            found = [json.loads(r.payload) for r in rows]
+        return [e for e in found if event_type is None or e["type"] == event_type]
+
+
+class _InvalidatingTransaction:
+    def __init__(self, tx, invalidator) -> None:
+        self.tx = tx
+        self.invalidator = invalidator
+
+    def __enter__(self):
+        session = self.tx.__enter__()
+        session.info[INVALIDATOR] = self.invalidator
+        return session
+
+    def __exit__(self, *exc):
+        return self.tx.__exit__(*exc)
+
+
+@pytest.fixture
+def permissions_url(database_url) -> str:
+    url = database_url("permissions")
+    upgrade("permissions", url)
+    return url
+
+
+@pytest.fixture
+def world(make_app, permissions_url, token_issuer) -> World:
+    return World(make_app("permissions", database_url=permissions_url), token_issuer)
+
+
+@pytest.fixture
+def company_a(world: World) -> World:
+    """Company A: principal ``pa``, secondary ``sa``, user ``ua``; company B: principal
+    ``pb``; the help desk ``hd-1``. Company A has accounts 11111 and 22222."""
+    world.make_helpdesk()
+    accounts = [("11111", "fp-aaaa-1"), ("22222", "fp-aaaa-2")]
+    for user in ("pa", "sa", "ua"):
+        world.activate(user, "co-a", accounts=accounts)
+    world.activate("pb", "co-b", accounts=[("33333", "fp-bbbb-3")])
+    assert world.designate("co-a", "pa").status_code == 200
+    assert world.designate("co-b", "pb").status_code == 200
+    response = world.client.put("/admin/v1/companies/co-a/administrators/sa",
+                                json={"why": "backup admin"}, headers=world.headers("hd-1"))
+    assert response.status_code == 200, response.json
+    return world

@@ -1,0 +1,71 @@
+"""Pure rules: the access-request state machine and the check decision."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from services.permissions.checks import decide
+from services.permissions.domain import (
+    TRANSITIONS,
+    IllegalTransition,
+    RequestState,
+    transition,
+)
+
+NOW = datetime(2030, 1, 1, tzinfo=UTC)
+SNAPSHOT = {"s": "active", "c": "co-1",
+            "a": {"fp-1": "11111", "fp-2": "22222", "fp-3": "22222"},
+            "g": {"cards.view": [[None, None]],
+                  "cards.cancel": [[["fp-1"], None]],
+                  "reports.view": [[None, (NOW - timedelta(seconds=1)).timestamp()]],
+                  "reports.export": [[["fp-2", "fp-3"], (NOW + timedelta(days=1)).timestamp()]]}}
+
+
+@pytest.mark.parametrize("state", [RequestState.APPROVED, RequestState.REJECTED,
+                                   RequestState.EXPIRED, RequestState.CANCELLED])
+def test_decided_requests_are_terminal(state):
+    assert TRANSITIONS[state] == frozenset()
+    for target in RequestState:
+        with pytest.raises(IllegalTransition):
+            transition(state.value, target)
+
+
+def test_open_requests_may_be_decided_and_only_pending_may_be_cosigned():
+    assert transition("pending", RequestState.APPROVED) is RequestState.APPROVED
+    assert transition("cosigned", RequestState.EXPIRED) is RequestState.EXPIRED
+    with pytest.raises(IllegalTransition):
+        transition("cosigned", RequestState.COSIGNED)
+
+
+@pytest.mark.parametrize(("action", "resource", "expected"), [
+    ("cards.view", None, (True, "granted")),
+    ("cards.view", {"account_last5": "22222"}, (True, "granted")),
+    ("cards.cancel", {"account_fingerprint": "fp-1"}, (True, "granted")),
+    ("cards.cancel", {"account_last5": "11111", "company_id": "co-1"}, (True, "granted")),
+    ("cards.cancel", {"account_fingerprint": "fp-2"}, (False, "account_not_granted")),
+    ("cards.cancel", {"account_fingerprint": "fp-9"}, (False, "unknown_account")),
+    ("cards.cancel", {"account_fingerprint": "fp-1", "account_last5": "22222"},
+     (False, "unknown_account")),
+    ("cards.cancel", {"company_id": "co-2"}, (False, "other_company")),
+    ("reports.view", None, (False, "not_granted")),  # expired grant
+    # last five shared by two accounts: both must be covered
+    ("reports.export", {"account_last5": "22222"}, (True, "granted")),
+    ("users.manage", None, (False, "not_granted")),
+])
+def test_decisions(action, resource, expected):
+    decision = decide(SNAPSHOT, action, resource, NOW)
+    assert (decision.allowed, decision.reason) == expected
+
+
+def test_ambiguous_last5_is_denied_unless_every_match_is_granted():
+    snapshot = {**SNAPSHOT, "g": {"cards.cancel": [[["fp-2"], None]]}}
+    assert decide(snapshot, "cards.cancel", {"account_last5": "22222"}, NOW).allowed is False
+    assert decide(snapshot, "cards.cancel", {"account_fingerprint": "fp-2"}, NOW).allowed
+
+
+def test_unknown_and_inactive_subjects_are_denied():
+    assert decide({"s": "unknown"}, "cards.view", None, NOW).reason == "unknown_subject"
+    assert decide({**SNAPSHOT, "s": "inactive"}, "cards.view", None, NOW).reason == \
+        "subject_inactive"
