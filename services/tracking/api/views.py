@@ -1,0 +1,232 @@
+"""HTTP views of the tracking service. Access rules live in service.py."""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Any
+
+from flask import Response, current_app, json, request, url_for
+
+from services.common import tracking_numbers
+from services.common.app import context, request_id
+from services.common.auth import current_claims, require_auth
+from services.common.errors import Problem
+
+from .. import overview as ov
+from .. import service
+from ..history import as_utc
+from ..idempotency import fingerprint, run_once
+from ..models import Transaction
+from . import ApiBlueprint
+from .schemas import (
+    LANGUAGES,
+    NOT_A_TRACKING_NUMBER,
+    LanguageArgsSchema,
+    OverviewArgsSchema,
+    OverviewSchema,
+    StatusChangeSchema,
+    TransactionCreateSchema,
+    TransactionSchema,
+)
+
+blp = ApiBlueprint("transactions", __name__, url_prefix="/v1",
+                   description="Transactions, their status history and the tracking overview")
+
+READ_SCOPE = "tracking.read"
+WRITE_SCOPE = "tracking.write"
+CSV_MAX_ROWS = 10_000
+READ_SECURITY = [{"bearerAuth": [READ_SCOPE]}]
+WRITE_SECURITY = [{"bearerAuth": [WRITE_SCOPE]}]
+
+
+def _language(args: dict[str, Any]) -> str:
+    return args.get("lang") or request.accept_languages.best_match(LANGUAGES) or "en"
+
+
+def _tracking_number(raw: str) -> str:
+    if not tracking_numbers.is_valid(raw):
+        raise Problem(400, "invalid-tracking-number", NOT_A_TRACKING_NUMBER,
+                      errors={"tracking_number": [NOT_A_TRACKING_NUMBER]})
+    return tracking_numbers.normalize(raw)
+
+
+def _viewer() -> service.Viewer:
+    claims = current_claims()
+    entitlements = claims.get("entitlements") or []
+    if isinstance(entitlements, str):
+        entitlements = entitlements.split()
+    company = claims.get("company_id")
+    return service.Viewer(user_id=claims.get("sub"),
+                          company_id=str(company) if company is not None else None,
+                          entitlements=frozenset(str(e) for e in entitlements))
+
+
+def _client_id() -> str:
+    claims = current_claims()
+    return str(claims.get("client_id") or claims.get("sub"))
+
+
+def present(tx: Transaction, lang: str, *, history: bool) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "tracking_number": tx.tracking_number, "type": tx.type, "status": tx.status,
+        "title": tx.title_es if lang == "es" else tx.title_en,
+        "owner_user_id": tx.owner_user_id, "company_id": tx.company_id,
+        "created_at": as_utc(tx.created_at), "updated_at": as_utc(tx.updated_at),
+    }
+    if history:
+        body.update(
+            title_en=tx.title_en, title_es=tx.title_es, correlation_id=tx.correlation_id,
+            source=tx.source, last_event_at=as_utc(tx.last_event_at),
+            history=[{"status": h.status, "at": as_utc(h.at), "actor": h.actor,
+                      "comment": h.comment, "applied": h.applied}
+                     for h in sorted(tx.history, key=lambda h: (as_utc(h.at), h.id))])
+    return body
+
+
+def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
+    response = current_app.response_class(json.dumps(body), status=status,
+                                          mimetype="application/json")
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+def _idempotency_key() -> str | None:
+    key = request.headers.get("Idempotency-Key")
+    if key is None:
+        return None
+    if not 1 <= len(key) <= 255 or not key.isprintable():
+        raise Problem(400, "invalid-idempotency-key",
+                      "The Idempotency-Key header must be 1-255 printable characters.")
+    return key
+
+
+@blp.route("/transactions", methods=["POST"])
+@require_auth(WRITE_SCOPE)
+@blp.arguments(TransactionCreateSchema)
+@blp.response(201, TransactionSchema)
+@blp.doc(security=WRITE_SECURITY, parameters=[
+    {"in": "header", "name": "Idempotency-Key", "schema": {"type": "string"}}])
+def register(body: dict[str, Any]) -> Response:
+    """Register an internal app's transaction (client_credentials, scope tracking.write)."""
+    client_id, lang = _client_id(), _language({})
+    if body.get("tracking_number"):
+        body["tracking_number"] = tracking_numbers.normalize(body["tracking_number"])
+
+    def use_case(session):
+        tx = service.register_transaction(session, client_id=client_id, **body,
+                                          correlation_id=_correlation_id())
+        return 201, TransactionSchema().dump(present(tx, lang, history=True))
+
+    status, out = run_once(context().db, client_id, _idempotency_key(),
+                           fingerprint("POST", request.path, body), use_case)
+    location = url_for("transactions.lookup", tracking_number=out["tracking_number"])
+    return _json(status, out, {"Location": location})
+
+
+@blp.route("/transactions/<tracking_number>/status", methods=["POST"])
+@require_auth(WRITE_SCOPE)
+@blp.arguments(StatusChangeSchema)
+@blp.response(200, TransactionSchema)
+@blp.doc(security=WRITE_SECURITY, parameters=[
+    {"in": "header", "name": "Idempotency-Key", "schema": {"type": "string"}}])
+def change_status(body: dict[str, Any], tracking_number: str) -> Response:
+    """Move one of the caller's own transactions to a new status (409 if not allowed)."""
+    number, client_id, lang = _tracking_number(tracking_number), _client_id(), _language({})
+
+    def use_case(session):
+        tx = service.change_status(session, client_id=client_id, tracking_number=number,
+                                   correlation_id=_correlation_id(), **body)
+        return 200, TransactionSchema().dump(present(tx, lang, history=True))
+
+    status, out = run_once(context().db, client_id, _idempotency_key(),
+                           fingerprint("POST", request.path, body), use_case)
+    return _json(status, out)
+
+
+@blp.route("/transactions/<tracking_number>", methods=["GET"], endpoint="lookup")
+@require_auth(READ_SCOPE)
+@blp.arguments(LanguageArgsSchema, location="query")
+@blp.response(200, TransactionSchema)
+@blp.doc(security=READ_SECURITY)
+def lookup(args: dict[str, Any], tracking_number: str) -> dict[str, Any]:
+    """A transaction and its full status history (owner, company administrator, help desk)."""
+    number = _tracking_number(tracking_number)
+    with context().db.read() as session:
+        tx = service.find_transaction(session, number, _viewer())
+        return present(tx, _language(args), history=True)
+
+
+def _filters(args: dict[str, Any]) -> ov.Filters:
+    viewer = _viewer()
+    scoped: dict[str, Any] = {"owner_user_id": viewer.user_id}
+    if args["scope"] == "company":
+        if not viewer.is_company_admin:
+            raise Problem(403, "forbidden", "Only an administrator of a company holding "
+                          "transactions.track may list the company's transactions.")
+        scoped = {"company_id": viewer.company_id}
+    return ov.Filters(
+        **scoped, statuses=tuple(dict.fromkeys(args["status"])), types=tuple(args["type"]),
+        created_from=as_utc(args["created_from"]) if args["created_from"] else None,
+        created_to=as_utc(args["created_to"]) if args["created_to"] else None,
+        q=args["q"], sort=args["sort"])
+
+
+@blp.route("/transactions", methods=["GET"])
+@require_auth(READ_SCOPE)
+@blp.arguments(OverviewArgsSchema, location="query")
+@blp.response(200, OverviewSchema)
+@blp.doc(security=READ_SECURITY)
+def overview(args: dict[str, Any]) -> Any:
+    """The Status Tracking Overview (``Accept: text/csv`` answers the CSV export)."""
+    if request.accept_mimetypes.best_match(["application/json", "text/csv"]) == "text/csv":
+        return _csv(args)
+    flt, lang = _filters(args), _language(args)
+    with context().db.read() as session:
+        try:
+            page = ov.overview_page(session, flt, args["limit"], args["cursor"])
+        except ov.InvalidCursor as exc:
+            raise Problem(422, "validation-error", "The request has invalid fields.",
+                          title="Invalid request", errors={"cursor": [str(exc)]}) from None
+        return {"items": [present(tx, lang, history=False) for tx in page.items],
+                "next_cursor": page.next_cursor, "counts": page.counts}
+
+
+@blp.route("/transactions.csv", methods=["GET"])
+@require_auth(READ_SCOPE)
+@blp.arguments(OverviewArgsSchema, location="query")
+@blp.response(200, content_type="text/csv", description="The overview as CSV")
+@blp.doc(security=READ_SECURITY)
+def overview_csv(args: dict[str, Any]) -> Response:
+    """The overview's rows as CSV (same filters, no pagination, at most 10,000 rows)."""
+    return _csv(args)
+
+
+CSV_COLUMNS = ("tracking_number", "type", "status", "title", "created_at", "updated_at")
+
+
+def safe_cell(value: Any) -> str:
+    """A spreadsheet must not run a cell as a formula (CSV injection)."""
+    text = "" if value is None else str(value)
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+def _csv(args: dict[str, Any]) -> Response:
+    flt, lang = _filters(args), _language(args)
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(CSV_COLUMNS)
+    with context().db.read() as session:
+        for tx in ov.export_rows(session, flt, CSV_MAX_ROWS):
+            row = present(tx, lang, history=False)
+            row["created_at"] = row["created_at"].isoformat()
+            row["updated_at"] = row["updated_at"].isoformat()
+            writer.writerow([safe_cell(row[c]) for c in CSV_COLUMNS])
+    return Response(out.getvalue(), mimetype="text/csv", headers={
+        "Content-Disposition": 'attachment; filename="transactions.csv"'})
+
+
+def _correlation_id() -> str | None:
+    """The request id (X-Request-ID when valid) follows the transaction's events."""
+    return request_id()

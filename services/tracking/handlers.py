@@ -1,0 +1,16 @@
+"""Tracking's consumer: one handler per event type of docs/events.md's mapping table.
+
+The generic worker (services/common/worker.py) runs them in the ``tracking``
+consumer group, inside the transaction that records the event as processed.
+"""
+
+from __future__ import annotations
+
+from services.common.events import HandlerRegistry
+
+from .ingest import RULES, ingest_event
+
+registry = HandlerRegistry()
+
+for _event_type in RULES:
+    registry.on(_event_type)(ingest_event)
