@@ -1,0 +1,240 @@
+"""Event consumers: which email each event sends, to whom (docs/events.md, docs/notifier.md).
+
+Every handler runs inside the consumer's transaction: the outgoing-message rows it
+queues commit together with the processed-event row, so an event is acknowledged only
+once its messages are stored, and a redelivered event queues nothing twice.
+Sealed secrets are opened here, in memory, only to render.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from services.common.config import load
+from services.common.events import Envelope, HandlerRegistry, Sealer
+
+from .messages import Addressee, BodyVault, queue_message
+from .recipients import recipient, upsert_recipient
+from .settings import NotifierSettings
+from .templating import language_of
+
+registry = HandlerRegistry()
+
+# Which emails cannot be opted out of (docs/events.md "Which emails the notifier sends").
+SECURITY_TEMPLATES = frozenset({
+    "enrollment_submitted", "access_code_issued", "enrollment_locked",
+    "password_reset_requested", "password_changed", "username_reminder",
+    "contact_change_verification", "contact_change_notice", "user_deactivated",
+    "inactivity_warning", "user_reactivated",
+})
+INFORMATIONAL_TEMPLATES = frozenset({"status_changed"})
+
+_settings: NotifierSettings | None = None
+
+
+def configure(settings: NotifierSettings) -> None:
+    """Use ``settings`` (keys, help desk, links); else they are read from the environment."""
+    global _settings
+    _settings = settings
+
+
+def _config() -> NotifierSettings:
+    global _settings
+    if _settings is None:
+        _settings = load(NotifierSettings)
+    return _settings
+
+
+def _base_context() -> dict[str, Any]:
+    s = _config()
+    return {"portal_url": s.public_base_url.rstrip("/"), "helpdesk_phone": s.helpdesk_phone,
+            "helpdesk_hours_en": s.helpdesk_hours_en, "helpdesk_hours_es": s.helpdesk_hours_es}
+
+
+def _unseal(envelope: Envelope) -> dict[str, Any]:
+    return Sealer(_config().event_sealing_key).unseal(envelope.sealed) if envelope.sealed else {}
+
+
+def _queue(session: Session, envelope: Envelope, template: str, to: Addressee,
+           context: dict[str, Any] | None = None, *, carries_secret: bool = False) -> None:
+    queue_message(session, envelope, template=template, to=to,
+                  context={**_base_context(), **(context or {})},
+                  vault=BodyVault(_config().event_sealing_key), carries_secret=carries_secret,
+                  informational=template in INFORMATIONAL_TEMPLATES)
+
+
+def _addressed(data: dict[str, Any], email_field: str = "email") -> Addressee:
+    """The addressee named in the event's own data (enrollments and user notices)."""
+    return Addressee(email=str(data[email_field]), language=language_of(data.get("preferred_language")),
+                     given_name=str(data.get("given_name") or ""), user_id=data.get("user_id"))
+
+
+def _user(session: Session, user_id: str | None) -> Addressee:
+    """The addressee of a user from the read model (RecipientUnknown until it is built)."""
+    found = recipient(session, user_id)
+    return Addressee(email=found.email, language=language_of(found.preferred_language),
+                     given_name=found.given_name, user_id=found.user_id,
+                     wants_status_changes=found.status_changes)
+
+
+def _name_of(session: Session, user_id: str | None) -> str:
+    try:
+        return recipient(session, user_id).given_name
+    except LookupError:
+        return ""
+
+
+def _note_contact(session: Session, envelope: Envelope) -> None:
+    user_id = envelope.data.get("user_id") or envelope.subject
+    if user_id and envelope.data.get("email"):
+        upsert_recipient(session, str(user_id), envelope.occurred, envelope.data)
+
+
+# -- read model -------------------------------------------------------------------------
+
+@registry.on("identity.user.activated")
+@registry.on("identity.contact.changed")
+def contact_details(session: Session, envelope: Envelope) -> None:
+    _note_contact(session, envelope)
+
+
+# -- identity: security emails ----------------------------------------------------------
+
+@registry.on("identity.enrollment.submitted")
+def enrollment_submitted(session: Session, envelope: Envelope) -> None:
+    data = envelope.data
+    _queue(session, envelope, "enrollment_submitted", _addressed(data), {
+        "verification_url": _unseal(envelope)["verification_url"],
+        "company_name": data.get("company_name") or "",
+        "requires_review": bool(data.get("requires_review")),
+    }, carries_secret=True)
+
+
+@registry.on("identity.access_code.issued")
+def access_code_issued(session: Session, envelope: Envelope) -> None:
+    data = envelope.data
+    _queue(session, envelope, "access_code_issued", _addressed(data), {
+        "access_code": _unseal(envelope)["access_code"], "expires_at": data.get("expires_at"),
+        "reissued": bool(data.get("reissued")),
+    }, carries_secret=True)
+
+
+@registry.on("identity.enrollment.locked")
+def enrollment_locked(session: Session, envelope: Envelope) -> None:
+    _queue(session, envelope, "enrollment_locked", _addressed(envelope.data))
+
+
+@registry.on("identity.password_reset.requested")
+def password_reset_requested(session: Session, envelope: Envelope) -> None:
+    _note_contact(session, envelope)
+    _queue(session, envelope, "password_reset_requested", _addressed(envelope.data), {
+        "reset_url": _unseal(envelope)["reset_url"], "expires_at": envelope.data.get("expires_at"),
+    }, carries_secret=True)
+
+
+@registry.on("identity.password.changed")
+def password_changed(session: Session, envelope: Envelope) -> None:
+    _note_contact(session, envelope)
+    _queue(session, envelope, "password_changed", _addressed(envelope.data),
+           {"via": envelope.data.get("via") or "profile"})
+
+
+@registry.on("identity.username.reminder")
+def username_reminder(session: Session, envelope: Envelope) -> None:
+    _queue(session, envelope, "username_reminder", _addressed(envelope.data),
+           {"username": _unseal(envelope)["username"]}, carries_secret=True)
+
+
+@registry.on("identity.contact.change_requested")
+def contact_change_requested(session: Session, envelope: Envelope) -> None:
+    data = envelope.data
+    _queue(session, envelope, "contact_change_verification", _addressed(data, "new_email"),
+           {"verification_url": _unseal(envelope)["verification_url"]}, carries_secret=True)
+    if data.get("old_email"):
+        _queue(session, envelope, "contact_change_notice", _addressed(data, "old_email"),
+               {"new_email": data["new_email"]})
+
+
+@registry.on("identity.user.deactivated")
+def user_deactivated(session: Session, envelope: Envelope) -> None:
+    _note_contact(session, envelope)
+    _queue(session, envelope, "user_deactivated", _addressed(envelope.data),
+           {"reason": envelope.data.get("reason") or "helpdesk"})
+
+
+@registry.on("identity.user.inactivity_warning")
+def inactivity_warning(session: Session, envelope: Envelope) -> None:
+    _note_contact(session, envelope)
+    _queue(session, envelope, "inactivity_warning", _addressed(envelope.data),
+           {"days_left": envelope.data.get("days_left")})
+
+
+@registry.on("identity.user.reactivated")
+def user_reactivated(session: Session, envelope: Envelope) -> None:
+    _note_contact(session, envelope)
+    _queue(session, envelope, "user_reactivated", _addressed(envelope.data))
+
+
+# -- permissions: access requests to the principal administrator, decisions ------------
+
+def _request_context(session: Session, data: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "request_id": data.get("request_id"),
+        "entitlements": list(data.get("entitlements") or []),
+        "justification": data.get("justification") or "",
+        "needs_cosign": bool(data.get("needs_cosign")),
+        "expires_at": data.get("expires_at"),
+        "requester_name": _name_of(session, data.get("requester_id")),
+        "target_name": _name_of(session, data.get("target_user_id")),
+        "comment": data.get("comment") or "",
+    }
+
+
+@registry.on("permissions.request.created")
+def access_request_created(session: Session, envelope: Envelope) -> None:
+    data = envelope.data
+    _queue(session, envelope, "access_request_created", _user(session, data.get("principal_admin_id")),
+           _request_context(session, data))
+
+
+@registry.on("permissions.request.reminder")
+def access_request_reminder(session: Session, envelope: Envelope) -> None:
+    data = envelope.data
+    _queue(session, envelope, "access_request_reminder", _user(session, data.get("principal_admin_id")),
+           _request_context(session, data))
+
+
+@registry.on("permissions.request.approved")
+@registry.on("permissions.request.rejected")
+@registry.on("permissions.request.expired")
+def access_request_decided(session: Session, envelope: Envelope) -> None:
+    data = envelope.data
+    outcome = envelope.type.rsplit(".", 1)[-1]
+    context = {**_request_context(session, data), "outcome": outcome}
+    for user_id in dict.fromkeys(u for u in (data.get("requester_id"), data.get("target_user_id")) if u):
+        _queue(session, envelope, "access_request_decided", _user(session, user_id), context)
+
+
+@registry.on("permissions.principal.changed")
+def principal_changed(session: Session, envelope: Envelope) -> None:
+    data = envelope.data
+    for role, user_id in (("new", data.get("new_principal_id")), ("old", data.get("old_principal_id"))):
+        if user_id:
+            _queue(session, envelope, "principal_changed", _user(session, user_id), {"role": role})
+
+
+# -- tracking: informational ------------------------------------------------------------
+
+@registry.on("tracking.status.changed")
+def status_changed(session: Session, envelope: Envelope) -> None:
+    if not envelope.subject:
+        return  # a transaction without an owning user yet (an enrollment): nobody to tell
+    data = envelope.data
+    _queue(session, envelope, "status_changed", _user(session, envelope.subject), {
+        "transaction_type": data.get("transaction_type") or "",
+        "old_status": data.get("old_status") or "", "new_status": data.get("new_status") or "",
+        "title_en": data.get("title_en") or "", "title_es": data.get("title_es") or "",
+        "comment": data.get("comment") or "",
+    })
