@@ -109,8 +109,9 @@ class TestDatabases:
         if not self.base_url or not self._schemas:
             return
         engine = create_engine(_psycopg(self.base_url))
-        with engine.begin() as conn:
-            for schema in self._schemas:
+        # One transaction per schema: dropping hundreds at once exhausts PostgreSQL's lock table.
+        for schema in self._schemas:
+            with engine.begin() as conn:
                 conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
         engine.dispose()
         self._schemas.clear()

@@ -29,8 +29,8 @@ _PATTERNS = [
     re.compile(r"(?i)('(?:" + _KEYS + r")'\s*:\s*)('(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|[^,}\s]+)"),
     re.compile(r"(?i)(\b(?:" + _KEYS + r")\b\s*[=:]\s*)([^\s&,;]+)"),
     re.compile(r"(?i)(\b(?:bearer|basic)\s+)([A-Za-z0-9._~+/=-]+)"),
-    # A bare 15- or 16-digit run is a card account number.
-    re.compile(r"()(?<!\d)\d{15,16}(?!\d)"),
+    # A bare 15- or 16-digit run is a card account number; one touching hex letters is an id.
+    re.compile(r"()(?<![0-9A-Za-z])\d{15,16}(?![0-9A-Za-z])"),
 ]
 
 

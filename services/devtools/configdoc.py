@@ -11,6 +11,7 @@ import sys
 
 from services.common.config import CommonSettings, describe
 from services.common.streams import SERVICES
+from services.common.worker import WorkerSettings
 
 from .settings import REPO_ROOT, DevSettings
 
@@ -59,6 +60,7 @@ def service_rows(service: str) -> list[tuple[str, str, str]]:
 def all_variables() -> set[str]:
     """Every variable any settings class reads (what the document must mention)."""
     names = {row[0] for row in common_rows()} | {row[0] for row in describe(DevSettings)}
+    names |= {row[0] for row in describe(WorkerSettings)}
     for service in SERVICES:
         names |= {row[0] for row in describe(settings_class(service))}
     return names
@@ -68,6 +70,12 @@ def render() -> str:
     parts = [INTRO, "## Common to every service\n", table(common_rows()), "", PER_SERVICE_DATABASES]
     for service in SERVICES:
         parts += [f"## {service}\n", table(service_rows(service)), ""]
+    parts += [
+        "## Workers (`iamctl worker <service>`)\n",
+        "Read by the outbox relay and event consumers of every service.\n",
+        table(describe(WorkerSettings)),
+        "",
+    ]
     parts += [
         "## `make run` (the local runtime)\n",
         "Read by `python -m services.devtools.run` and `iamctl mail`, never by a service.\n",

@@ -81,3 +81,4 @@ class User(Base):
 
 
 from services.identity.oidc import models as _oidc_models  # noqa: E402,F401  (registers tables)
+from services.identity.enrollment import models as _enrollment_models  # noqa: E402,F401

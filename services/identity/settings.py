@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from services.common.config import (
     CommonSettings,
     parse_bool,
+    parse_list,
     parse_positive_int,
     service_database_default,
     setting,
@@ -80,3 +81,39 @@ class IdentitySettings(CommonSettings):
         help="token-endpoint requests allowed per client_id")
     rate_limits_enabled: bool = setting("RATE_LIMITS_ENABLED", True, parse_bool,
                                         help="turn the login/token rate limits on (benchmarks may turn them off)")
+    # Enrollment and first login (issue 4); services/identity/enrollment/config.py reads these.
+    account_fingerprint_key: str = setting(
+        "ACCOUNT_FINGERPRINT_KEY", "portico-dev-account-fingerprint-key",
+        help="HMAC key of the account-number fingerprints (a dev value by default: set it in "
+             "production; changing it breaks matching of stored accounts)")
+    access_code_key: str = setting(
+        "ACCESS_CODE_KEY", "portico-dev-access-code-key",
+        help="HMAC key of the stored access-code digests (a dev value by default: set it in production)")
+    access_code_ttl_days: int = setting("ACCESS_CODE_TTL_DAYS", 14, parse_positive_int,
+                                        help="days an issued Access Code stays valid")
+    verification_link_ttl_hours: int = setting(
+        "VERIFICATION_LINK_TTL_HOURS", 48, parse_positive_int,
+        help="hours an email-verification link stays valid")
+    activation_max_attempts: int = setting(
+        "ACTIVATION_MAX_ATTEMPTS", 5, parse_positive_int,
+        help="failed Access Code + PIN + Word attempts before the enrollment locks")
+    activation_ticket_minutes: int = setting(
+        "ACTIVATION_TICKET_MINUTES", 15, parse_positive_int,
+        help="minutes a successful first-login check stays valid for setting credentials")
+    enrollment_review_companies: list[str] = setting(
+        "ENROLLMENT_REVIEW_COMPANIES", (), parse_list,
+        help="companies (COUNTRY:TAXID, comma-separated) whose enrollments wait for help-desk review")
+    enrollment_review_all: bool = setting("ENROLLMENT_REVIEW_ALL", False, parse_bool,
+                                          help="every enrollment waits for help-desk review")
+    public_base_url: str | None = setting("PUBLIC_BASE_URL", None,
+                                          help="base URL of links in emails (default: OIDC_ISSUER)")
+    enrollment_rate_limit_ip: str = setting("ENROLLMENT_RATE_LIMIT_IP", "10 per minute;100 per hour",
+                                            help="enrollment submissions allowed per client IP")
+    enrollment_rate_limit_target: str = setting(
+        "ENROLLMENT_RATE_LIMIT_TARGET", "3 per hour;10 per day",
+        help="enrollment submissions allowed per email address")
+    activation_rate_limit_ip: str = setting("ACTIVATION_RATE_LIMIT_IP", "10 per minute;60 per hour",
+                                            help="first-login attempts allowed per client IP")
+    activation_rate_limit_target: str = setting(
+        "ACTIVATION_RATE_LIMIT_TARGET", "10 per hour",
+        help="first-login attempts allowed per enrollment")

@@ -1,0 +1,180 @@
+"""First login: Access Code + PIN + Word, then username, password and security questions.
+
+``activate`` never says which of the three secrets was wrong. Every miss against a known
+code counts toward the enrollment's lock (``ACTIVATION_MAX_ATTEMPTS``); the per-IP rate
+limit guards guesses of the code itself. A correct trio yields a short-lived ticket that
+``set_credentials`` redeems; the code is consumed only when the user is created.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from services.common.errors import Problem, validation_problem
+from services.identity.models import User
+from services.identity.service import NewUser, create_user
+
+from . import audit
+from .codes import (
+    access_code_digest,
+    hash_secret,
+    new_token,
+    normalize_access_code,
+    normalize_answer,
+    normalize_word,
+    token_digest,
+    verify_secret,
+)
+from .config import EnrollmentConfig
+from .i18n import _
+from .models import AccessCode, Enrollment, EnrollmentStatus, SecurityAnswer
+from .policy import check_new_password
+from .service import _audit, _person, aware, publish, transition
+
+S = EnrollmentStatus
+
+
+class Outcome(enum.StrEnum):
+    OK = "ok"
+    REFUSED = "refused"  # wrong code, PIN or Word, or a locked enrollment: never which
+    EXPIRED = "expired"  # all three right, but the code has expired
+
+
+@dataclass(frozen=True)
+class ActivationResult:
+    outcome: Outcome
+    ticket: str | None = None
+    enrollment_id: str | None = None
+    locked_now: bool = False
+
+
+class TicketInvalid(Problem):
+    def __init__(self) -> None:
+        super().__init__(400, "activation-expired",
+                         "The activation has expired or is not valid: start again.")
+
+
+def _active_code(session: Session, cfg: EnrollmentConfig, typed: str) -> AccessCode | None:
+    if normalize_access_code(typed) is None:
+        return None
+    return session.scalar(select(AccessCode).where(
+        AccessCode.digest == access_code_digest(cfg.access_code_key, typed),
+        AccessCode.used_at.is_(None), AccessCode.voided_at.is_(None)))
+
+
+def activate(session: Session, cfg: EnrollmentConfig, access_code: str, pin: str, word: str,
+             actor: audit.Actor) -> ActivationResult:
+    code = _active_code(session, cfg, access_code)
+    enrollment = session.get(Enrollment, code.enrollment_id) if code else None
+    # Two argon2 verifications on every path: timing tells nothing either.
+    pin_ok = verify_secret(enrollment.pin_hash if enrollment else None, pin)
+    word_ok = verify_secret(enrollment.word_hash if enrollment else None, normalize_word(word))
+    if code is None or enrollment is None:
+        audit.record(session, "activation.failed", actor, subject_type="enrollment",
+                     subject_id=None, detail={"reason": "unknown_code"})
+        return ActivationResult(Outcome.REFUSED)
+    if enrollment.status not in (S.CODE_ISSUED, S.EXPIRED):
+        _audit(session, "activation.refused", actor, enrollment, status=enrollment.status.value)
+        return ActivationResult(Outcome.REFUSED, enrollment_id=enrollment.id)
+    if not (pin_ok and word_ok):
+        enrollment.failed_attempts += 1
+        _audit(session, "activation.failed", actor, enrollment,
+               attempt=enrollment.failed_attempts)
+        locked = enrollment.failed_attempts >= cfg.activation_max_attempts
+        if locked:
+            transition(enrollment, S.LOCKED)
+            enrollment.locked_at = cfg.now()
+            enrollment.activation_ticket_digest = None
+            publish(session, cfg, "identity.enrollment.locked", enrollment, _person(enrollment))
+            _audit(session, "enrollment.locked", actor, enrollment)
+        return ActivationResult(Outcome.REFUSED, enrollment_id=enrollment.id, locked_now=locked)
+    if aware(code.expires_at) <= cfg.now():
+        if enrollment.status == S.CODE_ISSUED:
+            transition(enrollment, S.EXPIRED)
+        _audit(session, "activation.code_expired", actor, enrollment)
+        return ActivationResult(Outcome.EXPIRED, enrollment_id=enrollment.id)
+    ticket = new_token()
+    enrollment.failed_attempts = 0
+    enrollment.activation_ticket_digest = token_digest(ticket)
+    enrollment.activation_ticket_expires_at = cfg.now() + timedelta(
+        minutes=cfg.activation_ticket_minutes)
+    _audit(session, "activation.identity_confirmed", actor, enrollment)
+    return ActivationResult(Outcome.OK, ticket=ticket, enrollment_id=enrollment.id)
+
+
+def enrollment_for_ticket(session: Session, cfg: EnrollmentConfig,
+                          ticket: str | None) -> Enrollment:
+    """The enrollment a live activation ticket belongs to, or :class:`TicketInvalid`."""
+    enrollment = session.scalar(select(Enrollment).where(
+        Enrollment.activation_ticket_digest == token_digest(ticket))) if ticket else None
+    expires = aware(enrollment.activation_ticket_expires_at) if enrollment else None
+    if enrollment is None or enrollment.status != S.CODE_ISSUED or expires is None or (
+            expires <= cfg.now()):
+        raise TicketInvalid()
+    return enrollment
+
+
+@dataclass(frozen=True)
+class Activated:
+    user_id: str
+    username: str
+    tracking_number: str
+
+
+@dataclass(frozen=True)
+class Credentials:
+    username: str
+    password: str
+    security_answers: list[tuple[str, str]]  # (question key, answer)
+
+
+def set_credentials(session: Session, cfg: EnrollmentConfig, ticket: str | None,
+                    credentials: Credentials, actor: audit.Actor) -> Activated:
+    """Create the active user from the enrollment; consume the access code."""
+    enrollment = enrollment_for_ticket(session, cfg, ticket)
+    code = session.scalar(select(AccessCode).where(
+        AccessCode.enrollment_id == enrollment.id, AccessCode.used_at.is_(None),
+        AccessCode.voided_at.is_(None)))
+    if code is None or aware(code.expires_at) <= cfg.now():
+        raise TicketInvalid()
+    username = credentials.username.strip()
+    problems = check_new_password(credentials.password, username, enrollment.email)
+    errors: dict[str, list[str]] = {"password": problems} if problems else {}
+    if session.scalar(select(User.id).where(User.username_key == User.key_for(username))):
+        errors["username"] = [_("This username is taken. Choose another one.")]
+    if errors:
+        raise validation_problem(errors)
+    user = create_user(session, NewUser(
+        username=username, password=credentials.password, email=enrollment.email,
+        given_name=enrollment.given_name, family_name=enrollment.family_name,
+        company_id=enrollment.company_id, phone_number=enrollment.phone,
+        preferred_language=enrollment.preferred_language, email_verified=True))
+    for question, answer in credentials.security_answers:
+        session.add(SecurityAnswer(user_id=user.id, question=question,
+                                   answer_hash=hash_secret(normalize_answer(answer))))
+    now = cfg.now()
+    code.used_at = now
+    transition(enrollment, S.ACTIVATED)
+    enrollment.activated_at = now
+    enrollment.user_id = user.id
+    enrollment.activation_ticket_digest = None
+    publish(session, cfg, "identity.user.activated", enrollment, {
+        "user_id": user.id, "enrollment_id": enrollment.id, "email": enrollment.email,
+        "given_name": enrollment.given_name, "family_name": enrollment.family_name,
+        "phone": enrollment.phone, "job_title": enrollment.job_title,
+        "preferred_language": enrollment.preferred_language,
+        "company_id": enrollment.company_id, "company_name": enrollment.company_name,
+        "accounts": [{"last5": a.last5, "fingerprint": a.fingerprint}
+                     for a in enrollment.accounts],
+        "notifications": {"status_changes": True},
+    }, subject=user.id)
+    _audit(session, "user.activated", actor, enrollment, user_id=user.id)
+    audit.record(session, "user.created", actor, subject_type="user", subject_id=user.id,
+                 tracking_number=enrollment.tracking_number,
+                 detail={"enrollment_id": enrollment.id, "username": user.username})
+    return Activated(user.id, user.username, enrollment.tracking_number)

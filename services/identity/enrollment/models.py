@@ -1,0 +1,189 @@
+"""Tables of enrollment, activation and the audit log (declared on identity's ``Base``).
+
+Nothing secret is stored in clear: PIN, Word and security answers are argon2id hashes,
+access codes and link tokens are keyed/unkeyed digests, account numbers are the last
+five digits plus an HMAC fingerprint.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+from sqlalchemy import (
+    Boolean,
+    DateTime,
+    Enum,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    event,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from services.common.events import utcnow
+from services.identity.models import Base, new_id
+
+
+class EnrollmentStatus(enum.StrEnum):
+    SUBMITTED = "submitted"
+    EMAIL_VERIFIED = "email_verified"
+    IN_REVIEW = "in_review"
+    CODE_ISSUED = "code_issued"
+    ACTIVATED = "activated"
+    LOCKED = "locked"
+    EXPIRED = "expired"
+
+
+S = EnrollmentStatus
+# The enrollment state machine. ``code_issued → code_issued`` is a help-desk re-issue;
+# ``expired → code_issued`` is allowed only once the email was verified (service rule).
+ENROLLMENT_TRANSITIONS: dict[EnrollmentStatus, frozenset[EnrollmentStatus]] = {
+    S.SUBMITTED: frozenset({S.EMAIL_VERIFIED, S.EXPIRED}),
+    S.EMAIL_VERIFIED: frozenset({S.IN_REVIEW, S.CODE_ISSUED}),
+    S.IN_REVIEW: frozenset({S.CODE_ISSUED}),
+    S.CODE_ISSUED: frozenset({S.CODE_ISSUED, S.ACTIVATED, S.LOCKED, S.EXPIRED}),
+    S.LOCKED: frozenset({S.CODE_ISSUED}),
+    S.EXPIRED: frozenset({S.CODE_ISSUED}),
+    S.ACTIVATED: frozenset(),
+}
+
+# An enrollment in one of these blocks a new one with the same email.
+PENDING = frozenset({S.SUBMITTED, S.EMAIL_VERIFIED, S.IN_REVIEW, S.CODE_ISSUED, S.LOCKED})
+
+
+def _enum(cls: type[enum.Enum], name: str) -> Enum:
+    return Enum(cls, name=name, native_enum=False, length=20,
+                values_callable=lambda e: [m.value for m in e])
+
+
+class Company(Base):
+    """A company, identified by its country and normalised tax id."""
+
+    __tablename__ = "companies"
+    __table_args__ = (UniqueConstraint("country", "tax_id_key", name="uq_companies_country_tax"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(200))
+    country: Mapped[str] = mapped_column(String(2))
+    tax_id_key: Mapped[str] = mapped_column(String(40))
+    requires_review: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Enrollment(Base):
+    __tablename__ = "enrollments"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    tracking_number: Mapped[str] = mapped_column(String(20), unique=True)
+    status: Mapped[EnrollmentStatus] = mapped_column(_enum(EnrollmentStatus, "enrollment_status"),
+                                                     default=S.SUBMITTED, index=True)
+    given_name: Mapped[str] = mapped_column(String(120))
+    family_name: Mapped[str] = mapped_column(String(120))
+    email: Mapped[str] = mapped_column(String(320))
+    email_key: Mapped[str] = mapped_column(String(320), index=True)
+    phone: Mapped[str] = mapped_column(String(32))
+    job_title: Mapped[str] = mapped_column(String(120))
+    preferred_language: Mapped[str] = mapped_column(String(5), default="en")
+    company_id: Mapped[str] = mapped_column(ForeignKey("companies.id"), index=True)
+    company_name: Mapped[str] = mapped_column(String(200))
+    address_line1: Mapped[str] = mapped_column(String(200))
+    address_line2: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    city: Mapped[str] = mapped_column(String(120))
+    region: Mapped[str | None] = mapped_column(String(120), nullable=True)
+    postal_code: Mapped[str] = mapped_column(String(20))
+    country: Mapped[str] = mapped_column(String(2))
+    tax_id: Mapped[str] = mapped_column(String(40))
+    pin_hash: Mapped[str] = mapped_column(String(255))
+    word_hash: Mapped[str] = mapped_column(String(255))
+    verification_digest: Mapped[str | None] = mapped_column(String(64), unique=True,
+                                                            nullable=True)
+    verification_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True),
+                                                                     nullable=True)
+    activation_ticket_digest: Mapped[str | None] = mapped_column(String(64), unique=True,
+                                                                 nullable=True)
+    activation_ticket_expires_at: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True), nullable=True)
+    failed_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    user_id: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    verified_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    activated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    locked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+    company: Mapped[Company] = relationship(lazy="joined")
+    accounts: Mapped[list[EnrollmentAccount]] = relationship(
+        order_by="EnrollmentAccount.position", cascade="all, delete-orphan", lazy="selectin")
+
+
+class EnrollmentAccount(Base):
+    """A card account the enrolling person will manage: never the full number."""
+
+    __tablename__ = "enrollment_accounts"
+    __table_args__ = (UniqueConstraint("enrollment_id", "fingerprint",
+                                       name="uq_enrollment_accounts_fingerprint"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    enrollment_id: Mapped[str] = mapped_column(ForeignKey("enrollments.id"), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    last5: Mapped[str] = mapped_column(String(5))
+    fingerprint: Mapped[str] = mapped_column(String(64), index=True)
+
+
+class AccessCode(Base):
+    """One issued access code. Active while neither used nor voided and not expired."""
+
+    __tablename__ = "access_codes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    enrollment_id: Mapped[str] = mapped_column(ForeignKey("enrollments.id"), index=True)
+    digest: Mapped[str] = mapped_column(String(64), unique=True)
+    issued_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    voided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    issued_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+
+class SecurityAnswer(Base):
+    """A user's answer to one security question (argon2id of the normalised answer)."""
+
+    __tablename__ = "security_answers"
+    __table_args__ = (UniqueConstraint("user_id", "question", name="uq_security_answers_question"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
+    question: Mapped[str] = mapped_column(String(40))
+    answer_hash: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class AuditEvent(Base):
+    """An append-only record of a security-relevant event (see audit.py)."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    occurred_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow,
+                                                  index=True)
+    action: Mapped[str] = mapped_column(String(80), index=True)
+    actor_type: Mapped[str] = mapped_column(String(20))
+    actor_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    subject_type: Mapped[str] = mapped_column(String(20))
+    subject_id: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    tracking_number: Mapped[str | None] = mapped_column(String(20), nullable=True, index=True)
+    ip: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    request_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    detail: Mapped[str] = mapped_column(Text, default="{}")
+
+
+class AuditLogIsAppendOnly(Exception):
+    pass
+
+
+@event.listens_for(AuditEvent, "before_update")
+@event.listens_for(AuditEvent, "before_delete")
+def _refuse_change(_mapper, _connection, _target) -> None:
+    raise AuditLogIsAppendOnly("audit rows are never changed or deleted")

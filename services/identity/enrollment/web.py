@@ -1,0 +1,38 @@
+"""What the pages and the API share: configuration, the actor, rate limits."""
+
+from __future__ import annotations
+
+from flask import current_app, request
+
+from services.common.app import context, request_id
+from services.common.auth import current_claims
+
+from .audit import Actor
+from .config import EnrollmentConfig, config_from, setting
+from .ratelimit import target_key
+
+
+def cfg() -> EnrollmentConfig:
+    return config_from(context().settings, clock=current_app.extensions["enrollment"].now)
+
+
+def client_ip() -> str:
+    return request.remote_addr or "-"
+
+
+def anonymous() -> Actor:
+    return Actor("anonymous", None, client_ip(), request_id())
+
+
+def helpdesk() -> Actor:
+    return Actor("helpdesk", str(current_claims().get("sub")), client_ip(), request_id())
+
+
+def limit(scope: str, ip_rule: str, target_rule: str | None = None,
+          target: str | None = None) -> None:
+    """Count this request per client IP and, when given, per target."""
+    settings = context().settings
+    guard = current_app.extensions["enrollment"].guard
+    guard.hit(f"{scope}-ip", setting(settings, ip_rule), client_ip())
+    if target_rule and target:
+        guard.hit(f"{scope}-target", setting(settings, target_rule), target_key(target))
