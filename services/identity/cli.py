@@ -19,6 +19,7 @@ from services.common.db import Database
 from services.common.errors import Problem
 
 from . import clients as client_cases
+from .lifecycle.cli import commands as lifecycle_commands
 from .models import Base
 from .oidc import keys
 from .schemas import ClientSchema, client_json
@@ -169,4 +170,4 @@ def bootstrap(username: str, email: str) -> None:
     _emit(body)
 
 
-commands = [bootstrap, clients_group, users_group, keys_group]
+commands = [bootstrap, clients_group, users_group, keys_group, *lifecycle_commands]

@@ -80,5 +80,6 @@ class User(Base):
         return username.strip().lower()
 
 
-from services.identity.oidc import models as _oidc_models  # noqa: E402,F401  (registers tables)
 from services.identity.enrollment import models as _enrollment_models  # noqa: E402,F401
+from services.identity.lifecycle import models as _lifecycle_models  # noqa: E402,F401
+from services.identity.oidc import models as _oidc_models  # noqa: E402,F401  (registers tables)

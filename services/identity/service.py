@@ -8,8 +8,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from services.common.errors import Conflict, validation_problem
-from services.common.events import utcnow
 
+from .lifecycle import login_rules
+from .lifecycle.config import LifecycleConfig
 from .models import User, UserStatus
 from .passwords import check_password_policy, hash_password, needs_rehash, verify_password
 
@@ -57,22 +58,26 @@ def create_user(session: Session, new: NewUser) -> User:
     return user
 
 
-def authenticate(session: Session, username: str, password: str) -> User:
+def authenticate(session: Session, username: str, password: str, *,
+                 cfg: LifecycleConfig | None = None) -> User:
     """The user whose credentials these are, or :class:`LoginRefused`.
 
     Always runs one argon2 verification, even for an unknown username, so that timing does
-    not reveal which usernames exist. Lockout after failed attempts and the inactivity rule
-    (DESIGN.md §5.4–5) belong here, before the status check.
+    not reveal which usernames exist. The lifecycle rules (lockout after failed attempts,
+    inactivity; DESIGN.md §5.4–5) then decide, with ``cfg`` or the request's lifecycle
+    configuration. A refusal commits what it recorded (the failed-attempt count, a lock,
+    audit rows, events) before raising, because the caller's transaction rolls back on
+    the exception.
     """
+    cfg = cfg or login_rules.current_config()
     user = session.scalar(select(User).where(User.username_key == User.key_for(username)))
     matches = verify_password(user.password_hash if user else None, password)
-    if user is None or not matches:
-        raise LoginRefused("bad-credentials")
-    if user.status != UserStatus.ACTIVE:
-        raise LoginRefused(f"status-{user.status.value}")
+    refusal = login_rules.judge(session, cfg, user, matches)
+    if refusal is not None or user is None:
+        session.commit()
+        raise LoginRefused(refusal or "bad-credentials")
     if user.password_hash and needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
-    user.last_login_at = utcnow()
     return user
 
 

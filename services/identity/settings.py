@@ -117,3 +117,40 @@ class IdentitySettings(CommonSettings):
     activation_rate_limit_target: str = setting(
         "ACTIVATION_RATE_LIMIT_TARGET", "10 per hour",
         help="first-login attempts allowed per enrollment")
+    # Account lifecycle (issue 5); services/identity/lifecycle/config.py reads these.
+    lockout_threshold: int = setting("LOCKOUT_THRESHOLD", 5, parse_positive_int,
+                                     help="consecutive wrong passwords that lock a user ID")
+    lockout_minutes: int = setting("LOCKOUT_MINUTES", 15, parse_positive_int,
+                                   help="minutes a lockout lasts (the help desk may unlock sooner)")
+    inactivity_days: int = setting(
+        "INACTIVITY_DAYS", 120, parse_positive_int,
+        help="days without login before a user ID becomes inactive (a company may set fewer)")
+    inactivity_warning_days: int = setting(
+        "INACTIVITY_WARNING_DAYS", 14, parse_positive_int,
+        help="days before inactivity when the warning email is sent (once per period)")
+    helpdesk_phone: str = setting("HELPDESK_PHONE", "+1 202 555 0100",
+                                  help="help-desk phone shown to inactive users and in emails")
+    helpdesk_hours: str = setting("HELPDESK_HOURS", "Monday to Friday, 9:00 to 18:00",
+                                  help="help-desk hours, in English")
+    helpdesk_hours_es: str = setting("HELPDESK_HOURS_ES", "de lunes a viernes, de 9:00 a 18:00",
+                                     help="help-desk hours, in Spanish")
+    clock_offset_days: int = setting(
+        "CLOCK_OFFSET_DAYS", 0, int,
+        help="days added to the lifecycle clock (staging and browser tests only; never in production)")
+    password_reset_ttl_minutes: int = setting("PASSWORD_RESET_TTL_MINUTES", 30, parse_positive_int,
+                                              help="lifetime of a password-reset link")
+    password_reset_max_answers: int = setting(
+        "PASSWORD_RESET_MAX_ANSWERS", 3, parse_positive_int,
+        help="wrong security answers that void a reset link")
+    password_history: int = setting(
+        "PASSWORD_HISTORY", 5, parse_positive_int,
+        help="a new password may not be any of this many latest passwords")
+    email_change_ttl_hours: int = setting("EMAIL_CHANGE_TTL_HOURS", 24, parse_positive_int,
+                                          help="lifetime of the link that confirms a new email address")
+    recovery_rate_limit_ip: str = setting("RECOVERY_RATE_LIMIT_IP", "5 per minute;30 per hour",
+                                          help="password-reset and username-reminder requests per client IP")
+    recovery_rate_limit_target: str = setting(
+        "RECOVERY_RATE_LIMIT_TARGET", "3 per hour;10 per day",
+        help="password-reset and username-reminder requests per username or email")
+    link_rate_limit_ip: str = setting("LINK_RATE_LIMIT_IP", "30 per minute;300 per hour",
+                                      help="requests carrying an emailed token, per client IP")

@@ -1,0 +1,207 @@
+"""Forgot password / forgot username: the pages (en/es) and the JSON API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, request
+from marshmallow import ValidationError
+
+from services.common.app import context
+from services.common.errors import Problem
+from services.identity.enrollment.i18n import _ as enrollment_gettext
+from services.identity.enrollment.ratelimit import TooManyRequests
+from services.identity.enrollment.schemas import SECURITY_QUESTIONS
+from services.identity.views.security import hardened
+
+from . import recovery
+from .i18n import N_, _, prefer
+from .schemas import (
+    ResetCompleteSchema,
+    ResetRequestSchema,
+    ResetTokenSchema,
+    UsernameReminderSchema,
+)
+from .web import (
+    anonymous,
+    body,
+    cfg,
+    csrf_ok,
+    json_response,
+    limit,
+    limit_link,
+    load,
+    page,
+    translated,
+)
+
+bp = Blueprint("lifecycle_recovery", __name__)
+
+RESET_SENT = N_("If an account matches, we have sent an email with a link to reset the "
+                "password. The link works once, for 30 minutes.")
+REMINDER_SENT = N_("If an account uses this address, we have sent its username to it.")
+WRONG_ANSWER = N_("The answer is not correct. After three wrong answers the link stops "
+                  "working and you must ask for a new one.")
+LINK_INVALID = N_("The reset link is not valid, was already used or has expired. Ask for a "
+                  "new one.")
+
+
+def _question_text(key: str) -> str:
+    return enrollment_gettext(SECURITY_QUESTIONS.get(key, key))
+
+
+# --- JSON API ----------------------------------------------------------------------------
+
+
+@bp.post("/v1/password-resets")
+def create_password_reset():
+    """Neutral answer (202) whether or not an account matched."""
+    data = body()
+    target = data.get("username_or_email")
+    limit("reset", target if isinstance(target, str) else None)
+    wanted = load(ResetRequestSchema(), data)["username_or_email"]
+    with context().db.transaction() as session:
+        recovery.request_password_reset(session, cfg(), wanted, anonymous())
+    return json_response({"detail": _(RESET_SENT)}, 202)
+
+
+@bp.post("/v1/password-resets/question")
+def reset_question():
+    """The security question behind a live reset link."""
+    data = body()
+    limit_link("reset-link")
+    token = load(ResetTokenSchema(), data)["token"]
+    with context().db.read() as session:
+        found = recovery.question_for(session, cfg(), token)
+    prefer(found.preferred_language)
+    return json_response({"question": found.question, "text": _question_text(found.question),
+                          "expires_at": found.expires_at})
+
+
+@bp.post("/v1/password-resets/complete")
+def complete_password_reset():
+    data = body()
+    limit_link("reset-link")
+    loaded = load(ResetCompleteSchema(), data)
+    ctx = context()
+    with ctx.db.transaction() as session:
+        outcome = recovery.complete_password_reset(
+            session, cfg(), ctx.redis, ctx.settings.redis_namespace, loaded["token"],
+            loaded["answer"], loaded["password"], anonymous())
+    if outcome == recovery.ResetOutcome.WRONG_ANSWER:
+        raise Problem(400, "wrong-answer", _(WRONG_ANSWER),
+                      errors={"answer": [_("The answer is not correct.")]})
+    return json_response({"detail": _("Your password was changed. Sign in with it now.")})
+
+
+@bp.post("/v1/username-reminders")
+def create_username_reminder():
+    data = body()
+    target = data.get("email")
+    limit("username", target if isinstance(target, str) else None)
+    email = load(UsernameReminderSchema(), data)["email"]
+    with context().db.transaction() as session:
+        recovery.request_username_reminder(session, cfg(), email, anonymous())
+    return json_response({"detail": _(REMINDER_SENT)}, 202)
+
+
+# --- pages -------------------------------------------------------------------------------
+
+
+def _too_many(exc: TooManyRequests):
+    html, _status = page("lifecycle/message.html", 429, title=_("Too many attempts"),
+                         message=_("Too many attempts. Try again later."))
+    return html, 429, {"Retry-After": str(exc.retry_after)}
+
+
+def _expired(template: str, **values: Any):
+    return page(template, 400, form_error=_("The form expired. Please try again."), **values)
+
+
+@bp.route("/forgot-password", methods=["GET", "POST"])
+@hardened
+def forgot_password():
+    if request.method == "GET":
+        return page("lifecycle/forgot_password.html", errors={}, values={})
+    values = {"username_or_email": request.form.get("username_or_email", "")[:320]}
+    if not csrf_ok():
+        return _expired("lifecycle/forgot_password.html", errors={}, values=values)
+    try:
+        limit("reset", values["username_or_email"])
+        wanted = ResetRequestSchema().load(values)["username_or_email"]
+    except TooManyRequests as exc:
+        return _too_many(exc)
+    except ValidationError as exc:
+        return page("lifecycle/forgot_password.html", 422, values=values,
+                    errors=translated(exc.messages))
+    with context().db.transaction() as session:
+        recovery.request_password_reset(session, cfg(), wanted, anonymous())
+    return page("lifecycle/message.html", 202, title=_("Check your email"),
+                message=_(RESET_SENT))
+
+
+@bp.route("/reset-password", methods=["GET", "POST"])
+@hardened
+def reset_password():
+    token = request.values.get("token", "")[:100]
+    try:
+        limit_link("reset-link")
+        with context().db.read() as session:
+            found = recovery.question_for(session, cfg(), token)
+    except TooManyRequests as exc:
+        return _too_many(exc)
+    except recovery.ResetLinkInvalid:
+        return page("lifecycle/message.html", 400, title=_("This link cannot be used"),
+                    message=_(LINK_INVALID))
+    prefer(found.preferred_language)
+    values = {"token": token, "question_text": _question_text(found.question)}
+    if request.method == "GET":
+        return page("lifecycle/reset_password.html", errors={}, **values)
+    if not csrf_ok():
+        return _expired("lifecycle/reset_password.html", errors={}, **values)
+    form = {k: request.form.get(k, "") for k in ("answer", "password", "password_confirm")}
+    try:
+        loaded = ResetCompleteSchema().load({"token": token, **form})
+        ctx = context()
+        with ctx.db.transaction() as session:
+            outcome = recovery.complete_password_reset(
+                session, cfg(), ctx.redis, ctx.settings.redis_namespace, token,
+                loaded["answer"], loaded["password"], anonymous())
+    except ValidationError as exc:
+        return page("lifecycle/reset_password.html", 422, errors=translated(exc.messages),
+                    **values)
+    except recovery.ResetLinkInvalid:
+        return page("lifecycle/message.html", 400, title=_("This link cannot be used"),
+                    message=_(LINK_INVALID))
+    except Problem as problem:
+        if problem.status != 422:
+            raise
+        return page("lifecycle/reset_password.html", 422, errors=problem.errors or {},
+                    **values)
+    if outcome == recovery.ResetOutcome.WRONG_ANSWER:
+        return page("lifecycle/reset_password.html", 400, errors={},
+                    form_error=_(WRONG_ANSWER), **values)
+    return page("lifecycle/message.html", title=_("Password changed"),
+                message=_("Your password was changed. Sign in with it now."), login=True)
+
+
+@bp.route("/forgot-username", methods=["GET", "POST"])
+@hardened
+def forgot_username():
+    if request.method == "GET":
+        return page("lifecycle/forgot_username.html", errors={}, values={})
+    values = {"email": request.form.get("email", "")[:320]}
+    if not csrf_ok():
+        return _expired("lifecycle/forgot_username.html", errors={}, values=values)
+    try:
+        limit("username", values["email"])
+        email = UsernameReminderSchema().load(values)["email"]
+    except TooManyRequests as exc:
+        return _too_many(exc)
+    except ValidationError as exc:
+        return page("lifecycle/forgot_username.html", 422, values=values,
+                    errors=translated(exc.messages))
+    with context().db.transaction() as session:
+        recovery.request_username_reminder(session, cfg(), email, anonymous())
+    return page("lifecycle/message.html", 202, title=_("Check your email"),
+                message=_(REMINDER_SENT))

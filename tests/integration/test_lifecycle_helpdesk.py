@@ -1,0 +1,158 @@
+"""The help-desk API on users: search, reactivate, unlock, disable, username reminder,
+access-code re-issue; each needs a why, is audited and published."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.integration.test_enrollment_support import enroll_and_verify
+from tests.integration.test_lifecycle_support import (  # noqa: F401
+    add_user,
+    app_fixture,
+    audit_rows,
+    client_fixture,
+    clock_fixture,
+    events,
+    login,
+    problem,
+    unseal,
+    user_row,
+)
+
+WHY = {"why": "caller verified by callback, ticket 4411"}
+
+
+@pytest.fixture
+def agent(token_issuer):
+    token = token_issuer.issue(sub="agent-7", aud="identity", scope="iam.helpdesk")
+    return {"Authorization": f"Bearer {token}"}
+
+
+def assert_helpdesk_action(app, user_id, action, tracking=None):
+    [row] = [r for r in audit_rows(app, f"helpdesk.{action}")]
+    assert row["actor_type"] == "helpdesk" and row["actor_id"] == "agent-7"
+    assert row["subject_id"] == user_id and row["detail"]["why"] == WHY["why"]
+    assert row["occurred_at"] is not None
+    published = [e for e in events(app, "identity.helpdesk.action") if e.data["action"] == action]
+    assert len(published) == 1
+    assert published[0].data["actor_id"] == "agent-7" and published[0].data["why"] == WHY["why"]
+    assert published[0].subject == user_id
+    if tracking:
+        assert row["tracking_number"] == tracking
+
+
+def test_requires_the_helpdesk_scope_or_entitlement(app, client, token_issuer):
+    add_user(app)
+    none = client.get("/admin/v1/users")
+    assert none.status_code == 401
+    plain = token_issuer.issue(sub="u1", aud="identity", scope="profile")
+    assert client.get("/admin/v1/users", headers={"Authorization": f"Bearer {plain}"}
+                      ).status_code == 403
+    entitled = token_issuer.issue(sub="u2", aud="identity", scope="openid",
+                                  entitlements=["helpdesk.act"])
+    answer = client.get("/admin/v1/users", headers={"Authorization": f"Bearer {entitled}"})
+    assert answer.status_code == 200 and len(answer.get_json()["items"]) == 1
+
+
+def test_search_by_name_email_and_company(app, client, agent):
+    ana = add_user(app, "ana.garcia", company_id="acme")
+    add_user(app, "bob.stone", email="bob@globex.example", company_id="globex",
+             given_name="Bob", family_name="Stone")
+    by_name = client.get("/admin/v1/users", query_string={"q": "garcía"}, headers=agent)
+    assert [u["id"] for u in by_name.get_json()["items"]] == [ana]
+    by_email = client.get("/admin/v1/users", query_string={"email": "BOB@globex.example"},
+                          headers=agent).get_json()["items"]
+    assert [u["username"] for u in by_email] == ["bob.stone"]
+    by_company = client.get("/admin/v1/users", query_string={"company_id": "acme"},
+                            headers=agent).get_json()["items"]
+    assert [u["id"] for u in by_company] == [ana]
+    assert "password_hash" not in by_company[0]
+    by_q = client.get("/admin/v1/users", query_string={"q": "stone"}, headers=agent)
+    assert [u["username"] for u in by_q.get_json()["items"]] == ["bob.stone"]
+    bad = client.get("/admin/v1/users", query_string={"status": "zombie"}, headers=agent)
+    assert bad.status_code == 422 and "status" in problem(bad)["errors"]
+
+
+def test_every_action_needs_a_why(app, client, agent):
+    user_id = add_user(app)
+    for action in ("reactivate", "unlock", "disable", "username-reminder"):
+        answer = client.post(f"/admin/v1/users/{user_id}/{action}", json={}, headers=agent)
+        assert answer.status_code == 422 and "why" in problem(answer)["errors"], action
+    assert audit_rows(app, "helpdesk.disable") == []
+
+
+def test_reactivation_after_inactivity(app, client, clock, agent):
+    user_id = add_user(app, clock=clock)
+    clock.advance(days=121)
+    assert login(client).status_code == 403
+    answer = client.post(f"/admin/v1/users/{user_id}/reactivate", json=WHY, headers=agent)
+    assert answer.status_code == 200
+    tracking = answer.get_json()["tracking_number"]
+    assert answer.get_json()["user"]["status"] == "active"
+    [reactivated] = events(app, "identity.user.reactivated")
+    assert reactivated.tracking_number == tracking and reactivated.data["actor_id"] == "agent-7"
+    assert_helpdesk_action(app, user_id, "reactivate", tracking)
+    assert login(client).status_code == 303  # the period starts again at reactivation
+    again = client.post(f"/admin/v1/users/{user_id}/reactivate", json=WHY, headers=agent)
+    assert again.status_code == 409
+
+
+def test_unlock(app, client, agent):
+    user_id = add_user(app)
+    for _ in range(5):
+        login(client, password="wrong-password-123")
+    assert user_row(app, user_id).status.value == "locked"
+    view = client.get(f"/admin/v1/users/{user_id}", headers=agent).get_json()
+    assert view["status"] == "locked" and view["locked_until"]
+    answer = client.post(f"/admin/v1/users/{user_id}/unlock", json=WHY, headers=agent)
+    assert answer.status_code == 200 and answer.get_json()["user"]["status"] == "active"
+    [unlocked] = events(app, "identity.user.unlocked")
+    assert unlocked.data["actor_id"] == "agent-7"
+    assert_helpdesk_action(app, user_id, "unlock")
+    assert login(client).status_code == 303
+    assert client.post(f"/admin/v1/users/{user_id}/unlock", json=WHY,
+                       headers=agent).status_code == 409
+
+
+def test_disable_ends_sessions_and_login(app, client, agent, redis_client, namespace):
+    user_id = add_user(app)
+    assert login(client).status_code == 303
+    assert client.get("/account").status_code == 200
+    answer = client.post(f"/admin/v1/users/{user_id}/disable", json=WHY, headers=agent)
+    assert answer.status_code == 200 and answer.get_json()["user"]["status"] == "disabled"
+    assert client.get("/account").status_code == 302  # the login session is gone
+    assert login(client).status_code == 401
+    assert events(app, "identity.user.disabled")[0].data["actor_id"] == "agent-7"
+    assert events(app, "identity.user.deactivated")[0].data["reason"] == "helpdesk"
+    assert_helpdesk_action(app, user_id, "disable")
+
+
+def test_username_reminder_goes_sealed_to_the_address_on_file(app, client, agent):
+    user_id = add_user(app, email="ana@example.com")
+    answer = client.post(f"/admin/v1/users/{user_id}/username-reminder", json=WHY,
+                         headers=agent)
+    assert answer.status_code == 202
+    [reminder] = events(app, "identity.username.reminder")
+    assert reminder.data["email"] == "ana@example.com"
+    assert "ana.garcia" not in reminder.to_json()
+    assert unseal(app, reminder) == {"username": "ana.garcia"}
+    assert_helpdesk_action(app, user_id, "username_reminder")
+
+
+def test_reissue_access_code_delegates_to_enrollment(app, client, agent):
+    created = enroll_and_verify(app, client)
+    enrollment_id = created["enrollment_id"]
+    answer = client.post(f"/admin/v1/enrollments/{enrollment_id}/access-code/reissue",
+                         json=WHY, headers=agent)
+    assert answer.status_code == 200, answer.get_json()
+    issued = events(app, "identity.access_code.issued")
+    assert [e.data["reissued"] for e in issued] == [False, True]
+    [row] = audit_rows(app, "helpdesk.reissue_access_code")
+    assert row["detail"]["why"] == WHY["why"] and row["detail"]["enrollment_id"] == enrollment_id
+    [action] = events(app, "identity.helpdesk.action")
+    assert action.data["action"] == "reissue_access_code"
+
+
+def test_unknown_user_is_404(app, client, agent):
+    answer = client.post("/admin/v1/users/nope/unlock", json=WHY, headers=agent)
+    assert answer.status_code == 404 and problem(answer)["status"] == 404

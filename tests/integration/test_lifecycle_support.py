@@ -1,0 +1,120 @@
+"""Helpers of the lifecycle tests (no tests here): identity with enrollment and the
+lifecycle wired, a controllable clock, users with security answers, login, events."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from services.common.events import Envelope, Sealer
+from services.identity import enrollment, lifecycle
+from services.identity.enrollment.codes import hash_secret, normalize_answer
+from services.identity.enrollment.models import AuditEvent, SecurityAnswer
+from services.identity.models import OutboxEvent, User
+from services.identity.service import NewUser, create_user
+
+PASSWORD = "Velvet-Harbor-42!"
+ANSWERS = {"first_pet": "Rex", "birth_city": "Toluca", "first_job": "Cashier"}
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime.now(UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+@pytest.fixture(name="clock")
+def clock_fixture() -> Clock:
+    return Clock()
+
+
+def wire(app, clock: Clock | None = None):
+    if "enrollment" not in app.blueprints:
+        enrollment.init_app(app)
+    if "lifecycle_recovery" not in app.blueprints:
+        lifecycle.init_app(app)
+    if clock is not None:
+        app.extensions["lifecycle"].clock = clock
+        app.extensions["enrollment"].clock = clock
+    return app
+
+
+@pytest.fixture(name="app")
+def app_fixture(make_app, clock):
+    return wire(make_app("identity", session_cookie_secure=False), clock)
+
+
+@pytest.fixture(name="client")
+def client_fixture(app):
+    return app.test_client()
+
+
+def add_user(app, username: str = "ana.garcia", *, email: str | None = None,
+             company_id: str | None = "acme", language: str = "en", clock: Clock | None = None,
+             answers: dict[str, str] | None = None, given_name: str = "Ana",
+             family_name: str = "García") -> str:
+    with app.extensions["portico"].db.transaction() as session:
+        user = create_user(session, NewUser(
+            username=username, password=PASSWORD, email=email or f"{username}@example.com",
+            given_name=given_name, family_name=family_name, company_id=company_id,
+            preferred_language=language))
+        if clock is not None:
+            user.created_at = clock()
+        for question, answer in (ANSWERS if answers is None else answers).items():
+            session.add(SecurityAnswer(user_id=user.id, question=question,
+                                       answer_hash=hash_secret(normalize_answer(answer))))
+        return user.id
+
+
+def user_row(app, user_id: str) -> User:
+    with app.extensions["portico"].db.read() as session:
+        user = session.get(User, user_id)
+        session.expunge(user)
+        return user
+
+
+def csrf_of(html: str) -> str:
+    return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
+
+
+def login(client, username: str = "ana.garcia", password: str = PASSWORD, **query: str):
+    page = client.get("/login", query_string=query)
+    return client.post("/login", query_string=query, data={
+        "username": username, "password": password, "csrf_token": csrf_of(page.text),
+        "next": "/account"})
+
+
+def events(app, type_: str | None = None) -> list[Envelope]:
+    with app.extensions["portico"].db.read() as session:
+        rows = session.scalars(select(OutboxEvent).order_by(OutboxEvent.id)).all()
+        found = [Envelope.from_json(r.payload) for r in rows]
+    return [e for e in found if type_ is None or e.type == type_]
+
+
+def unseal(app, envelope: Envelope) -> dict[str, Any]:
+    return Sealer(app.extensions["portico"].settings.event_sealing_key).unseal(envelope.sealed)
+
+
+def audit_rows(app, action: str | None = None) -> list[dict[str, Any]]:
+    with app.extensions["portico"].db.read() as session:
+        rows = session.scalars(select(AuditEvent).order_by(AuditEvent.id)).all()
+        found = [{"action": r.action, "actor_type": r.actor_type, "actor_id": r.actor_id,
+                  "subject_id": r.subject_id, "tracking_number": r.tracking_number,
+                  "occurred_at": r.occurred_at, "detail": json.loads(r.detail)}
+                 for r in rows]
+    return [r for r in found if action is None or r["action"] == action]
+
+
+def problem(response) -> dict[str, Any]:
+    assert response.mimetype == "application/problem+json", response.data
+    return json.loads(response.data)

@@ -1,0 +1,189 @@
+"""Fixtures of the portal tests: identity, permissions and tracking as real Flask apps on
+their own databases and this test's Redis namespace, and every outbound HTTP call of the
+portal (and of the services among themselves) routed to them through requests-mock — the
+HTTP boundary is the only thing replaced. Events between services are handed over the way
+the consumers would: the outbox rows of one service fed to the next one's handlers.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+import pytest
+import requests_mock as rm
+from cryptography.fernet import Fernet
+from sqlalchemy import select
+
+from examples.portal.app import create_app as create_portal
+from examples.portal.register import client_spec
+from examples.portal.settings import PortalSettings
+from services.common.config import load
+from services.common.db import upgrade
+from services.common.events import Envelope
+from services.identity import clients
+from services.identity.oidc import keys
+from services.identity.oidc.tokens import mint_access_token
+from services.identity.schemas import ClientSchema
+from services.identity.service import NewUser, create_user
+from services.permissions.cache import INVALIDATOR
+from services.permissions.handlers import registry as permissions_handlers
+from services.permissions.models import OutboxEvent as PermissionsOutbox
+from services.tracking.handlers import registry as tracking_handlers
+
+ISSUER = "http://127.0.0.1:8001"
+PERMISSIONS = "http://127.0.0.1:8002"
+TRACKING = "http://127.0.0.1:8003"
+PORTAL = "http://127.0.0.1:8000"
+PASSWORD = "correct horse battery staple"  # noqa: S105 (test data)
+COMPANY = "co-acme"
+
+
+def forward_to(app):
+    """A requests-mock callback answering from ``app`` in process."""
+    client = app.test_client()
+
+    def answer(request, context):
+        url = urlsplit(request.url)
+        body = request.body
+        if isinstance(body, str):
+            body = body.encode()
+        response = client.open(url.path, query_string=url.query, method=request.method,
+                               headers=dict(request.headers), data=body)
+        context.status_code = response.status_code
+        for name, value in response.headers.items():
+            if name.lower() != "content-length":
+                context.headers[name] = value
+        return response.data
+
+    return answer
+
+
+def csrf_of(html: str) -> str:
+    return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
+
+
+@dataclass
+class Suite:
+    identity: object
+    permissions: object
+    tracking: object
+    portal: object
+    portal_client_id: str
+    portal_client_secret: str
+    users: dict[str, str] = field(default_factory=dict)  # username → user id
+    relayed: set[str] = field(default_factory=set)
+
+    # identity ----------------------------------------------------------------------
+    def add_user(self, username: str, given_name: str) -> str:
+        ctx = self.identity.extensions["portico"]
+        with ctx.db.transaction() as session:
+            user = create_user(session, NewUser(
+                username=username, password=PASSWORD, email=f"{username}@example.com",
+                given_name=given_name, family_name="Tester", company_id=COMPANY))
+            user_id = user.id
+        self.users[username] = user_id
+        self.activate_in_permissions(user_id, given_name)
+        return user_id
+
+    def operator_token(self, audience: str, scope: str) -> str:
+        provider = self.identity.extensions["portico.oidc"].provider
+        return mint_access_token(provider.keyring, issuer=ISSUER, sub="ops-console",
+                                 client_id="ops-console", aud=audience, scope=scope,
+                                 ttl=120).value
+
+    # permissions -------------------------------------------------------------------
+    def activate_in_permissions(self, user_id: str, given_name: str) -> None:
+        """What the permissions consumer does with ``identity.user.activated``."""
+        envelope = Envelope.new("identity.user.activated", "identity", {
+            "user_id": user_id, "enrollment_id": f"enr-{user_id}",
+            "email": f"{given_name.lower()}@example.com", "given_name": given_name,
+            "family_name": "Tester", "phone": "+15550100", "job_title": "Manager",
+            "preferred_language": "en", "company_id": COMPANY, "company_name": "Acme",
+            "accounts": [{"last5": "11111", "fingerprint": "fp-acme-1"}],
+            "notifications": {"status_changes": True}}, subject=user_id)
+        ctx = self.permissions.extensions["portico"]
+        with ctx.db.transaction() as session:
+            session.info[INVALIDATOR] = self.permissions.extensions["permissions.invalidator"]
+            permissions_handlers(session, envelope)
+
+    def designate_principal(self, user_id: str) -> None:
+        token = self.operator_token("permissions", "permissions.admin")
+        response = self.permissions.test_client().put(
+            f"/admin/v1/companies/{COMPANY}/principal",
+            json={"user_id": user_id, "why": "named by the program"},
+            headers={"Authorization": f"Bearer {token}"})
+        assert response.status_code == 200, response.get_json()
+
+    # tracking ----------------------------------------------------------------------
+    def relay_to_tracking(self) -> int:
+        """Hand permissions' new outbox events to tracking's handlers (the consumer's job)."""
+        with self.permissions.extensions["portico"].db.read() as session:
+            payloads = [row.payload for row in session.scalars(
+                select(PermissionsOutbox).order_by(PermissionsOutbox.id))]
+        fresh = [Envelope.from_json(p) for p in payloads
+                 if json.loads(p)["id"] not in self.relayed]
+        with self.tracking.extensions["portico"].db.transaction() as session:
+            for envelope in fresh:
+                tracking_handlers(session, envelope)
+                self.relayed.add(envelope.id)
+        return len(fresh)
+
+    # the browser -------------------------------------------------------------------
+    def sign_in(self, username: str):
+        """A browser (one portal cookie jar, one identity cookie jar) signing in to the
+        portal through Portico; returns the portal test client, signed in."""
+        portal = self.portal.test_client()
+        idp = self.identity.test_client()
+        start = portal.get("/login")
+        assert start.status_code == 302, start.get_data(as_text=True)
+        location = urlsplit(start.headers["Location"])
+        authorize = f"{location.path}?{location.query}"
+        answer = idp.get(authorize)
+        if answer.status_code == 302 and answer.headers["Location"].startswith("/login"):
+            page = idp.get("/login?" + urlencode({"next": authorize}))
+            done = idp.post("/login", data={
+                "username": username, "password": PASSWORD, "next": authorize,
+                "csrf_token": csrf_of(page.get_data(as_text=True))})
+            assert done.status_code == 303, done.get_data(as_text=True)
+            answer = idp.get(done.headers["Location"])
+        assert answer.status_code == 302, answer.get_data(as_text=True)
+        back = urlsplit(answer.headers["Location"])
+        assert f"{back.scheme}://{back.netloc}{back.path}" == f"{PORTAL}/callback"
+        assert "code" in parse_qs(back.query), back.query
+        done = portal.get(f"/callback?{back.query}")
+        assert done.status_code == 303, done.get_data(as_text=True)
+        return portal
+
+
+@pytest.fixture
+def suite(make_app, database_url, redis_url, namespace, requests_mock) -> Suite:
+    identity = make_app("identity", session_cookie_secure=False, key_activation_delay=0,
+                        rate_limits_enabled=False)
+    settings = identity.extensions["portico"].settings
+    with identity.extensions["portico"].db.transaction() as session:
+        keys.ensure_keys(session, Fernet(settings.key_encryption_key))
+    permissions_db = database_url("permissions")
+    upgrade("permissions", permissions_db)  # the catalog and home sections are seeded here
+    permissions = make_app("permissions", database_url=permissions_db)
+    tracking = make_app("tracking")
+    for base, app in ((ISSUER, identity), (PERMISSIONS, permissions), (TRACKING, tracking)):
+        requests_mock.register_uri(rm.ANY, re.compile("^" + re.escape(base) + "/"),
+                                   content=forward_to(app))
+
+    portal_settings = load(PortalSettings, {}, issuer=ISSUER, client_id="x", client_secret="")
+    ctx = identity.extensions["portico"]
+    with ctx.db.transaction() as session:
+        client, secret = clients.create_client(session, ctx.settings.client_secret_pepper,
+                                               ClientSchema().load(client_spec(portal_settings)))
+        client_id = client.client_id
+    portal = create_portal({"issuer": ISSUER, "client_id": client_id, "client_secret": secret,
+                            "permissions_url": PERMISSIONS, "tracking_url": TRACKING,
+                            "base_url": PORTAL, "redis_url": redis_url,
+                            "redis_prefix": f"{namespace}:portal",
+                            "secret_key": "test-secret-key"})
+    portal.config["TESTING"] = True
+    return Suite(identity=identity, permissions=permissions, tracking=tracking, portal=portal,
+                 portal_client_id=client_id, portal_client_secret=secret)

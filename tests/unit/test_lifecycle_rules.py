@@ -1,0 +1,83 @@
+"""Lifecycle configuration and input rules (no database)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from marshmallow import ValidationError
+
+from services.identity.lifecycle.config import DEFAULTS, config_from, setting
+from services.identity.lifecycle.schemas import (
+    PasswordChangeSchema,
+    ProfileUpdateSchema,
+    WhySchema,
+    e164,
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    event_sealing_key: str = "k"
+    issuer: str = "http://idp.example"
+    inactivity_days: int | None = None
+
+
+def test_defaults_then_declared_settings_then_environment(monkeypatch):
+    assert setting(Settings(), "inactivity_days") == 120
+    assert setting(Settings(inactivity_days=90), "inactivity_days") == 90
+    monkeypatch.setenv("LOCKOUT_THRESHOLD", "7")
+    monkeypatch.setenv("RATE_LIMITS_ENABLED", "false")
+    assert setting(Settings(), "lockout_threshold") == 7
+    assert setting(Settings(), "rate_limits_enabled") is False
+    assert DEFAULTS["inactivity_warning_days"] == 14 and DEFAULTS["lockout_minutes"] == 15
+
+
+def test_clock_offset_moves_now(monkeypatch):
+    monkeypatch.setenv("CLOCK_OFFSET_DAYS", "121")
+    fixed = datetime(2030, 1, 1, tzinfo=UTC)
+    cfg = config_from(Settings(), clock=lambda: fixed)
+    assert cfg.now() == fixed + timedelta(days=121)
+    assert cfg.public_base_url == "http://idp.example"
+
+
+def test_phone_numbers_become_e164():
+    assert e164("+1 (202) 555-0143") == "+12025550143"
+    assert e164("+34 912 345 678") == "+34912345678"
+    with pytest.raises(ValidationError):
+        e164("555")
+
+
+def test_why_is_required_and_not_blank():
+    with pytest.raises(ValidationError) as raised:
+        WhySchema().load({"why": "   "})
+    assert "why" in raised.value.messages
+    assert WhySchema().load({"why": "caller verified"})["why"] == "caller verified"
+
+
+def test_password_confirmation_must_match():
+    with pytest.raises(ValidationError) as raised:
+        PasswordChangeSchema().load({"current_password": "a", "password": "b",
+                                     "password_confirm": "c"})
+    assert "password_confirm" in raised.value.messages
+
+
+def test_profile_update_refuses_unknown_fields_and_languages():
+    with pytest.raises(ValidationError) as raised:
+        ProfileUpdateSchema().load({"preferred_language": "fr", "status": "active"})
+    assert {"preferred_language", "status"} <= set(raised.value.messages)
+
+
+def test_openapi_describes_every_lifecycle_endpoint():
+    from services.identity.enrollment.openapi import openapi_paths as enrollment_paths
+    from services.identity.lifecycle.openapi import build_spec
+
+    spec = build_spec()
+    enrollment_paths(spec)  # both merge into one identity spec without clashing
+    paths = spec.to_dict()["paths"]
+    for path in ("/admin/v1/users", "/admin/v1/users/{user_id}/reactivate",
+                 "/v1/password-resets", "/v1/password-resets/complete",
+                 "/v1/username-reminders", "/v1/me", "/v1/me/password",
+                 "/v1/me/email-verifications", "/v1/enrollments"):
+        assert path in paths, path
