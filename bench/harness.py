@@ -19,7 +19,8 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -180,40 +181,129 @@ def _lua_string(value: str) -> str:
     return "[==[" + value + "]==]"
 
 
+@dataclass(frozen=True)
+class Call:
+    """One request of a varied load: ``run_load(..., calls=[Call(...), ...])``."""
+
+    path: str
+    method: str = "GET"
+    body: str = ""
+    headers: dict[str, str] = field(default_factory=dict)
+
+
 def run_load(name: str, server: Server, path: str, *, method: str = "GET", body: str = "",
              headers: dict[str, str] | None = None, seconds: float = 10, connections: int = 16,
-             threads: int = 2) -> Result:
-    """Load ``path`` on ``server`` for ``seconds`` and measure it."""
+             threads: int = 2, calls: list[Call] | None = None, once: bool = False,
+             warmup: int = 20, extra_pids: Callable[[], list[int]] | None = None) -> Result:
+    """Load ``path`` on ``server`` for ``seconds`` and measure it.
+
+    With ``calls`` each request is one of them (picked at random, or with ``once`` each
+    used at most once, in order, for single-use credentials such as refresh tokens; the
+    warm-up then uses none of them). ``extra_pids`` adds processes whose CPU counts as
+    the server's (e.g. a second service the endpoint calls).
+    """
     url = server.url + path
-    # Warm up: caches, JIT-free but lazy imports, connection pools.
+    # Warm up: caches, lazy imports, connection pools.
     with contextlib.suppress(requests.RequestException):
-        for _ in range(20):
-            requests.request(method, url, data=body or None, headers=headers, timeout=5)
-    pids = server.pids()
-    cpu_before = cpu_seconds(pids)
+        for i in range(0 if once else warmup):
+            call = calls[i % len(calls)] if calls else Call(path, method, body, headers or {})
+            requests.request(call.method, server.url + call.path, data=call.body or None,
+                             headers=call.headers, timeout=5)
+
+    def pids() -> list[int]:
+        return server.pids() + (extra_pids() if extra_pids else [])
+
+    cpu_before = cpu_seconds(pids())
     wrk = ensure_wrk()
     if wrk:
-        result = _wrk(wrk, url, method, body, headers or {}, seconds, connections, threads)
+        result = _wrk(wrk, url, method, body, headers or {}, seconds, connections, threads,
+                      calls, once)
     else:
-        result = _python_load(url, method, body, headers or {}, seconds, connections)
+        result = _python_load(url, method, body, headers or {}, seconds, connections, calls,
+                              once, server.url)
     requests_done, errors, elapsed, p50, p99 = result
-    cpu = cpu_seconds(server.pids()) - cpu_before
-    return Result(name, requests_done, errors, elapsed, cpu, p50, p99, peak_rss_mib(server.pids()),
+    cpu = cpu_seconds(pids()) - cpu_before
+    return Result(name, requests_done, errors, elapsed, cpu, p50, p99, peak_rss_mib(pids()),
                   connections)
 
 
+_LUA_CALLS = """
+local reqs = {{}}
+local idx = 0
+local stride = {threads}
+local once = {once}
+local next_tid = 0
+setup = function(thread)
+  thread:set("tid", next_tid)
+  next_tid = next_tid + 1
+end
+init = function(args)
+  for line in io.lines({path}) do
+    local fields = {{}}
+    for f in (line .. "\t"):gmatch("([^\t]*)\t") do table.insert(fields, f) end
+    local headers = {{}}
+    for i = 4, #fields do
+      local k, v = fields[i]:match("^([^:]+): (.*)$")
+      if k then headers[k] = v end
+    end
+    local body = fields[3]
+    if body == "" then body = nil end
+    table.insert(reqs, wrk.format(fields[1], fields[2], headers, body))
+  end
+  idx = tid
+  math.randomseed(os.time() + tid * 7919)
+end
+request = function()
+  if once then
+    local r = reqs[(idx % #reqs) + 1]
+    idx = idx + stride
+    return r
+  end
+  return reqs[math.random(#reqs)]
+end
+response = function(status, headers, body) end
+done = function(summary, latency, requests)
+  io.write(string.format("PORTICO p50=%f p99=%f\\n", latency:percentile(50), latency:percentile(99)))
+end
+"""
+
+
+def _calls_file(calls: list[Call]) -> str:
+    with tempfile.NamedTemporaryFile("w", suffix=".tsv", delete=False) as handle:
+        for call in calls:
+            fields = [call.method, call.path, call.body,
+                      *(f"{k}: {v}" for k, v in call.headers.items())]
+            assert not any("\t" in f or "\n" in f for f in fields), "tabs/newlines in a call"
+            handle.write("\t".join(fields) + "\n")
+    return handle.name
+
+
 def _wrk(wrk: str, url: str, method: str, body: str, headers: dict[str, str], seconds: float,
-         connections: int, threads: int) -> tuple[int, int, float, float, float]:
-    header_lines = "\n".join(f"wrk.headers[{_lua_string(k)}] = {_lua_string(v)}"
-                             for k, v in headers.items())
-    script = _LUA.format(method=method, body=_lua_string(body) if body else "nil",
-                         headers=header_lines)
+         connections: int, threads: int, calls: list[Call] | None = None,
+         once: bool = False) -> tuple[int, int, float, float, float]:
+    data_file = None
+    if calls:
+        data_file = _calls_file(calls)
+        script = _LUA_CALLS.format(threads=threads, once="true" if once else "false",
+                                   path=_lua_string(data_file))
+    else:
+        header_lines = "\n".join(f"wrk.headers[ {_lua_string(k)} ] = {_lua_string(v)}"
+                                 for k, v in headers.items())
+        script = _LUA.format(method=method, body=_lua_string(body) if body else "nil",
+                             headers=header_lines)
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as handle:
         handle.write(script)
-    out = subprocess.run([wrk, "-t", str(threads), "-c", str(connections), "-d", f"{int(seconds)}s",
-                          "--timeout", "5s", "-s", handle.name, url],
-                         capture_output=True, text=True, check=True).stdout
-    os.unlink(handle.name)
+    try:
+        completed = subprocess.run([wrk, "-t", str(threads), "-c", str(connections), "-d",
+                                    f"{int(seconds)}s", "--timeout", "5s", "-s", handle.name,
+                                    url], capture_output=True, text=True, check=True)
+        out = completed.stdout
+    finally:
+        os.unlink(handle.name)
+        if data_file:
+            os.unlink(data_file)
+    if "PORTICO p50=" not in out:
+        raise RuntimeError(f"wrk gave no figures:\n{out}\n{completed.stderr}")
     total = int(re.search(r"(\d+) requests in ([\d.]+)(\w+)", out).group(1))
     dur_value, unit = re.search(r"requests in ([\d.]+)(\w+)", out).groups()
     elapsed = float(dur_value) * {"s": 1, "ms": 0.001, "m": 60}.get(unit, 1)
@@ -227,14 +317,43 @@ def _wrk(wrk: str, url: str, method: str, body: str, headers: dict[str, str], se
 
 
 def _python_load(url: str, method: str, body: str, headers: dict[str, str], seconds: float,
-                 connections: int) -> tuple[int, int, float, float, float]:
+                 connections: int, calls: list[Call] | None = None, once: bool = False,
+                 base_url: str = "") -> tuple[int, int, float, float, float]:
     """Bounded fallback when wrk is not available: one keep-alive session per connection."""
+    import itertools
+    import random
+
+    parts = urlsplit(url)
+    assert parts.hostname in {"127.0.0.1", "localhost"}, "benchmarks target loopback only"
+    sequence = itertools.cycle(calls) if calls and once else None
+    lock = threading.Lock()
+
+    def pick() -> Call:
+        if not calls:
+            return Call(url[len(base_url):] if base_url else "", method, body, headers)
+        if sequence is not None:
+            with lock:
+                return next(sequence)
+        return random.choice(calls)
+
+    def one(session: requests.Session) -> bool:
+        call = pick()
+        target = (base_url + call.path) if calls else url
+        response = session.request(call.method, target, data=call.body or None,
+                                   headers=call.headers, timeout=5)
+        return response.status_code < 400
+
+    return run_flow_raw(one, seconds, connections)
+
+
+def run_flow_raw(step: Callable[[requests.Session], bool], seconds: float,
+                 connections: int) -> tuple[int, int, float, float, float]:
+    """Call ``step(session)`` from ``connections`` threads for ``seconds``; each call is one
+    measured operation (True: it succeeded). Returns (done, errors, elapsed, p50, p99)."""
     latencies: list[float] = []
     errors = [0]
     lock = threading.Lock()
     stop_at = time.monotonic() + seconds
-    parts = urlsplit(url)
-    assert parts.hostname in {"127.0.0.1", "localhost"}, "benchmarks target loopback only"
 
     def worker() -> None:
         session = requests.Session()
@@ -242,8 +361,7 @@ def _python_load(url: str, method: str, body: str, headers: dict[str, str], seco
         while time.monotonic() < stop_at:
             started = time.perf_counter()
             try:
-                response = session.request(method, url, data=body or None, headers=headers, timeout=5)
-                if response.status_code >= 400:
+                if not step(session):
                     local_errors += 1
             except requests.RequestException:
                 local_errors += 1
@@ -261,8 +379,23 @@ def _python_load(url: str, method: str, body: str, headers: dict[str, str], seco
     elapsed = time.monotonic() - started
     latencies.sort()
     p50 = statistics.median(latencies) * 1000 if latencies else 0.0
-    p99 = latencies[int(len(latencies) * 0.99) - 1] * 1000 if latencies else 0.0
+    p99 = latencies[max(int(len(latencies) * 0.99) - 1, 0)] * 1000 if latencies else 0.0
     return len(latencies), errors[0], elapsed, p50, p99
+
+
+def run_flow(name: str, server: Server, step: Callable[[requests.Session], bool], *,
+             seconds: float = 10, connections: int = 4,
+             extra_pids: Callable[[], list[int]] | None = None) -> Result:
+    """Like :func:`run_load` for a multi-request operation driven from Python (a login
+    flow): each ``step`` call counts as one operation."""
+
+    def pids() -> list[int]:
+        return server.pids() + (extra_pids() if extra_pids else [])
+
+    cpu_before = cpu_seconds(pids())
+    done, errors, elapsed, p50, p99 = run_flow_raw(step, seconds, connections)
+    cpu = cpu_seconds(pids()) - cpu_before
+    return Result(name, done, errors, elapsed, cpu, p50, p99, peak_rss_mib(pids()), connections)
 
 
 def machine_line() -> str:
@@ -271,3 +404,28 @@ def machine_line() -> str:
         match = re.search(r"model name\s*:\s*(.+)", Path("/proc/cpuinfo").read_text())
         model = match.group(1) if match else ""
     return f"{os.cpu_count()} cores ({model}), Python {sys.version.split()[0]}"
+
+
+def verdict(result: Result, *, per_cpu: float | None = None, p99_ms: float | None = None,
+            factor: int = 1, unit: str = "") -> str:
+    """The target column: what was asked and whether this run met it. ``factor`` turns
+    requests into the unit the target counts (e.g. 50 decisions per batch request)."""
+    asked, met = [], True
+    if per_cpu is not None:
+        measured = result.per_cpu_second * factor
+        asked.append(f">= {per_cpu:,.0f}{' ' + unit if unit else ''}/CPU-s"
+                     + (f" (measured {measured:,.0f})" if factor != 1 else ""))
+        met &= measured >= per_cpu
+    if p99_ms is not None:
+        asked.append(f"p99 <= {p99_ms:g} ms")
+        met &= result.p99_ms <= p99_ms
+    if result.errors:
+        met = False
+    return ", ".join(asked) + (": met" if met else ": **missed**")
+
+
+def load_average() -> str:
+    """The 1-minute load average: other work on this machine skews every figure."""
+    with contextlib.suppress(OSError):
+        return Path("/proc/loadavg").read_text().split()[0]
+    return "?"

@@ -1,0 +1,216 @@
+"""The OIDC provider (identity) under gunicorn: discovery, JWKS, client_credentials,
+introspection, refresh (single-use, rotating: a pool fed once each) and the full
+browser login + code + token exchange (issue 3, "Performance")."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+import secrets
+import time
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+import requests
+
+from bench.fixtures import Backends, bootstrap_identity, insert_refresh_tokens, profile_calls
+from bench.harness import (
+    TABLE_HEAD,
+    Call,
+    Result,
+    Server,
+    load_average,
+    run_flow,
+    run_load,
+    verdict,
+)
+
+TITLE = "OIDC provider (identity)"
+SECONDS = 8
+WORKERS = 2
+THREAD_CHOICES = (2, 4, 8)
+FORM = "application/x-www-form-urlencoded"
+TARGETS = {  # row → (per server-CPU-second, p99 ms)
+    "discovery": (2000, None), "jwks": (2000, None), "client_credentials": (1000, 50),
+    "introspection": (1000, None), "refresh": (800, None), "login": (15, None),
+}
+
+
+def _basic(client_id: str, secret: str) -> str:
+    return "Basic " + base64.b64encode(f"{client_id}:{secret}".encode()).decode()
+
+
+def _server(env: dict[str, str], threads: int) -> Server:
+    server = Server("identity", env, workers=WORKERS, threads=threads)
+    # The issuer is the server's own loopback URL, known once its port is chosen.
+    server.env["OIDC_ISSUER"] = server.url
+    return server
+
+
+def _cc_call(fixture) -> Call:
+    return Call("/token", "POST", "grant_type=client_credentials",
+                {"Authorization": _basic(fixture.machine_client_id, fixture.machine_secret),
+                 "Content-Type": FORM})
+
+
+def _tune(env: dict[str, str], fixture) -> tuple[int, list[str]]:
+    """Try a few thread counts on client_credentials (3 s each); the best per CPU-second
+    among those within the p99 target (else the best overall)."""
+    tried: list[tuple[int, Result]] = []
+    call = _cc_call(fixture)
+    for threads in THREAD_CHOICES:
+        with _server(env, threads) as server:
+            tried.append((threads, run_load(f"cc threads={threads}", server, call.path,
+                                            method=call.method, body=call.body,
+                                            headers=call.headers, seconds=3)))
+    within = [t for t in tried if t[1].p99_ms <= TARGETS["client_credentials"][1]] or tried
+    best = max(within, key=lambda t: t[1].per_cpu_second)[0]
+    lines = [f"threads={t}: {r.per_cpu_second:,.0f} tokens/CPU-s, p99 {r.p99_ms:.1f} ms"
+             for t, r in tried]
+    return best, lines
+
+
+def _login_flow(server: Server, fixture, counter: list[int], failures: list[str]):
+    """One complete authorization-code flow as a browser and the client's back end do it."""
+    base = server.url
+
+    def failed(what: str, response: requests.Response) -> bool:
+        if not failures:
+            failures.append(f"{what} answered {response.status_code}")
+        return False
+
+    def step(session: requests.Session) -> bool:
+        session.cookies.clear()
+        counter[0] += 1
+        username = fixture.usernames[counter[0] % len(fixture.usernames)]
+        verifier = secrets.token_urlsafe(48)
+        challenge = base64.urlsafe_b64encode(
+            hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+        query = urlencode({"response_type": "code", "client_id": fixture.rp_client_id,
+                           "redirect_uri": fixture.redirect_uri, "scope": "openid profile email",
+                           "state": secrets.token_urlsafe(8), "nonce": secrets.token_urlsafe(8),
+                           "code_challenge": challenge, "code_challenge_method": "S256"})
+        first = session.get(f"{base}/authorize?{query}", allow_redirects=False, timeout=10)
+        if first.status_code != 302:
+            return failed("GET /authorize", first)
+        form = session.get(base + first.headers["Location"], timeout=10)
+        match = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
+        next_match = re.search(r'name="next" value="([^"]+)"', form.text)
+        if form.status_code != 200 or not match:
+            return failed("GET /login", form)
+        fields = {"csrf_token": match.group(1), "username": username,
+                  "password": fixture.password}
+        if next_match:
+            fields["next"] = next_match.group(1).replace("&amp;", "&")
+        login = session.post(form.url, data=fields, allow_redirects=False, timeout=10)
+        if login.status_code != 303:
+            return failed("POST /login", login)
+        back = session.get(base + login.headers["Location"], allow_redirects=False, timeout=10)
+        location = back.headers.get("Location", "")
+        code = parse_qs(urlsplit(location).query).get("code")
+        if back.status_code != 302 or not code:
+            return failed("GET /authorize after login", back)
+        token = session.post(f"{base}/token", data={
+            "grant_type": "authorization_code", "code": code[0],
+            "redirect_uri": fixture.redirect_uri, "code_verifier": verifier},
+            headers={"Authorization": _basic(fixture.rp_client_id, fixture.rp_secret)},
+            timeout=10)
+        if token.status_code != 200 or "id_token" not in token.json():
+            return failed("POST /token (code)", token)
+        return True
+
+    return step
+
+
+def run() -> str:
+    notes: list[str] = []
+    rows: list[str] = []
+    started = time.monotonic()
+    load_before = load_average()
+    with Backends() as backends:
+        url = backends.database("identity")
+        fixture = bootstrap_identity(url)
+        env = backends.service_env(url, RATE_LIMITS_ENABLED="false",
+                                   SESSION_COOKIE_SECURE="false", LOG_LEVEL="INFO")
+        threads, tuning = _tune(env, fixture)
+        refresh_pool = insert_refresh_tokens(url, fixture, 30_000)
+        missed: dict[str, list[Call]] = {}
+        with _server(env, threads) as server:
+            cc = _cc_call(fixture)
+            token = requests.post(server.url + cc.path, data=cc.body, headers=cc.headers,
+                                  timeout=5).json()["access_token"]
+            loads = [
+                ("discovery", "GET /.well-known/openid-configuration",
+                 Call("/.well-known/openid-configuration")),
+                ("jwks", "GET /jwks", Call("/jwks")),
+                ("client_credentials", "POST /token client_credentials (ES256)", cc),
+                ("introspection", "POST /introspect (access token)", Call(
+                    "/introspect", "POST", urlencode({"token": token,
+                                                      "token_type_hint": "access_token"}),
+                    {"Authorization": cc.headers["Authorization"], "Content-Type": FORM})),
+            ]
+            for key, name, call in loads:
+                result = run_load(name, server, call.path, method=call.method, body=call.body,
+                                  headers=call.headers, seconds=SECONDS)
+                per_cpu, p99 = TARGETS[key]
+                rows.append(result.row(verdict(result, per_cpu=per_cpu, p99_ms=p99)))
+                if "missed" in rows[-1]:
+                    missed[key] = [call]
+            refresh_auth = _basic(fixture.rp_client_id, fixture.rp_secret)
+            refresh_calls = [Call("/token", "POST", urlencode(
+                {"grant_type": "refresh_token", "refresh_token": t}),
+                {"Authorization": refresh_auth, "Content-Type": FORM}) for t in refresh_pool]
+            result = run_load("POST /token refresh_token (rotating, each used once)", server,
+                              "/token", calls=refresh_calls, once=True, seconds=SECONDS)
+            if result.requests > len(refresh_pool):
+                notes.append(f"The refresh pool ({len(refresh_pool):,}) ran out: replays count "
+                             "as errors.")
+            rows.append(result.row(verdict(result, per_cpu=TARGETS["refresh"][0])))
+            if "missed" in rows[-1]:
+                missed["refresh"] = refresh_calls[-2000:]
+            counter, failures = [0], []
+            result = run_flow("full login: authorize → login form → POST login → code → token",
+                              server, _login_flow(server, fixture, counter, failures),
+                              seconds=10, connections=4)
+            rows.append(result.row(verdict(result, per_cpu=TARGETS["login"][0])))
+            if failures:
+                notes.append(f"Login flows failed ({result.errors} of {result.requests}); the "
+                             f"first failure: {failures[0]} (server log: {server.log.name}).")
+        if missed:
+            notes.append(_profile(env, server.url, missed))
+    took = time.monotonic() - started
+    setup = (f"identity under gunicorn (gthread, {WORKERS} workers × {threads} threads, chosen "
+             f"from {', '.join(map(str, THREAD_CHOICES))} by a 3 s client_credentials probe: "
+             f"{'; '.join(tuning)}), {backends.describe}; signing keys ES256 + RS256, one "
+             "confidential machine client, one first-party web client, 4 users (argon2id at the "
+             "service's own parameters). **Rate limits off** (`RATE_LIMITS_ENABLED=false`) so "
+             f"that the load measures the endpoints, not the limiter; request logging on (INFO). "
+             f"wrk with 2 threads × 16 connections, {SECONDS} s per row; the refresh row feeds a "
+             f"pool of {len(refresh_pool):,} refresh tokens (inserted as identity stores them) "
+             "once each through a wrk Lua script; the login row is a Python loop of complete "
+             "flows (4 concurrent browsers, PKCE S256, 5 HTTP requests per flow, counted as one). "
+             "CPU is the gunicorn processes' only (PostgreSQL and Redis not counted).")
+    notes.append("Access tokens are always ES256 (`oidc/tokens.py: mint_access_token`); RS256 "
+                 "signs only ID tokens of clients registered with "
+                 "`id_token_signed_response_alg: RS256`, so there is no RS256 client_credentials "
+                 "row.")
+    notes.append(f"Whole module: {took:.0f} s; 1-minute load average {load_before} at the start, "
+                 f"{load_average()} at the end (2 cores: above ~2 other work shared the machine).")
+    return "\n".join([setup, "", TABLE_HEAD, *rows, "", *(f"* {n}" for n in notes)])
+
+
+def _profile(env: dict[str, str], issuer: str, missed: dict[str, list[Call]]) -> str:
+    """cProfile the first missed request type in-process, for the notes."""
+    from services.identity.app import create_app
+
+    order = ["client_credentials", "refresh", "introspection", "jwks", "discovery"]
+    key = min(missed, key=lambda k: order.index(k) if k in order else len(order))
+    calls = missed[key]
+    app = create_app({"database_url": env["DATABASE_URL"], "redis_url": env["REDIS_URL"],
+                      "redis_namespace": env["REDIS_NAMESPACE"], "issuer": issuer,
+                      "rate_limits_enabled": False, "session_cookie_secure": False,
+                      "log_level": "WARNING"})
+    import logging
+
+    logging.getLogger().setLevel(logging.WARNING)
+    return f"Missed target `{key}`: profile\n" + profile_calls(app, calls, count=300 if len(calls) == 1 else min(300, len(calls) - 20))
