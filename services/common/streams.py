@@ -31,3 +31,13 @@ SUBSCRIPTIONS: dict[str, tuple[str, ...]] = {
     "notifier": ("identity", "permissions", "tracking"),
     "identity": ("permissions",),
 }
+
+# Event types published on purpose with no consumer yet (audit facts); see docs/events.md.
+UNCONSUMED: frozenset[str] = frozenset({
+    "identity.client.created",
+    "identity.helpdesk.action",
+    "identity.user.locked",
+    "identity.user.unlocked",
+    "permissions.grant.created",
+    "permissions.grant.revoked",
+})
