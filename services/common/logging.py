@@ -110,6 +110,19 @@ def _redacting_record_factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
     return record
 
 
+class PlainFormatter(logging.Formatter):
+    """Readable lines for a terminal (``LOG_JSON=false``): the message, then its fields."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        fields = " ".join(f"{key}={val}" for key, val in vars(record).items()
+                          if key not in _EXTRA_SKIP and not key.startswith("_"))
+        return f"{line} {fields}" if fields else line
+
+
 def configure_logging(service: str, level: str = "INFO", json_lines: bool = True,
                       stream=None) -> None:
     """Route the root logger to ``stream`` (stderr) in JSON with redaction. Idempotent."""
@@ -125,7 +138,7 @@ def configure_logging(service: str, level: str = "INFO", json_lines: bool = True
     if json_lines:
         handler.setFormatter(JsonFormatter(service))
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+        handler.setFormatter(PlainFormatter())
     root.addHandler(handler)
     root.setLevel(level.upper())
     # werkzeug's own access log prints the full URL (query strings can hold codes).

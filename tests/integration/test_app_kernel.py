@@ -149,3 +149,14 @@ def test_card_account_numbers_are_redacted_from_log_text(captured_log):
     logging.getLogger("portico.test").warning("bad account 371449635398431 for user 12")
     assert "371449635398431" not in captured_log.getvalue()
     assert "user 12" in captured_log.getvalue()
+
+
+def test_plain_log_lines_carry_their_fields(app):
+    stream = io.StringIO()
+    configure_logging("tracking", "INFO", False, stream=stream)
+    try:
+        app.test_client().get("/healthz")
+    finally:
+        configure_logging("tracking", "INFO", True)
+    line = [ln for ln in stream.getvalue().splitlines() if "portico.http" in ln][-1]
+    assert "status=200" in line and "endpoint=/healthz" in line and "method=GET" in line
