@@ -76,6 +76,7 @@ def create_service_app(name: str, settings: CommonSettings, *, import_name: str 
     ctx.readiness_checks["redis"] = lambda: _redis_ping(ctx.redis)
     app.extensions["portico"] = ctx
     _install_request_ids(app)
+    _install_nul_guard(app)
     _install_metrics(app, name, registry)
     _install_errors(app)
     _install_health(app)
@@ -91,6 +92,24 @@ def _redis_ping(client: redis.Redis) -> bool:
 
 def request_id() -> str | None:
     return getattr(g, "request_id", None)
+
+
+def _install_nul_guard(app: Flask) -> None:
+    """Refuse NUL characters in the query, a form or a JSON body with one clear 400.
+
+    No field of any Portico API can hold one, and PostgreSQL text refuses them, so
+    letting one through would turn a client's mistake into a 500. JSON can only carry
+    it escaped (``\\u0000``), a query or form only percent-encoded (``%00``).
+    """
+
+    @app.before_request
+    def _refuse_nul() -> None:
+        if b"%00" in request.query_string:
+            raise Problem(400, "invalid-character", "The query string contains a NUL character.")
+        markers = {"application/json": (b"\\u0000", b"\x00"),
+                   "application/x-www-form-urlencoded": (b"%00", b"\x00")}.get(request.mimetype)
+        if markers and any(marker in request.get_data(cache=True) for marker in markers):
+            raise Problem(400, "invalid-character", "The request body contains a NUL character.")
 
 
 def _install_request_ids(app: Flask) -> None:

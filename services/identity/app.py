@@ -21,6 +21,7 @@ from .enrollment import init_app as init_enrollment
 from .enrollment.policy import common_password_check
 from .lifecycle import init_app as init_lifecycle
 from .oidc.server import init_oidc
+from .openapi import init_openapi
 from .passwords import EXTRA_CHECKS
 from .settings import DEV_CLIENT_SECRET_PEPPER, DEV_KEY_ENCRYPTION_KEY, IdentitySettings
 from .views.login import bp as login_views
@@ -46,6 +47,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(clients_api)
     init_enrollment(app)
     init_lifecycle(app)
+    init_openapi(app)
     if common_password_check not in EXTRA_CHECKS:
         EXTRA_CHECKS.append(common_password_check)
     from .limits import init_limits

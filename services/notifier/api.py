@@ -83,9 +83,13 @@ def require_admin(view: F) -> F:
 blp = ApiBlueprint("messages", __name__, url_prefix="/v1",
                    description="Outgoing email: the delivery log, dead letters and statistics")
 SECURED = {"security": [{"bearerAuth": []}]}
+# Ids are SQL INTEGER: a larger number names no row, and PostgreSQL refuses to bind it.
+MAX_PK = 2**31 - 1
 
 
 def _message(session: Any, pk: int) -> Any:
+    if pk > MAX_PK:
+        raise NotFound("No message with this id.")
     try:
         return service.get_message(session, pk)
     except service.MessageNotFound:
@@ -105,6 +109,8 @@ class Messages(MethodView):
                                         tracking_number=args["tracking_number"],
                                         event_id=args["event_id"])
         before = int(args["cursor"]) if args["cursor"] else None
+        if before is not None and before > MAX_PK:
+            before = None  # every id is below it
         with context().db.read() as session:
             items, next_pk = service.list_messages(session, filters, before=before,
                                                    limit=args["limit"])
@@ -135,6 +141,8 @@ class Resend(MethodView):
     def post(self, args: dict[str, Any], pk: int) -> Any:
         """Queue a dead-lettered message again (attempts reset; audited)."""
         actor = str(authenticate().get("sub") or "unknown")
+        if pk > MAX_PK:
+            raise NotFound("No message with this id.")
         try:
             with context().db.transaction() as session:
                 message = service.resend_message(session, pk, actor=actor,

@@ -160,3 +160,19 @@ def test_plain_log_lines_carry_their_fields(app):
         configure_logging("tracking", "INFO", True)
     line = [ln for ln in stream.getvalue().splitlines() if "portico.http" in ln][-1]
     assert "status=200" in line and "endpoint=/healthz" in line and "method=GET" in line
+
+
+@pytest.mark.parametrize("kwargs", [
+    {"query_string": "name=a%00b"},
+    {"json": {"name": "a\u0000b", "company": {"tax_id": "x"}, "account_numbers": []}},
+    {"data": "name=a%00b", "content_type": "application/x-www-form-urlencoded"},
+])
+def test_a_nul_character_is_a_clear_400_not_a_database_error(app, kwargs):
+    response = app.test_client().post("/echo", **kwargs)
+    assert response.status_code == 400
+    assert response.json["type"].endswith("/invalid-character")
+
+
+def test_percent_zero_zero_is_fine_inside_json_text(app):
+    body = {"name": "discount 100%00 off", "company": {"tax_id": "x"}, "account_numbers": []}
+    assert app.test_client().post("/echo", json=body).status_code == 200
