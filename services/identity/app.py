@@ -20,6 +20,7 @@ from .api.clients import bp as clients_api
 from .enrollment import init_app as init_enrollment
 from .enrollment.policy import common_password_check
 from .lifecycle import init_app as init_lifecycle
+from .oidc.keys import SigningKeyUnavailable
 from .oidc.server import init_oidc
 from .openapi import init_openapi
 from .passwords import EXTRA_CHECKS
@@ -59,11 +60,14 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
 
 
 def _install_fail_closed(app: Flask) -> None:
-    """Redis down → 503 (never unlimited attempts, never a 500); rate limit → 429."""
+    """Redis down or no signing key → 503 (never unlimited attempts, never a 500);
+    rate limit → 429."""
 
     @app.errorhandler(redis.RedisError)
-    def _redis_down(exc: redis.RedisError) -> Response:
-        log.error("redis unavailable", extra={"error": type(exc).__name__})
+    @app.errorhandler(SigningKeyUnavailable)
+    def _redis_down(exc: Exception) -> Response:
+        # No signing key yet (before `iamctl bootstrap`/`keys rotate`) is as temporary as Redis.
+        log.error("dependency unavailable", extra={"error": type(exc).__name__})
         if request.endpoint in OAUTH_JSON_ENDPOINTS:
             response = jsonify(error="temporarily_unavailable",
                                error_description="The service is temporarily unavailable.")
