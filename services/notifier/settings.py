@@ -62,7 +62,7 @@ class NotifierSettings(CommonSettings):
              "retry, so a message accepted just before a crash is not sent twice (empty: off)")
     public_base_url: str = setting("PUBLIC_BASE_URL", "http://127.0.0.1:8001",
                                    help="base URL of the portal shown in emails (sign-in, tracking)")
-    helpdesk_phone: str = setting("HELPDESK_PHONE", "800 555 0100",
+    helpdesk_phone: str = setting("HELPDESK_PHONE", "+1 202 555 0100",
                                   help="help-desk phone number printed in inactivity and deactivation emails")
     helpdesk_hours_en: str = setting("HELPDESK_HOURS", "Monday to Friday, 9:00 to 18:00",
                                      help="help-desk hours (English) printed next to the phone number")

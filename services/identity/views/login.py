@@ -41,10 +41,15 @@ def _safe_next(target: str | None) -> str:
     return target
 
 
-def _lang() -> str:
+def _asked_locale() -> str | None:
+    """The ``ui_locales`` the relying party (or the form) asked for, if any."""
     nxt = request.values.get("next", "")
     query = dict(p.split("=", 1) for p in urlparse(nxt).query.split("&") if "=" in p)
-    tag = query.get("ui_locales", request.values.get("ui_locales", "en")).split("+")[0]
+    return query.get("ui_locales") or request.values.get("ui_locales") or None
+
+
+def _lang() -> str:
+    tag = (_asked_locale() or "en").split("+")[0]
     return "es" if tag.lower().startswith("es") else "en"
 
 
@@ -63,8 +68,10 @@ def login():
     lang = _lang()
     next_url = _safe_next(request.values.get("next"))
     if request.method == "GET":
+        # The asked locale travels with the POST so a refusal page (e.g. inactive) keeps it.
         return render_template("login.html", csrf_token=session.csrf, next=next_url,
-                               username=_login_hint(), error=None, lang=lang)
+                               username=_login_hint(), error=None, lang=lang,
+                               ui_locales=_asked_locale())
     if not sessions.csrf_valid(session, request.form.get("csrf_token")):
         return render_template("login.html", csrf_token=session.csrf, next=next_url,
                                username="", error=MESSAGES[lang]["expired"], lang=lang), 400

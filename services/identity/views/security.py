@@ -6,9 +6,11 @@ from functools import wraps
 
 from flask import make_response
 
+# No form-action directive: browsers apply it to the redirects after a POST, and the login
+# POST ends (303 → /authorize → 302) at the relying party's redirect_uri, another origin.
 HTML_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; style-src 'self' 'unsafe-inline'; "
-                               "img-src 'self'; form-action 'self'; base-uri 'none'; "
+                               "img-src 'self'; base-uri 'none'; "
                                "frame-ancestors 'none'",
     "Referrer-Policy": "no-referrer",
     "X-Frame-Options": "DENY",
