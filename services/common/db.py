@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 from sqlalchemy import MetaData, create_engine, event, text
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 
 # Stable constraint names so Alembic migrations are identical on SQLite and PostgreSQL.
@@ -30,7 +32,8 @@ def new_metadata() -> MetaData:
     return MetaData(naming_convention=NAMING_CONVENTION)
 
 
-def make_engine(url: str, *, pool_size: int = 5, echo: bool = False) -> Engine:
+def make_engine(url: str, *, pool_size: int = 5, echo: bool = False,
+                pre_ping: bool | None = None) -> Engine:
     """An engine for ``url``. SQLite gets WAL, foreign keys and a busy timeout so that
     several processes (web, worker, relay) can share one file."""
     if url.startswith("sqlite"):
@@ -68,14 +71,52 @@ def make_engine(url: str, *, pool_size: int = 5, echo: bool = False) -> Engine:
         return engine
     if url.startswith("postgresql://") or url.startswith("postgres://"):
         url = "postgresql+psycopg://" + url.split("://", 1)[1]
-    return create_engine(
+    if pre_ping is None:
+        pre_ping = os.environ.get("DB_POOL_PRE_PING", "").strip().lower() in ("1", "true", "yes")
+    engine = create_engine(
         url,
         echo=echo,
         pool_size=pool_size,
         max_overflow=pool_size * 2,
-        pool_pre_ping=True,
+        pool_pre_ping=pre_ping,
         pool_recycle=1800,
     )
+    if not pre_ping:
+        _ping_after_idle(engine)
+    return engine
+
+
+# Pool liveness trade-off. ``pool_pre_ping`` costs a ``SELECT 1`` round trip on every
+# checkout, i.e. on every request (a third of a client lookup's cost). Off by default
+# (``DB_POOL_PRE_PING=true`` turns it back on), a connection is pinged only when it sat
+# idle in the pool longer than IDLE_PING_AFTER, which is when a server restart, failover or
+# idle-killing firewall can have cut it unseen; ``pool_recycle`` retires old connections.
+# What is given up: a connection cut while the pool is busy (a database restart under
+# load) fails the statement of the request using it; SQLAlchemy then invalidates the whole
+# pool, so only requests already in flight fail and the next ones reconnect.
+IDLE_PING_AFTER = 10.0
+
+
+def _ping_after_idle(engine: Engine) -> None:
+    @event.listens_for(engine, "checkin")
+    def _checked_in(_dbapi_connection, record):
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checked_out(dbapi_connection, record, _proxy):
+        idle_since = record.info.pop("idle_since", None)
+        if idle_since is None or time.monotonic() - idle_since < IDLE_PING_AFTER:
+            return
+        try:
+            cursor = dbapi_connection.cursor()
+            try:
+                cursor.execute("SELECT 1")
+            finally:
+                cursor.close()
+            dbapi_connection.rollback()
+        except Exception as exc:
+            # The pool discards this connection and checks out (or opens) another.
+            raise DisconnectionError("stale pooled connection") from exc
 
 
 class Database:

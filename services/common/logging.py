@@ -134,7 +134,6 @@ def configure_logging(service: str, level: str = "INFO", json_lines: bool = True
             root.removeHandler(handler)
     handler = logging.StreamHandler(stream or sys.stderr)
     handler._portico = True  # type: ignore[attr-defined]
-    handler.addFilter(RedactingFilter())
     if json_lines:
         handler.setFormatter(JsonFormatter(service))
     else:

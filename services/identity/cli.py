@@ -11,6 +11,7 @@ import secrets
 import sys
 
 import click
+import redis
 from cryptography.fernet import Fernet
 from sqlalchemy import inspect
 
@@ -19,6 +20,7 @@ from services.common.db import Database
 from services.common.errors import Problem
 
 from . import clients as client_cases
+from .clients import watch_client_changes
 from .lifecycle.cli import commands as lifecycle_commands
 from .models import Base
 from .oidc import keys
@@ -30,6 +32,9 @@ from .settings import IdentitySettings
 def _open() -> tuple[IdentitySettings, Database]:
     settings = load_or_exit(IdentitySettings)
     db = Database(settings.database_url)
+    # Client changes made here must invalidate every running replica's client cache too.
+    watch_client_changes(db.sessions, redis.Redis.from_url(settings.redis_url),
+                         settings.redis_namespace)
     missing = set(Base.metadata.tables) - set(inspect(db.engine).get_table_names())
     if missing:
         click.echo("error: the identity database is not migrated; run `iamctl migrate identity`",

@@ -3,23 +3,33 @@
 Client secrets are machine-generated (256 bits) and stored as HMAC-SHA-256 under
 ``CLIENT_SECRET_PEPPER``: a fast keyed digest is right for high-entropy secrets (a slow
 hash would cap the token endpoint), and the pepper keeps a leaked table useless.
+
+Every change marks its session; ``watch_client_changes`` makes the identity service's
+sessions bump the Redis clients version (``oidc.client_cache``) before and after such a
+commit, so that every replica's cached clients go stale on the very next request.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import secrets
 from dataclasses import dataclass, field
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+import redis
+from sqlalchemy import event, select
+from sqlalchemy.orm import Session, sessionmaker
 
 from services.common.errors import NotFound
 from services.common.events import Envelope, record_event
 
 from .models import OutboxEvent
+from .oidc.client_cache import bump_version
 from .oidc.models import OAuthClient
+
+log = logging.getLogger("portico.identity.clients")
+CHANGED = "portico.oidc_clients_changed"
 
 PUBLIC_METHOD = "none"
 AUTH_METHODS = ("client_secret_basic", "client_secret_post", "private_key_jwt", "none")
@@ -76,6 +86,7 @@ def create_client(session: Session, pepper: str, spec: ClientSpec,
     apply_spec(client, spec)
     session.add(client)
     session.flush()
+    _mark_changed(session)
     record_event(session, OutboxEvent, Envelope.new(
         "identity.client.created", "identity",
         {"client_id": client.client_id, "name": client.name, "first_party": client.first_party}))
@@ -94,6 +105,7 @@ def update_client(session: Session, pepper: str, client_id: str,
                   spec: ClientSpec) -> tuple[OAuthClient, str | None]:
     """Replace a client's settings. A switch to a secret-based method issues a secret."""
     client = get_client(session, client_id)
+    _mark_changed(session)
     apply_spec(client, spec)
     secret = None
     if _needs_secret(spec.token_endpoint_auth_method) and not client.secret_digest:
@@ -110,11 +122,45 @@ def rotate_secret(session: Session, pepper: str, client_id: str) -> tuple[OAuthC
         raise Conflict("This client does not authenticate with a secret.", kind="no-secret")
     secret = new_secret()
     client.secret_digest = secret_digest(pepper, secret)
+    _mark_changed(session)
     return client, secret
 
 
 def delete_client(session: Session, client_id: str) -> None:
     session.delete(get_client(session, client_id))
+    _mark_changed(session)
+
+
+def _mark_changed(session: Session) -> None:
+    session.info[CHANGED] = True
+
+
+def watch_client_changes(sessions: sessionmaker, client: redis.Redis, namespace: str) -> None:
+    """Bump the clients version around every commit of a session that changed a client.
+
+    Before the commit, so that a Redis that cannot be written aborts the change (the admin
+    sees an error and nothing changed); after it, because a replica may have reloaded the
+    old row between that first bump and the commit. A failure of the second bump is only
+    logged (the change is committed); ``client_cache.MAX_AGE`` bounds its effect.
+    """
+
+    def before_commit(session: Session) -> None:
+        if session.info.get(CHANGED):
+            bump_version(client, namespace)
+
+    def after_commit(session: Session) -> None:
+        if session.info.pop(CHANGED, None):
+            try:
+                bump_version(client, namespace)
+            except redis.RedisError:
+                log.error("client change committed but the clients version was not bumped")
+
+    def after_rollback(session: Session) -> None:
+        session.info.pop(CHANGED, None)
+
+    event.listen(sessions, "before_commit", before_commit)
+    event.listen(sessions, "after_commit", after_commit)
+    event.listen(sessions, "after_soft_rollback", lambda session, _previous: after_rollback(session))
 
 
 def get_client(session: Session, client_id: str) -> OAuthClient:

@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from authlib.oauth2.rfc6749 import InvalidRequestError, InvalidScopeError, grants
+from authlib.oauth2.rfc6749 import InvalidRequestError, InvalidScopeError, OAuth2Error, grants
 from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
 from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oauth2.rfc7636.challenge import compare_s256_code_challenge
@@ -53,6 +53,24 @@ def _active_user(provider, user_id: str) -> User | None:
             return None
         session.expunge(user)
         return user
+
+
+@dataclass(frozen=True)
+class TokenUser:
+    """What issuing tokens from a refresh token needs to know of its user."""
+
+    id: str
+    company_id: str | None
+    status: str
+
+    def get_user_id(self) -> str:
+        return self.id
+
+
+_TOKENS = RefreshToken.__table__
+_USERS = User.__table__
+_CLAIM_COLUMNS = (*_TOKENS.c, _USERS.c.status.label("user_status"),
+                  _USERS.c.company_id.label("user_company_id"))
 
 
 class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
@@ -163,6 +181,9 @@ class OpenIDCode(oidc_grants.OpenIDCode):
 
 
 class RefreshTokenGrant(grants.RefreshTokenGrant):
+    """Refresh in one database transaction: the token is claimed (rotation) with its user,
+    the new access and refresh tokens are recorded, all committed together."""
+
     TOKEN_ENDPOINT_AUTH_METHODS = AUTH_METHODS
     INCLUDE_NEW_REFRESH_TOKEN = True
 
@@ -170,31 +191,71 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
     def provider(self):
         return self.server.provider
 
+    def validate_token_request(self):
+        """Client authentication only; the token is claimed in ``create_token_response``,
+        inside the transaction that also saves its successor."""
+        self.request.client = self._validate_request_client()
+        if self.request.form.get("refresh_token") is None:
+            raise InvalidRequestError("Missing 'refresh_token' in request.")
+
+    def create_token_response(self):
+        failure: OAuth2Error | None = None
+        with self.provider.db.transaction() as session:
+            self.request.db_session = session
+            try:
+                token = self._validate_request_token(self.request.client)
+                self._validate_token_scope(token)
+                self.request.refresh_token = token
+                return super().create_token_response()
+            except OAuth2Error as error:
+                # Commit anyway: a claimed token stays used and a replay's family
+                # revocation must stand although this request fails.
+                failure = error
+            finally:
+                self.request.db_session = None
+        raise failure
+
     def authenticate_refresh_token(self, refresh_token: str) -> RefreshRecord | None:
-        """Claim the token (rotation). A used one means replay: its family is revoked."""
-        provider = self.provider
-        client = self.request.client
-        with provider.db.transaction() as session:
-            row = session.scalar(select(RefreshToken).where(
-                RefreshToken.token_digest == digest(refresh_token)))
-            if row is None or row.client_id != client.get_client_id():
-                return None
-            if row.revoked_at is not None:
+        """Claim the token (rotation). A used one means replay: its family is revoked.
+
+        On PostgreSQL the claim and the user's standing are one ``UPDATE .. FROM users ..
+        RETURNING`` round trip; a token it cannot claim (unknown, foreign, revoked, used)
+        is then looked at to tell a replay from the rest, as on SQLite.
+        """
+        session = self.request.db_session
+        client_id = self.request.client.get_client_id()
+        token_digest = digest(refresh_token)
+        now = utcnow()
+        found = None
+        if session.get_bind().dialect.name == "postgresql":
+            found = session.execute(
+                update(_TOKENS).where(_TOKENS.c.token_digest == token_digest,
+                                      _TOKENS.c.client_id == client_id,
+                                      _TOKENS.c.used_at.is_(None),
+                                      _TOKENS.c.revoked_at.is_(None),
+                                      _USERS.c.id == _TOKENS.c.user_id)
+                .values(used_at=now).returning(*_CLAIM_COLUMNS)).first()
+        if found is None:
+            found = session.execute(
+                select(*_CLAIM_COLUMNS).join_from(_TOKENS, _USERS, _USERS.c.id == _TOKENS.c.user_id)
+                .where(_TOKENS.c.token_digest == token_digest)).first()
+            if found is None or found.client_id != client_id or found.revoked_at is not None:
                 return None
             claimed = session.execute(
-                update(RefreshToken).where(RefreshToken.id == row.id,
-                                           RefreshToken.used_at.is_(None))
-                .values(used_at=utcnow())).rowcount  # type: ignore[attr-defined]
+                update(_TOKENS).where(_TOKENS.c.id == found.id, _TOKENS.c.used_at.is_(None))
+                .values(used_at=now)).rowcount  # type: ignore[attr-defined]
             if not claimed:
-                provider.revoke_family(session, row.family_id, reason="refresh-replay")
+                self.provider.revoke_family(session, found.family_id, reason="refresh-replay")
                 return None
-            if aware(row.expires_at) <= utcnow():
-                return None
-            session.expunge(row)
-            return RefreshRecord(row)
+        if aware(found.expires_at) <= now:
+            return None
+        record = RefreshRecord(found)
+        record.user = TokenUser(found.user_id, found.user_company_id, found.user_status)
+        return record
 
-    def authenticate_user(self, refresh_token: RefreshRecord) -> User | None:
-        return _active_user(self.provider, refresh_token.row.user_id)
+    def authenticate_user(self, refresh_token: RefreshRecord) -> TokenUser | None:
+        user = refresh_token.user
+        return user if user is not None and user.status == UserStatus.ACTIVE else None
 
     def revoke_old_credential(self, refresh_token: RefreshRecord) -> None:
         """Nothing to do: the token was marked used when it was claimed."""

@@ -147,6 +147,7 @@ class KeyMaterial:
     published: list[dict]
     signers: dict[str, ECKey | RSAKey]
     verify_set: KeySet
+    published_json: bytes = b""  # the JWKS document, rendered once per load
 
 
 class Keyring:
@@ -190,7 +191,8 @@ class Keyring:
                 signers[row.alg] = self._private(row)
             if state in ("active", "retiring"):
                 verify_keys.append(KeySet.import_key_set({"keys": [row.public_jwk]}).keys[0])
-        return KeyMaterial(published=published, signers=signers, verify_set=KeySet(verify_keys))
+        return KeyMaterial(published=published, signers=signers, verify_set=KeySet(verify_keys),
+                           published_json=json.dumps({"keys": published}).encode())
 
     def _private(self, row: SigningKey) -> ECKey | RSAKey:
         try:
@@ -210,3 +212,7 @@ class Keyring:
 
     def jwks(self) -> dict:
         return {"keys": self.material().published}
+
+    def jwks_json(self) -> bytes:
+        """The JWKS document as bytes, rendered once per key load (for the /jwks view)."""
+        return self.material().published_json

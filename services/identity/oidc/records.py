@@ -102,6 +102,7 @@ class CodeRecord(AuthorizationCodeMixin):
 class RefreshRecord(TokenMixin):
     def __init__(self, row: RefreshToken) -> None:
         self.row = row
+        self.user = None  # the token's user, when loaded with it (refresh grant)
 
     def check_client(self, client: RegisteredClient) -> bool:
         return self.row.client_id == client.get_client_id()

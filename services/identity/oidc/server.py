@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import secrets
 import time
@@ -16,8 +17,9 @@ from sqlalchemy.orm import Session
 from services.common.app import context
 from services.common.events import utcnow
 
-from ..models import User
+from .. import clients
 from . import entitlements
+from .client_cache import ClientCache
 from .endpoints import IntrospectionEndpoint, RevocationEndpoint
 from .grants import (
     AuthorizationCodeGrant,
@@ -28,7 +30,7 @@ from .grants import (
     S256CodeChallenge,
 )
 from .keys import Keyring
-from .models import OAuthClient, RefreshToken
+from .models import OAuthClient
 from .records import RegisteredClient, digest
 from .tokens import mint_access_token, record_access_token, revoke_family
 
@@ -52,6 +54,17 @@ class Provider:
         self.namespace = ctx.settings.redis_namespace
         self.keyring = Keyring(ctx.db, ctx.settings.key_encryption_key)
         self.entitlements = entitlements.EntitlementsSource(self, ctx.registry)
+        self.clients = ClientCache(ctx.redis, self.namespace, self._load_client)
+        clients.watch_client_changes(ctx.db.sessions, ctx.redis, self.namespace)
+
+    def _load_client(self, client_id: str) -> RegisteredClient | None:
+        with self.db.read() as session:
+            row = session.get(OAuthClient, client_id)
+            if row is None:
+                return None
+            session.expunge(row)
+        # Shared by the threads of this process: read-only from here on.
+        return RegisteredClient(row, self.settings.client_secret_pepper)
 
     def revoke_family(self, session: Session, family_id: str, reason: str) -> None:
         count = revoke_family(session, self.redis, self.namespace, family_id)
@@ -67,12 +80,7 @@ class AuthorizationServer(FlaskAuthorizationServer):
     def query_client(self, client_id: str) -> RegisteredClient | None:
         if not client_id or len(client_id) > 64:
             return None
-        with self.provider.db.read() as session:
-            row = session.get(OAuthClient, client_id)
-            if row is None:
-                return None
-            session.expunge(row)
-        return RegisteredClient(row, self.provider.settings.client_secret_pepper)
+        return self.provider.clients.get(client_id)
 
     def generate_token(self, grant_type, client, user=None, scope=None, expires_in=None,
                        include_refresh_token=True) -> dict[str, Any]:
@@ -124,18 +132,21 @@ class AuthorizationServer(FlaskAuthorizationServer):
         if origin is None:
             return  # client_credentials: nothing to remember; revocation uses the jti
         row = origin.row
-        user: User = oauth_request.user
+        user = oauth_request.user
         client = oauth_request.client
         ttl = client.row.refresh_token_ttl or self.provider.settings.refresh_token_ttl
-        with self.provider.db.transaction() as session:
-            record_access_token(session, row.family_id, g.issued_access_token)
-            if "refresh_token" in token:
-                session.add(RefreshToken(
-                    token_digest=digest(token["refresh_token"]), family_id=row.family_id,
-                    client_id=client.get_client_id(), user_id=user.id,
-                    scope=token.get("scope", row.scope), resource=row.resource,
-                    auth_time=row.auth_time, sid=row.sid,
-                    expires_at=utcnow() + timedelta(seconds=ttl)))
+        refresh = None
+        if "refresh_token" in token:
+            refresh = {"token_digest": digest(token["refresh_token"]), "family_id": row.family_id,
+                       "client_id": client.get_client_id(), "user_id": user.id,
+                       "scope": token.get("scope", row.scope), "resource": row.resource,
+                       "auth_time": row.auth_time, "sid": row.sid, "created_at": utcnow(),
+                       "expires_at": utcnow() + timedelta(seconds=ttl)}
+        # The refresh grant hands over its transaction (one per refresh); others get one.
+        shared = getattr(oauth_request, "db_session", None)
+        with contextlib.nullcontext(shared) if shared is not None \
+                else self.provider.db.transaction() as session:
+            record_access_token(session, row.family_id, g.issued_access_token, refresh)
 
     def create_oauth2_request(self, req):
         oauth_request = super().create_oauth2_request(req)

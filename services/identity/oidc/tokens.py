@@ -17,7 +17,7 @@ from typing import Any
 import redis
 from joserfc import jws, jwt
 from joserfc.errors import JoseError
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from services.common.auth import revoke_jti
@@ -94,10 +94,22 @@ def revoke_access_token(client: redis.Redis, namespace: str, jti: str, exp: floa
         revoke_jti(client, namespace, jti, remaining)
 
 
-def record_access_token(session: Session, family_id: str, token: AccessToken) -> None:
-    session.add(IssuedAccessToken(jti=token.jti, family_id=family_id,
-                                  expires_at=utcnow() + timedelta(
-                                      seconds=token.expires_at - int(time.time()))))
+def record_access_token(session: Session, family_id: str, token: AccessToken,
+                        refresh: dict[str, Any] | None = None) -> None:
+    """Remember ``token``'s ``jti`` in its family and insert the ``refresh`` token row (its
+    column values) if any: on PostgreSQL one statement (a data-modifying CTE)."""
+    issued = insert(IssuedAccessToken).values(
+        jti=token.jti, family_id=family_id,
+        expires_at=utcnow() + timedelta(seconds=token.expires_at - int(time.time())))
+    if refresh is None:
+        session.execute(issued)
+        return
+    refresh_insert = insert(RefreshToken).values(**refresh)
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(refresh_insert.add_cte(issued.cte("issued_access_token")))
+    else:
+        session.execute(issued)
+        session.execute(refresh_insert)
 
 
 def revoke_family(session: Session, client: redis.Redis, namespace: str,

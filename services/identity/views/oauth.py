@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import time
 from urllib.parse import urlencode
 
 from authlib.oauth2.rfc6749 import OAuth2Error
-from flask import Blueprint, Response, jsonify, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Response,
+    current_app,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from sqlalchemy import select
 
 from services.common.app import context
@@ -41,6 +51,17 @@ def error_page(message: str, status: int = 400):
 
 @bp.get("/.well-known/openid-configuration")
 def discovery() -> Response:
+    # The document depends only on settings: render it once per process.
+    cached = current_app.extensions.get("identity.discovery")
+    if cached is None:
+        cached = json.dumps(_discovery_document()).encode()
+        current_app.extensions["identity.discovery"] = cached
+    response = Response(cached, mimetype="application/json")
+    response.headers["Cache-Control"] = "public, max-age=3600"
+    return response
+
+
+def _discovery_document() -> dict:
     issuer = context().settings.issuer.rstrip("/")
     body = {
         "issuer": context().settings.issuer,
@@ -78,16 +99,14 @@ def discovery() -> Response:
         "backchannel_logout_supported": False,
         "frontchannel_logout_supported": False,
     }
-    response = jsonify(body)
-    response.headers["Cache-Control"] = "public, max-age=3600"
-    return response
+    return body
 
 
 @bp.get("/jwks")
 def jwks() -> Response:
-    response = jsonify(current_server().provider.keyring.jwks())
+    response = Response(current_server().provider.keyring.jwks_json(),
+                        mimetype="application/jwk-set+json")
     response.headers["Cache-Control"] = "public, max-age=300"
-    response.headers["Content-Type"] = "application/jwk-set+json"
     return response
 
 
