@@ -5,6 +5,19 @@ from its JWKS, cached and refreshed when a token names an unknown ``kid`` (key
 rotation). ``iss``, ``aud``, ``exp`` and ``nbf`` are checked; a token whose ``jti``
 is on the Redis deny-list (revoked by identity) is refused.
 
+Verified claims are kept per process, keyed by the token's SHA-256, until the token
+expires or ``claims_ttl`` (30 s) passes, whichever is first: a repeated token skips
+the signature check. The deny-list is still read on *every* request, so a revocation
+takes effect on the very next request everywhere. (A key withdrawn from the JWKS
+stops a token already seen by a process within ``claims_ttl``.)
+
+A hot view may fold that deny-list read into its own Redis round trip:
+``require_auth(defer_revocation=True)`` postpones it, the view fetches
+:func:`revocation_key` together with its own keys and hands the value to
+:func:`settle_revocation` before it uses any data. If the view never settles (or
+fails), the decorator reads the deny-list itself before answering, so no path
+serves a revoked token.
+
 Views use :func:`require_auth`; a missing or bad token answers 401 with
 ``WWW-Authenticate: Bearer error="invalid_token"``, a token without the scope 403
 ``insufficient_scope``, both as problem+json.
@@ -13,9 +26,11 @@ Views use :func:`require_auth`; a missing or bad token answers 401 with
 from __future__ import annotations
 
 import functools
+import hashlib
 import logging
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar, cast
 
@@ -88,19 +103,87 @@ class JWKSCache:
             return self._keys
 
 
+class ClaimsCache:
+    """Verified claims by token digest: a bounded LRU whose entries have a deadline."""
+
+    def __init__(self, *, max_entries: int = 10_000, ttl: float = 30.0) -> None:
+        self.max_entries = max_entries
+        self.ttl = ttl
+        self._entries: OrderedDict[bytes, tuple[float, dict[str, Any]]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, digest: bytes, now: float) -> dict[str, Any] | None:
+        with self._lock:
+            entry = self._entries.get(digest)
+            if entry is None:
+                return None
+            if now >= entry[0]:
+                del self._entries[digest]
+                return None
+            self._entries.move_to_end(digest)
+            return entry[1]
+
+    def put(self, digest: bytes, claims: dict[str, Any], deadline: float) -> None:
+        with self._lock:
+            self._entries[digest] = (deadline, claims)
+            self._entries.move_to_end(digest)
+            while len(self._entries) > self.max_entries:
+                self._entries.popitem(last=False)
+
+
+class DenyList:
+    """The revoked ``jti``s identity writes to Redis (see :func:`revoke_jti`)."""
+
+    def __init__(self, client: redis.Redis, namespace: str) -> None:
+        self.redis = client
+        self.namespace = namespace
+
+    def key(self, jti: str) -> str:
+        return key(self.namespace, "revoked-jti", jti)
+
+    def is_revoked(self, jti: str) -> bool:
+        """Fails closed: if Redis cannot answer, the token is treated as revoked."""
+        try:
+            return bool(self.redis.exists(self.key(jti)))
+        except redis.RedisError:
+            log.warning("deny-list unavailable; refusing token")
+            return True
+
+
 class TokenVerifier:
     """Verifies one service's incoming access tokens."""
 
     def __init__(self, jwks: JWKSCache, issuer: str, audience: str | Iterable[str], *,
-                 leeway: int = 30, is_revoked: Callable[[str], bool] | None = None) -> None:
+                 leeway: int = 30, is_revoked: Callable[[str], bool] | None = None,
+                 deny_list: DenyList | None = None, claims_ttl: float = 30.0,
+                 claims_cache_size: int = 10_000) -> None:
         self.jwks = jwks
         self.issuer = issuer
         self.audiences = {audience} if isinstance(audience, str) else set(audience)
         self.leeway = leeway
-        self.is_revoked = is_revoked
+        self.deny_list = deny_list
+        self.is_revoked = is_revoked or (deny_list.is_revoked if deny_list else None)
+        self.claims = ClaimsCache(max_entries=claims_cache_size, ttl=claims_ttl)
 
-    def verify(self, token: str) -> dict[str, Any]:
-        """The token's claims, or :class:`InvalidToken`."""
+    def verify(self, token: str, *, check_revocation: bool = True) -> dict[str, Any]:
+        """The token's claims (a fresh dict), or :class:`InvalidToken`.
+
+        With ``check_revocation=False`` the caller must check the deny-list itself.
+        """
+        digest = hashlib.sha256(token.encode()).digest()
+        now = time.time()
+        claims = self.claims.get(digest, now)
+        if claims is None:
+            claims = self._verify_signed(token, now)
+            deadline = min(now + self.claims.ttl, float(claims["exp"]) + self.leeway)
+            self.claims.put(digest, claims, deadline)
+        if check_revocation:
+            jti = claims.get("jti")
+            if self.is_revoked is not None and jti and self.is_revoked(str(jti)):
+                raise InvalidToken("the token has been revoked")
+        return dict(claims)
+
+    def _verify_signed(self, token: str, now: float) -> dict[str, Any]:
         try:
             header = jws.extract_compact(token.encode()).headers()
         except (JoseError, ValueError, UnicodeError):
@@ -113,14 +196,10 @@ class TokenVerifier:
         except JoseError:
             raise InvalidToken("the token's signature is not valid") from None
         claims = dict(decoded.claims)
-        self._check_claims(claims)
-        jti = claims.get("jti")
-        if self.is_revoked is not None and jti and self.is_revoked(str(jti)):
-            raise InvalidToken("the token has been revoked")
+        self._check_claims(claims, now)
         return claims
 
-    def _check_claims(self, claims: dict[str, Any]) -> None:
-        now = time.time()
+    def _check_claims(self, claims: dict[str, Any], now: float) -> None:
         if claims.get("iss") != self.issuer:
             raise InvalidToken("the token was not issued by this issuer")
         aud = claims.get("aud")
@@ -140,15 +219,7 @@ def redis_deny_list(client: redis.Redis, namespace: str) -> Callable[[str], bool
 
     Fails closed: if Redis cannot answer, the token is treated as revoked.
     """
-
-    def is_revoked(jti: str) -> bool:
-        try:
-            return bool(client.exists(key(namespace, "revoked-jti", jti)))
-        except redis.RedisError:
-            log.warning("deny-list unavailable; refusing token")
-            return True
-
-    return is_revoked
+    return DenyList(client, namespace).is_revoked
 
 
 def revoke_jti(client: redis.Redis, namespace: str, jti: str, ttl_seconds: int) -> None:
@@ -162,7 +233,7 @@ def init_auth(app: Flask, audience: str | Iterable[str]) -> TokenVerifier:
     settings = ctx.settings
     verifier = TokenVerifier(
         JWKSCache(settings.jwks_url), settings.issuer, audience,
-        is_revoked=redis_deny_list(ctx.redis, settings.redis_namespace),
+        deny_list=DenyList(ctx.redis, settings.redis_namespace),
     )
     app.extensions["portico.auth"] = verifier
     return verifier
@@ -186,6 +257,10 @@ def _unauthorized(reason: str | None) -> Problem:
 
 def authenticate() -> dict[str, Any]:
     """Verify the request's bearer token and return its claims (cached on ``g``)."""
+    return _authenticate(check_revocation=True)
+
+
+def _authenticate(*, check_revocation: bool) -> dict[str, Any]:
     if "token_claims" in g:
         return cast(dict[str, Any], g.token_claims)
     token = _bearer_token()
@@ -193,11 +268,49 @@ def authenticate() -> dict[str, Any]:
         raise _unauthorized(None)
     verifier: TokenVerifier = current_app.extensions["portico.auth"]
     try:
-        claims = verifier.verify(token)
+        claims = verifier.verify(token, check_revocation=check_revocation)
     except InvalidToken as exc:
         raise _unauthorized(exc.reason) from None
+    if not check_revocation and claims.get("jti") and verifier.is_revoked is not None:
+        g.revocation_pending = str(claims["jti"])
     g.token_claims = claims
     return claims
+
+
+def revocation_key() -> str | None:
+    """The deny-list key a ``defer_revocation`` view reads along with its own keys (None: no
+    check is pending, or this verifier's deny-list is not the Redis one)."""
+    jti = g.get("revocation_pending")
+    verifier: TokenVerifier = current_app.extensions["portico.auth"]
+    if jti is None or verifier.deny_list is None:
+        return None
+    return verifier.deny_list.key(jti)
+
+
+def settle_revocation(value: bytes | str | None, *, unavailable: bool = False) -> None:
+    """Finish a deferred deny-list check with the value read at :func:`revocation_key`.
+
+    401 if the token is revoked, or if Redis could not answer (``unavailable``: fail
+    closed, as the per-request check does).
+    """
+    if g.get("revocation_pending") is None:
+        return
+    if unavailable or revocation_key() is None:
+        _check_pending_revocation()
+        return
+    g.revocation_pending = None
+    if value:
+        raise _unauthorized("the token has been revoked")
+
+
+def _check_pending_revocation() -> None:
+    jti = g.get("revocation_pending")
+    if jti is None:
+        return
+    g.revocation_pending = None
+    verifier: TokenVerifier = current_app.extensions["portico.auth"]
+    if verifier.is_revoked is not None and verifier.is_revoked(jti):
+        raise _unauthorized("the token has been revoked")
 
 
 def token_scopes(claims: dict[str, Any]) -> set[str]:
@@ -205,27 +318,42 @@ def token_scopes(claims: dict[str, Any]) -> set[str]:
     return set(scope.split()) if isinstance(scope, str) else set(scope)
 
 
-def require_auth(*scopes: str) -> Callable[[F], F]:
-    """Decorator: the view needs a valid bearer token holding every one of ``scopes``."""
+def require_auth(*scopes: str, defer_revocation: bool = False) -> Callable[[F], F]:
+    """Decorator: the view needs a valid bearer token holding every one of ``scopes``.
+
+    ``defer_revocation``: the view folds the deny-list read into its own Redis round
+    trip (:func:`revocation_key`, :func:`settle_revocation`); whatever it does, a
+    revoked token never gets an answer other than 401.
+    """
 
     def decorate(view: F) -> F:
         @functools.wraps(view)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            claims = authenticate()
-            missing = set(scopes) - token_scopes(claims)
-            if missing:
-                raise Problem(
-                    403, "insufficient-scope",
-                    f"The token lacks the scope(s): {' '.join(sorted(missing))}.",
-                    headers={"WWW-Authenticate":
-                             f'Bearer realm="portico", error="insufficient_scope", '
-                             f'scope="{" ".join(sorted(scopes))}"'},
-                )
-            return view(*args, **kwargs)
+            claims = _authenticate(check_revocation=not defer_revocation)
+            try:
+                _require_scopes(claims, scopes)
+                result = view(*args, **kwargs)
+            except Exception:
+                _check_pending_revocation()  # a revoked token hears 401, not the view's error
+                raise
+            _check_pending_revocation()
+            return result
 
         return cast(F, wrapper)
 
     return decorate
+
+
+def _require_scopes(claims: dict[str, Any], scopes: tuple[str, ...]) -> None:
+    missing = set(scopes) - token_scopes(claims)
+    if missing:
+        raise Problem(
+            403, "insufficient-scope",
+            f"The token lacks the scope(s): {' '.join(sorted(missing))}.",
+            headers={"WWW-Authenticate":
+                     f'Bearer realm="portico", error="insufficient_scope", '
+                     f'scope="{" ".join(sorted(scopes))}"'},
+        )
 
 
 def current_claims() -> dict[str, Any]:

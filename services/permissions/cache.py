@@ -121,21 +121,39 @@ class SnapshotCache:
     def get_many(self, user_ids: list[str]) -> dict[str, Snapshot]:
         """Snapshots of ``user_ids``; one Redis round trip when all are warm."""
         ids = list(dict.fromkeys(user_ids))
+        versions, _ = self.versions(ids)
+        return self.snapshots(ids, versions)
+
+    def versions(self, user_ids: list[str], extra_keys: list[str] | tuple[str, ...] = ()
+                 ) -> tuple[list[bytes | None] | None, list[bytes | None] | None]:
+        """The version of each of ``user_ids`` (distinct) and the values of ``extra_keys``
+        (say, the caller's deny-list entry), in one MGET; ``(None, None)`` if Redis cannot
+        answer."""
+        names = [key(self.namespace, "perm-version", u) for u in user_ids]
         try:
-            versions = self.redis.mget([key(self.namespace, "perm-version", u) for u in ids])
+            values = self.redis.mget(names + list(extra_keys)) if names or extra_keys else []
         except redis.RedisError as exc:
             self._report_down(exc)
-            return self.loader(ids)
+            return None, None
         self._redis_down = False
+        return values[:len(names)], values[len(names):]
+
+    def snapshots(self, user_ids: list[str], versions: list[bytes | None] | None
+                  ) -> dict[str, Snapshot]:
+        """Snapshots of ``user_ids`` (distinct) at ``versions`` (from :meth:`versions`;
+        None: Redis is down, read the database)."""
+        if versions is None:
+            return self.loader(user_ids)
         found: dict[str, Snapshot] = {}
         misses: list[tuple[str, bytes]] = []
         now = time.monotonic()
+        local = self._local
         with self._lock:
-            for user_id, raw in zip(ids, versions, strict=True):
+            for user_id, raw in zip(user_ids, versions, strict=True):
                 version = raw or b"0"
-                entry = self._local.get(user_id)
+                entry = local.get(user_id)
                 if entry is not None and entry[0] == version and now - entry[1] < self.max_age:
-                    self._local.move_to_end(user_id)
+                    local.move_to_end(user_id)
                     found[user_id] = entry[2]
                 else:
                     misses.append((user_id, version))

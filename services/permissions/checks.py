@@ -64,6 +64,14 @@ def _timestamp(moment: datetime) -> float:
     return moment.timestamp()
 
 
+def decide_many(snapshots: dict[str, Snapshot], checks: list[dict[str, Any]],
+                now: datetime) -> list[Decision]:
+    """:func:`decide` for each of ``checks`` (``subject``, ``action``, ``resource``), in order."""
+    stamp = now.timestamp()
+    return [_decide(snapshots[c["subject"]], c["action"], c.get("resource"), stamp)
+            for c in checks]
+
+
 def decide(snapshot: Snapshot, action: str, resource: dict[str, Any] | None,
            now: datetime) -> Decision:
     """Allow or deny ``action`` for the snapshot's user on ``resource``.
@@ -73,29 +81,42 @@ def decide(snapshot: Snapshot, action: str, resource: dict[str, Any] | None,
     live grant that is unlimited or lists that account; an account identified only by
     its last five digits must be covered for every company account ending so.
     """
+    return _decide(snapshot, action, resource, now.timestamp())
+
+
+_UNKNOWN = Decision(False, "unknown_subject")
+_INACTIVE = Decision(False, "subject_inactive")
+_OTHER_COMPANY = Decision(False, "other_company")
+_NOT_GRANTED = Decision(False, "not_granted")
+_GRANTED = Decision(True, "granted")
+_UNKNOWN_ACCOUNT = Decision(False, "unknown_account")
+_ACCOUNT_NOT_GRANTED = Decision(False, "account_not_granted")
+
+
+def _decide(snapshot: Snapshot, action: str, resource: dict[str, Any] | None,
+            stamp: float) -> Decision:
     status = snapshot.get("s")
     if status == "unknown":
-        return Decision(False, "unknown_subject")
+        return _UNKNOWN
     if status != "active":
-        return Decision(False, "subject_inactive")
+        return _INACTIVE
     resource = resource or {}
     company_id = resource.get("company_id")
     if company_id is not None and company_id != snapshot["c"]:
-        return Decision(False, "other_company")
-    stamp = now.timestamp()
+        return _OTHER_COMPANY
     live = [fps for fps, expires in snapshot["g"].get(action, ())
             if expires is None or expires > stamp]
     if not live:
-        return Decision(False, "not_granted")
+        return _NOT_GRANTED
     wanted = _accounts_named(snapshot["a"], resource)
     if wanted is None:
-        return Decision(True, "granted")
+        return _GRANTED
     if not wanted:
-        return Decision(False, "unknown_account")
+        return _UNKNOWN_ACCOUNT
     for fps in live:
         if fps is None or wanted <= set(fps):
-            return Decision(True, "granted")
-    return Decision(False, "account_not_granted")
+            return _GRANTED
+    return _ACCOUNT_NOT_GRANTED
 
 
 def _accounts_named(accounts: dict[str, str], resource: dict[str, Any]) -> set[str] | None:

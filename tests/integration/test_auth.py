@@ -105,3 +105,113 @@ def test_a_revoked_jti_is_refused(client, token_issuer, redis_client, namespace)
     response = client.get("/probe", headers=bearer(token))
     assert response.status_code == 401
     assert "revoked" in response.json["detail"]
+
+
+def test_a_repeated_token_skips_the_signature_check_but_not_the_deny_list(
+        client, token_issuer, redis_client, namespace):
+    verifier = client.application.extensions["portico.auth"]
+    token = token_issuer.issue(sub="u-7", aud="tracking", scope="tracking.read", jti="seen-once")
+    assert client.get("/probe", headers=bearer(token)).status_code == 200
+
+    lookups = []
+    keys_for = verifier.jwks.keys_for
+    verifier.jwks.keys_for = lambda kid: lookups.append(kid) or keys_for(kid)
+    response = client.get("/probe", headers=bearer(token))
+    assert response.status_code == 200
+    assert response.json == {"sub": "u-7"}
+    assert lookups == []  # no signature check for a token already verified
+    # A different token (a new digest) is verified, not served from the cache.
+    other = token_issuer.issue(sub="u-7", aud="tracking", scope="tracking.read")
+    assert client.get("/probe", headers=bearer(other)).status_code == 200
+    assert len(lookups) == 1
+    # Revocation is still read on every request: refused at once, although cached.
+    revoke_jti(redis_client, namespace, "seen-once", 60)
+    assert client.get("/probe", headers=bearer(token)).status_code == 401
+
+
+def test_cached_claims_do_not_outlive_the_token(client, token_issuer):
+    verifier = client.application.extensions["portico.auth"]
+    verifier.leeway = 0
+    token = token_issuer.issue(aud="tracking", scope="tracking.read", lifetime=1)
+    assert client.get("/probe", headers=bearer(token)).status_code == 200
+    time.sleep(1.2)
+    response = client.get("/probe", headers=bearer(token))
+    assert response.status_code == 401
+    assert "expired" in response.json["detail"]
+
+
+def test_cached_claims_are_a_copy(client, token_issuer):
+    app = client.application
+
+    @app.get("/mutate")
+    @require_auth("tracking.read")
+    def mutate():
+        current_claims()["scope"] = "everything"
+        return jsonify(ok=True)
+
+    token = token_issuer.issue(aud="tracking", scope="tracking.read")
+    assert client.get("/mutate", headers=bearer(token)).status_code == 200
+    assert app.extensions["portico.auth"].verify(token)["scope"] == "tracking.read"
+
+
+@pytest.fixture
+def deferred(make_app, token_issuer, redis_client):
+    """An app with views that fold the deny-list read into their own Redis round trip."""
+    from marshmallow import ValidationError
+
+    from services.common.auth import revocation_key, settle_revocation
+
+    app = make_app("tracking")
+    init_auth(app, "tracking")
+    calls = {"views": 0}
+
+    @app.get("/folded")
+    @require_auth("tracking.read", defer_revocation=True)
+    def folded():
+        calls["views"] += 1
+        deny = revocation_key()
+        assert deny is not None
+        [value] = redis_client.mget([deny])
+        settle_revocation(value)
+        return jsonify(sub=current_claims()["sub"])
+
+    @app.get("/forgets")
+    @require_auth("tracking.read", defer_revocation=True)
+    def forgets():
+        calls["views"] += 1
+        return jsonify(answer="computed without settling")
+
+    @app.get("/invalid")
+    @require_auth("tracking.read", defer_revocation=True)
+    def invalid():
+        raise ValidationError({"field": ["bad"]})
+
+    return app.test_client(), calls
+
+
+@pytest.mark.parametrize("path", ["/folded", "/forgets", "/invalid"])
+def test_a_deferred_deny_list_check_still_refuses_a_revoked_token(
+        deferred, token_issuer, redis_client, namespace, path):
+    client, _ = deferred
+    token = token_issuer.issue(aud="tracking", scope="tracking.read", jti=f"jti{path[1:]}")
+    assert client.get(path, headers=bearer(token)).status_code == (422 if path == "/invalid"
+                                                                   else 200)
+    revoke_jti(redis_client, namespace, f"jti{path[1:]}", 60)
+    response = client.get(path, headers=bearer(token))
+    assert response.status_code == 401
+    assert "revoked" in response.json["detail"]
+    assert "computed" not in response.get_data(as_text=True)
+
+
+def test_a_deferred_check_fails_closed_when_redis_is_down(deferred, token_issuer):
+    import redis
+
+    from services.common.auth import DenyList
+
+    client, _ = deferred
+    verifier = client.application.extensions["portico.auth"]
+    down = DenyList(redis.Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.2),
+                    verifier.deny_list.namespace)
+    verifier.deny_list, verifier.is_revoked = down, down.is_revoked
+    token = token_issuer.issue(aud="tracking", scope="tracking.read")
+    assert client.get("/forgets", headers=bearer(token)).status_code == 401

@@ -164,3 +164,74 @@ def test_checks_still_decide_from_the_database_when_redis_is_down(company_a):
     # The token's deny-list also needs Redis and fails closed, so call the cache directly.
     assert cache.get("ua")["g"]["cards.view"]
     assert cache.get("nobody") == {"s": "unknown"}
+
+
+@pytest.mark.parametrize("batch", [False, True])
+def test_a_revoked_caller_token_is_refused_on_the_next_check_by_every_replica(
+        make_app, permissions_url, company_a, redis_client, namespace, batch):
+    from services.common.auth import revoke_jti
+
+    w = company_a
+    replica = make_app("permissions", database_url=permissions_url).test_client()
+    headers = w.headers("svc-client", scope="permissions.check", jti=f"svc-jti-{batch}")
+    path = "/v1/check/batch" if batch else "/v1/check"
+    body = {"subject": "ua", "action": "cards.view"}
+    if batch:
+        body = {"checks": [body, {"subject": "pa", "action": "cards.view"}]}
+    for client in (w.client, replica):
+        for _ in range(2):  # the second answer comes from the cached claims
+            assert client.post(path, json=body, headers=headers).status_code == 200
+    revoke_jti(redis_client, namespace, f"svc-jti-{batch}", 60)
+    for client in (w.client, replica):
+        response = client.post(path, json=body, headers=headers)
+        assert response.status_code == 401
+        assert "revoked" in response.json["detail"]
+        assert "results" not in response.json and "allowed" not in response.json
+
+
+@pytest.mark.parametrize("body, field", [
+    ({"action": "cards.view"}, "subject"),
+    ({"subject": "", "action": "cards.view"}, "subject"),
+    ({"subject": "ua", "action": 7}, "action"),
+    ({"subject": "ua", "action": "cards.view", "resource": {"account_last5": "1234"}},
+     "resource.account_last5"),
+    ({"subject": "ua", "action": "cards.view", "resource": {"colour": "red"}}, "resource.colour"),
+    ({"subject": "ua", "action": "cards.view", "extra": 1}, "extra"),
+])
+def test_a_malformed_check_gets_per_field_problems(company_a, body, field):
+    w = company_a
+    headers = w.service_headers("permissions.check")
+    response = w.client.post("/v1/check", json=body, headers=headers)
+    assert response.status_code == 422, response.json
+    assert response.mimetype == "application/problem+json"
+    assert field in response.json["errors"], response.json
+    batch = w.client.post("/v1/check/batch",
+                          json={"checks": [{"subject": "ua", "action": "cards.view"}, body]},
+                          headers=headers)
+    assert batch.status_code == 422
+    assert any(key.startswith("checks.1") for key in batch.json["errors"]), batch.json
+
+
+def test_a_check_that_is_not_json_is_a_problem_not_a_crash(company_a):
+    w = company_a
+    headers = w.service_headers("permissions.check")
+    broken = w.client.post("/v1/check", data="{not json",
+                           headers={**headers, "Content-Type": "application/json"})
+    assert broken.status_code == 400
+    assert broken.mimetype == "application/problem+json"
+    form = w.client.post("/v1/check", data={"subject": "ua"}, headers=headers)
+    assert form.status_code == 422 and "subject" in form.json["errors"]
+    assert w.client.post("/v1/check/batch", json={"checks": []},
+                         headers=headers).status_code == 422
+
+
+def test_the_check_endpoints_keep_their_openapi_schemas(company_a):
+    spec = company_a.client.get("/openapi.json").json
+    for path, request, response in (("/v1/check", "Check", "CheckResult"),
+                                    ("/v1/check/batch", "CheckBatch", "CheckBatchResult")):
+        post = spec["paths"][path]["post"]
+        assert post["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith(
+            "/" + request)
+        assert post["responses"]["200"]["content"]["application/json"]["schema"][
+            "$ref"].endswith("/" + response)
+        assert "422" in post["responses"]

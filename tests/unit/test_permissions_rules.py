@@ -5,7 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+from marshmallow import ValidationError
 
+from services.permissions.api.check_parsing import CHECK, fast_check
 from services.permissions.checks import decide
 from services.permissions.domain import (
     TRANSITIONS,
@@ -69,3 +73,53 @@ def test_unknown_and_inactive_subjects_are_denied():
     assert decide({"s": "unknown"}, "cards.view", None, NOW).reason == "unknown_subject"
     assert decide({**SNAPSHOT, "s": "inactive"}, "cards.view", None, NOW).reason == \
         "subject_inactive"
+
+
+# -- the hot path's body reader agrees with the marshmallow schema -------------------------
+
+_TEXT = st.one_of(st.text(max_size=3), st.text(min_size=60, max_size=140),
+                  st.sampled_from(["12345", "1234", "123456", "12345\n", "١٢٣٤٥", "fp-1", ""]))
+_VALUE = st.one_of(_TEXT, st.none(), st.integers(), st.booleans(), st.lists(st.integers()))
+_NAME = st.one_of(st.sampled_from(["u-1", "cards.view", "co-1"]), _VALUE)
+_RESOURCE = st.one_of(
+    _VALUE,
+    st.dictionaries(st.sampled_from(["company_id", "account_last5", "account_fingerprint",
+                                     "other"]), _VALUE, max_size=3))
+_CHECK = st.one_of(
+    _VALUE,
+    st.fixed_dictionaries({"subject": _NAME, "action": _NAME},
+                          optional={"resource": _RESOURCE, "extra": _VALUE}),
+)
+
+
+def _scoped(**resource):
+    return {"subject": "u-1", "action": "cards.view", "resource": resource}
+
+
+@settings(max_examples=1000, deadline=None)
+@given(_CHECK)
+@example(_scoped(account_last5="1234"))
+@example(_scoped(account_last5="12345\n"))
+@example(_scoped(account_last5="١٢٣٤٥"))
+@example(_scoped(account_fingerprint="f" * 129))
+@example(_scoped(company_id=""))
+@example(_scoped(other="x"))
+@example({"subject": "u-1", "action": "cards.view", "extra": None})
+@example({"subject": "u" * 65, "action": "cards.view"})
+@example({"subject": "u-1", "action": "a" * 81})
+def test_the_fast_check_reader_answers_as_the_schema_or_defers_to_it(body):
+    fast = fast_check(body)
+    try:
+        loaded = CHECK.load(body)
+    except ValidationError:
+        assert fast is None, body  # never accepts what the schema refuses
+        return
+    if fast is not None:
+        assert fast == loaded
+
+
+def test_the_fast_check_reader_takes_the_common_shapes():
+    plain = {"subject": "u-1", "action": "cards.view"}
+    assert fast_check(plain) == {**plain, "resource": None}
+    scoped = {**plain, "resource": {"account_last5": "12345", "company_id": "co-1"}}
+    assert fast_check(scoped) == CHECK.load(scoped)
