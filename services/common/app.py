@@ -77,7 +77,7 @@ def create_service_app(name: str, settings: CommonSettings, *, import_name: str 
     app.extensions["portico"] = ctx
     _install_request_ids(app)
     _install_nul_guard(app)
-    _install_metrics(app, name, registry)
+    _install_metrics(app, name, registry, settings.access_log)
     _install_errors(app)
     _install_health(app)
     return app
@@ -127,7 +127,11 @@ def _install_request_ids(app: Flask) -> None:
         return response
 
 
-def _install_metrics(app: Flask, name: str, registry: CollectorRegistry) -> None:
+SLOW_REQUEST_SECONDS = 1.0
+
+
+def _install_metrics(app: Flask, name: str, registry: CollectorRegistry,
+                     access_log: str = "all") -> None:
     requests_total = Counter(
         "portico_http_requests_total", "HTTP requests answered",
         ["service", "endpoint", "method", "status"], registry=registry,
@@ -138,20 +142,34 @@ def _install_metrics(app: Flask, name: str, registry: CollectorRegistry) -> None
         buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
     )
 
+    # labels() looks its child up under a lock on every call; keep the children.
+    counters: dict[tuple[str, str, int], Any] = {}
+    histograms: dict[tuple[str, str], Any] = {}
+    log_every_request = access_log == "all"
+
     @app.after_request
     def _observe(response: Response) -> Response:
         started = getattr(g, "started_at", None)
         # The rule, not the path: /v1/transactions/<tn> stays one series.
         endpoint = request.url_rule.rule if request.url_rule else "unmatched"
+        method, status = request.method, response.status_code
         if started is not None:
             elapsed = time.perf_counter() - started
-            latency.labels(name, endpoint, request.method).observe(elapsed)
-            log.info("request", extra={
-                "method": request.method, "endpoint": endpoint,
-                "status": response.status_code, "duration_ms": round(elapsed * 1000, 2),
-                "request_id": getattr(g, "request_id", None),
-            })
-        requests_total.labels(name, endpoint, request.method, str(response.status_code)).inc()
+            histogram = histograms.get((endpoint, method))
+            if histogram is None:
+                histogram = histograms[(endpoint, method)] = latency.labels(name, endpoint, method)
+            histogram.observe(elapsed)
+            if log_every_request or status >= 400 or elapsed >= SLOW_REQUEST_SECONDS:
+                log.info("request", extra={
+                    "method": method, "endpoint": endpoint, "status": status,
+                    "duration_ms": round(elapsed * 1000, 2),
+                    "request_id": getattr(g, "request_id", None),
+                })
+        counter = counters.get((endpoint, method, status))
+        if counter is None:
+            counter = counters[(endpoint, method, status)] = requests_total.labels(
+                name, endpoint, method, str(status))
+        counter.inc()
         return response
 
     @app.get("/metrics")

@@ -32,6 +32,13 @@ def parse_bool(raw: str) -> bool:
     raise ValueError("expected one of true/false/1/0/yes/no/on/off")
 
 
+def parse_access_log(raw: str) -> str:
+    value = raw.strip().lower()
+    if value not in {"all", "errors"}:
+        raise ValueError("expected all or errors")
+    return value
+
+
 def parse_list(raw: str) -> list[str]:
     return [item.strip() for item in raw.split(",") if item.strip()]
 
@@ -140,6 +147,8 @@ class CommonSettings:
     event_sealing_key: str = setting("EVENT_SEALING_KEY", "cG9ydGljby1kZXYtc2VhbGluZy1rZXktMzItYnl0ZXM=", help="Fernet key that seals secrets inside events (a dev key by default: set it in production)")
     log_level: str = setting("LOG_LEVEL", "INFO", help="logging level")
     log_json: bool = setting("LOG_JSON", True, parse_bool, help="JSON log lines (false: plain text)")
+    access_log: str = setting("ACCESS_LOG", "all", parse_access_log,
+                              help="log a line per request: all, or errors (4xx/5xx and requests slower than 1 s)")
     issuer: str = setting("OIDC_ISSUER", "http://127.0.0.1:8001", help="issuer URL of the identity service; tokens are verified against it")
     jwks_url: str = setting("JWKS_URL", lambda env: env.get("OIDC_ISSUER", "http://127.0.0.1:8001").rstrip("/") + "/jwks", help="JWKS of the identity service (default: issuer + /jwks)")
     max_content_length: int = setting("MAX_CONTENT_LENGTH", 1_048_576, parse_positive_int, help="largest request body in bytes")

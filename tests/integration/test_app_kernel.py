@@ -176,3 +176,18 @@ def test_a_nul_character_is_a_clear_400_not_a_database_error(app, kwargs):
 def test_percent_zero_zero_is_fine_inside_json_text(app):
     body = {"name": "discount 100%00 off", "company": {"tax_id": "x"}, "account_numbers": []}
     assert app.test_client().post("/echo", json=body).status_code == 200
+
+
+def test_access_log_errors_mode_logs_only_failures(make_app):
+    app = make_app("tracking", access_log="errors")
+    stream = io.StringIO()
+    configure_logging("tracking", "INFO", True, stream=stream)
+    try:
+        client = app.test_client()
+        client.get("/healthz")
+        client.get("/nope")
+    finally:
+        configure_logging("tracking", "INFO", True)
+    lines = [json.loads(ln) for ln in stream.getvalue().splitlines()]
+    requests_logged = [ln for ln in lines if ln["msg"] == "request"]
+    assert [ln["status"] for ln in requests_logged] == [404]
