@@ -8,9 +8,10 @@ Contract
 * ``OutboxRelay.relay_once()`` moves committed outbox rows to
   ``<namespace>.events.<service>`` with ``XADD`` (field ``envelope`` = JSON) and marks
   them published. Several relays may run at once.
-* ``Consumer`` reads one or more streams in its own group, runs
-  ``handler(session, envelope)`` inside a transaction that also records the event id
-  as processed, commits, then ``XACK``s. A redelivered event whose id is already
+* ``Consumer`` (consumer.py, re-exported here) reads one or more streams in its own
+  group, runs ``handler(session, envelope)`` inside a transaction (a savepoint per event
+  within one transaction per batch) that also records the event id as processed,
+  commits, then ``XACK``s. A redelivered event whose id is already
   processed is acknowledged without calling the handler again. Entries left pending
   (dead consumer, failed handler) are reclaimed with ``XAUTOCLAIM`` after
   ``claim_idle_ms``; an entry delivered ``max_deliveries`` times is moved to
@@ -21,15 +22,11 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import random
-import socket
 import threading
 import time
 import uuid
 import weakref
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -37,12 +34,9 @@ import redis
 from cryptography.fernet import Fernet, InvalidToken
 from prometheus_client import CollectorRegistry, Counter
 from sqlalchemy import DateTime, Integer, String, Text, delete, select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from .db import Database
-from .streams import dead_stream as default_dead_stream
-from .streams import key
 
 
 def utcnow() -> datetime:
@@ -82,7 +76,9 @@ class Envelope:
         )
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), separators=(",", ":"), sort_keys=True)
+        # Not dataclasses.asdict: it deep-copies ``data``, a cost paid on every event.
+        return json.dumps({name: getattr(self, name) for name in _ENVELOPE_FIELDS},
+                          separators=(",", ":"), sort_keys=True)
 
     @classmethod
     def from_json(cls, raw: str | bytes) -> Envelope:
@@ -108,6 +104,9 @@ class Envelope:
 
     def without_sealed(self) -> Envelope:
         return replace(self, sealed=None)
+
+
+_ENVELOPE_FIELDS = tuple(Envelope.__dataclass_fields__)
 
 
 class Sealer:
@@ -285,277 +284,30 @@ class OutboxRelay:
                 stop.wait(interval)
 
 
-Handler = Callable[[Session, Envelope], Any]
+def insert_ignoring_conflicts(session: Session, model: Any) -> Any:
+    """``INSERT ... ON CONFLICT DO NOTHING`` for ``model`` on the session's database
+    (PostgreSQL or SQLite): a row that would break a unique key is skipped, not an error.
 
-
-class HandlerRegistry:
-    """Maps event types to handlers: ``@registry.on("identity.user.activated")``.
-
-    Calling the registry dispatches an envelope to every handler of its type, in the
-    order they were registered; an event type nobody handles is ignored.
+    On PostgreSQL a conflicting row another transaction has not committed yet makes the
+    insert wait for it, so the loser of a race inserts nothing instead of failing with
+    an IntegrityError. Tell the outcome with ``.returning(<a column>)``: rowcount is -1
+    for an ORM-enabled INSERT on psycopg.
     """
+    from sqlalchemy.dialects import postgresql, sqlite
 
-    def __init__(self) -> None:
-        self._handlers: dict[str, list[Handler]] = {}
-
-    def on(self, event_type: str) -> Callable[[Handler], Handler]:
-        def register(func: Handler) -> Handler:
-            self._handlers.setdefault(event_type, []).append(func)
-            return func
-
-        return register
-
-    @property
-    def types(self) -> list[str]:
-        return sorted(self._handlers)
-
-    def handles(self, event_type: str) -> bool:
-        return event_type in self._handlers
-
-    def __call__(self, session: Session, envelope: Envelope) -> None:
-        for func in self._handlers.get(envelope.type, ()):
-            func(session, envelope)
+    if session.get_bind().dialect.name == "postgresql":
+        return postgresql.insert(model).on_conflict_do_nothing()
+    return sqlite.insert(model).on_conflict_do_nothing()
 
 
-@dataclass
-class _Entry:
-    stream: str
-    entry_id: str
-    fields: dict[Any, Any]
-    deliveries: int
+# The consumer side lives in consumer.py (it imports this module, hence the lazy lookup);
+# ``from services.common.events import Consumer, HandlerRegistry`` keeps working.
+_CONSUMER_NAMES = frozenset({"Consumer", "Handler", "HandlerRegistry"})
 
 
-class Consumer:
-    """One consumer of ``group`` on ``streams`` (see the module docstring for the contract).
+def __getattr__(name: str) -> Any:
+    if name in _CONSUMER_NAMES:
+        from . import consumer
 
-    A handler that raises is retried in process after each delay in ``retry_backoff``
-    (with jitter), then left pending; it is reclaimed after ``claim_idle_ms`` and, on its
-    ``max_deliveries``-th failed delivery, moved to the dead stream with its last error.
-    Logs name only the event id and type, never ``data`` or ``sealed``.
-    """
-
-    def __init__(self, db: Database, redis_client: redis.Redis, group: str,
-                 streams: Sequence[str], handler: Handler, processed_model: Any, *,
-                 consumer_name: str | None = None, max_deliveries: int = 5,
-                 claim_idle_ms: int = 30_000, block_ms: int = 1000, batch_size: int = 50,
-                 dead_stream: str | None = None, namespace: str = "portico",
-                 retry_backoff: Sequence[float] = (0.05, 0.2),
-                 registry: CollectorRegistry | None = None) -> None:
-        if max_deliveries < 1:
-            raise ValueError("max_deliveries must be at least 1")
-        self.db = db
-        self.redis = redis_client
-        self.group = group
-        self.streams = list(streams)
-        self.handler = handler
-        self.processed_model = processed_model
-        self.consumer_name = consumer_name or (
-            f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}")
-        self.max_deliveries = max_deliveries
-        self.claim_idle_ms = claim_idle_ms
-        self.block_ms = block_ms
-        self.batch_size = batch_size
-        self.dead_stream = dead_stream or default_dead_stream(group, namespace)
-        self.errors_key = key(namespace, "event-errors", group)
-        self.retry_backoff = tuple(retry_backoff)
-        self._metrics = _metrics(registry)
-        self._groups_ready = False
-        self._claim_cursor = dict.fromkeys(self.streams, "0-0")
-
-    # -- Redis plumbing -------------------------------------------------------------
-
-    def ensure_groups(self) -> None:
-        """Create the group on every stream (and the stream itself) if missing."""
-        for stream in self.streams:
-            try:
-                self.redis.xgroup_create(stream, self.group, id="0", mkstream=True)
-            except redis.ResponseError as exc:
-                if "BUSYGROUP" not in str(exc):
-                    raise
-        self._groups_ready = True
-
-    def _claim(self) -> list[_Entry]:
-        """Take over entries idle longer than ``claim_idle_ms`` (from any consumer)."""
-        entries: list[_Entry] = []
-        for stream in self.streams:
-            response = self.redis.xautoclaim(stream, self.group, self.consumer_name,
-                                             min_idle_time=self.claim_idle_ms,
-                                             start_id=self._claim_cursor[stream],
-                                             count=self.batch_size)
-            self._claim_cursor[stream] = _text(response[0])
-            if len(response) > 2 and response[2]:
-                # Redis 7 drops pending entries that were trimmed away: nothing left to handle.
-                log.warning("pending entries were trimmed from the stream before being handled",
-                            extra={"group": self.group, "stream": stream,
-                                   "entry_ids": [_text(i) for i in response[2]]})
-            claimed = [(i, f) for i, f in response[1] if i is not None]
-            if not claimed:
-                continue
-            counts = self._delivery_counts(stream, [_text(i) for i, _ in claimed])
-            entries.extend(_Entry(stream, _text(i), f or {}, counts.get(_text(i), 1))
-                           for i, f in claimed)
-        return entries
-
-    def _delivery_counts(self, stream: str, ids: list[str]) -> dict[str, int]:
-        pipe = self.redis.pipeline(transaction=False)
-        for entry_id in ids:
-            pipe.xpending_range(stream, self.group, min=entry_id, max=entry_id, count=1)
-        counts: dict[str, int] = {}
-        for found in pipe.execute():
-            for item in found:
-                counts[_text(item["message_id"])] = int(item["times_delivered"])
-        return counts
-
-    def _read_new(self, block: bool) -> list[_Entry]:
-        response = self.redis.xreadgroup(
-            self.group, self.consumer_name, dict.fromkeys(self.streams, ">"),
-            count=self.batch_size, block=(self.block_ms or None) if block else None)
-        entries: list[_Entry] = []
-        for stream, items in _stream_items(response):
-            # A fresh entry has been delivered exactly once: no need to ask XPENDING.
-            entries.extend(_Entry(_text(stream), _text(i), f or {}, 1) for i, f in items)
-        return entries
-
-    def _ack(self, entry: _Entry) -> None:
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.xack(entry.stream, self.group, entry.entry_id)
-        pipe.hdel(self.errors_key, f"{entry.stream}/{entry.entry_id}")
-        pipe.execute()
-
-    def _dead_letter(self, entry: _Entry, error: str, reason: str,
-                     envelope: Envelope | None = None) -> None:
-        fields: dict[Any, Any] = {_text(k): v for k, v in entry.fields.items()}
-        fields.update(stream=entry.stream, entry_id=entry.entry_id, group=self.group,
-                      deliveries=str(entry.deliveries), error=error[:2000])
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.xadd(self.dead_stream, fields)
-        pipe.xack(entry.stream, self.group, entry.entry_id)
-        pipe.hdel(self.errors_key, f"{entry.stream}/{entry.entry_id}")
-        pipe.execute()
-        self._metrics["dead"].labels(self.group, reason).inc()
-        log.warning("event dead-lettered", extra={
-            "group": self.group, "stream": entry.stream, "entry_id": entry.entry_id,
-            "event_id": envelope.id if envelope else None,
-            "event_type": envelope.type if envelope else None,
-            "deliveries": entry.deliveries, "reason": reason})
-
-    # -- processing -----------------------------------------------------------------
-
-    def process_once(self, stop: threading.Event | None = None) -> int:
-        """Reclaim stale entries, read new ones, handle each; the number of entries settled
-        (acknowledged or dead-lettered). Stops between entries once ``stop`` is set."""
-        if not self._groups_ready:
-            self.ensure_groups()
-        try:
-            entries = self._claim()
-            entries.extend(self._read_new(block=not entries))
-        except redis.ResponseError as exc:
-            if "NOGROUP" in str(exc):  # the stream was deleted or Redis lost its data
-                self._groups_ready = False
-            raise
-        settled = 0
-        for entry in entries:
-            if stop is not None and stop.is_set():
-                break  # the rest stay pending and are reclaimed after claim_idle_ms
-            settled += self._process(entry)
-        return settled
-
-    def _process(self, entry: _Entry) -> int:
-        if entry.deliveries > self.max_deliveries:
-            error = self.redis.hget(self.errors_key, f"{entry.stream}/{entry.entry_id}")
-            self._dead_letter(entry, _text(error) if error else
-                              f"delivered {entry.deliveries} times without being handled",
-                              "max_deliveries")
-            return 1
-        raw = entry.fields.get(b"envelope", entry.fields.get("envelope"))
-        try:
-            if raw is None:
-                raise ValueError("entry has no 'envelope' field")
-            envelope = Envelope.from_json(raw)
-        except ValueError as exc:
-            self._dead_letter(entry, f"malformed entry: {exc}", "malformed")
-            return 1
-        error = self._handle(envelope)
-        if error is None:
-            self._ack(entry)
-            return 1
-        if entry.deliveries >= self.max_deliveries:
-            self._dead_letter(entry, error, "max_deliveries", envelope)
-            return 1
-        # Left pending: reclaimed after claim_idle_ms, with this error kept for the dead letter.
-        self.redis.hset(self.errors_key, f"{entry.stream}/{entry.entry_id}", error[:2000])
-        return 0
-
-    def _handle(self, envelope: Envelope) -> str | None:
-        """Run the handler with in-process retries; None on success, else the last error."""
-        error = ""
-        for attempt in range(len(self.retry_backoff) + 1):
-            if attempt:
-                delay = self.retry_backoff[attempt - 1]
-                time.sleep(delay * random.uniform(0.5, 1.5))
-            try:
-                outcome = self._handle_once(envelope)
-            except Exception as exc:
-                error = f"{type(exc).__name__}: {exc}"
-                self._metrics["failed"].labels(self.group, envelope.type).inc()
-                log.warning("event handler failed", extra={
-                    "group": self.group, "event_id": envelope.id, "event_type": envelope.type,
-                    "attempt": attempt + 1, "error_type": type(exc).__name__})
-                continue
-            self._metrics["handled"].labels(self.group, envelope.type, outcome).inc()
-            return None
-        return error
-
-    def _handle_once(self, envelope: Envelope) -> str:
-        model = self.processed_model
-        try:
-            with self.db.transaction() as session:
-                if session.get(model, (self.group, envelope.id)) is not None:
-                    return "duplicate"
-                # The processed row goes first: a concurrent duplicate then waits on its
-                # primary key (PostgreSQL) before applying any side effect, and fails.
-                session.add(model(consumer_group=self.group, event_id=envelope.id))
-                session.flush()
-                self.handler(session, envelope)
-            return "handled"
-        except IntegrityError:
-            with self.db.read() as session:
-                if session.get(model, (self.group, envelope.id)) is not None:
-                    return "duplicate"
-            raise
-
-    def run(self, stop: threading.Event) -> None:
-        """Consume until ``stop`` is set; the entry in hand is finished and acknowledged."""
-        failures = 0
-        while not stop.is_set():
-            try:
-                self.process_once(stop)
-                failures = 0
-            except Exception as exc:  # Redis or the database is away: back off and retry
-                failures += 1
-                log.warning("event consumer cannot poll", extra={
-                    "group": self.group, "error_type": type(exc).__name__})
-                stop.wait(min(5.0, 0.2 * 2 ** min(failures, 5)))
-        self._forget_self()
-
-    def _forget_self(self) -> None:
-        """Drop this consumer's name from the group if it holds nothing pending."""
-        try:
-            for stream in self.streams:
-                if self.redis.xpending_range(stream, self.group, "-", "+", 1,
-                                             consumername=self.consumer_name):
-                    return
-            for stream in self.streams:
-                self.redis.xgroup_delconsumer(stream, self.group, self.consumer_name)
-        except redis.RedisError:
-            pass
-
-
-def _stream_items(response: Any) -> Iterable[tuple[Any, list[Any]]]:
-    """``XREADGROUP`` answers a list of [stream, items] (RESP2) or a dict (RESP3)."""
-    if not response:
-        return []
-    if isinstance(response, dict):
-        return [(name, value[0] if value and isinstance(value[0], list) else value)
-                for name, value in response.items()]
-    return [(name, items) for name, items in response]
+        return getattr(consumer, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -62,6 +62,8 @@ class WorkerSettings:
                                           help="published outbox rows are deleted after this long (0: kept)")
     stop_timeout_s: int = setting("WORKER_STOP_TIMEOUT", 15, parse_positive_int,
                                   help="seconds a stopping worker waits for its threads")
+    batch_size: int = setting("WORKER_BATCH_SIZE", 200, parse_positive_int,
+                              help="stream entries a consumer reads and commits as one batch")
     heartbeat_file: str = setting("HEARTBEAT_FILE", "",
                                   help="file touched every second while every worker thread is alive "
                                        "(the Kubernetes liveness probe reads its age; empty: off)")
@@ -116,7 +118,7 @@ def build_service_worker(service: str, settings: Any, worker: WorkerSettings | N
             streams=[events_stream(s, namespace) for s in SUBSCRIPTIONS.get(service, ())],
             handler=registry, processed_model=models.ProcessedEvent,
             max_deliveries=worker.max_deliveries, claim_idle_ms=worker.claim_idle_ms,
-            namespace=namespace,
+            batch_size=worker.batch_size, namespace=namespace,
         ))
     jobs = _optional_module(f"services.{service}.jobs")
     if jobs is not None and callable(getattr(jobs, "runnables", None)):

@@ -10,17 +10,20 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from services.common.config import load
 from services.common.events import Envelope, HandlerRegistry, Sealer
 
 from .messages import Addressee, BodyVault, queue_message
+from .models import OutgoingMessage, Recipient
 from .recipients import recipient, upsert_recipient
 from .settings import NotifierSettings
 from .templating import language_of
 
-registry = HandlerRegistry()
+# The handlers of single events; the consumer calls ``registry`` (below) with a batch.
+_per_event = HandlerRegistry()
 
 # Which emails cannot be opted out of (docs/events.md "Which emails the notifier sends").
 SECURITY_TEMPLATES = frozenset({
@@ -92,17 +95,49 @@ def _note_contact(session: Session, envelope: Envelope) -> None:
         upsert_recipient(session, str(user_id), envelope.occurred, envelope.data)
 
 
+# Fields of event data naming a user whose read-model row a handler may look up.
+_USER_FIELDS = ("user_id", "principal_admin_id", "requester_id", "target_user_id",
+                "new_principal_id", "old_principal_id")
+
+
+def _load_recipients(session: Session, envelopes: list[Envelope]) -> None:
+    """Load the batch's recipients in one query, so the handlers' look-ups by primary key
+    are answered from the session instead of one SELECT each."""
+    ids = {e.subject for e in envelopes if e.subject}
+    ids.update(str(e.data[f]) for e in envelopes for f in _USER_FIELDS if e.data.get(f))
+    if ids:
+        # Held in session.info: the identity map only keeps weak references.
+        session.info["notifier.recipients"] = session.scalars(
+            select(Recipient).where(Recipient.user_id.in_(sorted(ids)))).all()
+
+
+def _tidy_pending(session: Session, queued: dict[tuple[str, str, str], OutgoingMessage]) -> None:
+    """What autoflush would have ensured, after each event of a batch handled without it:
+    a recipient added to the read model is flushed (a later event may look it up), and
+    a message queued twice for one (event, template, recipient) is dropped (the check in
+    ``queue_message`` only sees flushed rows)."""
+    new_recipient = False
+    for obj in list(session.new):
+        if isinstance(obj, Recipient):
+            new_recipient = True
+        elif (isinstance(obj, OutgoingMessage) and queued.setdefault(
+                (obj.event_id, obj.template, obj.recipient), obj) is not obj):
+            session.expunge(obj)
+    if new_recipient:
+        session.flush()
+
+
 # -- read model -------------------------------------------------------------------------
 
-@registry.on("identity.user.activated")
-@registry.on("identity.contact.changed")
+@_per_event.on("identity.user.activated")
+@_per_event.on("identity.contact.changed")
 def contact_details(session: Session, envelope: Envelope) -> None:
     _note_contact(session, envelope)
 
 
 # -- identity: security emails ----------------------------------------------------------
 
-@registry.on("identity.enrollment.submitted")
+@_per_event.on("identity.enrollment.submitted")
 def enrollment_submitted(session: Session, envelope: Envelope) -> None:
     data = envelope.data
     _queue(session, envelope, "enrollment_submitted", _addressed(data), {
@@ -112,7 +147,7 @@ def enrollment_submitted(session: Session, envelope: Envelope) -> None:
     }, carries_secret=True)
 
 
-@registry.on("identity.access_code.issued")
+@_per_event.on("identity.access_code.issued")
 def access_code_issued(session: Session, envelope: Envelope) -> None:
     data = envelope.data
     _queue(session, envelope, "access_code_issued", _addressed(data), {
@@ -121,12 +156,12 @@ def access_code_issued(session: Session, envelope: Envelope) -> None:
     }, carries_secret=True)
 
 
-@registry.on("identity.enrollment.locked")
+@_per_event.on("identity.enrollment.locked")
 def enrollment_locked(session: Session, envelope: Envelope) -> None:
     _queue(session, envelope, "enrollment_locked", _addressed(envelope.data))
 
 
-@registry.on("identity.password_reset.requested")
+@_per_event.on("identity.password_reset.requested")
 def password_reset_requested(session: Session, envelope: Envelope) -> None:
     _note_contact(session, envelope)
     _queue(session, envelope, "password_reset_requested", _addressed(envelope.data), {
@@ -134,20 +169,20 @@ def password_reset_requested(session: Session, envelope: Envelope) -> None:
     }, carries_secret=True)
 
 
-@registry.on("identity.password.changed")
+@_per_event.on("identity.password.changed")
 def password_changed(session: Session, envelope: Envelope) -> None:
     _note_contact(session, envelope)
     _queue(session, envelope, "password_changed", _addressed(envelope.data),
            {"via": envelope.data.get("via") or "profile"})
 
 
-@registry.on("identity.username.reminder")
+@_per_event.on("identity.username.reminder")
 def username_reminder(session: Session, envelope: Envelope) -> None:
     _queue(session, envelope, "username_reminder", _addressed(envelope.data),
            {"username": _unseal(envelope)["username"]}, carries_secret=True)
 
 
-@registry.on("identity.contact.change_requested")
+@_per_event.on("identity.contact.change_requested")
 def contact_change_requested(session: Session, envelope: Envelope) -> None:
     data = envelope.data
     _queue(session, envelope, "contact_change_verification", _addressed(data, "new_email"),
@@ -157,21 +192,21 @@ def contact_change_requested(session: Session, envelope: Envelope) -> None:
                {"new_email": data["new_email"]})
 
 
-@registry.on("identity.user.deactivated")
+@_per_event.on("identity.user.deactivated")
 def user_deactivated(session: Session, envelope: Envelope) -> None:
     _note_contact(session, envelope)
     _queue(session, envelope, "user_deactivated", _addressed(envelope.data),
            {"reason": envelope.data.get("reason") or "helpdesk"})
 
 
-@registry.on("identity.user.inactivity_warning")
+@_per_event.on("identity.user.inactivity_warning")
 def inactivity_warning(session: Session, envelope: Envelope) -> None:
     _note_contact(session, envelope)
     _queue(session, envelope, "inactivity_warning", _addressed(envelope.data),
            {"days_left": envelope.data.get("days_left")})
 
 
-@registry.on("identity.user.reactivated")
+@_per_event.on("identity.user.reactivated")
 def user_reactivated(session: Session, envelope: Envelope) -> None:
     _note_contact(session, envelope)
     _queue(session, envelope, "user_reactivated", _addressed(envelope.data))
@@ -192,23 +227,23 @@ def _request_context(session: Session, data: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-@registry.on("permissions.request.created")
+@_per_event.on("permissions.request.created")
 def access_request_created(session: Session, envelope: Envelope) -> None:
     data = envelope.data
     _queue(session, envelope, "access_request_created", _user(session, data.get("principal_admin_id")),
            _request_context(session, data))
 
 
-@registry.on("permissions.request.reminder")
+@_per_event.on("permissions.request.reminder")
 def access_request_reminder(session: Session, envelope: Envelope) -> None:
     data = envelope.data
     _queue(session, envelope, "access_request_reminder", _user(session, data.get("principal_admin_id")),
            _request_context(session, data))
 
 
-@registry.on("permissions.request.approved")
-@registry.on("permissions.request.rejected")
-@registry.on("permissions.request.expired")
+@_per_event.on("permissions.request.approved")
+@_per_event.on("permissions.request.rejected")
+@_per_event.on("permissions.request.expired")
 def access_request_decided(session: Session, envelope: Envelope) -> None:
     data = envelope.data
     outcome = envelope.type.rsplit(".", 1)[-1]
@@ -217,7 +252,7 @@ def access_request_decided(session: Session, envelope: Envelope) -> None:
         _queue(session, envelope, "access_request_decided", _user(session, user_id), context)
 
 
-@registry.on("permissions.principal.changed")
+@_per_event.on("permissions.principal.changed")
 def principal_changed(session: Session, envelope: Envelope) -> None:
     data = envelope.data
     for role, user_id in (("new", data.get("new_principal_id")), ("old", data.get("old_principal_id"))):
@@ -227,7 +262,7 @@ def principal_changed(session: Session, envelope: Envelope) -> None:
 
 # -- tracking: informational ------------------------------------------------------------
 
-@registry.on("tracking.status.changed")
+@_per_event.on("tracking.status.changed")
 def status_changed(session: Session, envelope: Envelope) -> None:
     if not envelope.subject:
         return  # a transaction without an owning user yet (an enrollment): nobody to tell
@@ -238,3 +273,21 @@ def status_changed(session: Session, envelope: Envelope) -> None:
         "title_en": data.get("title_en") or "", "title_es": data.get("title_es") or "",
         "comment": data.get("comment") or "",
     })
+
+
+# -- the batch ----------------------------------------------------------------------------
+
+registry = HandlerRegistry()
+
+
+@registry.on_batch(*_per_event.types)
+def handle_batch(session: Session, envelopes: list[Envelope]) -> None:
+    """Every event of a consumer batch, in order, without a flush per event: the queued
+    messages and read-model changes go to the database together at the commit."""
+    if len(envelopes) > 1:
+        _load_recipients(session, envelopes)
+    queued: dict[tuple[str, str, str], OutgoingMessage] = {}
+    with session.no_autoflush:
+        for envelope in envelopes:
+            _per_event(session, envelope)
+            _tidy_pending(session, queued)

@@ -33,6 +33,8 @@ class NotifierSettings(CommonSettings):
     database_url: str = setting("DATABASE_URL", service_database_default("notifier"),
                                 help="SQLAlchemy URL of the notifier database")
     smtp_host: str = setting("SMTP_HOST", "127.0.0.1", help="SMTP server the notifier sends through")
+    senders: int = setting("NOTIFY_SENDERS", 4, parse_positive_int,
+                           help="SMTP sender threads per notifier worker (each keeps one connection open)")
     smtp_port: int = setting("SMTP_PORT", 8025, parse_positive_int,
                              help="port of the SMTP server (8025: the dev sink of make run)")
     smtp_security: str = setting("SMTP_SECURITY", "none", parse_smtp_security,

@@ -8,7 +8,7 @@ import re
 import smtplib
 import ssl
 from collections.abc import Callable
-from email.message import EmailMessage
+from email.message import Message
 from pathlib import Path
 
 from .settings import NotifierSettings
@@ -70,7 +70,7 @@ class SmtpTransport:
             conn.login(s.smtp_username, s.smtp_password)
         return conn
 
-    def send(self, message: EmailMessage, sender: str, recipient: str) -> None:
+    def send(self, message: Message, sender: str, recipient: str) -> None:
         """Hand ``message`` to the server, or raise :class:`SendFailure`."""
         try:
             if self._conn is None:

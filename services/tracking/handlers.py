@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from services.common.events import HandlerRegistry
 
-from .ingest import RULES, ingest_event
+from .ingest import RULES, ingest_events
 
 registry = HandlerRegistry()
 
-for _event_type in RULES:
-    registry.on(_event_type)(ingest_event)
+# One call per consumer batch with all its mapped events (ingest_events is bulk-minded).
+registry.on_batch(*RULES)(ingest_events)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -29,6 +30,15 @@ def add_history(session: Session, tx: Transaction, status: str, at: datetime, *,
                          recorded_at=utcnow())
     session.add(entry)
     return entry
+
+
+def history_row(transaction_id: int, status: str, at: datetime, *, applied: bool,
+                actor: str | None, comment: str | None, event_id: str | None,
+                event_type: str | None) -> dict[str, Any]:
+    """The values of one history line, for a bulk insert."""
+    return {"transaction_id": transaction_id, "status": status, "at": at, "actor": actor,
+            "comment": comment, "event_id": event_id, "event_type": event_type,
+            "applied": applied, "recorded_at": utcnow()}
 
 
 def publish_change(session: Session, tx: Transaction, old_status: str | None, comment: str | None,

@@ -15,6 +15,12 @@ Rules (also in docs/tracking.md):
   ``occurred_at`` seen.
 * Each applied status records ``tracking.status.changed``. Tracking never consumes
   its own ``tracking.*`` events, so it cannot loop.
+* Two consumers may race to create one transaction: the creation is an
+  ``INSERT ... ON CONFLICT DO NOTHING``; on PostgreSQL the loser waits for the winner's
+  commit, inserts nothing, then loads the winner's row ``FOR UPDATE`` and carries on.
+
+The consumer hands over a whole batch (``ingest_events``): about six statements per
+batch instead of several per event.
 """
 
 from __future__ import annotations
@@ -22,16 +28,17 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from services.common import tracking_numbers
-from services.common.events import Envelope, utcnow
+from services.common.events import Envelope, insert_ignoring_conflicts, utcnow
 
 from .domain import Status, can_move
-from .history import add_history, as_utc, move, publish_change
+from .history import as_utc, history_row, publish_change
 from .models import StatusChange, Transaction
 
 log = logging.getLogger("portico.tracking.ingest")
@@ -101,52 +108,117 @@ def _comment(envelope: Envelope) -> str | None:
     return str(comment)[:1000] if comment else None
 
 
+@dataclass
+class _Arrival:
+    envelope: Envelope
+    rule: Rule
+    number: str
+    at: datetime
+
+
 def ingest_event(session: Session, envelope: Envelope) -> None:
     """Apply one event of docs/events.md's mapping table (idempotent, order-independent)."""
-    rule = RULES.get(envelope.type)
-    if rule is None or (rule.when is not None and not rule.when(envelope.data)):
-        return
-    raw_number = envelope.tracking_number or ""
-    if not tracking_numbers.is_valid(raw_number):
-        log.warning("event without a valid tracking number ignored",
-                    extra={"event_id": envelope.id, "event_type": envelope.type})
-        return
-    number = tracking_numbers.normalize(raw_number)
-    seen = session.scalar(select(StatusChange.id).where(StatusChange.event_id == envelope.id))
-    if seen is not None:
-        return
-    at = as_utc(envelope.occurred)
-    tx = session.scalar(select(Transaction).where(Transaction.tracking_number == number)
-                        .with_for_update())
-    if tx is None:
-        _create(session, rule, envelope, number, at)
-        return
-    _fill_in(tx, rule, envelope, at)
-    applied = (tx.type == rule.type and at >= as_utc(tx.last_event_at)
-               and can_move(tx.status, rule.status))
-    if applied:
-        move(session, tx, rule.status, at, actor=_actor(envelope), comment=_comment(envelope),
-             correlation_id=envelope.correlation_id or tx.correlation_id,
-             event_id=envelope.id, event_type=envelope.type)
-    else:
-        add_history(session, tx, rule.status, at, applied=False, actor=_actor(envelope),
-                    comment=_comment(envelope), event_id=envelope.id, event_type=envelope.type)
+    ingest_events(session, [envelope])
 
 
-def _create(session: Session, rule: Rule, envelope: Envelope, number: str, at: Any) -> None:
+def ingest_events(session: Session, envelopes: list[Envelope]) -> None:
+    """Apply events in arrival order, with a handful of statements for the whole list:
+    the duplicate check, the transactions loaded ``FOR UPDATE`` (in tracking-number
+    order, so two consumers lock in the same order), the new transactions inserted with
+    ``RETURNING``, the history in one insert; updates and outbox rows are flushed with
+    the consumer's commit. The result is that of applying them one by one."""
+    arrivals = _arrivals(envelopes)
+    if not arrivals:
+        return
+    seen = set(session.scalars(select(StatusChange.event_id).where(
+        StatusChange.event_id.in_([a.envelope.id for a in arrivals]))))
+    fresh: list[_Arrival] = []
+    for arrival in arrivals:
+        if arrival.envelope.id not in seen:  # duplicates change nothing
+            seen.add(arrival.envelope.id)
+            fresh.append(arrival)
+    if not fresh:
+        return
+    numbers = sorted({a.number for a in fresh})
+    txs = _locked(session, numbers)
+    creators = _create_missing(session, [a for a in fresh if a.number not in txs], txs)
+    history: list[dict[str, Any]] = []
+    for arrival in fresh:
+        tx, envelope, rule, at = txs[arrival.number], arrival.envelope, arrival.rule, arrival.at
+        comment = _comment(envelope)
+        if arrival.envelope.id in creators:
+            applied = True
+            publish_change(session, tx, None, comment, tx.correlation_id)
+        else:
+            applied = (tx.type == rule.type and at >= as_utc(tx.last_event_at)
+                       and can_move(tx.status, rule.status))
+            _fill_in(tx, rule, envelope, at)
+            if applied:
+                old = tx.status
+                tx.status, tx.last_event_at, tx.updated_at = str(rule.status), at, utcnow()
+                publish_change(session, tx, old, comment,
+                               envelope.correlation_id or tx.correlation_id)
+        history.append(history_row(tx.id, str(rule.status), at, applied=applied,
+                                   actor=_actor(envelope), comment=comment,
+                                   event_id=envelope.id, event_type=envelope.type))
+    session.execute(insert(StatusChange), history)
+
+
+def _arrivals(envelopes: list[Envelope]) -> list[_Arrival]:
+    found = []
+    for envelope in envelopes:
+        rule = RULES.get(envelope.type)
+        if rule is None or (rule.when is not None and not rule.when(envelope.data)):
+            continue
+        raw_number = envelope.tracking_number or ""
+        if not tracking_numbers.is_valid(raw_number):
+            log.warning("event without a valid tracking number ignored",
+                        extra={"event_id": envelope.id, "event_type": envelope.type})
+            continue
+        found.append(_Arrival(envelope, rule, tracking_numbers.normalize(raw_number),
+                              as_utc(envelope.occurred)))
+    return found
+
+
+def _locked(session: Session, numbers: list[str]) -> dict[str, Transaction]:
+    if not numbers:
+        return {}
+    return {tx.tracking_number: tx for tx in session.scalars(
+        select(Transaction).where(Transaction.tracking_number.in_(numbers))
+        .order_by(Transaction.tracking_number).with_for_update())}
+
+
+def _create_missing(session: Session, arrivals: list[_Arrival],
+                    txs: dict[str, Transaction]) -> set[str]:
+    """Insert the transaction of each number not found, from its first event; add them to
+    ``txs``; the ids of the events that created one.
+
+    ``ON CONFLICT DO NOTHING``: a number another consumer created meanwhile is loaded
+    (``FOR UPDATE``) instead, and its events apply to it as later events.
+    """
+    firsts: dict[str, _Arrival] = {}
+    for arrival in arrivals:
+        firsts.setdefault(arrival.number, arrival)
+    if not firsts:
+        return set()
+    rows = [_new_transaction(a) for _, a in sorted(firsts.items())]
+    created = session.scalars(insert_ignoring_conflicts(session, Transaction)
+                              .returning(Transaction), rows).all()
+    txs.update((tx.tracking_number, tx) for tx in created)
+    txs.update(_locked(session, [n for n in firsts if n not in txs]))
+    return {firsts[tx.tracking_number].envelope.id for tx in created}
+
+
+def _new_transaction(arrival: _Arrival) -> dict[str, Any]:
+    rule, envelope, at = arrival.rule, arrival.envelope, arrival.at
     title_en, title_es = titles(rule.type, envelope.data)
-    tx = Transaction(
-        tracking_number=number, type=rule.type, owner_user_id=_owner(rule, envelope),
+    return dict(
+        tracking_number=arrival.number, type=rule.type, owner_user_id=_owner(rule, envelope),
         company_id=envelope.company_id or envelope.data.get("company_id"),
         title_en=title_en, title_es=title_es, status=str(rule.status), created_at=at,
         updated_at=utcnow(), correlation_id=envelope.correlation_id or None,
         last_event_at=at, source=envelope.source,
     )
-    session.add(tx)
-    add_history(session, tx, tx.status, at, applied=True, actor=_actor(envelope),
-                comment=_comment(envelope), event_id=envelope.id, event_type=envelope.type)
-    publish_change(session, tx, None, _comment(envelope), tx.correlation_id)
-    session.flush()
 
 
 def _fill_in(tx: Transaction, rule: Rule, envelope: Envelope, at: Any) -> None:

@@ -253,3 +253,42 @@ def test_run_survives_redis_being_away(db, namespace, stream):
     stop.set()
     thread.join(5)
     assert not thread.is_alive()
+
+
+def test_a_poison_event_in_a_batch_rolls_back_alone_and_blocks_nothing(
+        db, redis_client, namespace, stream, consumer_for):
+    """One transaction per batch: the failing event's effect is rolled back and it stays
+    pending; the batch is redone without it, so the others commit and are acknowledged."""
+    envelopes = [Envelope.new("test.account.opened", "test", {"i": i}) for i in range(6)]
+    poison = envelopes[2]
+    entry_ids = [publish(redis_client, stream, e) for e in envelopes]
+    calls: list[str] = []
+
+    def handler(session, envelope):
+        calls.append(envelope.id)
+        session.add(Effect(event_id=envelope.id))
+        if envelope.id == poison.id:
+            session.flush()  # its effect reaches the database, inside the transaction
+            raise RuntimeError("poison")
+
+    consumer = consumer_for(handler, max_deliveries=2, claim_idle_ms=30,
+                            retry_backoff=(0.01,))
+
+    assert consumer.process_once() == 5
+
+    assert sorted(effects(db)) == sorted(e.id for e in envelopes if e is not poison)
+    assert calls.count(poison.id) == 2, "tried, then retried in process"
+    # Before the poison: run, rolled back with it, run again; after it: run once.
+    assert [calls.count(e.id) for e in envelopes if e is not poison] == [2, 2, 1, 1, 1]
+    [left] = redis_client.xpending_range(stream, GROUP, "-", "+", 10)
+    assert left["message_id"].decode() == entry_ids[2]
+    with db.read() as session:
+        assert session.get(Processed, (GROUP, poison.id)) is None
+        assert session.scalar(select(func.count()).select_from(Processed)) == 5
+
+    time.sleep(0.05)
+    assert consumer.process_once() == 1  # its second delivery fails too: dead-lettered
+    [dead] = dead_letters(redis_client, namespace)
+    assert dead["error"] == "RuntimeError: poison"
+    assert pending(redis_client, stream) == 0
+    assert sorted(effects(db)) == sorted(e.id for e in envelopes if e is not poison)

@@ -1,5 +1,6 @@
-"""A consumer process is SIGKILLed in the middle of a batch of 1,000 events; a second
-consumer finishes the batch. Every event's side effect is applied exactly once."""
+"""A consumer process is SIGKILLed in the middle of a stream of 1,000 events, once between
+a batch's commit and its XACK and once inside a batch's transaction; a second consumer
+finishes. Every event's side effect is applied exactly once."""
 
 from __future__ import annotations
 
@@ -68,8 +69,8 @@ def test_a_consumer_killed_mid_batch_loses_nothing_and_duplicates_nothing(
             cwd=REPO, stdout=log_file, stderr=subprocess.STDOUT)
         try:
             deadline = time.monotonic() + 30
-            # The KILL_AT-th event stalls between commit and ack, inside a batch (not a
-            # multiple of its size): the rest of the batch is pending on the doomed consumer.
+            # The KILL_AT-th event stalls after the commit of its batch (entries 101-150,
+            # one transaction), before the batch's XACK: all 50 stay pending, committed.
             while count(db, Effect) < KILL_AT:
                 assert doomed.poll() is None, log_path.read_text()
                 assert time.monotonic() < deadline, "the consumer process made no progress"
@@ -78,13 +79,37 @@ def test_a_consumer_killed_mid_batch_loses_nothing_and_duplicates_nothing(
             os.kill(doomed.pid, signal.SIGKILL)
             doomed.wait(10)
 
-    assert count(db, Effect) == KILL_AT, "killed mid-batch"
+    batch_end = (KILL_AT // 50 + 1) * 50
+    assert count(db, Effect) == batch_end, "a batch commits as one transaction"
     left_pending = client.xpending_range(stream, GROUP, "-", "+", 100, consumername="doomed")
-    assert len(left_pending) == 50 - KILL_AT % 50 + 1
-    committed_not_acked = _text(left_pending[0]["message_id"])
-    [(_, fields)] = client.xrange(stream, committed_not_acked, committed_not_acked)
+    assert len(left_pending) == 50
     with db.read() as session:
-        assert session.get(Processed, (GROUP, Envelope.from_json(fields[b"envelope"]).id))
+        for item in left_pending:
+            entry_id = _text(item["message_id"])
+            [(_, fields)] = client.xrange(stream, entry_id, entry_id)
+            assert session.get(Processed, (GROUP, Envelope.from_json(fields[b"envelope"]).id))
+
+    # A second doomed consumer is killed while a batch's transaction is open (each
+    # event sleeps inside it): that batch rolls back and stays pending, uncommitted.
+    with open(log_path, "ab") as log_file:
+        doomed = subprocess.Popen(
+            [sys.executable, str(PROC), "--db-url", url, "--redis-url", redis_url,
+             "--namespace", namespace, "--consumer", "doomed-2", "--sleep", "0.02",
+             "--batch-size", "50"],
+            cwd=REPO, stdout=log_file, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + 30
+            while count(db, Effect) < batch_end + 50:  # its first batch committed
+                assert doomed.poll() is None, log_path.read_text()
+                assert time.monotonic() < deadline, "the second process made no progress"
+                time.sleep(0.005)
+            # Its after-commit pauses take ~0.5 s, then ~0.5 s inside the next transaction.
+            time.sleep(0.75)
+        finally:
+            os.kill(doomed.pid, signal.SIGKILL)
+            doomed.wait(10)
+    assert count(db, Effect) % 50 == 0, "no part of a batch is committed"
+    assert client.xpending_range(stream, GROUP, "-", "+", 100, consumername="doomed-2")
 
     rescuer = Consumer(db, client, GROUP, [stream], effect_handler(), Processed,
                        consumer_name="rescuer", claim_idle_ms=200, block_ms=50,

@@ -206,3 +206,42 @@ def test_the_security_email_goes_out_while_an_activated_user_opted_out(notifier)
     notifier.deliver_all()
     (email,) = notifier.sink.messages
     assert "3 días" in str(email["Subject"])
+
+
+def test_one_consumer_batch_queues_as_many_messages_as_one_event_at_a_time(notifier):
+    """A batch is handled without a flush per event: a user added to the read model by an
+    earlier event of the batch is found by a later one, and nothing is queued twice."""
+    from services.notifier.handlers import registry
+
+    users = ["batch-a", "batch-b"]
+    batch = [activated(u) for u in users]
+    batch += [Envelope.new("identity.password.changed", "identity",
+                           {**person(u, "en"), "via": "profile"}, subject=u) for u in users]
+    batch.append(Envelope.new("tracking.status.changed", "tracking", {
+        "transaction_type": "entitlement_request", "old_status": "submitted",
+        "new_status": "approved", "title_en": "Entitlement request", "title_es": "Solicitud",
+        "comment": ""}, subject="batch-b", tracking_number="PTC-7K3M-9QX2-H"))
+    with notifier.db.transaction() as session:
+        registry.handle_all(session, batch)
+    with notifier.db.transaction() as session:
+        registry.handle_all(session, batch[2:4])  # the same events again: nothing more
+    rows = notifier.messages()
+    assert sorted((r.template, r.recipient) for r in rows) == [
+        ("password_changed", "batch-a@example.com"), ("password_changed", "batch-b@example.com"),
+        ("status_changed", "batch-b@example.com")]
+
+
+def test_recovery_never_takes_a_message_a_sibling_sender_is_still_sending(notifier):
+    from services.notifier.delivery import InFlight
+
+    queue_password_notices(notifier, 1)
+    shared = InFlight()
+    busy, recovering = (Sender(notifier.db, notifier.settings, in_flight=shared)
+                        for _ in range(2))
+    ids = busy.claim()
+    shared.add(ids)  # what deliver_due does for the length of its round
+    with notifier.db.transaction() as session:  # a round longer than the sending timeout
+        session.execute(update(OutgoingMessage).values(sending_since=utcnow() - timedelta(hours=1)))
+    assert recovering.recover_stale() == 0
+    shared.discard(ids)  # the sender died without settling: now it is an interrupted send
+    assert recovering.recover_stale() == 1

@@ -218,21 +218,25 @@ def _end_state(db, number):
 @given(case=arrivals())
 def test_any_order_with_duplicates_ends_in_the_same_state(db, case):
     sequence, arrival = case
-    in_order, shuffled = tracking_numbers.generate(), tracking_numbers.generate()
+    in_order, shuffled, batched = (tracking_numbers.generate() for _ in range(3))
     envelopes = {}
-    for number in (in_order, shuffled):
+    for number in (in_order, shuffled, batched):
         envelopes[number] = [event(t, number, minute, subject=data.get("user_id"), **data)
                              for minute, (t, data) in enumerate(sequence)]
     ingest(db, *envelopes[in_order])
     ingest(db, *(envelopes[shuffled][i] for i in arrival))
+    # The consumer's way: the whole arrival (duplicates included) in one batch call.
+    with db.transaction() as session:
+        registry.handle_all(session, [envelopes[batched][i] for i in arrival])
     expected_state, expected_history = _end_state(db, in_order)
-    state, history = _end_state(db, shuffled)
-    assert state == expected_state
-    ids = {e.id: i for i, e in enumerate(envelopes[shuffled])}
     ids_in_order = {e.id: i for i, e in enumerate(envelopes[in_order])}
-    assert sorted((ids[e], s, a) for e, s, a in history) == \
-        sorted((ids_in_order[e], s, a) for e, s, a in expected_history)
-    assert len(history) == len(sequence)
+    for number in (shuffled, batched):
+        state, history = _end_state(db, number)
+        assert state == expected_state
+        ids = {e.id: i for i, e in enumerate(envelopes[number])}
+        assert sorted((ids[e], s, a) for e, s, a in history) == \
+            sorted((ids_in_order[e], s, a) for e, s, a in expected_history)
+        assert len(history) == len(sequence)
     assert expected_state[1] == RULES[sequence[-1][0]].status
 
 
@@ -283,3 +287,65 @@ def test_an_older_event_never_applies_even_when_the_move_would_be_allowed(db):
     assert tx.status == "in_review"
     assert [(h.status, h.applied) for h in history] == [
         ("submitted", True), ("approved", False), ("in_review", True)]
+
+
+def test_one_batch_of_many_numbers_matches_one_by_one(db):
+    numbers = [tracking_numbers.generate() for _ in range(2)]
+    batch = []
+    for n in numbers:
+        batch += [event("identity.enrollment.submitted", n, 0),
+                  event("identity.enrollment.verified", n, 1),
+                  event("identity.access_code.issued", n, 2)]
+    one_by_one = [tracking_numbers.generate() for _ in range(2)]
+    for n in one_by_one:
+        ingest(db, event("identity.enrollment.submitted", n, 0),
+               event("identity.enrollment.verified", n, 1),
+               event("identity.access_code.issued", n, 2))
+    with db.transaction() as session:
+        registry.handle_all(session, batch[1:] + batch[:1])  # the first one arrives last
+    for n, m in zip(numbers, one_by_one, strict=True):
+        assert _end_state(db, n)[0] == _end_state(db, m)[0]
+        assert [h.status for h in load(db, n)[1]] == ["submitted", "in_review", "approved"]
+    changes = [(e["tracking_number"], e["data"]["old_status"], e["data"]["new_status"])
+               for e in outbox(db) if e["tracking_number"] in numbers]
+    assert changes == [(numbers[0], None, "in_review"), (numbers[0], "in_review", "approved"),
+                       (numbers[1], None, "submitted"), (numbers[1], "submitted", "in_review"),
+                       (numbers[1], "in_review", "approved")]
+
+
+def test_two_consumers_racing_to_create_one_transaction_lose_no_event(db):
+    """The first creation holds its transaction open while a second event for the same
+    number arrives on another connection: the second waits, then lands in the history."""
+    import threading
+    import time
+
+    number = tracking_numbers.generate()
+    submitted = event("identity.enrollment.submitted", number, 0)
+    verified = event("identity.enrollment.verified", number, 1)
+    created = threading.Event()
+    errors: list[BaseException] = []
+
+    def first() -> None:
+        try:
+            with db.transaction() as session:
+                registry(session, submitted)
+                session.flush()
+                created.set()
+                time.sleep(0.3)  # the row is inserted, not committed yet
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+            created.set()
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    assert created.wait(5)
+    with db.transaction() as session:  # waits for the first one's commit
+        registry(session, verified)
+    thread.join(5)
+
+    assert errors == []
+    tx, history = load(db, number)
+    assert tx.status == "in_review"
+    assert [(h.event_id, h.applied) for h in history] == [(submitted.id, True),
+                                                          (verified.id, True)]
+    assert [e["data"]["new_status"] for e in outbox(db)] == ["submitted", "in_review"]
