@@ -209,6 +209,11 @@ def run_load(name: str, server: Server, path: str, *, method: str = "GET", body:
             call = calls[i % len(calls)] if calls else Call(path, method, body, headers or {})
             requests.request(call.method, server.url + call.path, data=call.body or None,
                              headers=call.headers, timeout=5)
+    # Then a short burst at full concurrency, so every worker thread has served requests
+    # (the first measured row was otherwise paying the servers' start-up).
+    warm_wrk = ensure_wrk()
+    if warm_wrk and not once:
+        _wrk(warm_wrk, url, method, body, headers or {}, 2, connections, threads, calls, False)
 
     def pids() -> list[int]:
         return server.pids() + (extra_pids() if extra_pids else [])

@@ -35,7 +35,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,6 +46,7 @@ from sqlalchemy.orm import Session
 from . import events
 from .db import Database
 from .events import Envelope, insert_ignoring_conflicts, log, utcnow
+from .sealed_retention import purge_sealed
 from .streams import dead_stream as default_dead_stream
 from .streams import key
 
@@ -142,7 +143,8 @@ class Consumer:
                  claim_idle_ms: int = 30_000, block_ms: int = 1000, batch_size: int = 50,
                  dead_stream: str | None = None, namespace: str = "portico",
                  retry_backoff: Sequence[float] = (0.05, 0.2),
-                 registry: CollectorRegistry | None = None) -> None:
+                 registry: CollectorRegistry | None = None,
+                 sealed_readers: Mapping[str, frozenset[str]] | None = None) -> None:
         if max_deliveries < 1:
             raise ValueError("max_deliveries must be at least 1")
         self.db = db
@@ -163,6 +165,8 @@ class Consumer:
         self._metrics = events._metrics(registry)
         self._groups_ready = False
         self._claim_cursor = dict.fromkeys(self.streams, "0-0")
+        # {stream: groups that must acknowledge} for deleting entries with sealed secrets.
+        self.sealed_readers = dict(sealed_readers or {})
 
     # -- Redis plumbing -------------------------------------------------------------
 
@@ -306,6 +310,10 @@ class Consumer:
                 time.sleep(self.retry_backoff[attempt - 1] * random.uniform(0.5, 1.5))
             done, errors = self._attempt(todo, attempt + 1)
             self._ack(done)
+            if self.sealed_readers:
+                purge_sealed(self.redis, [(e.stream, e.entry_id) for e in done
+                                          if e.envelope is not None and e.envelope.sealed],
+                             self.sealed_readers)
             settled += len(done)
             todo = [e for e in todo if e.entry_id in errors]
         for entry in todo:

@@ -30,6 +30,7 @@ from .config import load, load_or_exit, parse_positive_int, setting
 from .db import Database
 from .events import Consumer, HandlerRegistry, OutboxRelay
 from .logging import configure_logging
+from .sealed_retention import readers_by_stream
 from .streams import SUBSCRIPTIONS, events_stream
 
 log = logging.getLogger("portico.worker")
@@ -119,6 +120,7 @@ def build_service_worker(service: str, settings: Any, worker: WorkerSettings | N
             handler=registry, processed_model=models.ProcessedEvent,
             max_deliveries=worker.max_deliveries, claim_idle_ms=worker.claim_idle_ms,
             batch_size=worker.batch_size, namespace=namespace,
+            sealed_readers=readers_by_stream(SUBSCRIPTIONS, namespace),
         ))
     jobs = _optional_module(f"services.{service}.jobs")
     if jobs is not None and callable(getattr(jobs, "runnables", None)):
