@@ -7,17 +7,22 @@ Anyone else is told it does not exist.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.engine import Connection
+from sqlalchemy.orm import Session
 
 from services.common import tracking_numbers
+from services.common.db import Database
 from services.common.events import utcnow
 
 from .domain import Status, TransactionExists, TransactionNotFound, check_move
 from .history import add_history, move, publish_change
-from .models import Transaction
+from .models import StatusChange, Transaction
 
 TRACK_ENTITLEMENT = "transactions.track"
 HELPDESK_ENTITLEMENT = "helpdesk.act"
@@ -40,7 +45,8 @@ class Viewer:
         return bool(self.company_id) and TRACK_ENTITLEMENT in self.entitlements
 
 
-def may_see(viewer: Viewer, tx: Transaction) -> bool:
+def may_see(viewer: Viewer, tx: Any) -> bool:
+    """``tx``: anything with ``owner_user_id`` and ``company_id`` (a model or a row)."""
     if viewer.is_helpdesk:
         return True
     if viewer.user_id and tx.owner_user_id == viewer.user_id:
@@ -48,16 +54,59 @@ def may_see(viewer: Viewer, tx: Transaction) -> bool:
     return viewer.is_company_admin and tx.company_id == viewer.company_id
 
 
-def find_transaction(session: Session, tracking_number: str, viewer: Viewer) -> Transaction:
+@contextlib.contextmanager
+def reading(db: Database) -> Iterator[Connection]:
+    """One pooled connection for a read-only use case (Core rows, no ORM session).
+
+    On PostgreSQL it runs in autocommit: each statement already sees one consistent
+    snapshot (READ COMMITTED gives no more inside a transaction), and no BEGIN and
+    ROLLBACK round trips are paid per request.
+    """
+    with db.engine.connect() as conn:
+        if not db.is_sqlite:
+            conn.execution_options(isolation_level="AUTOCOMMIT")
+        yield conn
+
+
+_TX = Transaction.__table__.c
+_HISTORY = StatusChange.__table__.c
+_LOOKUP = (select(_TX.id, _TX.tracking_number, _TX.type, _TX.status, _TX.owner_user_id,
+                  _TX.company_id, _TX.title_en, _TX.title_es, _TX.created_at, _TX.updated_at,
+                  _TX.correlation_id, _TX.source, _TX.last_event_at,
+                  _HISTORY.id.label("h_id"), _HISTORY.status.label("h_status"),
+                  _HISTORY.at.label("h_at"), _HISTORY.actor.label("h_actor"),
+                  _HISTORY.comment.label("h_comment"), _HISTORY.applied.label("h_applied"))
+           .select_from(Transaction.__table__.outerjoin(
+               StatusChange.__table__, _HISTORY.transaction_id == _TX.id))
+           .order_by(_HISTORY.at, _HISTORY.id))
+
+
+@dataclass(frozen=True)
+class TransactionView:
+    """A transaction as the look-up shows it: its row and its history rows, oldest first
+    (each with ``id status at actor comment applied``)."""
+
+    row: Any  # a Row of _LOOKUP
+    history: list[dict[str, Any]]
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.row, name)
+
+
+def find_transaction(conn: Connection | Session, tracking_number: str,
+                     viewer: Viewer) -> TransactionView:
     """The transaction ``viewer`` may see, or :class:`TransactionNotFound` (no existence leak).
 
-    ``tracking_number`` must already be valid (normalised by the caller).
+    ``tracking_number`` must already be valid (normalised by the caller). One statement:
+    the transaction joined to its history.
     """
-    tx = session.scalar(select(Transaction).where(Transaction.tracking_number == tracking_number)
-                        .options(selectinload(Transaction.history)))
-    if tx is None or not may_see(viewer, tx):
+    rows = conn.execute(_LOOKUP.where(_TX.tracking_number == tracking_number)).all()
+    if not rows or not may_see(viewer, rows[0]):
         raise TransactionNotFound(tracking_number)
-    return tx
+    history = [{"id": r.h_id, "status": r.h_status, "at": r.h_at, "actor": r.h_actor,
+                "comment": r.h_comment, "applied": r.h_applied}
+               for r in rows if r.h_id is not None]
+    return TransactionView(rows[0], history)
 
 
 def register_transaction(session: Session, *, client_id: str, type: str, owner_user_id: str,

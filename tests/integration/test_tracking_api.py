@@ -8,7 +8,7 @@ import io
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from services.common import tracking_numbers
 from services.common.events import Envelope
@@ -222,6 +222,34 @@ def test_event_built_transaction_is_visible_to_its_owner(client, tokens, app):
     assert response.status_code == 200
     assert response.json["title"] == "Entitlement request: cards.cancel"
     assert response.json["history"][0]["applied"] is True
+
+
+def test_look_up_is_one_statement_with_the_history_in_order(client, tokens, app):
+    """The hot read path: the transaction and its whole history in a single SQL statement
+    (no separate history load, no BEGIN/ROLLBACK on PostgreSQL), oldest entry first."""
+    number = register(client, tokens.app(), owner_user_id="u-1").json["tracking_number"]
+    for status in ("in_review", "approved"):
+        moved = client.post(f"/v1/transactions/{number}/status", json={"status": status},
+                            headers=tokens.app())
+        assert moved.status_code == 200, moved.json
+    headers = tokens.user("u-1")
+    client.get(f"/v1/transactions/{number}", headers=headers)  # warm the pool
+    statements = []
+    engine = app.extensions["portico"].db.engine
+
+    def record(conn, cursor, statement, *args):
+        statements.append(statement)
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        response = client.get(f"/v1/transactions/{number}", headers=headers)
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    assert response.status_code == 200
+    assert [h["status"] for h in response.json["history"]] == [
+        "submitted", "in_review", "approved"]
+    assert all(h["applied"] is True for h in response.json["history"])
+    assert len([s for s in statements if s.lstrip().upper().startswith("SELECT")]) == 1
 
 
 # -- overview ----------------------------------------------------------------------------

@@ -7,6 +7,7 @@ import io
 from typing import Any
 
 from flask import Response, current_app, json, request, url_for
+from flask.typing import ResponseReturnValue
 
 from services.common import tracking_numbers
 from services.common.app import context, request_id
@@ -17,8 +18,7 @@ from .. import overview as ov
 from .. import service
 from ..history import as_utc
 from ..idempotency import fingerprint, run_once
-from ..models import Transaction
-from . import ApiBlueprint
+from . import ApiBlueprint, documented, parse_query
 from .schemas import (
     LANGUAGES,
     NOT_A_TRACKING_NUMBER,
@@ -67,21 +67,36 @@ def _client_id() -> str:
     return str(claims.get("client_id") or claims.get("sub"))
 
 
-def present(tx: Transaction, lang: str, *, history: bool) -> dict[str, Any]:
+def present(tx: Any, lang: str, *, history: bool) -> dict[str, Any]:
+    """The JSON body of a transaction (a model, a row or a :class:`service.TransactionView`)
+    exactly as ``TransactionSchema`` / ``TransactionSummarySchema`` dump it."""
     body: dict[str, Any] = {
         "tracking_number": tx.tracking_number, "type": tx.type, "status": tx.status,
         "title": tx.title_es if lang == "es" else tx.title_en,
         "owner_user_id": tx.owner_user_id, "company_id": tx.company_id,
-        "created_at": as_utc(tx.created_at), "updated_at": as_utc(tx.updated_at),
+        "created_at": as_utc(tx.created_at).isoformat(),
+        "updated_at": as_utc(tx.updated_at).isoformat(),
     }
     if history:
+        entries = [{"status": h["status"], "at": as_utc(h["at"]), "id": h["id"],
+                    "actor": h["actor"], "comment": h["comment"], "applied": bool(h["applied"])}
+                   for h in _history_of(tx)]
+        entries.sort(key=lambda h: (h["at"], h["id"]))
+        for h in entries:
+            h["at"] = h["at"].isoformat()
+            del h["id"]
         body.update(
             title_en=tx.title_en, title_es=tx.title_es, correlation_id=tx.correlation_id,
-            source=tx.source, last_event_at=as_utc(tx.last_event_at),
-            history=[{"status": h.status, "at": as_utc(h.at), "actor": h.actor,
-                      "comment": h.comment, "applied": h.applied}
-                     for h in sorted(tx.history, key=lambda h: (as_utc(h.at), h.id))])
+            source=tx.source, last_event_at=as_utc(tx.last_event_at).isoformat(),
+            history=entries)
     return body
+
+
+def _history_of(tx: Any) -> list[dict[str, Any]]:
+    if isinstance(tx, service.TransactionView):
+        return tx.history
+    return [{"id": h.id, "status": h.status, "at": h.at, "actor": h.actor,
+             "comment": h.comment, "applied": h.applied} for h in tx.history]
 
 
 def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
@@ -117,7 +132,7 @@ def register(body: dict[str, Any]) -> Response:
     def use_case(session):
         tx = service.register_transaction(session, client_id=client_id, **body,
                                           correlation_id=_correlation_id())
-        return 201, TransactionSchema().dump(present(tx, lang, history=True))
+        return 201, present(tx, lang, history=True)
 
     status, out = run_once(context().db, client_id, _idempotency_key(),
                            fingerprint("POST", request.path, body), use_case)
@@ -138,24 +153,28 @@ def change_status(body: dict[str, Any], tracking_number: str) -> Response:
     def use_case(session):
         tx = service.change_status(session, client_id=client_id, tracking_number=number,
                                    correlation_id=_correlation_id(), **body)
-        return 200, TransactionSchema().dump(present(tx, lang, history=True))
+        return 200, present(tx, lang, history=True)
 
     status, out = run_once(context().db, client_id, _idempotency_key(),
                            fingerprint("POST", request.path, body), use_case)
     return _json(status, out)
 
 
+_LANGUAGE_ARGS = LanguageArgsSchema()
+_OVERVIEW_ARGS = OverviewArgsSchema()
+
+
 @blp.route("/transactions/<tracking_number>", methods=["GET"], endpoint="lookup")
 @require_auth(READ_SCOPE)
-@blp.arguments(LanguageArgsSchema, location="query")
-@blp.response(200, TransactionSchema)
-@blp.doc(security=READ_SECURITY)
-def lookup(args: dict[str, Any], tracking_number: str) -> dict[str, Any]:
+@documented(blp.arguments(LanguageArgsSchema, location="query"),
+            blp.response(200, TransactionSchema), blp.doc(security=READ_SECURITY))
+def lookup(tracking_number: str) -> ResponseReturnValue:
     """A transaction and its full status history (owner, company administrator, help desk)."""
+    args = parse_query(_LANGUAGE_ARGS)
     number = _tracking_number(tracking_number)
-    with context().db.read() as session:
-        tx = service.find_transaction(session, number, _viewer())
-        return present(tx, _language(args), history=True)
+    with service.reading(context().db) as conn:
+        tx = service.find_transaction(conn, number, _viewer())
+    return current_app.json.response(present(tx, _language(args), history=True))
 
 
 def _filters(args: dict[str, Any]) -> ov.Filters:
@@ -175,22 +194,23 @@ def _filters(args: dict[str, Any]) -> ov.Filters:
 
 @blp.route("/transactions", methods=["GET"])
 @require_auth(READ_SCOPE)
-@blp.arguments(OverviewArgsSchema, location="query")
-@blp.response(200, OverviewSchema)
-@blp.doc(security=READ_SECURITY)
-def overview(args: dict[str, Any]) -> Any:
+@documented(blp.arguments(OverviewArgsSchema, location="query"),
+            blp.response(200, OverviewSchema), blp.doc(security=READ_SECURITY))
+def overview() -> ResponseReturnValue:
     """The Status Tracking Overview (``Accept: text/csv`` answers the CSV export)."""
+    args = parse_query(_OVERVIEW_ARGS)
     if request.accept_mimetypes.best_match(["application/json", "text/csv"]) == "text/csv":
         return _csv(args)
     flt, lang = _filters(args), _language(args)
-    with context().db.read() as session:
+    with service.reading(context().db) as conn:
         try:
-            page = ov.overview_page(session, flt, args["limit"], args["cursor"])
+            page = ov.overview_page(conn, flt, args["limit"], args["cursor"])
         except ov.InvalidCursor as exc:
             raise Problem(422, "validation-error", "The request has invalid fields.",
                           title="Invalid request", errors={"cursor": [str(exc)]}) from None
-        return {"items": [present(tx, lang, history=False) for tx in page.items],
-                "next_cursor": page.next_cursor, "counts": page.counts}
+    return current_app.json.response({
+        "items": [present(tx, lang, history=False) for tx in page.items],
+        "next_cursor": page.next_cursor, "counts": page.counts})
 
 
 @blp.route("/transactions.csv", methods=["GET"])
@@ -220,8 +240,6 @@ def _csv(args: dict[str, Any]) -> Response:
     with context().db.read() as session:
         for tx in ov.export_rows(session, flt, CSV_MAX_ROWS):
             row = present(tx, lang, history=False)
-            row["created_at"] = row["created_at"].isoformat()
-            row["updated_at"] = row["updated_at"].isoformat()
             writer.writerow([safe_cell(row[c]) for c in CSV_COLUMNS])
     return Response(out.getvalue(), mimetype="text/csv", headers={
         "Content-Disposition": 'attachment; filename="transactions.csv"'})
