@@ -6,7 +6,7 @@ A warm check costs one Redis round trip: the subjects' version keys and the call
 deny-list entry in one MGET (``require_auth(defer_revocation=True)``). Bodies are read
 by :mod:`check_parsing`, not by flask-smorest's per-request wrappers; the
 ``blp.arguments``/``blp.response`` decorators only document the views (see
-:func:`common.documented`).
+:func:`services.common.openapi.documented`).
 """
 
 from __future__ import annotations
@@ -22,12 +22,13 @@ from services.common.auth import (
     settle_revocation,
     token_scopes,
 )
+from services.common.openapi import documented
 
 from ..checks import decide_many
 from ..domain import Forbidden, Invalid
 from . import schemas
 from .check_parsing import RESULT, load_batch, load_check
-from .common import Blueprint, documented, now, settings
+from .common import Blueprint, now, settings
 
 blp = Blueprint("checks", __name__, url_prefix="/v1/check",
                 description="Allow or deny, with the reason.")

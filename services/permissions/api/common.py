@@ -37,21 +37,6 @@ class Blueprint(flask_smorest.Blueprint):
     ARGUMENTS_PARSER = ProblemParser()
 
 
-def documented(*decorators: Callable[[Any], Any]) -> Callable[[Any], Any]:
-    """Give a view the OpenAPI documentation that flask-smorest's ``blp.arguments`` /
-    ``blp.response`` decorators record, without their per-request wrappers: the view
-    parses and renders its body itself (the hot check endpoints)."""
-
-    def graft(view: Any) -> Any:
-        stand_in = view
-        for decorator in reversed(decorators):
-            stand_in = decorator(stand_in)
-        view._apidoc = stand_in._apidoc
-        return view
-
-    return graft
-
-
 def now() -> datetime:
     """The app's clock (tests replace ``app.extensions["permissions.clock"]``)."""
     clock: Callable[[], datetime] = current_app.extensions.get(CLOCK, utcnow)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from flask_smorest import Api, Blueprint
@@ -38,22 +37,6 @@ class ProblemApi(Api):
 
     def _register_error_handlers(self) -> None:
         return None
-
-
-def documented(*decorators: Callable[[Any], Any]) -> Callable[[Any], Any]:
-    """Record the OpenAPI documentation of flask-smorest's ``blp.arguments`` /
-    ``blp.response`` / ``blp.doc`` decorators on a view without their per-request
-    wrappers: the view parses its arguments and renders its body itself (the hot
-    read endpoints), and /openapi.json stays what the decorators describe."""
-
-    def graft(view: Any) -> Any:
-        stand_in = view
-        for decorator in reversed(decorators):
-            stand_in = decorator(stand_in)
-        view._apidoc = stand_in._apidoc
-        return view
-
-    return graft
 
 
 def parse_query(schema: Schema) -> dict[str, Any]:

@@ -13,12 +13,13 @@ from services.common import tracking_numbers
 from services.common.app import context, request_id
 from services.common.auth import current_claims, require_auth
 from services.common.errors import Problem
+from services.common.openapi import documented
 
 from .. import overview as ov
 from .. import service
 from ..history import as_utc
 from ..idempotency import fingerprint, run_once
-from . import ApiBlueprint, documented, parse_query
+from . import ApiBlueprint, parse_query
 from .schemas import (
     LANGUAGES,
     NOT_A_TRACKING_NUMBER,
