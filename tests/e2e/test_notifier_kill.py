@@ -39,7 +39,11 @@ def tracked_numbers(tracking_db: Database, numbers: set[str]) -> set[str]:
 def test_a_killed_notifier_worker_loses_and_duplicates_no_email(start_suite):
     suite = start_suite(ENROLLMENT_RATE_LIMIT_IP="100000 per minute",
                         ENROLLMENT_RATE_LIMIT_TARGET="100 per minute",
-                        WORKER_CLAIM_IDLE_MS="2000")
+                        WORKER_CLAIM_IDLE_MS="2000",
+                        # Messages the killed worker had claimed ("sending") are retried
+                        # after this, with the same Message-ID; the sink check
+                        # (NOTIFY_DELIVERED_CHECK_DIR, set by make run) stops a second send.
+                        NOTIFY_SENDING_TIMEOUT_SECONDS="10")
     identity = suite.url("identity")
     emails = [f"burst{i:03d}@example.com" for i in range(BURST)]
     wanted = set(emails)
