@@ -47,8 +47,8 @@ from . import events
 from .db import Database
 from .events import Envelope, insert_ignoring_conflicts, log, utcnow
 from .sealed_retention import purge_sealed
+from .streams import as_text, key
 from .streams import dead_stream as default_dead_stream
-from .streams import key
 
 Handler = Callable[[Session, Envelope], Any]
 BatchHandler = Callable[[Session, list[Envelope]], Any]
@@ -127,8 +127,6 @@ class _Entry:
     envelope: Envelope | None = None
 
 
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 class Consumer:
@@ -188,17 +186,17 @@ class Consumer:
                                              min_idle_time=self.claim_idle_ms,
                                              start_id=self._claim_cursor[stream],
                                              count=self.batch_size)
-            self._claim_cursor[stream] = _text(response[0])
+            self._claim_cursor[stream] = as_text(response[0])
             if len(response) > 2 and response[2]:
                 # Redis 7 drops pending entries that were trimmed away: nothing left to handle.
                 log.warning("pending entries were trimmed from the stream before being handled",
                             extra={"group": self.group, "stream": stream,
-                                   "entry_ids": [_text(i) for i in response[2]]})
+                                   "entry_ids": [as_text(i) for i in response[2]]})
             claimed = [(i, f) for i, f in response[1] if i is not None]
             if not claimed:
                 continue
-            counts = self._delivery_counts(stream, [_text(i) for i, _ in claimed])
-            entries.extend(_Entry(stream, _text(i), f or {}, counts.get(_text(i), 1))
+            counts = self._delivery_counts(stream, [as_text(i) for i, _ in claimed])
+            entries.extend(_Entry(stream, as_text(i), f or {}, counts.get(as_text(i), 1))
                            for i, f in claimed)
         return entries
 
@@ -209,7 +207,7 @@ class Consumer:
         counts: dict[str, int] = {}
         for found in pipe.execute():
             for item in found:
-                counts[_text(item["message_id"])] = int(item["times_delivered"])
+                counts[as_text(item["message_id"])] = int(item["times_delivered"])
         return counts
 
     def _read_new(self, block: bool) -> list[_Entry]:
@@ -219,7 +217,7 @@ class Consumer:
         entries: list[_Entry] = []
         for stream, items in _stream_items(response):
             # A fresh entry has been delivered exactly once: no need to ask XPENDING.
-            entries.extend(_Entry(_text(stream), _text(i), f or {}, 1) for i, f in items)
+            entries.extend(_Entry(as_text(stream), as_text(i), f or {}, 1) for i, f in items)
         return entries
 
     def _ack(self, entries: Sequence[_Entry]) -> None:
@@ -236,7 +234,7 @@ class Consumer:
         pipe.execute()
 
     def _dead_letter(self, entry: _Entry, error: str, reason: str) -> None:
-        fields: dict[Any, Any] = {_text(k): v for k, v in entry.fields.items()}
+        fields: dict[Any, Any] = {as_text(k): v for k, v in entry.fields.items()}
         fields.update(stream=entry.stream, entry_id=entry.entry_id, group=self.group,
                       deliveries=str(entry.deliveries), error=error[:2000])
         pipe = self.redis.pipeline(transaction=True)
@@ -282,7 +280,7 @@ class Consumer:
         """Parse the entry; dead-letter it (and answer False) if it must not be handled."""
         if entry.deliveries > self.max_deliveries:
             error = self.redis.hget(self.errors_key, f"{entry.stream}/{entry.entry_id}")
-            self._dead_letter(entry, _text(error) if error else
+            self._dead_letter(entry, as_text(error) if error else
                               f"delivered {entry.deliveries} times without being handled",
                               "max_deliveries")
             return False

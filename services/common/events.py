@@ -186,8 +186,6 @@ def _metrics(registry: CollectorRegistry | None) -> dict[str, Counter]:
     return found
 
 
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 class OutboxRelay:

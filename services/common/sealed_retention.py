@@ -17,6 +17,8 @@ from collections.abc import Iterable, Mapping
 
 import redis
 
+from .streams import as_text
+
 log = logging.getLogger("portico.events")
 
 
@@ -25,20 +27,18 @@ def _id_tuple(entry_id: str) -> tuple[int, int]:
     return int(millis), int(seq or 0)
 
 
-def _text(value: object) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def fully_acknowledged(client: redis.Redis, stream: str, entry_id: str,
                        readers: Iterable[str]) -> bool:
     """True when every group in ``readers`` exists, has been delivered ``entry_id`` and
     holds it in no pending list."""
-    groups = {_text(info["name"]): info for info in client.xinfo_groups(stream)}
+    groups = {as_text(info["name"]): info for info in client.xinfo_groups(stream)}
     for name in readers:
         info = groups.get(name)
         if info is None:
             return False
-        if _id_tuple(entry_id) > _id_tuple(_text(info["last-delivered-id"])):
+        if _id_tuple(entry_id) > _id_tuple(as_text(info["last-delivered-id"])):
             return False
         if client.xpending_range(stream, name, min=entry_id, max=entry_id, count=1):
             return False

@@ -19,6 +19,11 @@ def dead_stream(group: str, namespace: str = "portico") -> str:
     return f"{namespace}.dead.{group}"
 
 
+def as_text(value: object) -> str:
+    """A Redis reply value (bytes with ``decode_responses=False``) as text."""
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
 def key(namespace: str, *parts: str) -> str:
     """A namespaced Redis key: ``key("portico", "session", sid)`` → ``portico:session:<sid>``."""
     return ":".join((namespace, *parts))

@@ -16,6 +16,7 @@ import redis
 import requests
 from prometheus_client import CollectorRegistry, Counter
 
+from services.common.http import ServiceClient
 from services.common.streams import key
 
 from .tokens import mint_access_token
@@ -28,6 +29,11 @@ CACHE_SECONDS = 30
 class EntitlementsSource:
     def __init__(self, provider, registry: CollectorRegistry) -> None:
         self.provider = provider
+        # One pooled connection to permissions instead of a new one per token; no retries:
+        # a failure costs one attempt on the token path and the claim is omitted.
+        self.permissions = ServiceClient(provider.settings.permissions_url,
+                                         timeout=provider.settings.entitlements_timeout,
+                                         retries=0)
         self.failures = Counter("portico_identity_entitlements_failures",
                                 "Entitlement look-ups that failed (claim omitted)",
                                 ["reason"], registry=registry)
@@ -48,11 +54,11 @@ class EntitlementsSource:
             cached = None
         if cached is not None:
             return json.loads(cached)
-        url = f"{provider.settings.permissions_url.rstrip('/')}/v1/users/{user_id}/entitlements"
         try:
-            response = requests.get(url, timeout=provider.settings.entitlements_timeout,
-                                    headers={"Authorization": f"Bearer {self._service_token()}",
-                                             "Accept": "application/json"})
+            response = self.permissions.request(
+                "GET", f"/v1/users/{user_id}/entitlements",
+                headers={"Authorization": f"Bearer {self._service_token()}",
+                         "Accept": "application/json"})
             response.raise_for_status()
             body = response.json()
             items = body.get("entitlements", body) if isinstance(body, dict) else body
