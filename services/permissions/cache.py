@@ -10,12 +10,18 @@ nobody asks for any more.
 
 If Redis cannot answer, checks are decided from the database directly (slower,
 never stale) and nothing is cached.
+
+A lost bump (Redis unreachable right after a commit) is bounded by ``max_age``: a
+snapshot is trusted for ``max_age`` seconds from when it was *built*, wherever it is
+read from. The Redis copy carries its build time and expires after ``max_age`` too,
+so a replica picking it up late only gets what is left of that age.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import threading
 import time
 from collections import OrderedDict
@@ -55,7 +61,7 @@ class Invalidator:
                 pipe.incr(self.version_key(user_id))
             pipe.execute()
         except redis.RedisError as exc:
-            # Replicas' in-process entries still age out after max_age.
+            # Every copy of the snapshots, in process or in Redis, ages out after max_age.
             log.warning("permission cache invalidation failed",
                         extra={"users": len(ids), "error_type": type(exc).__name__})
 
@@ -103,14 +109,13 @@ class SnapshotCache:
 
     def __init__(self, client: redis.Redis, namespace: str,
                  loader: Callable[[list[str]], dict[str, Snapshot]], *,
-                 max_entries: int = 50_000, max_age: float = 60.0,
-                 redis_ttl: int = 3600) -> None:
+                 max_entries: int = 50_000, max_age: float = 60.0) -> None:
         self.redis = client
         self.namespace = namespace
         self.loader = loader
         self.max_entries = max_entries
         self.max_age = max_age
-        self.redis_ttl = redis_ttl
+        self.redis_ttl = max(1, math.ceil(max_age))
         self._local: OrderedDict[str, tuple[bytes, float, Snapshot]] = OrderedDict()
         self._lock = threading.Lock()
         self._redis_down = False
@@ -172,27 +177,35 @@ class SnapshotCache:
             self._report_down(exc)
             return self.loader([u for u, _ in misses])
         to_load = []
+        # When each snapshot was built, on this process's monotonic clock.
+        built: dict[str, float] = {}
+        wall = time.time()
         for (user_id, version), raw in zip(misses, stored, strict=True):
-            if raw is None:
+            entry = _stored_entry(raw)
+            if entry is None or not 0 <= wall - entry[0] < self.max_age:
                 to_load.append((user_id, version))
             else:
-                filled[user_id] = json.loads(raw)
+                filled[user_id] = entry[1]
+                built[user_id] = now - (wall - entry[0])
         if to_load:
+            built_at = time.time()  # before the read: the snapshot is at least this fresh
             loaded = self.loader([u for u, _ in to_load])
             try:
                 pipe = self.redis.pipeline(transaction=False)
                 for user_id, version in to_load:
                     pipe.set(self._snapshot_key(user_id, version),
-                             json.dumps(loaded[user_id], separators=(",", ":")),
+                             json.dumps({"b": built_at, "s": loaded[user_id]},
+                                        separators=(",", ":")),
                              ex=self.redis_ttl)
                 pipe.execute()
             except redis.RedisError as exc:
                 self._report_down(exc)
             filled.update(loaded)
+            built.update((user_id, now) for user_id, _ in to_load)
         versions = dict(misses)
         with self._lock:
             for user_id, snapshot in filled.items():
-                self._local[user_id] = (versions[user_id], now, snapshot)
+                self._local[user_id] = (versions[user_id], built[user_id], snapshot)
                 self._local.move_to_end(user_id)
             while len(self._local) > self.max_entries:
                 self._local.popitem(last=False)
@@ -203,3 +216,14 @@ class SnapshotCache:
             log.warning("permission cache cannot reach redis; deciding from the database",
                         extra={"error_type": type(exc).__name__})
         self._redis_down = True
+
+
+def _stored_entry(raw: bytes | None) -> tuple[float, Snapshot] | None:
+    """``(built at, snapshot)`` from a Redis value, or None (absent or not this format)."""
+    if raw is None:
+        return None
+    try:
+        value = json.loads(raw)
+        return float(value["b"]), value["s"]
+    except (ValueError, TypeError, KeyError):
+        return None

@@ -23,6 +23,6 @@ class PermissionsSettings(CommonSettings):
     cache_max_entries: int = setting("PERMISSIONS_CACHE_MAX_ENTRIES", 50_000, parse_positive_int,
                                      help="users whose check snapshot each process keeps in memory")
     cache_max_age_s: int = setting("PERMISSIONS_CACHE_MAX_AGE", 60, parse_positive_int,
-                                   help="seconds an in-process snapshot is trusted even if its version key never changes (a safety net for a lost invalidation)")
+                                   help="seconds a check snapshot is trusted from when it was built, in process or in Redis, even if its version key never changes (bounds a lost invalidation)")
     check_batch_max: int = setting("PERMISSIONS_CHECK_BATCH_MAX", 100, parse_positive_int,
                                    help="most checks accepted by one POST /v1/check/batch")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from services.common.events import Envelope
 from tests.integration.test_permissions_fixtures import (
     World,
     company_a,
@@ -116,6 +117,37 @@ def test_a_deactivated_user_is_denied_on_the_next_check(make_app, permissions_ur
         "allowed": False, "reason": "subject_inactive"}
     w.deliver("identity.user.reactivated", {"user_id": "ua", "actor_id": "hd-1"})
     assert w.check("ua", "cards.view", client=replica)["allowed"] is True
+
+
+def test_a_lost_invalidation_is_stale_for_at_most_the_cache_max_age(
+        make_app, permissions_url, namespace, company_a):
+    """Redis unreachable just after a commit loses the version bump; every replica must
+    still stop trusting its snapshot PERMISSIONS_CACHE_MAX_AGE after it was built, even
+    though the Redis copy under the unchanged version is still there."""
+    import time
+
+    import redis
+
+    from services.permissions.cache import INVALIDATOR, Invalidator
+    from services.permissions.handlers import registry
+
+    w = company_a
+    first = make_app("permissions", database_url=permissions_url, cache_max_age_s=1)
+    assert w.check("ua", "cards.view", client=first.test_client())["allowed"] is True
+    unreachable = Invalidator(redis.Redis.from_url("redis://127.0.0.1:1/0",
+                                                   socket_connect_timeout=0.2), namespace)
+    with w.db.transaction() as session:
+        session.info[INVALIDATOR] = unreachable
+        registry(session, Envelope.new("identity.user.deactivated", "identity",
+                                       {"user_id": "ua", "reason": "inactivity"},
+                                       subject="ua"))
+    # A replica that starts now finds the snapshot in Redis, already part-way through its age.
+    second = make_app("permissions", database_url=permissions_url, cache_max_age_s=1)
+    w.check("ua", "cards.view", client=second.test_client())
+    time.sleep(1.2)
+    for replica in (first, second):
+        assert w.check("ua", "cards.view", client=replica.test_client()) == {
+            "allowed": False, "reason": "subject_inactive"}
 
 
 class CountingRedis:
