@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
@@ -79,6 +79,9 @@ _LOOKUP = (select(_TX.id, _TX.tracking_number, _TX.type, _TX.status, _TX.owner_u
            .select_from(Transaction.__table__.outerjoin(
                StatusChange.__table__, _HISTORY.transaction_id == _TX.id))
            .order_by(_HISTORY.at, _HISTORY.id))
+# Built once: SQLAlchemy memoises a statement object's cache key, so reusing this one
+# object skips rebuilding that key on every look-up (it was ~7% of a look-up's CPU).
+_LOOKUP_BY_NUMBER = _LOOKUP.where(_TX.tracking_number == bindparam("tracking_number"))
 
 
 @dataclass(frozen=True)
@@ -100,7 +103,7 @@ def find_transaction(conn: Connection | Session, tracking_number: str,
     ``tracking_number`` must already be valid (normalised by the caller). One statement:
     the transaction joined to its history.
     """
-    rows = conn.execute(_LOOKUP.where(_TX.tracking_number == tracking_number)).all()
+    rows = conn.execute(_LOOKUP_BY_NUMBER, {"tracking_number": tracking_number}).all()
     if not rows or not may_see(viewer, rows[0]):
         raise TransactionNotFound(tracking_number)
     history = [{"id": r.h_id, "status": r.h_status, "at": r.h_at, "actor": r.h_actor,
