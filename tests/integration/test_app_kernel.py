@@ -151,6 +151,19 @@ def test_card_account_numbers_are_redacted_from_log_text(captured_log):
     assert "user 12" in captured_log.getvalue()
 
 
+@pytest.mark.parametrize("line", [
+    "upstream said Authorization: Bearer {secret}",
+    "retrying with authorization=Basic {secret}",
+    "headers {{'Authorization': 'Bearer {secret}'}}",
+])
+def test_a_credential_after_an_authorization_key_is_redacted(captured_log, line):
+    secret = "eyJhbGciOiJFUzI1NiJ9.c2lnbmF0dXJl"
+    logging.getLogger("portico.test").warning(line.format(secret=secret))
+    output = captured_log.getvalue()
+    assert line.split()[0] in output  # the line was logged, minus the credential
+    assert secret not in output
+
+
 def test_plain_log_lines_carry_their_fields(app):
     stream = io.StringIO()
     configure_logging("tracking", "INFO", False, stream=stream)
