@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from sqlalchemy import MetaData, create_engine, event, text
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -117,6 +117,12 @@ def _ping_after_idle(engine: Engine) -> None:
         except Exception as exc:
             # The pool discards this connection and checks out (or opens) another.
             raise DisconnectionError("stale pooled connection") from exc
+
+
+def is_postgresql(conn: Connection | Session) -> bool:
+    """Whether ``conn`` (a Core connection or an ORM session) talks to PostgreSQL."""
+    bind = conn.get_bind() if isinstance(conn, Session) else conn
+    return bind.dialect.name == "postgresql"
 
 
 class Database:

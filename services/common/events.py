@@ -36,7 +36,7 @@ from prometheus_client import CollectorRegistry, Counter
 from sqlalchemy import DateTime, Integer, String, Text, delete, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from .db import Database
+from .db import Database, is_postgresql
 
 
 def utcnow() -> datetime:
@@ -293,7 +293,7 @@ def insert_ignoring_conflicts(session: Session, model: Any) -> Any:
     """
     from sqlalchemy.dialects import postgresql, sqlite
 
-    if session.get_bind().dialect.name == "postgresql":
+    if is_postgresql(session):
         return postgresql.insert(model).on_conflict_do_nothing()
     return sqlite.insert(model).on_conflict_do_nothing()
 

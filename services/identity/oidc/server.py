@@ -12,6 +12,7 @@ from typing import Any
 from authlib.integrations.flask_oauth2 import AuthorizationServer as FlaskAuthorizationServer
 from authlib.oauth2.rfc6749 import OAuth2Error
 from flask import Flask, g, request
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from services.common.app import context
@@ -66,7 +67,7 @@ class Provider:
         # Shared by the threads of this process: read-only from here on.
         return RegisteredClient(row, self.settings.client_secret_pepper)
 
-    def revoke_family(self, session: Session, family_id: str, reason: str) -> None:
+    def revoke_family(self, session: Session | Connection, family_id: str, reason: str) -> None:
         count = revoke_family(session, self.redis, self.namespace, family_id)
         log.warning("token family revoked", extra={"reason": reason, "revoked": count})
 
@@ -143,7 +144,7 @@ class AuthorizationServer(FlaskAuthorizationServer):
                        "auth_time": row.auth_time, "sid": row.sid, "created_at": utcnow(),
                        "expires_at": utcnow() + timedelta(seconds=ttl)}
         # The refresh grant hands over its transaction (one per refresh); others get one.
-        shared = getattr(oauth_request, "db_session", None)
+        shared = getattr(oauth_request, "db_connection", None)
         with contextlib.nullcontext(shared) if shared is not None \
                 else self.provider.db.transaction() as session:
             record_access_token(session, row.family_id, g.issued_access_token, refresh)
