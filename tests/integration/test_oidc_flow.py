@@ -329,6 +329,24 @@ def test_refresh_rotates_and_replay_revokes_the_family(idp):
     assert seen.json == {"active": False}
 
 
+def test_introspection_fails_closed_when_redis_is_down(idp, make_app):
+    """Introspection reads the deny-list ahead of client authentication; with Redis gone
+    it must answer 503, never ``active: true`` for a token it cannot check."""
+    client_id, secret = add_client(idp, grant_types=["client_credentials"], scope="reports")
+    issued = idp.test_client().post("/token", data={"grant_type": "client_credentials"},
+                                    headers=basic(client_id, secret))
+    assert issued.status_code == 200, issued.json
+    settings = idp.extensions["portico"].settings
+    cut_off = make_app("identity", database_url=settings.database_url,
+                       redis_url="redis://127.0.0.1:1/0", rate_limits_enabled=False)
+    answer = cut_off.test_client().post(
+        "/introspect", data={"token": issued.json["access_token"],
+                             "token_type_hint": "access_token"},
+        headers=basic(client_id, secret))
+    assert answer.status_code == 503
+    assert "active" not in (answer.json or {})
+
+
 def test_revocation_then_introspection(idp):
     add_user(idp)
     client_id, secret = add_client(idp)

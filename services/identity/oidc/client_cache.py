@@ -32,6 +32,7 @@ log = logging.getLogger("portico.identity.oidc")
 MAX_AGE = 30.0  # seconds an entry may be trusted even when its version still matches
 UNKNOWN_MAX_AGE = 5.0  # an unknown client_id is remembered briefly (garbage ids cost no query)
 MAX_ENTRIES = 2048
+_UNREAD = object()
 
 
 def version_key(namespace: str) -> str:
@@ -62,12 +63,15 @@ class ClientCache:
         self._entries: dict[str, _Entry] = {}
         self._lock = threading.Lock()
 
-    def get(self, client_id: str):
-        try:
-            version = self.redis.get(self.key)
-        except redis.RedisError:
-            log.warning("client cache bypassed: Redis unavailable")
-            return self.load(client_id)
+    def get(self, client_id: str, version: bytes | None | object = _UNREAD):
+        """The client, or None. ``version`` is the value of ``self.key`` if the caller has
+        already read it (in one round trip with keys of its own); else it is read here."""
+        if version is _UNREAD:
+            try:
+                version = self.redis.get(self.key)
+            except redis.RedisError:
+                log.warning("client cache bypassed: Redis unavailable")
+                return self.load(client_id)
         now = time.monotonic()
         entry = self._entries.get(client_id)
         if entry is not None and entry.version == version:

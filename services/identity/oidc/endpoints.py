@@ -7,16 +7,25 @@ would have expired; revoking a refresh token revokes its whole family.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any
 
+import redis
 from authlib.oauth2.rfc6749 import TokenMixin
 from authlib.oauth2.rfc7009 import RevocationEndpoint as _RevocationEndpoint
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint as _IntrospectionEndpoint
+from flask import g
 from sqlalchemy import select
 
 from .models import RefreshToken
 from .records import RefreshRecord, aware, digest
-from .tokens import TokenRejected, decode_own_token, is_jti_revoked, revoke_access_token
+from .tokens import (
+    TokenRejected,
+    decode_own_token,
+    deny_key,
+    is_jti_revoked,
+    revoke_access_token,
+)
 
 
 class AccessRecord(TokenMixin):
@@ -42,9 +51,17 @@ class AccessRecord(TokenMixin):
         return self.revoked
 
 
+def _may_be_refresh_token(token_string: str, hint: str | None) -> bool:
+    # Refresh tokens are 64 characters; access tokens (JWTs) several hundred.
+    return hint != "access_token" and len(token_string) < 200
+
+
 def _find(endpoint, token_string: str, hint: str | None):
     provider = endpoint.server.provider
-    if hint != "access_token" and len(token_string) < 200:
+    ahead: ReadAhead | None = getattr(g.get("oauth_request"), "read_ahead", None)
+    if ahead is not None and ahead.token == token_string:
+        return None if ahead.claims is None else AccessRecord(ahead.claims, ahead.revoked)
+    if _may_be_refresh_token(token_string, hint):
         with provider.db.read() as session:
             row = session.scalar(select(RefreshToken).where(
                 RefreshToken.token_digest == digest(token_string)))
@@ -58,6 +75,41 @@ def _find(endpoint, token_string: str, hint: str | None):
         return None
     jti = str(claims.get("jti", ""))
     return AccessRecord(claims, bool(jti) and is_jti_revoked(provider.redis, provider.namespace, jti))
+
+
+@dataclass(frozen=True)
+class ReadAhead:
+    """What introspecting an access token needs from Redis, read in one round trip before
+    client authentication: the clients version (see ``ClientCache.get``) and the token's
+    deny-list entry. ``claims`` is None for a token this issuer did not sign."""
+
+    token: str
+    claims: dict[str, Any] | None
+    revoked: bool
+    clients_version: bytes | None
+
+
+def read_ahead(provider, form) -> ReadAhead | None:
+    """None where there is nothing to combine (a refresh token, no token) or Redis failed:
+    the usual path then reads each key itself, and fails closed as it always does."""
+    token = form.get("token")
+    if not token or _may_be_refresh_token(token, form.get("token_type_hint")):
+        return None
+    try:
+        claims = decode_own_token(provider.keyring, token, provider.settings.issuer,
+                                  check_exp=False)
+    except TokenRejected:
+        claims = None
+    jti = str(claims.get("jti", "")) if claims else ""
+    try:
+        with provider.redis.pipeline(transaction=False) as pipe:
+            pipe.get(provider.clients.key)
+            if jti:
+                pipe.exists(deny_key(provider.namespace, jti))
+            replies = pipe.execute()
+    except redis.RedisError:
+        return None
+    return ReadAhead(token, claims, bool(jti) and bool(replies[1]), replies[0])
 
 
 class RevocationEndpoint(_RevocationEndpoint):
@@ -78,6 +130,11 @@ class RevocationEndpoint(_RevocationEndpoint):
 
 class IntrospectionEndpoint(_IntrospectionEndpoint):
     CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
+
+    def authenticate_endpoint_client(self, request):
+        # Two Redis round trips were a third of an introspection's CPU; one does.
+        request.read_ahead = read_ahead(self.server.provider, request.form)
+        return super().authenticate_endpoint_client(request)
 
     def query_token(self, token_string, token_type_hint):
         return _find(self, token_string, token_type_hint)

@@ -81,6 +81,9 @@ class AuthorizationServer(FlaskAuthorizationServer):
     def query_client(self, client_id: str) -> RegisteredClient | None:
         if not client_id or len(client_id) > 64:
             return None
+        ahead = getattr(g.get("oauth_request"), "read_ahead", None)
+        if ahead is not None:  # introspection read the clients version already
+            return self.provider.clients.get(client_id, version=ahead.clients_version)
         return self.provider.clients.get(client_id)
 
     def generate_token(self, grant_type, client, user=None, scope=None, expires_in=None,
