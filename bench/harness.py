@@ -124,6 +124,10 @@ class Server:
 
 @dataclass
 class Result:
+    """One load's figures. A result made of several ``runs`` reports the median run's
+    req/s, p50, p99 and requests per CPU-second (each metric's own median) with the range
+    across runs, and the runs' summed requests and errors."""
+
     name: str
     requests: int
     errors: int
@@ -133,19 +137,50 @@ class Result:
     p99_ms: float
     rss_mib: float
     connections: int
+    runs: tuple[Result, ...] = ()
+
+    @classmethod
+    def of_runs(cls, runs: list[Result]) -> Result:
+        first = runs[0]
+        return cls(first.name, sum(r.requests for r in runs), sum(r.errors for r in runs),
+                   sum(r.seconds for r in runs), sum(r.cpu_seconds for r in runs),
+                   statistics.median(r.p50_ms for r in runs),
+                   statistics.median(r.p99_ms for r in runs),
+                   max(r.rss_mib for r in runs), first.connections, tuple(runs))
 
     @property
     def rps(self) -> float:
+        if self.runs:
+            return statistics.median(r.rps for r in self.runs)
         return self.requests / self.seconds if self.seconds else 0.0
 
     @property
     def per_cpu_second(self) -> float:
+        if self.runs:
+            return statistics.median(r.per_cpu_second for r in self.runs)
         return self.requests / self.cpu_seconds if self.cpu_seconds else 0.0
 
+    def _spread(self, values: list[float], digits: int) -> str:
+        if len(values) < 2:
+            return ""
+        return f" ({min(values):,.{digits}f}–{max(values):,.{digits}f})"
+
     def row(self, target: str = "") -> str:
+        p99s = [r.p99_ms for r in self.runs]
+        per_cpu = [r.per_cpu_second for r in self.runs]
         return (f"| {self.name} | {self.connections} | {self.requests} | {self.errors} | "
-                f"{self.rps:,.0f} | {self.p50_ms:.1f} | {self.p99_ms:.1f} | "
-                f"{self.per_cpu_second:,.0f} | {self.rss_mib:.0f} | {target} |")
+                f"{self.rps:,.0f} | {self.p50_ms:.1f} | {self.p99_ms:.1f}"
+                f"{self._spread(p99s, 1)} | {self.per_cpu_second:,.0f}"
+                f"{self._spread(per_cpu, 0)} | {self.rss_mib:.0f} | {target} |")
+
+
+# Each measured row is this many runs of a module's SECONDS, reported as their median.
+REPEATS = 3
+
+
+def runs_text(seconds: float) -> str:
+    """How the rows of ``run_load(..., repeats=REPEATS)`` were measured, for a setup line."""
+    return f"median of {REPEATS} runs of {seconds:g} s per row, the range over the runs in brackets"
 
 
 TABLE_HEAD = ("| endpoint | conns | requests | errors | req/s | p50 ms | p99 ms | "
@@ -194,13 +229,16 @@ class Call:
 def run_load(name: str, server: Server, path: str, *, method: str = "GET", body: str = "",
              headers: dict[str, str] | None = None, seconds: float = 10, connections: int = 16,
              threads: int = 2, calls: list[Call] | None = None, once: bool = False,
-             warmup: int = 20, extra_pids: Callable[[], list[int]] | None = None) -> Result:
-    """Load ``path`` on ``server`` for ``seconds`` and measure it.
+             warmup: int = 20, extra_pids: Callable[[], list[int]] | None = None,
+             repeats: int = 1) -> Result:
+    """Load ``path`` on ``server`` for ``seconds`` and measure it; with ``repeats`` that
+    many times, reported as their median (``Result.of_runs``): on two cores shared with
+    the load generator a single run can land in a slow spell of the machine.
 
     With ``calls`` each request is one of them (picked at random, or with ``once`` each
     used at most once, in order, for single-use credentials such as refresh tokens; the
-    warm-up then uses none of them). ``extra_pids`` adds processes whose CPU counts as
-    the server's (e.g. a second service the endpoint calls).
+    warm-up then uses none of them, and each repeat its own share). ``extra_pids`` adds
+    processes whose CPU counts as the server's (e.g. a second service the endpoint calls).
     """
     url = server.url + path
     # Warm up: caches, lazy imports, connection pools.
@@ -218,13 +256,25 @@ def run_load(name: str, server: Server, path: str, *, method: str = "GET", body:
     def pids() -> list[int]:
         return server.pids() + (extra_pids() if extra_pids else [])
 
+    runs = []
+    for k in range(repeats):
+        share = calls[k * len(calls) // repeats:(k + 1) * len(calls) // repeats] \
+            if calls and once else calls
+        runs.append(_measure(name, server, url, method, body, headers or {}, seconds,
+                             connections, threads, share, once, pids))
+    return runs[0] if repeats == 1 else Result.of_runs(runs)
+
+
+def _measure(name: str, server: Server, url: str, method: str, body: str,
+             headers: dict[str, str], seconds: float, connections: int, threads: int,
+             calls: list[Call] | None, once: bool, pids: Callable[[], list[int]]) -> Result:
     cpu_before = cpu_seconds(pids())
     wrk = ensure_wrk()
     if wrk:
-        result = _wrk(wrk, url, method, body, headers or {}, seconds, connections, threads,
+        result = _wrk(wrk, url, method, body, headers, seconds, connections, threads,
                       calls, once)
     else:
-        result = _python_load(url, method, body, headers or {}, seconds, connections, calls,
+        result = _python_load(url, method, body, headers, seconds, connections, calls,
                               once, server.url)
     requests_done, errors, elapsed, p50, p99 = result
     cpu = cpu_seconds(pids()) - cpu_before

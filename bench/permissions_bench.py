@@ -13,10 +13,19 @@ from datetime import timedelta
 import requests
 
 from bench.fixtures import Backends, TokenIssuer, profile_calls
-from bench.harness import TABLE_HEAD, Call, Server, load_average, run_load, verdict
+from bench.harness import (
+    REPEATS,
+    TABLE_HEAD,
+    Call,
+    Server,
+    load_average,
+    run_load,
+    runs_text,
+    verdict,
+)
 
 TITLE = "Permissions checks"
-SECONDS = 8
+SECONDS = 5
 WORKERS = 2
 THREADS = 4
 USERS = 10_000
@@ -111,10 +120,10 @@ def run() -> str:
         with Server("permissions", env, workers=WORKERS, threads=THREADS) as server:
             _warm(server, headers)
             single = run_load("POST /v1/check (random subject among 10,000)", server,
-                              "/v1/check", calls=singles, seconds=SECONDS)
+                              "/v1/check", calls=singles, seconds=SECONDS, repeats=REPEATS)
             rows.append(single.row(verdict(single, per_cpu=1500, p99_ms=10)))
             batch = run_load(f"POST /v1/check/batch ({BATCH} checks per call)", server,
-                             "/v1/check/batch", calls=batches, seconds=SECONDS)
+                             "/v1/check/batch", calls=batches, seconds=SECONDS, repeats=REPEATS)
             rows.append(batch.row(verdict(batch, per_cpu=20_000, factor=BATCH,
                                           unit="decisions")))
             notes.append(f"Batch: {batch.requests * BATCH:,} decisions, "
@@ -131,7 +140,7 @@ def run() -> str:
              "(random subject, ~1% unknown, random action, half of the scopable ones naming an "
              "account) by a wrk Lua script; the snapshot caches were warmed with every user "
              "first (steady state). No rate limits on these endpoints. wrk 2 threads × 16 "
-             f"connections, {SECONDS} s per row; CPU is the gunicorn processes' only (Redis, "
+             f"connections, {runs_text(SECONDS)}; CPU is the gunicorn processes' only (Redis, "
              "PostgreSQL not counted).")
     notes.append(f"Whole module: {time.monotonic() - started:.0f} s; 1-minute load average "
                  f"{load_before} at the start, {load_average()} at the end (2 cores: above ~2 "

@@ -22,6 +22,7 @@ from sqlalchemy import text
 
 from bench.fixtures import Backends, TokenIssuer, profile_calls
 from bench.harness import (
+    REPEATS,
     ROOT,
     TABLE_HEAD,
     Call,
@@ -31,11 +32,12 @@ from bench.harness import (
     load_average,
     peak_rss_mib,
     run_load,
+    runs_text,
     verdict,
 )
 
 TITLE = "Tracking"
-SECONDS = 8
+SECONDS = 5
 WORKERS = 2
 THREADS = 4
 ROWS_POSTGRES = 1_000_000
@@ -218,7 +220,8 @@ def run() -> str:
                 # (LATENCY_CONNECTIONS) and the 16-connection row shows saturation.
                 for conns in (LATENCY_CONNECTIONS, 16):
                     result = run_load(name, server, calls[0].path, calls=calls,
-                                      seconds=SECONDS, connections=conns)
+                                      seconds=SECONDS, connections=conns,
+                                      repeats=REPEATS)
                     judged = verdict(result, p99_ms=p99)
                     if conns != LATENCY_CONNECTIONS:
                         judged = judged.replace(" ms", " ms at 16 conns (beyond the issue)")
@@ -239,7 +242,7 @@ def run() -> str:
              f"200 company administrators). No rate limits on these endpoints. wrk 2 threads, "
              f"each endpoint at {LATENCY_CONNECTIONS} connections (where its p99 target is "
              "judged: the issue names no concurrency) and at 16 (saturation: the 2 cores are "
-             f"shared by wrk, gunicorn and PostgreSQL), {SECONDS} s per row; CPU is the gunicorn processes' only. "
+             f"shared by wrk, gunicorn and PostgreSQL), {runs_text(SECONDS)}; CPU is the gunicorn processes' only. "
              f"Ingestion: {EVENTS:,} events (10,000 enrollments × submitted + verified) published "
              f"to the identity stream, then consumed by {CONSUMERS} processes running "
              "`services.common.events.Consumer` with tracking's handler registry (group "
