@@ -26,6 +26,7 @@ from prometheus_client import (
     generate_latest,
 )
 from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from .config import CommonSettings
 from .db import Database
@@ -75,6 +76,13 @@ def create_service_app(name: str, settings: CommonSettings, *, import_name: str 
     ctx.readiness_checks["database"] = db.ping
     ctx.readiness_checks["redis"] = lambda: _redis_ping(ctx.redis)
     app.extensions["portico"] = ctx
+    if settings.trusted_proxy_hops:
+        # Behind the ingress every request comes from the controller's address: without
+        # this, per-IP rate limits would be one budget shared by all users, and audit
+        # records would name the controller. Only as many X-Forwarded-For entries as
+        # there are trusted hops are believed (the rightmost: a client's own are not).
+        hops = settings.trusted_proxy_hops
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
     _install_request_ids(app)
     _install_nul_guard(app)
     _install_metrics(app, name, registry, settings.access_log)

@@ -50,6 +50,13 @@ def parse_positive_int(raw: str) -> int:
     return value
 
 
+def parse_non_negative_int(raw: str) -> int:
+    value = int(raw)
+    if value < 0:
+        raise ValueError("expected 0 or a positive whole number")
+    return value
+
+
 def setting(
     env: str,
     default: Any = _MISSING,
@@ -152,3 +159,4 @@ class CommonSettings:
     issuer: str = setting("OIDC_ISSUER", "http://127.0.0.1:8001", help="issuer URL of the identity service; tokens are verified against it")
     jwks_url: str = setting("JWKS_URL", lambda env: env.get("OIDC_ISSUER", "http://127.0.0.1:8001").rstrip("/") + "/jwks", help="JWKS of the identity service (default: issuer + /jwks)")
     max_content_length: int = setting("MAX_CONTENT_LENGTH", 1_048_576, parse_positive_int, help="largest request body in bytes")
+    trusted_proxy_hops: int = setting("TRUSTED_PROXY_HOPS", 0, parse_non_negative_int, help="reverse proxies in front of the service that append X-Forwarded-For/-Proto (1 behind the Kubernetes ingress); their entries give the client's address for rate limits and audit. 0: the headers are ignored")

@@ -96,6 +96,38 @@ def test_login_is_rate_limited_per_ip(make_app):
     assert "Retry-After" in answers[3].headers
 
 
+def _failed_logins(app, count, *, forwarded_for=None):
+    """``count`` wrong-password logins from one browser, all reaching the app from the
+    ingress controller's address (10.0.0.5), with the ``X-Forwarded-For`` it adds."""
+    browser = app.test_client()
+    environ = {"REMOTE_ADDR": "10.0.0.5"}
+    headers = {"X-Forwarded-For": forwarded_for} if forwarded_for else {}
+    csrf = csrf_of(browser.get("/login", environ_base=environ, headers=headers)
+                   .get_data(as_text=True))
+    return [browser.post("/login", environ_base=environ, headers=headers,
+                         data={"username": "alice", "password": "nope-nope-nope",
+                               "csrf_token": csrf}).status_code for _ in range(count)]
+
+
+def test_behind_a_trusted_proxy_each_client_ip_has_its_own_login_limit(make_app):
+    app = make_app("identity", session_cookie_secure=False, login_rate_limit="3 per minute",
+                   trusted_proxy_hops=1)
+    add_user(app)
+    assert _failed_logins(app, 4, forwarded_for="198.51.100.7") == [401, 401, 401, 429]
+    # Another employee behind the same ingress is not locked out by the first one.
+    assert _failed_logins(app, 1, forwarded_for="203.0.113.9") == [401]
+    # Only the hop the ingress appended counts: a forged leading entry changes nothing.
+    assert _failed_logins(app, 1, forwarded_for="203.0.113.50, 198.51.100.7") == [429]
+
+
+def test_without_trusted_proxies_x_forwarded_for_is_ignored(make_app):
+    app = make_app("identity", session_cookie_secure=False, login_rate_limit="3 per minute")
+    add_user(app)
+    assert _failed_logins(app, 3, forwarded_for="198.51.100.7") == [401, 401, 401]
+    # A client cannot buy a fresh budget by sending a header of its own.
+    assert _failed_logins(app, 1, forwarded_for="203.0.113.9") == [429]
+
+
 def test_token_endpoint_is_rate_limited_per_client(make_app):
     app = make_app("identity", token_rate_limit_client="2 per minute")
     api = app.test_client()
