@@ -81,7 +81,7 @@ class IdentitySettings(CommonSettings):
         help="token-endpoint requests allowed per client_id")
     rate_limits_enabled: bool = setting("RATE_LIMITS_ENABLED", True, parse_bool,
                                         help="turn the login/token rate limits on (benchmarks may turn them off)")
-    # Enrollment and first login (issue 4); services/identity/enrollment/config.py reads these.
+    # Enrollment and first login (issue 4); enrollment/config.py turns these into EnrollmentConfig.
     account_fingerprint_key: str = setting(
         "ACCOUNT_FINGERPRINT_KEY", "portico-dev-account-fingerprint-key",
         help="HMAC key of the account-number fingerprints (a dev value by default: set it in "
@@ -117,7 +117,7 @@ class IdentitySettings(CommonSettings):
     activation_rate_limit_target: str = setting(
         "ACTIVATION_RATE_LIMIT_TARGET", "10 per hour",
         help="first-login attempts allowed per enrollment")
-    # Account lifecycle (issue 5); services/identity/lifecycle/config.py reads these.
+    # Account lifecycle (issue 5); lifecycle/config.py turns these into LifecycleConfig.
     lockout_threshold: int = setting("LOCKOUT_THRESHOLD", 5, parse_positive_int,
                                      help="consecutive wrong passwords that lock a user ID")
     lockout_minutes: int = setting("LOCKOUT_MINUTES", 15, parse_positive_int,

@@ -2,42 +2,39 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from marshmallow import ValidationError
 
-from services.identity.lifecycle.config import DEFAULTS, config_from, setting
+from services.common.config import load
+from services.identity.lifecycle.config import config_from
 from services.identity.lifecycle.schemas import (
     PasswordChangeSchema,
     ProfileUpdateSchema,
     WhySchema,
     e164,
 )
+from services.identity.settings import IdentitySettings
 
 
-@dataclass(frozen=True)
-class Settings:
-    event_sealing_key: str = "k"
-    issuer: str = "http://idp.example"
-    inactivity_days: int | None = None
+def _settings(**environ: str) -> IdentitySettings:
+    return load(IdentitySettings, {"OIDC_ISSUER": "http://idp.example", **environ})
 
 
-def test_defaults_then_declared_settings_then_environment(monkeypatch):
-    assert setting(Settings(), "inactivity_days") == 120
-    assert setting(Settings(inactivity_days=90), "inactivity_days") == 90
-    monkeypatch.setenv("LOCKOUT_THRESHOLD", "7")
-    monkeypatch.setenv("RATE_LIMITS_ENABLED", "false")
-    assert setting(Settings(), "lockout_threshold") == 7
-    assert setting(Settings(), "rate_limits_enabled") is False
-    assert DEFAULTS["inactivity_warning_days"] == 14 and DEFAULTS["lockout_minutes"] == 15
+def test_lifecycle_rules_read_identity_settings_and_their_variables():
+    defaults = config_from(_settings())
+    assert (defaults.inactivity_days, defaults.inactivity_warning_days) == (120, 14)
+    assert (defaults.lockout_threshold, defaults.lockout_minutes) == (5, 15)
+    configured = config_from(_settings(LOCKOUT_THRESHOLD="7", INACTIVITY_DAYS="90",
+                                       PUBLIC_BASE_URL="https://portal.example/"))
+    assert (configured.lockout_threshold, configured.inactivity_days) == (7, 90)
+    assert configured.public_base_url == "https://portal.example"
 
 
-def test_clock_offset_moves_now(monkeypatch):
-    monkeypatch.setenv("CLOCK_OFFSET_DAYS", "121")
+def test_clock_offset_moves_now():
     fixed = datetime(2030, 1, 1, tzinfo=UTC)
-    cfg = config_from(Settings(), clock=lambda: fixed)
+    cfg = config_from(_settings(CLOCK_OFFSET_DAYS="121"), clock=lambda: fixed)
     assert cfg.now() == fixed + timedelta(days=121)
     assert cfg.public_base_url == "http://idp.example"
 

@@ -14,7 +14,6 @@ from flask import Flask
 from services.common.app import context
 from services.common.events import utcnow
 
-from .config import setting
 from .i18n import init_i18n
 from .ratelimit import RateGuard
 
@@ -35,7 +34,7 @@ def init_app(app: Flask) -> None:
 
     settings = context(app).settings
     guard = RateGuard(settings.redis_url, settings.redis_namespace,
-                      enabled=bool(setting(settings, "rate_limits_enabled")))
+                      enabled=settings.rate_limits_enabled)
     app.extensions["enrollment"] = EnrollmentExtension(guard=guard)
     init_i18n(app)
     app.register_blueprint(views_bp)

@@ -8,7 +8,7 @@ from services.common.app import context, request_id
 from services.common.auth import current_claims
 
 from .audit import Actor
-from .config import EnrollmentConfig, config_from, setting
+from .config import EnrollmentConfig, config_from
 from .ratelimit import target_key
 
 
@@ -33,6 +33,6 @@ def limit(scope: str, ip_rule: str, target_rule: str | None = None,
     """Count this request per client IP and, when given, per target."""
     settings = context().settings
     guard = current_app.extensions["enrollment"].guard
-    guard.hit(f"{scope}-ip", setting(settings, ip_rule), client_ip())
+    guard.hit(f"{scope}-ip", getattr(settings, ip_rule), client_ip())
     if target_rule and target:
-        guard.hit(f"{scope}-target", setting(settings, target_rule), target_key(target))
+        guard.hit(f"{scope}-target", getattr(settings, target_rule), target_key(target))

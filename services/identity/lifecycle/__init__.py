@@ -29,14 +29,13 @@ def init_app(app: Flask) -> None:
     from services.identity.enrollment.ratelimit import RateGuard
 
     from . import models  # noqa: F401  (registers the tables on identity's Base)
-    from .config import setting
     from .helpdesk_api import bp as helpdesk_bp
     from .profile_web import bp as profile_bp
     from .recovery_web import bp as recovery_bp
 
     settings = context(app).settings
     guard = RateGuard(settings.redis_url, settings.redis_namespace,
-                      enabled=bool(setting(settings, "rate_limits_enabled")))
+                      enabled=settings.rate_limits_enabled)
     app.extensions["lifecycle"] = LifecycleExtension(guard=guard)
     init_i18n(app)
     app.register_blueprint(helpdesk_bp)

@@ -12,7 +12,7 @@ from services.common.errors import Problem, flatten_errors
 from services.identity import sessions
 from services.identity.enrollment.ratelimit import target_key
 
-from .config import LifecycleConfig, config_from, setting
+from .config import LifecycleConfig, config_from
 from .domain import Actor
 from .i18n import _, language
 
@@ -37,9 +37,9 @@ def limit(scope: str, target: str | None = None) -> None:
     """Count this unauthenticated request per client IP and, when given, per target."""
     settings = context().settings
     guard = current_app.extensions["lifecycle"].guard
-    guard.hit(f"{scope}-ip", setting(settings, "recovery_rate_limit_ip"), client_ip())
+    guard.hit(f"{scope}-ip", settings.recovery_rate_limit_ip, client_ip())
     if target:
-        guard.hit(f"{scope}-target", setting(settings, "recovery_rate_limit_target"),
+        guard.hit(f"{scope}-target", settings.recovery_rate_limit_target,
                   target_key(target))
 
 
@@ -47,7 +47,7 @@ def limit_link(scope: str) -> None:
     """Count a request that carries an emailed link's token, per client IP. The token
     (256 random bits) cannot be guessed; what a link allows is capped by the use case."""
     guard = current_app.extensions["lifecycle"].guard
-    guard.hit(f"{scope}-ip", setting(context().settings, "link_rate_limit_ip"), client_ip())
+    guard.hit(f"{scope}-ip", context().settings.link_rate_limit_ip, client_ip())
 
 
 def body() -> dict[str, Any]:
