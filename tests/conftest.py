@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import importlib
 import os
 import uuid
@@ -55,6 +56,18 @@ def _databases() -> Iterator[TestDatabases]:
 def database_url(_databases: TestDatabases, tmp_path) -> Callable[[str], str]:
     """``database_url("identity")`` → an empty database of this test's own."""
     return lambda name: _databases.new_url(str(tmp_path), name)
+
+
+@pytest.fixture(autouse=True)
+def _unfrozen_heap() -> Iterator[None]:
+    """An app served with TESTING off freezes the process heap on its first request (as
+    a gunicorn worker does); undo it after the test so later apps stay collectable."""
+    yield
+    from services.common import app as kernel
+
+    if kernel._heap_frozen:
+        gc.unfreeze()
+        kernel._heap_frozen = False
 
 
 @pytest.fixture

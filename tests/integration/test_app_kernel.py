@@ -204,3 +204,26 @@ def test_access_log_errors_mode_logs_only_failures(make_app):
     lines = [json.loads(ln) for ln in stream.getvalue().splitlines()]
     requests_logged = [ln for ln in lines if ln["msg"] == "request"]
     assert [ln["status"] for ln in requests_logged] == [404]
+
+
+def test_a_served_process_freezes_its_start_up_heap_once(make_app):
+    import gc
+
+    from services.common import app as kernel
+
+    served = make_app("tracking")
+    served.config["TESTING"] = False
+    assert kernel._heap_frozen is False and gc.get_freeze_count() == 0
+    served.test_client().get("/healthz")
+    frozen = gc.get_freeze_count()
+    assert frozen > 10_000  # modules, the app and its pools: out of every collection
+    served.test_client().get("/healthz")
+    assert gc.get_freeze_count() == frozen  # once per process
+
+
+def test_a_test_app_does_not_freeze_the_heap(make_app):
+    import gc
+
+    testing = make_app("tracking")  # TESTING: apps come and go, they must stay collectable
+    testing.test_client().get("/healthz")
+    assert gc.get_freeze_count() == 0
