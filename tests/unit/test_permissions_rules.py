@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -10,6 +11,7 @@ from hypothesis import strategies as st
 from marshmallow import ValidationError
 
 from services.permissions.api.check_parsing import CHECK, fast_check
+from services.permissions.cache import untracked
 from services.permissions.checks import decide
 from services.permissions.domain import (
     TRANSITIONS,
@@ -58,9 +60,22 @@ def test_open_requests_may_be_decided_and_only_pending_may_be_cosigned():
     ("reports.export", {"account_last5": "22222"}, (True, "granted")),
     ("users.manage", None, (False, "not_granted")),
 ])
-def test_decisions(action, resource, expected):
-    decision = decide(SNAPSHOT, action, resource, NOW)
+@pytest.mark.parametrize("as_cached", [False, True], ids=["as-loaded", "as-cached"])
+def test_decisions(action, resource, expected, as_cached):
+    snapshot = untracked(SNAPSHOT) if as_cached else SNAPSHOT
+    decision = decide(snapshot, action, resource, NOW)
     assert (decision.allowed, decision.reason) == expected
+
+
+def test_a_cached_snapshot_leaves_the_garbage_collector_nothing_to_walk_below_its_top():
+    cached = untracked(SNAPSHOT)
+    for _ in range(4):  # CPython untracks one level of nesting per collection
+        gc.collect()
+    inner = [cached["a"], cached["g"], *cached["g"].values(),
+             *(entry for entries in cached["g"].values() for entry in entries)]
+    assert not any(gc.is_tracked(part) for part in inner)
+    # The loaded form is lists, which the collector always tracks.
+    assert gc.is_tracked(SNAPSHOT["g"]["cards.cancel"][0])
 
 
 def test_ambiguous_last5_is_denied_unless_every_match_is_granted():
