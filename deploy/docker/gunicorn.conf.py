@@ -68,6 +68,17 @@ limit_request_fields = 100
 limit_request_field_size = 8190
 
 
+def on_starting(server):  # pragma: no cover - called by gunicorn
+    """Start metrics from zero: an emptyDir survives a container restart, and samples
+    left by the previous container's workers would be summed into this one's."""
+    path = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if path:
+        import shutil
+
+        shutil.rmtree(path, ignore_errors=True)
+        os.makedirs(path, exist_ok=True)
+
+
 def child_exit(server, worker):  # pragma: no cover - called by gunicorn
     """Drop a dead worker's samples when prometheus_client runs in multi-process mode."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):

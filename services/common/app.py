@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 import re
 import time
 import uuid
@@ -25,6 +26,7 @@ from prometheus_client import (
     Counter,
     Histogram,
     generate_latest,
+    multiprocess,
 )
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -67,6 +69,9 @@ def create_service_app(name: str, settings: CommonSettings, *, import_name: str 
                        template_folder: str | None = None) -> Flask:
     """A Flask app for service ``name`` with the kernel's cross-cutting behaviour installed."""
     configure_logging(name, settings.log_level, settings.log_json)
+    multiproc_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if multiproc_dir:  # prometheus_client writes each process's samples there
+        os.makedirs(multiproc_dir, exist_ok=True)
     app = Flask(import_name or f"services.{name}", template_folder=template_folder)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_content_length
     app.config["JSON_SORT_KEYS"] = False
@@ -206,7 +211,19 @@ def _install_metrics(app: Flask, name: str, registry: CollectorRegistry,
 
     @app.get("/metrics")
     def metrics() -> Response:
-        return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
+        return Response(generate_latest(_scraped(registry)), mimetype=CONTENT_TYPE_LATEST)
+
+
+def _scraped(registry: CollectorRegistry) -> CollectorRegistry:
+    """What a scrape reports: this process's registry, or, with ``PROMETHEUS_MULTIPROC_DIR``
+    set (gunicorn with several workers), every worker's samples summed from that directory
+    by prometheus_client's multi-process mode; a scrape otherwise saw only the one worker
+    that answered it."""
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return registry
+    merged = CollectorRegistry()
+    multiprocess.MultiProcessCollector(merged)
+    return merged
 
 
 def _install_errors(app: Flask) -> None:

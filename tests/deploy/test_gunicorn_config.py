@@ -99,3 +99,56 @@ def test_sigterm_finishes_the_in_flight_request(clean_env, tmp_path: Path):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def _served(port: int, proc: subprocess.Popen) -> None:
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                return
+        except requests.ConnectionError:
+            pass
+        assert proc.poll() is None and time.monotonic() < deadline, "gunicorn did not start"
+        time.sleep(0.1)
+
+
+def _healthz_count(metrics_text: str) -> float:
+    return sum(float(line.rsplit(" ", 1)[1]) for line in metrics_text.splitlines()
+               if line.startswith("portico_http_requests_total{")
+               and 'endpoint="/healthz"' in line and 'status="200"' in line)
+
+
+@pytest.mark.slow
+def test_one_scrape_counts_the_requests_of_every_worker(clean_env, tmp_path: Path, redis_url):
+    port = _free_port()
+    metrics_dir = tmp_path / "prometheus"
+    metrics_dir.mkdir()
+    (metrics_dir / "counter_999999.db").write_bytes(b"left by an earlier container")
+    env = {**os.environ, "GUNICORN_BIND": f"127.0.0.1:{port}", "GUNICORN_WORKERS": "2",
+           "GUNICORN_THREADS": "1", "PYTHONPATH": str(REPO), "REDIS_URL": redis_url,
+           "DATABASE_URL": f"sqlite:///{tmp_path / 'tracking.db'}",
+           "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "--config", str(CONFIG),
+         "services.tracking.app:create_app()"],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        _served(port, proc)
+        # A new connection each time, and one slow-ish client at a time per worker thread:
+        # both workers answer some of them.
+        sent = 1
+        workers_seen: set[str] = set()
+        while sent < 200 and len(workers_seen) < 2:
+            for _ in range(10):
+                assert requests.get(f"http://127.0.0.1:{port}/healthz", timeout=5).ok
+                sent += 1
+            workers_seen = {p.name.split("_")[-1] for p in metrics_dir.glob("counter_*.db")
+                            if p.name != "counter_999999.db"}
+        assert len(workers_seen) == 2, "one worker answered every request"
+        assert not (metrics_dir / "counter_999999.db").exists()  # cleared at start-up
+        scrape = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+        assert _healthz_count(scrape) == sent
+    finally:
+        proc.terminate()
+        proc.wait(20)
