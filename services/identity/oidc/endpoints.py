@@ -68,13 +68,20 @@ def _find(endpoint, token_string: str, hint: str | None):
             if row is not None:
                 session.expunge(row)
                 return RefreshRecord(row)
-    try:
-        claims = decode_own_token(provider.keyring, token_string, provider.settings.issuer,
-                                  check_exp=False)
-    except TokenRejected:
+    claims = _own_claims(provider, token_string)
+    if claims is None:
         return None
     jti = str(claims.get("jti", ""))
     return AccessRecord(claims, bool(jti) and is_jti_revoked(provider.redis, provider.namespace, jti))
+
+
+def _own_claims(provider, token_string: str) -> dict[str, Any] | None:
+    """An access token's claims if this issuer signed it (expired or not), else None."""
+    try:
+        return decode_own_token(provider.keyring, token_string, provider.settings.issuer,
+                                check_exp=False)
+    except TokenRejected:
+        return None
 
 
 @dataclass(frozen=True)
@@ -95,11 +102,7 @@ def read_ahead(provider, form) -> ReadAhead | None:
     token = form.get("token")
     if not token or _may_be_refresh_token(token, form.get("token_type_hint")):
         return None
-    try:
-        claims = decode_own_token(provider.keyring, token, provider.settings.issuer,
-                                  check_exp=False)
-    except TokenRejected:
-        claims = None
+    claims = _own_claims(provider, token)
     jti = str(claims.get("jti", "")) if claims else ""
     try:
         with provider.redis.pipeline(transaction=False) as pipe:
