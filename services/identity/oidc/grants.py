@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import secrets
 import time
+import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -16,14 +17,14 @@ from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oauth2.rfc7636.challenge import compare_s256_code_challenge
 from authlib.oidc.core import grants as oidc_grants
 from joserfc.jwk import KeySet
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import DateTime, String, bindparam, insert, select, update
 
 from services.common.db import is_postgresql
 from services.common.events import utcnow
 from services.common.streams import key
 
 from ..models import User, UserStatus
-from .models import AuthorizationCode, RefreshToken
+from .models import AuthorizationCode, IssuedAccessToken, RefreshToken
 from .records import CodeRecord, RefreshRecord, aware, digest
 
 AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"]
@@ -85,6 +86,42 @@ _FIND_BY_DIGEST = (select(*_CLAIM_COLUMNS)
 _CLAIM_BY_ID = (update(_TOKENS).where(_TOKENS.c.id == bindparam("token_id"),
                                       _TOKENS.c.used_at.is_(None))
                 .values(used_at=bindparam("now")))
+
+# A whole successful rotation as one statement (PostgreSQL, autocommitted): claim the
+# token only if it is unused, unrevoked, unexpired, this client's and its user active;
+# from the claimed row, record the new access token's jti and insert the successor. It
+# answers the claimed row, or nothing, in which case the request takes the general path
+# (a transaction that claims whatever it can and tells a replay from the rest). One round
+# trip instead of four (BEGIN, claim, inserts, COMMIT): ~12% of a refresh's CPU.
+_CLAIMED = (update(_TOKENS)
+            .where(_TOKENS.c.token_digest == bindparam("digest"),
+                   _TOKENS.c.client_id == bindparam("for_client"),
+                   _TOKENS.c.used_at.is_(None), _TOKENS.c.revoked_at.is_(None),
+                   _TOKENS.c.expires_at > bindparam("now"),
+                   _USERS.c.id == _TOKENS.c.user_id, _USERS.c.status == UserStatus.ACTIVE)
+            .values(used_at=bindparam("now")).returning(*_CLAIM_COLUMNS).cte("claimed"))
+_ROTATED_ISSUED = insert(IssuedAccessToken.__table__).from_select(
+    ["jti", "family_id", "expires_at"],
+    select(bindparam("a_jti", type_=String), _CLAIMED.c.family_id,
+           bindparam("a_expires_at", type_=DateTime(timezone=True)))).cte("rotated_issued")
+_ROTATED_SUCCESSOR = insert(_TOKENS).from_select(
+    ["token_digest", "family_id", "client_id", "user_id", "scope", "resource", "auth_time",
+     "sid", "created_at", "expires_at"],
+    select(bindparam("r_digest", type_=String), _CLAIMED.c.family_id, _CLAIMED.c.client_id,
+           _CLAIMED.c.user_id, _CLAIMED.c.scope, _CLAIMED.c.resource, _CLAIMED.c.auth_time,
+           _CLAIMED.c.sid, bindparam("now", type_=DateTime(timezone=True)),
+           bindparam("r_expires_at", type_=DateTime(timezone=True)))).cte("rotated_successor")
+_ROTATE_IN_ONE = select(_CLAIMED).add_cte(_ROTATED_ISSUED).add_cte(_ROTATED_SUCCESSOR)
+
+
+@dataclass(frozen=True)
+class PlannedSuccessor:
+    """The new access token's ``jti`` and the new refresh token, chosen before the one
+    statement that records them; ``generate_token`` issues exactly these."""
+
+    jti: str
+    refresh_token: str
+    issued_at: int
 
 
 class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
@@ -213,6 +250,11 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
             raise InvalidRequestError("Missing 'refresh_token' in request.")
 
     def create_token_response(self):
+        if self._rotates_in_one_statement():
+            claimed = self._rotate_in_one_statement()
+            if claimed is not None:
+                self.request.refresh_token = claimed
+                return super().create_token_response()
         failure: OAuth2Error | None = None
         # A Core connection, not an ORM session: nothing here needs the ORM, and the
         # session's own bookkeeping was a tenth of a refresh's CPU.
@@ -230,6 +272,40 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
             finally:
                 self.request.db_connection = None
         raise failure
+
+    def _rotates_in_one_statement(self) -> bool:
+        """A plain rotation on PostgreSQL: no narrowed ``scope`` and no ``resource`` or
+        ``audience`` to check, so nothing can refuse the request once the token is
+        claimed and the successor stored."""
+        form = self.request.form
+        return (self.provider.db.engine.dialect.name == "postgresql"
+                and not any(form.get(name) for name in ("scope", "resource", "audience")))
+
+    def _rotate_in_one_statement(self) -> RefreshRecord | None:
+        refresh_token = self.request.form.get("refresh_token")
+        if not refresh_token:
+            return None
+        client = self.request.client
+        settings = self.provider.settings
+        planned = PlannedSuccessor(jti=uuid.uuid4().hex, refresh_token=secrets.token_urlsafe(48),
+                                   issued_at=int(time.time()))
+        now = utcnow()
+        access_ttl = client.row.access_token_ttl or settings.access_token_ttl
+        refresh_ttl = client.row.refresh_token_ttl or settings.refresh_token_ttl
+        engine = self.provider.db.engine
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            found = connection.execute(_ROTATE_IN_ONE, {
+                "digest": digest(refresh_token), "for_client": client.get_client_id(),
+                "now": now, "a_jti": planned.jti,
+                "a_expires_at": now + timedelta(seconds=access_ttl),
+                "r_digest": digest(planned.refresh_token),
+                "r_expires_at": now + timedelta(seconds=refresh_ttl)}).first()
+        if found is None:
+            return None
+        self.request.planned_successor = planned
+        record = RefreshRecord(found)
+        record.user = TokenUser(found.user_id, found.user_company_id, found.user_status)
+        return record
 
     def authenticate_refresh_token(self, refresh_token: str) -> RefreshRecord | None:
         """Claim the token (rotation). A used one means replay: its family is revoked.

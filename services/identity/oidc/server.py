@@ -98,17 +98,21 @@ class AuthorizationServer(FlaskAuthorizationServer):
             extra["company_id"] = user.company_id
             if "entitlements" in scope.split():
                 extra["entitlements"] = self.provider.entitlements.for_user(user.id)
+        # A refresh rotated in one statement has recorded its successors already.
+        planned = getattr(g.get("oauth_request"), "planned_successor", None)
         access = mint_access_token(
             self.provider.keyring, issuer=settings.issuer,
             sub=user.id if user is not None else client.get_client_id(),
-            client_id=client.get_client_id(), aud=audience, scope=scope, ttl=ttl, extra=extra)
+            client_id=client.get_client_id(), aud=audience, scope=scope, ttl=ttl, extra=extra,
+            jti=planned.jti if planned else None, issued_at=planned.issued_at if planned else None)
         g.issued_access_token = access
         token: dict[str, Any] = {"token_type": "Bearer", "access_token": access.value,
                                  "expires_in": ttl}
         if scope:
             token["scope"] = scope
         if include_refresh_token and user is not None and client.check_grant_type("refresh_token"):
-            token["refresh_token"] = secrets.token_urlsafe(48)
+            token["refresh_token"] = planned.refresh_token if planned \
+                else secrets.token_urlsafe(48)
         return token
 
     def _audience(self, client: RegisteredClient) -> str | list[str]:
@@ -135,6 +139,8 @@ class AuthorizationServer(FlaskAuthorizationServer):
         origin = oauth_request.authorization_code or oauth_request.refresh_token
         if origin is None:
             return  # client_credentials: nothing to remember; revocation uses the jti
+        if getattr(oauth_request, "planned_successor", None) is not None:
+            return  # the refresh grant stored both with its claim, in one statement
         row = origin.row
         user = oauth_request.user
         client = oauth_request.client

@@ -42,10 +42,12 @@ class AccessToken:
 
 def mint_access_token(keyring: Keyring, *, issuer: str, sub: str, client_id: str,
                       aud: str | list[str], scope: str, ttl: int,
-                      extra: dict[str, Any] | None = None) -> AccessToken:
-    """Sign an RFC 9068 access token with the active ES256 key."""
-    now = int(time.time())
-    jti = uuid.uuid4().hex
+                      extra: dict[str, Any] | None = None, jti: str | None = None,
+                      issued_at: int | None = None) -> AccessToken:
+    """Sign an RFC 9068 access token with the active ES256 key (with ``jti`` and
+    ``issued_at`` when they were chosen beforehand, else a new jti, now)."""
+    now = int(time.time()) if issued_at is None else issued_at
+    jti = jti or uuid.uuid4().hex
     claims: dict[str, Any] = {"iss": issuer, "sub": sub, "aud": aud, "exp": now + ttl,
                               "iat": now, "nbf": now, "jti": jti, "client_id": client_id,
                               "scope": scope}
