@@ -129,6 +129,13 @@ def run() -> str:
             notes.append(f"Batch: {batch.requests * BATCH:,} decisions, "
                          f"{batch.per_cpu_second * BATCH:,.0f} decisions per server-CPU-second, "
                          f"{batch.rps * BATCH:,.0f} decisions/s.")
+        with Server("reference", {}, workers=WORKERS, threads=THREADS,
+                    app="bench.reference_app:app") as server:
+            bare = run_load("reference: bare Flask JSON endpoint (no token, no Redis)", server,
+                            "/check", method="POST", body=singles[0].body,
+                            headers={"Content-Type": "application/json"}, seconds=SECONDS,
+                            repeats=REPEATS)
+            rows.append(bare.row("yardstick (the issue: ~1,800/CPU-s); same gunicorn and wrk"))
         if "missed" in rows[0]:
             notes.append(_profile(env, singles))
     setup = (f"permissions under gunicorn (gthread, {WORKERS} workers × {THREADS} threads), "
@@ -141,7 +148,9 @@ def run() -> str:
              "account) by a wrk Lua script; the snapshot caches were warmed with every user "
              "first (steady state). No rate limits on these endpoints. wrk 2 threads × 16 "
              f"connections, {runs_text(SECONDS)}; CPU is the gunicorn processes' only (Redis, "
-             "PostgreSQL not counted).")
+             "PostgreSQL not counted). The last row is the issue's yardstick measured the same "
+             "way on the same day: a bare Flask app (`bench/reference_app.py`) that parses the "
+             "check's JSON body and answers JSON.")
     notes.append(f"Whole module: {time.monotonic() - started:.0f} s; 1-minute load average "
                  f"{load_before} at the start, {load_average()} at the end (2 cores: above ~2 "
                  "other work shared the machine).")
