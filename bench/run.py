@@ -47,6 +47,9 @@ def main(argv: list[str]) -> int:
            "loopback, load from wrk (Debian package) sharing the same machine. "
            "\"req per server-CPU-s\" divides requests by the CPU seconds the server processes "
            "used (read from /proc): the figure that compares across machines and load generators.",
+           "", "This 2-core machine's speed drifts: the same row has measured a third apart within "
+           "an hour, so compare a row with the yardstick measured in the same run (the bare Flask "
+           "row under \"Permissions checks\") rather than with an older table.",
            "", "Reproduce all: `make bench`.", "", *sections]
     if argv:
         print("(a partial run: docs/benchmarks.md left as it was)")
