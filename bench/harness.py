@@ -230,7 +230,7 @@ def run_load(name: str, server: Server, path: str, *, method: str = "GET", body:
              headers: dict[str, str] | None = None, seconds: float = 10, connections: int = 16,
              threads: int = 2, calls: list[Call] | None = None, once: bool = False,
              warmup: int = 20, extra_pids: Callable[[], list[int]] | None = None,
-             repeats: int = 1) -> Result:
+             repeats: int = 1, think_ms: int = 0) -> Result:
     """Load ``path`` on ``server`` for ``seconds`` and measure it; with ``repeats`` that
     many times, reported as their median (``Result.of_runs``): on two cores shared with
     the load generator a single run can land in a slow spell of the machine.
@@ -239,6 +239,8 @@ def run_load(name: str, server: Server, path: str, *, method: str = "GET", body:
     used at most once, in order, for single-use credentials such as refresh tokens; the
     warm-up then uses none of them, and each repeat its own share). ``extra_pids`` adds
     processes whose CPU counts as the server's (e.g. a second service the endpoint calls).
+    ``think_ms``: each connection waits that long after an answer before its next request
+    (wrk's ``delay``), a paced load instead of a saturating one; latencies exclude the wait.
     """
     url = server.url + path
     # Warm up: caches, lazy imports, connection pools.
@@ -261,18 +263,21 @@ def run_load(name: str, server: Server, path: str, *, method: str = "GET", body:
         share = calls[k * len(calls) // repeats:(k + 1) * len(calls) // repeats] \
             if calls and once else calls
         runs.append(_measure(name, server, url, method, body, headers or {}, seconds,
-                             connections, threads, share, once, pids))
+                             connections, threads, share, once, pids, think_ms))
     return runs[0] if repeats == 1 else Result.of_runs(runs)
 
 
 def _measure(name: str, server: Server, url: str, method: str, body: str,
              headers: dict[str, str], seconds: float, connections: int, threads: int,
-             calls: list[Call] | None, once: bool, pids: Callable[[], list[int]]) -> Result:
+             calls: list[Call] | None, once: bool, pids: Callable[[], list[int]],
+             think_ms: int = 0) -> Result:
     cpu_before = cpu_seconds(pids())
     wrk = ensure_wrk()
     if wrk:
         result = _wrk(wrk, url, method, body, headers, seconds, connections, threads,
-                      calls, once)
+                      calls, once, think_ms)
+    elif think_ms:
+        raise RuntimeError("a paced load (think_ms) needs wrk")
     else:
         result = _python_load(url, method, body, headers, seconds, connections, calls,
                               once, server.url)
@@ -335,7 +340,7 @@ def _calls_file(calls: list[Call]) -> str:
 
 def _wrk(wrk: str, url: str, method: str, body: str, headers: dict[str, str], seconds: float,
          connections: int, threads: int, calls: list[Call] | None = None,
-         once: bool = False) -> tuple[int, int, float, float, float]:
+         once: bool = False, think_ms: int = 0) -> tuple[int, int, float, float, float]:
     data_file = None
     if calls:
         data_file = _calls_file(calls)
@@ -346,6 +351,8 @@ def _wrk(wrk: str, url: str, method: str, body: str, headers: dict[str, str], se
                                  for k, v in headers.items())
         script = _LUA.format(method=method, body=_lua_string(body) if body else "nil",
                              headers=header_lines)
+    if think_ms:
+        script += f"\ndelay = function() return {int(think_ms)} end\n"  # wrk counts whole ms
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as handle:
         handle.write(script)
     try:
