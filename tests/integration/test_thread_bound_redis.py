@@ -56,3 +56,19 @@ def test_pipelines_still_use_the_pool(redis_url):
     pipe.set("thread-bound-pipe", b"2", ex=5).get("thread-bound-pipe")
     assert pipe.execute() == [True, b"2"]
     assert len(client.connection_pool._available_connections) == 1
+
+
+def test_a_forked_child_opens_its_own_connection(redis_url):
+    """gunicorn forks workers: a child must never share its parent's socket."""
+    import multiprocessing
+
+    client = make_redis(redis_url)
+    parent = _client_id(client)
+    context = multiprocessing.get_context("fork")
+    answers = context.Queue()
+    child = context.Process(target=lambda: answers.put(_client_id(client)))
+    child.start()
+    child.join(10)
+    assert child.exitcode == 0
+    assert answers.get(timeout=5) != parent
+    assert _client_id(client) == parent  # the parent's connection is intact
