@@ -141,16 +141,15 @@ def run() -> str:
                          f"{batch.rps * BATCH:,.0f} decisions/s.")
         with Server("reference", {}, workers=WORKERS, threads=THREADS,
                     app="bench.reference_app:app") as server:
-            bare = run_load("reference: bare Flask JSON endpoint (no token, no Redis)", server,
-                            "/check", method="POST", body=singles[0].body,
-                            headers={"Content-Type": "application/json"}, seconds=SECONDS,
-                            repeats=REPEATS)
-            rows.append(bare.row("yardstick (the issue: ~1,800/CPU-s); same gunicorn and wrk"))
-            bare_paced = run_load(f"reference: bare Flask, paced ({PACED_THINK_MS} ms think time)",
-                                  server, "/check", method="POST", body=singles[0].body,
-                                  headers={"Content-Type": "application/json"}, seconds=SECONDS,
-                                  repeats=REPEATS, think_ms=PACED_THINK_MS)
-            rows.append(bare_paced.row("yardstick for the paced row"))
+            for name, think_ms, target in (
+                    ("reference: bare Flask JSON endpoint (no token, no Redis)", 0,
+                     "yardstick (the issue: ~1,800/CPU-s); same gunicorn and wrk"),
+                    (f"reference: bare Flask, paced ({PACED_THINK_MS} ms think time)",
+                     PACED_THINK_MS, "yardstick for the paced row")):
+                bare = run_load(name, server, "/check", method="POST", body=singles[0].body,
+                                headers={"Content-Type": "application/json"}, seconds=SECONDS,
+                                repeats=REPEATS, think_ms=think_ms)
+                rows.append(bare.row(target))
         if "missed" in rows[0]:
             notes.append(_profile(env, singles))
     setup = (f"permissions under gunicorn (gthread, {WORKERS} workers × {THREADS} threads), "
@@ -163,7 +162,7 @@ def run() -> str:
              "account) by a wrk Lua script; the snapshot caches were warmed with every user "
              "first (steady state). No rate limits on these endpoints. wrk 2 threads × 16 "
              f"connections, {runs_text(SECONDS)}; CPU is the gunicorn processes' only (Redis, "
-             "PostgreSQL not counted). The last row is the issue's yardstick measured the same "
+             "PostgreSQL not counted). The two reference rows are the issue's yardstick, measured the same "
              "way on the same day: a bare Flask app (`bench/reference_app.py`) that parses the "
              "check's JSON body and answers JSON. The paced rows are not in the issue: each "
              f"connection waits {PACED_THINK_MS} ms after an answer, to read the p99 below "

@@ -84,16 +84,20 @@ class ThreadBoundRedis(redis.Redis):
             pool = self.connection_pool
             conn = pool.connection_class(**pool.connection_kwargs)
             bound.connection, bound.pid = conn, os.getpid()
-        elif conn.is_connected and _readable(conn):
-            # As the pool does on checkout: a socket with something to read before a
-            # command was sent is closed (server restarted, client killed) or out of
-            # step. Reconnect rather than fail the next command.
-            conn.disconnect()
         return conn
 
     @connection.setter
     def connection(self, _value: object) -> None:
         """redis-py's own assignments (None at start, on close) do not apply here."""
+
+    def execute_command(self, *args: Any, **options: Any) -> Any:
+        conn = self.connection
+        if conn.is_connected and _readable(conn):
+            # As the pool does on checkout: a socket with something to read before a
+            # command was sent is closed (server restarted, client killed) or out of
+            # step. Reconnect rather than fail the command.
+            conn.disconnect()
+        return super().execute_command(*args, **options)
 
 
 def _readable(conn: redis.connection.AbstractConnection) -> bool:

@@ -119,8 +119,8 @@ def _ping_after_idle(engine: Engine) -> None:
             raise DisconnectionError("stale pooled connection") from exc
 
 
-def is_postgresql(conn: Connection | Session) -> bool:
-    """Whether ``conn`` (a Core connection or an ORM session) talks to PostgreSQL."""
+def is_postgresql(conn: Engine | Connection | Session) -> bool:
+    """Whether ``conn`` (an engine, a Core connection or an ORM session) talks to PostgreSQL."""
     bind = conn.get_bind() if isinstance(conn, Session) else conn
     return bind.dialect.name == "postgresql"
 

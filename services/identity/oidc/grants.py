@@ -217,7 +217,7 @@ class OpenIDCode(oidc_grants.OpenIDCode):
 
     def get_client_claims(self, client) -> dict:
         now = int(time.time())
-        ttl = client.row.id_token_ttl or self.provider.settings.id_token_ttl
+        ttl = self.provider.lifetime(client, "id")
         return {"iss": self.provider.settings.issuer, "aud": [client.get_client_id()],
                 "azp": client.get_client_id(), "iat": now, "exp": now + ttl}
 
@@ -278,7 +278,7 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         ``audience`` to check, so nothing can refuse the request once the token is
         claimed and the successor stored."""
         form = self.request.form
-        return (self.provider.db.engine.dialect.name == "postgresql"
+        return (is_postgresql(self.provider.db.engine)
                 and not any(form.get(name) for name in ("scope", "resource", "audience")))
 
     def _rotate_in_one_statement(self) -> RefreshRecord | None:
@@ -286,12 +286,11 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         if not refresh_token:
             return None
         client = self.request.client
-        settings = self.provider.settings
         planned = PlannedSuccessor(jti=uuid.uuid4().hex, refresh_token=secrets.token_urlsafe(48),
                                    issued_at=int(time.time()))
         now = utcnow()
-        access_ttl = client.row.access_token_ttl or settings.access_token_ttl
-        refresh_ttl = client.row.refresh_token_ttl or settings.refresh_token_ttl
+        access_ttl = self.provider.lifetime(client, "access")
+        refresh_ttl = self.provider.lifetime(client, "refresh")
         engine = self.provider.db.engine
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
             found = connection.execute(_ROTATE_IN_ONE, {

@@ -67,6 +67,12 @@ class Provider:
         # Shared by the threads of this process: read-only from here on.
         return RegisteredClient(row, self.settings.client_secret_pepper)
 
+    def lifetime(self, client: RegisteredClient, kind: str) -> int:
+        """Seconds a ``kind`` (``access``, ``refresh`` or ``id``) token issued to ``client``
+        lives: the client's own lifetime if it has one, else the service's."""
+        return (getattr(client.row, f"{kind}_token_ttl")
+                or getattr(self.settings, f"{kind}_token_ttl"))
+
     def revoke_family(self, session: Session | Connection, family_id: str, reason: str) -> None:
         count = revoke_family(session, self.redis, self.namespace, family_id)
         log.warning("token family revoked", extra={"reason": reason, "revoked": count})
@@ -89,8 +95,7 @@ class AuthorizationServer(FlaskAuthorizationServer):
     def generate_token(self, grant_type, client, user=None, scope=None, expires_in=None,
                        include_refresh_token=True) -> dict[str, Any]:
         settings = self.provider.settings
-        row = client.row
-        ttl = row.access_token_ttl or settings.access_token_ttl
+        ttl = self.provider.lifetime(client, "access")
         scope = scope or ""
         audience = self._audience(client)
         extra: dict[str, Any] = {}
@@ -144,7 +149,7 @@ class AuthorizationServer(FlaskAuthorizationServer):
         row = origin.row
         user = oauth_request.user
         client = oauth_request.client
-        ttl = client.row.refresh_token_ttl or self.provider.settings.refresh_token_ttl
+        ttl = self.provider.lifetime(client, "refresh")
         refresh = None
         if "refresh_token" in token:
             refresh = {"token_digest": digest(token["refresh_token"]), "family_id": row.family_id,
