@@ -36,6 +36,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from .config import CommonSettings
 from .db import Database
 from .errors import Problem, problem_response, validation_problem
+from .fastpath import FastRoutes
 from .logging import configure_logging
 
 log = logging.getLogger("portico.http")
@@ -52,6 +53,7 @@ class ServiceContext:
     db: Database
     redis: redis.Redis
     registry: CollectorRegistry
+    fast_routes: FastRoutes
     readiness_checks: dict[str, Callable[[], bool]] = field(default_factory=dict)
 
 
@@ -136,8 +138,14 @@ def create_service_app(name: str, settings: CommonSettings, *, import_name: str 
     app.config["JSON_SORT_KEYS"] = False
     db = Database(settings.database_url)
     registry = CollectorRegistry(auto_describe=True)
+    observer = HttpObserver(name, registry, settings.access_log)
+    fast_routes = FastRoutes(app.wsgi_app, max_content_length=settings.max_content_length,
+                             observe=observer.observe, request_id_for=request_id_for,
+                             on_request=lambda: freeze_startup_heap(app))
+    app.wsgi_app = fast_routes  # type: ignore[method-assign]
     ctx = ServiceContext(name=name, settings=settings, db=db,
-                         redis=make_redis(settings.redis_url), registry=registry)
+                         redis=make_redis(settings.redis_url), registry=registry,
+                         fast_routes=fast_routes)
     ctx.readiness_checks["database"] = db.ping
     ctx.readiness_checks["redis"] = lambda: _redis_ping(ctx.redis)
     app.extensions["portico"] = ctx
@@ -151,7 +159,7 @@ def create_service_app(name: str, settings: CommonSettings, *, import_name: str 
     _install_heap_freeze(app)
     _install_request_ids(app)
     _install_nul_guard(app)
-    _install_metrics(app, name, registry, settings.access_log)
+    _install_metrics(app, registry, observer)
     _install_errors(app)
     _install_health(app)
     return app
@@ -189,7 +197,7 @@ def _install_nul_guard(app: Flask) -> None:
 _heap_frozen = False
 
 
-def _install_heap_freeze(app: Flask) -> None:
+def freeze_startup_heap(app: Flask) -> None:
     """Move what exists at the first request (modules, the app, its pools) out of the
     garbage collector's sight, once per process (``gc.freeze``).
 
@@ -198,21 +206,26 @@ def _install_heap_freeze(app: Flask) -> None:
     They are not garbage (they live as long as the process), so nothing is lost. Not in
     tests, where many apps come and go in one process and must stay collectable.
     """
+    global _heap_frozen
+    if not _heap_frozen and not app.testing:
+        _heap_frozen = True
+        gc.collect()
+        gc.freeze()
 
-    @app.before_request
-    def _freeze_startup_heap() -> None:
-        global _heap_frozen
-        if not _heap_frozen and not app.testing:
-            _heap_frozen = True
-            gc.collect()
-            gc.freeze()
+
+def _install_heap_freeze(app: Flask) -> None:
+    app.before_request(lambda: freeze_startup_heap(app))
+
+
+def request_id_for(incoming: str) -> str:
+    """The caller's X-Request-ID if it is safe to echo and log, else a new one."""
+    return incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
 
 
 def _install_request_ids(app: Flask) -> None:
     @app.before_request
     def _assign_request_id() -> None:
-        incoming = request.headers.get("X-Request-ID", "")
-        g.request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        g.request_id = request_id_for(request.headers.get("X-Request-ID", ""))
         g.started_at = time.perf_counter()
 
     @app.after_request
@@ -226,46 +239,56 @@ def _install_request_ids(app: Flask) -> None:
 SLOW_REQUEST_SECONDS = 1.0
 
 
-def _install_metrics(app: Flask, name: str, registry: CollectorRegistry,
-                     access_log: str = "all") -> None:
-    requests_total = Counter(
-        "portico_http_requests_total", "HTTP requests answered",
-        ["service", "endpoint", "method", "status"], registry=registry,
-    )
-    latency = Histogram(
-        "portico_http_request_duration_seconds", "Time to answer an HTTP request",
-        ["service", "endpoint", "method"], registry=registry,
-        buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
-    )
+class HttpObserver:
+    """Counts, times and logs each answered request, for Flask's views and the fast
+    routes alike (:mod:`services.common.fastpath`)."""
 
-    # labels() looks its child up under a lock on every call; keep the children.
-    counters: dict[tuple[str, str, int], Any] = {}
-    histograms: dict[tuple[str, str], Any] = {}
-    log_every_request = access_log == "all"
+    def __init__(self, name: str, registry: CollectorRegistry, access_log: str = "all") -> None:
+        self.name = name
+        self.requests_total = Counter(
+            "portico_http_requests_total", "HTTP requests answered",
+            ["service", "endpoint", "method", "status"], registry=registry,
+        )
+        self.latency = Histogram(
+            "portico_http_request_duration_seconds", "Time to answer an HTTP request",
+            ["service", "endpoint", "method"], registry=registry,
+            buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+        )
+        # labels() looks its child up under a lock on every call; keep the children.
+        self._counters: dict[tuple[str, str, int], Any] = {}
+        self._histograms: dict[tuple[str, str], Any] = {}
+        self.log_every_request = access_log == "all"
 
+    def observe(self, endpoint: str, method: str, status: int, elapsed: float | None,
+                request_id: str | None) -> None:
+        """One answer to ``method endpoint`` (the route's rule, not the path, so that
+        /v1/transactions/<tn> stays one series); ``elapsed`` None: not timed."""
+        if elapsed is not None:
+            histogram = self._histograms.get((endpoint, method))
+            if histogram is None:
+                histogram = self._histograms[(endpoint, method)] = self.latency.labels(
+                    self.name, endpoint, method)
+            histogram.observe(elapsed)
+            if self.log_every_request or status >= 400 or elapsed >= SLOW_REQUEST_SECONDS:
+                log.info("request", extra={
+                    "method": method, "endpoint": endpoint, "status": status,
+                    "duration_ms": round(elapsed * 1000, 2), "request_id": request_id,
+                })
+        counter = self._counters.get((endpoint, method, status))
+        if counter is None:
+            counter = self._counters[(endpoint, method, status)] = self.requests_total.labels(
+                self.name, endpoint, method, str(status))
+        counter.inc()
+
+
+def _install_metrics(app: Flask, registry: CollectorRegistry, observer: HttpObserver) -> None:
     @app.after_request
     def _observe(response: Response) -> Response:
         started = getattr(g, "started_at", None)
-        # The rule, not the path: /v1/transactions/<tn> stays one series.
-        endpoint = request.url_rule.rule if request.url_rule else "unmatched"
-        method, status = request.method, response.status_code
-        if started is not None:
-            elapsed = time.perf_counter() - started
-            histogram = histograms.get((endpoint, method))
-            if histogram is None:
-                histogram = histograms[(endpoint, method)] = latency.labels(name, endpoint, method)
-            histogram.observe(elapsed)
-            if log_every_request or status >= 400 or elapsed >= SLOW_REQUEST_SECONDS:
-                log.info("request", extra={
-                    "method": method, "endpoint": endpoint, "status": status,
-                    "duration_ms": round(elapsed * 1000, 2),
-                    "request_id": getattr(g, "request_id", None),
-                })
-        counter = counters.get((endpoint, method, status))
-        if counter is None:
-            counter = counters[(endpoint, method, status)] = requests_total.labels(
-                name, endpoint, method, str(status))
-        counter.inc()
+        observer.observe(request.url_rule.rule if request.url_rule else "unmatched",
+                         request.method, response.status_code,
+                         None if started is None else time.perf_counter() - started,
+                         getattr(g, "request_id", None))
         return response
 
     @app.get("/metrics")

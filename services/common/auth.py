@@ -239,12 +239,41 @@ def init_auth(app: Flask, audience: str | Iterable[str]) -> TokenVerifier:
     return verifier
 
 
-def _bearer_token() -> str | None:
-    header = request.headers.get("Authorization", "")
-    scheme, _, value = header.partition(" ")
+def bearer_token(authorization: str) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header value, or None."""
+    scheme, _, value = authorization.partition(" ")
     if scheme.lower() != "bearer" or not value.strip():
         return None
     return value.strip()
+
+
+def _bearer_token() -> str | None:
+    return bearer_token(request.headers.get("Authorization", ""))
+
+
+def fast_route_claims(verifier: TokenVerifier, authorization: str
+                      ) -> tuple[dict[str, Any], str | None] | None:
+    """For a fast route (:mod:`services.common.fastpath`): the bearer token's verified
+    claims and the deny-list key the route must read along with its own keys (None: the
+    token has no ``jti`` to check), or None when the route must leave the request to the
+    app: no token, an invalid one, or a deny-list that is not the Redis one.
+
+    The route must also leave it to the app when that key holds a value (revoked) or
+    Redis cannot answer, so that the app's 401 is the only answer a revoked token gets.
+    """
+    token = bearer_token(authorization)
+    if token is None:
+        return None
+    try:
+        claims = verifier.verify(token, check_revocation=False)
+    except InvalidToken:
+        return None
+    jti = claims.get("jti")
+    if not jti or verifier.is_revoked is None:
+        return claims, None
+    if verifier.deny_list is None:
+        return None
+    return claims, verifier.deny_list.key(str(jti))
 
 
 def _unauthorized(reason: str | None) -> Problem:

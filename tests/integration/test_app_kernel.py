@@ -52,14 +52,6 @@ def app(make_app):
     return app
 
 
-@pytest.fixture
-def captured_log(app):
-    stream = io.StringIO()
-    configure_logging("tracking", "INFO", True, stream=stream)
-    yield stream
-    configure_logging("tracking", "INFO", True)
-
-
 def test_request_id_is_echoed_or_generated(app):
     client = app.test_client()
     assert client.get("/healthz", headers={"X-Request-ID": "abc-123"}).headers["X-Request-ID"] == "abc-123"

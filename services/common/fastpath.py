@@ -1,0 +1,159 @@
+"""A few hot, read-only routes answered below Flask.
+
+Why: Flask's per-request machinery (request and app contexts, URL matching, the
+kernel's hooks, a ``Response`` object) cost ~200 µs of CPU per request on this 2-core
+machine, more than half of a warm permission check (399 → 189 µs in-process when the
+same work is done from the WSGI environ). The services' hot endpoints have targets per
+server-CPU-second that Flask's share alone puts out of reach.
+
+The contract that keeps one source of truth: a fast handler answers only the case it
+fully understands (a well-formed body, a valid token, the data at hand) and returns
+``None`` for anything else. The request is then replayed, body included, through the
+Flask app, whose views produce every error and every unusual answer. So a fast handler
+must do nothing that matters before it answers: no writes, no events, no rate-limit
+hits. Requests the layer itself cannot vouch for never reach a handler: a query string,
+a body of another media type, a NUL character, no ``Content-Length``, or a body above
+``MAX_CONTENT_LENGTH``.
+
+Request ids, metrics and the access-log line are the kernel's own (shared with
+:mod:`services.common.app`), so a fast answer is counted and logged like any other.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from werkzeug.http import HTTP_STATUS_CODES
+
+log = logging.getLogger("portico.http")
+
+JSON = "application/json"
+
+
+@dataclass(frozen=True)
+class FastAnswer:
+    """What a fast handler answers: status, body and its media type, extra headers."""
+
+    status: int
+    body: bytes
+    content_type: str = JSON
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+def json_answer(value: Any, status: int = 200) -> FastAnswer:
+    """The bytes Flask's ``jsonify`` would send for ``value`` (compact, sorted keys, a
+    trailing newline), so both paths answer alike."""
+    body = json.dumps(value, separators=(",", ":"), sort_keys=True) + "\n"
+    return FastAnswer(status, body.encode())
+
+
+class FastRequest:
+    """The parts of a WSGI request a fast handler reads."""
+
+    __slots__ = ("body", "environ")
+
+    def __init__(self, environ: dict[str, Any], body: bytes) -> None:
+        self.environ = environ
+        self.body = body
+
+    def header(self, name: str) -> str:
+        return str(self.environ.get("HTTP_" + name.upper().replace("-", "_"), ""))
+
+    def json(self) -> Any:
+        """The parsed JSON body, or None if there is none or it does not parse."""
+        if not self.body:
+            return None
+        try:
+            return json.loads(self.body)
+        except ValueError:
+            return None
+
+
+Handler = Callable[[FastRequest], FastAnswer | None]
+
+
+@dataclass(frozen=True)
+class _Route:
+    endpoint: str
+    handler: Handler
+
+
+# Markers of a NUL character in a JSON body (escaped or raw): the kernel refuses those
+# with a 400, so the app must see them.
+_NUL_MARKERS = (b"\\u0000", b"\x00")
+
+
+class FastRoutes:
+    """WSGI middleware: ``(method, path)`` pairs answered by fast handlers, everything
+    else (and every request a handler declines) by ``app``, the Flask app's WSGI callable.
+
+    ``observe(endpoint, method, status, seconds, request_id)`` counts and logs an answer;
+    ``request_id_for(incoming)`` picks the request id; ``on_request()`` runs first on
+    every fast request (the kernel's heap freeze).
+    """
+
+    def __init__(self, app: Callable[..., Any], *, max_content_length: int | None,
+                 observe: Callable[[str, str, int, float, str], None],
+                 request_id_for: Callable[[str], str],
+                 on_request: Callable[[], None] = lambda: None) -> None:
+        self.app = app
+        self.max_content_length = max_content_length
+        self.observe = observe
+        self.request_id_for = request_id_for
+        self.on_request = on_request
+        self._routes: dict[tuple[str, str], _Route] = {}
+
+    def add(self, method: str, path: str, handler: Handler) -> None:
+        """Answer ``method path`` with ``handler`` first; ``path`` is also the metrics label
+        (the same as the Flask rule of the view it shadows)."""
+        self._routes[(method, path)] = _Route(path, handler)
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        route = self._routes.get((environ.get("REQUEST_METHOD", ""), environ.get("PATH_INFO", "")))
+        length = self._plain_length(environ) if route is not None else None
+        if route is None or length is None:
+            return self.app(environ, start_response)
+        self.on_request()
+        started = time.perf_counter()
+        body = environ["wsgi.input"].read(length) if length else b""
+        answer = None
+        if not any(marker in body for marker in _NUL_MARKERS):
+            try:
+                answer = route.handler(FastRequest(environ, body))
+            except Exception as exc:  # the app answers instead, with its own error handling
+                log.warning("fast route failed; the app answers",
+                            extra={"endpoint": route.endpoint, "error_type": type(exc).__name__})
+        if answer is None:
+            environ["wsgi.input"] = io.BytesIO(body)
+            return self.app(environ, start_response)
+        rid = self.request_id_for(environ.get("HTTP_X_REQUEST_ID", ""))
+        status = answer.status
+        # The status line as werkzeug writes it ("201 CREATED"), so both paths answer alike.
+        start_response(f"{status} {HTTP_STATUS_CODES[status].upper()}", [
+            ("Content-Type", answer.content_type), ("Content-Length", str(len(answer.body))),
+            *answer.headers, ("X-Request-ID", rid)])
+        self.observe(route.endpoint, environ["REQUEST_METHOD"], status,
+                     time.perf_counter() - started, rid)
+        return [answer.body]
+
+    def _plain_length(self, environ: dict[str, Any]) -> int | None:
+        """The body's length if a fast handler may see the request (no query string, no
+        chunked body, a declared length within bounds, JSON if it has a body), else None."""
+        if environ.get("QUERY_STRING") or "HTTP_TRANSFER_ENCODING" in environ:
+            return None
+        raw_length = environ.get("CONTENT_LENGTH") or "0"
+        if not (raw_length.isascii() and raw_length.isdigit()):
+            return None
+        length = int(raw_length)
+        if self.max_content_length is not None and length > self.max_content_length:
+            return None
+        if length == 0:
+            return 0
+        media_type = environ.get("CONTENT_TYPE", "").split(";", 1)[0].strip().lower()
+        return length if media_type == JSON else None
