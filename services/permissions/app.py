@@ -12,6 +12,7 @@ from services.common.config import load_or_exit
 from services.common.events import utcnow
 
 from .api import init_api
+from .api.checks import init_fast_checks
 from .cache import Invalidator, SnapshotCache
 from .checks import load_snapshots
 from .settings import PermissionsSettings
@@ -32,4 +33,5 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
         ctx.redis, settings.redis_namespace, load, max_entries=settings.cache_max_entries,
         max_age=settings.cache_max_age_s)
     init_api(app)
+    init_fast_checks(app)
     return app

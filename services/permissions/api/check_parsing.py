@@ -86,11 +86,17 @@ def load_check(request: Request) -> dict[str, Any]:
     return fast_check(body) or CHECK.load(body)
 
 
-def load_batch(request: Request) -> list[dict[str, Any]]:
-    body = _json(request)
+def fast_batch(body: Any) -> list[dict[str, Any]] | None:
+    """What ``schemas.CheckBatch().load(body)["checks"]`` returns, or None if the fast path
+    cannot tell."""
     if type(body) is dict and len(body) == 1 and type(body.get("checks")) is list \
             and 0 < len(body["checks"]) <= _BATCH_MAX:
         checks = [fast_check(item) for item in body["checks"]]
         if None not in checks:
             return checks  # type: ignore[return-value]
-    return BATCH.load(body)["checks"]
+    return None
+
+
+def load_batch(request: Request) -> list[dict[str, Any]]:
+    body = _json(request)
+    return fast_batch(body) or BATCH.load(body)["checks"]

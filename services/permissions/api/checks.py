@@ -7,28 +7,39 @@ deny-list entry in one MGET (``require_auth(defer_revocation=True)``). Bodies ar
 by :mod:`check_parsing`, not by flask-smorest's per-request wrappers; the
 ``blp.arguments``/``blp.response`` decorators only document the views (see
 :func:`services.common.openapi.documented`).
+
+Below Flask, :func:`init_fast_checks` answers the common case of both routes (a
+well-formed body, a caller allowed to ask, Redis answering, the token not revoked)
+without Flask's per-request machinery (:mod:`services.common.fastpath`); the views
+here answer every other request, every error included.
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
-from flask import Response, current_app, jsonify, request
+from flask import Flask, Response, current_app, jsonify, request
 
+from services.common.app import context
 from services.common.auth import (
     current_claims,
+    fast_route_claims,
     require_auth,
     revocation_key,
     settle_revocation,
     token_scopes,
 )
+from services.common.events import utcnow
+from services.common.fastpath import FastAnswer, FastRequest, json_answer
 from services.common.openapi import documented
 
+from ..cache import SnapshotCache
 from ..checks import decide_many
 from ..domain import Forbidden, Invalid
 from . import schemas
-from .check_parsing import RESULT, load_batch, load_check
-from .common import Blueprint, now, settings
+from .check_parsing import RESULT, fast_batch, fast_check, load_batch, load_check
+from .common import CLOCK, Blueprint, now, settings
 
 blp = Blueprint("checks", __name__, url_prefix="/v1/check",
                 description="Allow or deny, with the reason.")
@@ -36,24 +47,34 @@ blp = Blueprint("checks", __name__, url_prefix="/v1/check",
 CHECK_SCOPES = {"permissions.check", "permissions.read", "permissions.admin"}
 
 
+def _may_check(claims: dict[str, Any], subjects: set[str]) -> bool:
+    return bool(token_scopes(claims) & CHECK_SCOPES) or subjects == {claims.get("sub")}
+
+
 def _authorise(subjects: set[str]) -> None:
-    claims = current_claims()
-    if token_scopes(claims) & CHECK_SCOPES:
-        return
-    if subjects != {claims.get("sub")}:
+    if not _may_check(current_claims(), subjects):
         raise Forbidden("A user may only check their own permissions; services need the "
                         "permissions.check scope.")
 
 
+def _subjects(checks: list[dict[str, Any]]) -> list[str]:
+    return list(dict.fromkeys(c["subject"] for c in checks))
+
+
+def _results(cache: SnapshotCache, subjects: list[str], checks: list[dict[str, Any]],
+             versions: list[bytes | None] | None, at: datetime) -> list[dict[str, Any]]:
+    snapshots = cache.snapshots(subjects, versions)
+    return [{"allowed": d.allowed, "reason": d.reason}
+            for d in decide_many(snapshots, checks, at)]
+
+
 def _decide_all(checks: list[dict[str, Any]]) -> list[dict[str, Any]]:
     cache = current_app.extensions["permissions.snapshots"]
-    subjects = list(dict.fromkeys(c["subject"] for c in checks))
+    subjects = _subjects(checks)
     deny_key = revocation_key()
     versions, extra = cache.versions(subjects, (deny_key,) if deny_key else ())
     settle_revocation(extra[0] if extra else None, unavailable=versions is None)
-    snapshots = cache.snapshots(subjects, versions)
-    return [{"allowed": d.allowed, "reason": d.reason}
-            for d in decide_many(snapshots, checks, now())]
+    return _results(cache, subjects, checks, versions, now())
 
 
 @blp.post("")
@@ -77,3 +98,42 @@ def check_batch() -> Response:
     _authorise({c["subject"] for c in checks})
     # Each result is the {allowed: bool, reason: str} that schemas.CheckResult documents.
     return jsonify({"results": _decide_all(checks)})
+
+
+def init_fast_checks(app: Flask) -> None:
+    """Answer the warm, authorised, well-formed check below Flask; anything else (a bad
+    body, no or an invalid token, a caller who may not ask, Redis not answering, a
+    revoked token) is left to the views above, which answer it as they always have."""
+    verifier = app.extensions["portico.auth"]
+    cache: SnapshotCache = app.extensions["permissions.snapshots"]
+    batch_max = context(app).settings.check_batch_max
+
+    def decided(request: FastRequest, checks: list[dict[str, Any]]
+                ) -> list[dict[str, Any]] | None:
+        found = fast_route_claims(verifier, request.header("Authorization"))
+        if found is None:
+            return None
+        claims, deny_key = found
+        subjects = _subjects(checks)
+        if not _may_check(claims, set(subjects)):
+            return None
+        versions, extra = cache.versions(subjects, (deny_key,) if deny_key else ())
+        if versions is None or (extra and extra[0]):
+            return None
+        return _results(cache, subjects, checks, versions, app.extensions.get(CLOCK, utcnow)())
+
+    def check(request: FastRequest) -> FastAnswer | None:
+        body = fast_check(request.json())
+        results = decided(request, [body]) if body else None
+        return json_answer(RESULT.dump(results[0])) if results else None
+
+    def check_batch(request: FastRequest) -> FastAnswer | None:
+        checks = fast_batch(request.json())
+        if not checks or len(checks) > batch_max:
+            return None
+        results = decided(request, checks)
+        return json_answer({"results": results}) if results else None
+
+    routes = context(app).fast_routes
+    routes.add("POST", "/v1/check", check)
+    routes.add("POST", "/v1/check/batch", check_batch)
