@@ -27,6 +27,7 @@ from .passwords import EXTRA_CHECKS
 from .settings import DEV_CLIENT_SECRET_PEPPER, DEV_KEY_ENCRYPTION_KEY, IdentitySettings
 from .views.login import bp as login_views
 from .views.oauth import bp as oauth_views
+from .views.oauth import init_fast_documents
 
 log = logging.getLogger("portico.identity")
 
@@ -44,6 +45,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     init_oidc(app)
     init_auth(app, settings.admin_audience)
     app.register_blueprint(oauth_views)
+    init_fast_documents(app)
     app.register_blueprint(login_views)
     app.register_blueprint(clients_api)
     init_enrollment(app)

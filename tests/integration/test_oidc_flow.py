@@ -552,6 +552,28 @@ def test_discovery_metadata(idp):
     assert "none" not in body["id_token_signing_alg_values_supported"]
 
 
+def test_discovery_and_jwks_are_served_below_flask_with_the_views_bytes(idp):
+    from werkzeug.test import Client
+
+    routes = idp.extensions["portico"].fast_routes
+    flask_only = Client(routes.app)
+    entered = []
+    inner = routes.app
+    routes.app = lambda environ, start_response: (entered.append(environ["PATH_INFO"]),
+                                                  inner(environ, start_response))[1]
+    for path in ("/.well-known/openid-configuration", "/jwks"):
+        served, view = idp.test_client().get(path), flask_only.get(path)
+        assert served.status_code == view.status_code == 200
+        assert served.get_data() == view.get_data()
+        for header in ("Content-Type", "Cache-Control", "Content-Length"):
+            assert served.headers[header] == view.headers[header], header
+    assert entered == []
+    # HEAD and a query string are the views' to answer.
+    assert idp.test_client().head("/jwks").status_code == 200
+    assert idp.test_client().get("/jwks?x=1").json["keys"]
+    assert entered == ["/jwks", "/jwks"]
+
+
 def test_logout_ends_the_session_and_redirects_with_state(idp):
     add_user(idp)
     client_id, secret = add_client(idp)

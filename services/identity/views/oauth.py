@@ -9,6 +9,7 @@ from urllib.parse import urlencode
 from authlib.oauth2.rfc6749 import OAuth2Error
 from flask import (
     Blueprint,
+    Flask,
     Response,
     current_app,
     jsonify,
@@ -20,6 +21,7 @@ from flask import (
 from sqlalchemy import select
 
 from services.common.app import context
+from services.common.fastpath import FastAnswer
 from services.common.streams import key
 
 from .. import sessions
@@ -49,22 +51,31 @@ def error_page(message: str, status: int = 400):
     return hardened(lambda: (render_template("error.html", message=message), status))()
 
 
+DISCOVERY_CACHE = "public, max-age=3600"
+JWKS_CACHE = "public, max-age=300"
+JWKS_TYPE = "application/jwk-set+json"
+
+
 @bp.get("/.well-known/openid-configuration")
 def discovery() -> Response:
-    # The document depends only on settings: render it once per process.
-    cached = current_app.extensions.get("identity.discovery")
-    if cached is None:
-        cached = json.dumps(_discovery_document()).encode()
-        current_app.extensions["identity.discovery"] = cached
-    response = Response(cached, mimetype="application/json")
-    response.headers["Cache-Control"] = "public, max-age=3600"
+    response = Response(discovery_json(current_app), mimetype="application/json")
+    response.headers["Cache-Control"] = DISCOVERY_CACHE
     return response
 
 
-def _discovery_document() -> dict:
-    issuer = context().settings.issuer.rstrip("/")
+def discovery_json(app: Flask) -> bytes:
+    """The discovery document, rendered once per process (it depends only on settings)."""
+    cached = app.extensions.get("identity.discovery")
+    if cached is None:
+        cached = json.dumps(_discovery_document(context(app).settings.issuer)).encode()
+        app.extensions["identity.discovery"] = cached
+    return cached
+
+
+def _discovery_document(issuer_url: str) -> dict:
+    issuer = issuer_url.rstrip("/")
     body = {
-        "issuer": context().settings.issuer,
+        "issuer": issuer_url,
         "authorization_endpoint": issuer + "/authorize",
         "token_endpoint": issuer + "/token",
         "userinfo_endpoint": issuer + "/userinfo",
@@ -104,10 +115,21 @@ def _discovery_document() -> dict:
 
 @bp.get("/jwks")
 def jwks() -> Response:
-    response = Response(current_server().provider.keyring.jwks_json(),
-                        mimetype="application/jwk-set+json")
-    response.headers["Cache-Control"] = "public, max-age=300"
+    response = Response(current_server().provider.keyring.jwks_json(), mimetype=JWKS_TYPE)
+    response.headers["Cache-Control"] = JWKS_CACHE
     return response
+
+
+def init_fast_documents(app: Flask) -> None:
+    """Discovery and the JWKS below Flask (:mod:`services.common.fastpath`): the same
+    bytes and headers as the views, without Flask's per-request machinery. If the keys
+    cannot be read, the JWKS view answers (and fails) as it always has."""
+    keyring = app.extensions["portico.oidc"].provider.keyring
+    routes = context(app).fast_routes
+    routes.add("GET", "/.well-known/openid-configuration", lambda request: FastAnswer(
+        200, discovery_json(app), headers=(("Cache-Control", DISCOVERY_CACHE),)))
+    routes.add("GET", "/jwks", lambda request: FastAnswer(
+        200, keyring.jwks_json(), JWKS_TYPE, (("Cache-Control", JWKS_CACHE),)))
 
 
 def _client_and_redirect(params):
