@@ -18,7 +18,6 @@ from . import schemas
 
 CHECK = schemas.Check()
 BATCH = schemas.CheckBatch()
-RESULT = schemas.CheckResult()
 
 
 

@@ -38,7 +38,7 @@ from ..cache import SnapshotCache
 from ..checks import decide_many
 from ..domain import Forbidden, Invalid
 from . import schemas
-from .check_parsing import RESULT, fast_batch, fast_check, load_batch, load_check
+from .check_parsing import fast_batch, fast_check, load_batch, load_check
 from .common import CLOCK, Blueprint, now, settings
 
 blp = Blueprint("checks", __name__, url_prefix="/v1/check",
@@ -84,7 +84,8 @@ def check() -> Response:
     """May ``subject`` do ``action`` (an entitlement key) on ``resource``?"""
     body = load_check(request)
     _authorise({body["subject"]})
-    return jsonify(RESULT.dump(_decide_all([body])[0]))
+    # The {allowed: bool, reason: str} that schemas.CheckResult documents.
+    return jsonify(_decide_all([body])[0])
 
 
 @blp.post("/batch")
@@ -125,7 +126,7 @@ def init_fast_checks(app: Flask) -> None:
     def check(request: FastRequest) -> FastAnswer | None:
         body = fast_check(request.json())
         results = decided(request, [body]) if body else None
-        return json_answer(RESULT.dump(results[0])) if results else None
+        return json_answer(results[0]) if results else None
 
     def check_batch(request: FastRequest) -> FastAnswer | None:
         checks = fast_batch(request.json())
