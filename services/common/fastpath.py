@@ -2,8 +2,8 @@
 
 Why: Flask's per-request machinery (request and app contexts, URL matching, the
 kernel's hooks, a ``Response`` object) cost ~200 µs of CPU per request on this 2-core
-machine, more than half of a warm permission check (399 → 189 µs in-process when the
-same work is done from the WSGI environ). The services' hot endpoints have targets per
+machine, more than half of a warm permission check (~400 → ~200 µs in-process when
+the same work is done from the WSGI environ). The services' hot endpoints have targets per
 server-CPU-second that Flask's share alone puts out of reach.
 
 The contract that keeps one source of truth: a fast handler answers only the case it
@@ -12,8 +12,9 @@ fully understands (a well-formed body, a valid token, the data at hand) and retu
 Flask app, whose views produce every error and every unusual answer. So a fast handler
 must do nothing that matters before it answers: no writes, no events, no rate-limit
 hits. Requests the layer itself cannot vouch for never reach a handler: a query string,
-a body of another media type, a NUL character, no ``Content-Length``, or a body above
-``MAX_CONTENT_LENGTH``.
+a chunked body, a ``Content-Length`` that is not plain digits or is above
+``MAX_CONTENT_LENGTH``, a body of another media type, a NUL character. (No
+``Content-Length`` at all is an empty body.)
 
 Request ids, metrics and the access-log line are the kernel's own (shared with
 :mod:`services.common.app`), so a fast answer is counted and logged like any other.

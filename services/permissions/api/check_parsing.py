@@ -20,7 +20,6 @@ CHECK = schemas.Check()
 BATCH = schemas.CheckBatch()
 
 
-
 def _validator(schema: type, field: str) -> Any:
     return schema._declared_fields[field].validators[0]  # type: ignore[attr-defined]
 

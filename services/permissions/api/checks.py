@@ -30,7 +30,6 @@ from services.common.auth import (
     settle_revocation,
     token_scopes,
 )
-from services.common.events import utcnow
 from services.common.fastpath import FastAnswer, FastRequest, json_answer
 from services.common.openapi import documented
 
@@ -39,7 +38,7 @@ from ..checks import decide_many
 from ..domain import Forbidden, Invalid
 from . import schemas
 from .check_parsing import fast_batch, fast_check, load_batch, load_check
-from .common import CLOCK, Blueprint, now, settings
+from .common import Blueprint, now, settings
 
 blp = Blueprint("checks", __name__, url_prefix="/v1/check",
                 description="Allow or deny, with the reason.")
@@ -121,7 +120,7 @@ def init_fast_checks(app: Flask) -> None:
         versions, extra = cache.versions(subjects, (deny_key,) if deny_key else ())
         if versions is None or (extra and extra[0]):
             return None
-        return _results(cache, subjects, checks, versions, app.extensions.get(CLOCK, utcnow)())
+        return _results(cache, subjects, checks, versions, now(app))
 
     def check(request: FastRequest) -> FastAnswer | None:
         body = fast_check(request.json())
