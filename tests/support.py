@@ -20,6 +20,7 @@ from urllib.parse import quote
 
 import redis
 from sqlalchemy import create_engine, text
+from werkzeug.test import Client
 
 
 def free_port() -> int:
@@ -121,3 +122,19 @@ def _psycopg(url: str) -> str:
     if url.startswith("postgresql://") or url.startswith("postgres://"):
         return "postgresql+psycopg://" + url.split("://", 1)[1]
     return url
+
+
+def watch_flask(app) -> tuple[list[str], Client]:
+    """For a service app's fast routes (services/common/fastpath.py): the list that records
+    the path of every request that reaches the Flask app from now on, and a client of the
+    Flask app alone (no fast routes), to compare both paths' answers."""
+    routes = app.extensions["portico"].fast_routes
+    inner = routes.app
+    entered: list[str] = []
+
+    def recording(environ, start_response):
+        entered.append(environ["PATH_INFO"])
+        return inner(environ, start_response)
+
+    routes.app = recording
+    return entered, Client(inner)

@@ -553,14 +553,9 @@ def test_discovery_metadata(idp):
 
 
 def test_discovery_and_jwks_are_served_below_flask_with_the_views_bytes(idp):
-    from werkzeug.test import Client
+    from tests.support import watch_flask
 
-    routes = idp.extensions["portico"].fast_routes
-    flask_only = Client(routes.app)
-    entered = []
-    inner = routes.app
-    routes.app = lambda environ, start_response: (entered.append(environ["PATH_INFO"]),
-                                                  inner(environ, start_response))[1]
+    entered, flask_only = watch_flask(idp)
     for path in ("/.well-known/openid-configuration", "/jwks"):
         served, view = idp.test_client().get(path), flask_only.get(path)
         assert served.status_code == view.status_code == 200

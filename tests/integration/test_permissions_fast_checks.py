@@ -9,7 +9,6 @@ import json
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from werkzeug.test import Client
 
 from services.common.app import context
 from services.common.auth import revoke_jti
@@ -19,6 +18,7 @@ from tests.integration.test_permissions_fixtures import (
     permissions_url,
     world,
 )
+from tests.support import watch_flask
 from tests.unit.test_permissions_rules import _CHECK
 
 # pytest finds fixtures by name in this module's namespace.
@@ -32,17 +32,8 @@ class Paths:
 
     def __init__(self, w: World) -> None:
         self.w = w
-        routes = context(w.app).fast_routes
-        self.flask_calls: list[str] = []
-        inner = routes.app
-
-        def counting(environ, start_response):
-            self.flask_calls.append(environ["PATH_INFO"])
-            return inner(environ, start_response)
-
-        routes.app = counting
+        self.flask_calls, self.flask_only = watch_flask(w.app)
         self.served = w.app.test_client()
-        self.flask_only = Client(inner)
 
     def both(self, path: str, body: object, headers: dict[str, str]):
         raw = json.dumps(body)
