@@ -152,7 +152,12 @@ class KeyMaterial:
 
 class Keyring:
     """Loads keys from the database and keeps them in memory for ``ttl`` seconds, so that
-    signing a token does not cost a query and a decryption."""
+    signing a token does not cost a query and a decryption.
+
+    A reload is done by one thread while the others go on with the keys they have, and
+    it decrypts and imports only keys it has not seen before: a key's material never
+    changes under its ``kid``, and importing an RSA private key (its consistency check)
+    takes milliseconds that every request of the process used to wait behind."""
 
     def __init__(self, db, fernet_key: str, ttl: float = 10.0) -> None:
         self.db = db
@@ -161,17 +166,27 @@ class Keyring:
         self._material: KeyMaterial | None = None
         self._loaded_at = 0.0
         self._lock = threading.Lock()
+        self._imported: dict[tuple[str, bool], ECKey | RSAKey] = {}  # (kid, private) → key
 
     def invalidate(self) -> None:
         with self._lock:
             self._material = None
 
     def material(self) -> KeyMaterial:
-        with self._lock:
+        material = self._material
+        if material is not None and time.monotonic() - self._loaded_at <= self.ttl:
+            return material
+        if material is not None and not self._lock.acquire(blocking=False):
+            return material  # another thread is reloading; these keys are still good
+        if material is None:
+            self._lock.acquire()
+        try:
             if self._material is None or time.monotonic() - self._loaded_at > self.ttl:
                 self._material = self._load()
                 self._loaded_at = time.monotonic()
             return self._material
+        finally:
+            self._lock.release()
 
     def _load(self) -> KeyMaterial:
         now = utcnow()
@@ -182,17 +197,30 @@ class Keyring:
         published: list[dict] = []
         signers: dict[str, ECKey | RSAKey] = {}
         verify_keys = []
+        imported: dict[tuple[str, bool], ECKey | RSAKey] = {}
         for row in rows:
             state = key_state(row, now, active.get(row.alg))
             if state == "retired":
                 continue
             published.append(public_members(dict(row.public_jwk)))
             if state == "active":
-                signers[row.alg] = self._private(row)
+                signers[row.alg] = self._key(row, imported, private=True)
             if state in ("active", "retiring"):
-                verify_keys.append(KeySet.import_key_set({"keys": [row.public_jwk]}).keys[0])
+                verify_keys.append(self._key(row, imported, private=False))
+        self._imported = imported  # keys no longer in use are dropped
         return KeyMaterial(published=published, signers=signers, verify_set=KeySet(verify_keys),
                            published_json=json.dumps({"keys": published}).encode())
+
+    def _key(self, row: SigningKey, imported: dict[tuple[str, bool], ECKey | RSAKey], *,
+             private: bool) -> ECKey | RSAKey:
+        """``row``'s private or public key as imported by the last load, else imported now;
+        recorded in ``imported`` (this load's keys)."""
+        key = self._imported.get((row.kid, private))
+        if key is None:
+            key = self._private(row) if private else \
+                KeySet.import_key_set({"keys": [row.public_jwk]}).keys[0]
+        imported[(row.kid, private)] = key
+        return key
 
     def _private(self, row: SigningKey) -> ECKey | RSAKey:
         try:
