@@ -136,7 +136,7 @@ def create_service_app(name: str, settings: CommonSettings, *, import_name: str 
     app = Flask(import_name or f"services.{name}", template_folder=template_folder)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_content_length
     app.config["JSON_SORT_KEYS"] = False
-    db = Database(settings.database_url)
+    db = Database(settings.database_url, pool_size=settings.db_pool_size)
     registry = CollectorRegistry(auto_describe=True)
     observer = HttpObserver(name, registry, settings.access_log)
     fast_routes = FastRoutes(app.wsgi_app, max_content_length=settings.max_content_length,

@@ -149,6 +149,7 @@ class CommonSettings:
     (also ``kw_only``) and redeclares ``database_url`` with its own default."""
 
     database_url: str = setting("DATABASE_URL", "sqlite:///var/portico.db", help="SQLAlchemy URL of this service's own database")
+    db_pool_size: int = setting("DB_POOL_SIZE", 10, parse_positive_int, help="database connections a process keeps open for reuse: at least a gunicorn worker's threads, or connections are opened and closed per request; twice as many more may open for a burst")
     redis_url: str = setting("REDIS_URL", "redis://127.0.0.1:6390/0", help="Redis for streams, sessions, rate limits and caches (make run starts an embedded one when unset)")
     redis_namespace: str = setting("REDIS_NAMESPACE", "portico", help="prefix of every Redis key and stream name")
     event_sealing_key: str = setting("EVENT_SEALING_KEY", "cG9ydGljby1kZXYtc2VhbGluZy1rZXktMzItYnl0ZXM=", help="Fernet key that seals secrets inside events (a dev key by default: set it in production)")

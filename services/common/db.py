@@ -43,6 +43,7 @@ def make_engine(url: str, *, pool_size: int = 5, echo: bool = False,
         engine = create_engine(
             url,
             echo=echo,
+            pool_size=pool_size,
             connect_args={"check_same_thread": False, "timeout": 30},
         )
 

@@ -28,3 +28,20 @@ def test_a_connection_cut_while_idle_is_replaced(database_url, monkeypatch):
     finally:
         database.dispose()
         admin.dispose()
+
+
+def test_a_service_keeps_db_pool_size_connections_open_for_reuse(make_app):
+    """A gunicorn worker with more threads than pooled connections opened and closed a
+    connection per request at full load; DB_POOL_SIZE sizes the pool."""
+    engine = make_app("permissions", db_pool_size=8).extensions["portico"].db.engine
+    held = [engine.connect() for _ in range(8)]
+    opened = [connection.connection.dbapi_connection for connection in held]
+    for connection in held:
+        connection.close()
+    again = [engine.connect() for _ in range(8)]
+    try:
+        reused = [connection.connection.dbapi_connection for connection in again]
+        assert all(any(mine is theirs for theirs in opened) for mine in reused)
+    finally:
+        for connection in again:
+            connection.close()
