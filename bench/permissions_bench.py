@@ -27,7 +27,7 @@ from bench.harness import (
 TITLE = "Permissions checks"
 SECONDS = 5
 WORKERS = 2
-THREADS = 4
+THREADS = 2  # as deploy/k8s/base/permissions.yaml runs it (GUNICORN_THREADS)
 USERS = 10_000
 GRANTS_PER_USER = 10
 COMPANIES = 200
