@@ -202,10 +202,6 @@ _LUA = """
 wrk.method = "{method}"
 wrk.body = {body}
 {headers}
-local errors = 0
-response = function(status, headers, body)
-  if status >= 400 then errors = errors + 1 end
-end
 done = function(summary, latency, requests)
   io.write(string.format("PORTICO p50=%f p99=%f\\n", latency:percentile(50), latency:percentile(99)))
 end
@@ -321,7 +317,6 @@ request = function()
   end
   return reqs[math.random(#reqs)]
 end
-response = function(status, headers, body) end
 done = function(summary, latency, requests)
   io.write(string.format("PORTICO p50=%f p99=%f\\n", latency:percentile(50), latency:percentile(99)))
 end
