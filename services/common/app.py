@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import redis
+import sqlalchemy.exc
 from flask import Flask, Response, current_app, g, jsonify, request
 from marshmallow import ValidationError
 from prometheus_client import (
@@ -308,7 +309,33 @@ def _scraped(registry: CollectorRegistry) -> CollectorRegistry:
     return merged
 
 
+# A database or Redis that cannot be reached (refused, lost, timed out, pool exhausted)
+# or a transaction the database aborted as transient (deadlock, serialization): the
+# client may retry, so 503 with Retry-After, not a 500 that reads as a bug.
+DEPENDENCY_ERRORS: tuple[type[Exception], ...] = (
+    sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError, sqlalchemy.exc.TimeoutError,
+    redis.ConnectionError, redis.TimeoutError,
+)
+RETRY_DEPENDENCY_AFTER = "5"
+
+
+def log_dependency_unavailable(exc: Exception) -> None:
+    """The exception's type only: a driver's message can name hosts, users and SQL."""
+    log.error("dependency unavailable", extra={"error_type": type(exc).__name__,
+                                                 "request_id": request_id()})
+
+
 def _install_errors(app: Flask) -> None:
+    def _dependency_down(exc: Exception) -> Response:
+        log_dependency_unavailable(exc)
+        return problem_response(Problem(503, "unavailable", "The service is temporarily "
+                                        "unavailable.", headers={
+                                            "Retry-After": RETRY_DEPENDENCY_AFTER}),
+                                request_id())
+
+    for error in DEPENDENCY_ERRORS:
+        app.register_error_handler(error, _dependency_down)
+
     @app.errorhandler(Problem)
     def _problem(exc: Problem) -> Response:
         return problem_response(exc, request_id())

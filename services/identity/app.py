@@ -10,7 +10,13 @@ import redis
 from flask import Flask, Response, jsonify, request
 from flask_limiter.errors import RateLimitExceeded
 
-from services.common.app import create_service_app, request_id
+from services.common.app import (
+    DEPENDENCY_ERRORS,
+    RETRY_DEPENDENCY_AFTER,
+    create_service_app,
+    log_dependency_unavailable,
+    request_id,
+)
 from services.common.auth import init_auth
 from services.common.config import load_or_exit
 from services.common.errors import Problem, problem_response
@@ -65,11 +71,9 @@ def _install_fail_closed(app: Flask) -> None:
     """Redis down or no signing key → 503 (never unlimited attempts, never a 500);
     rate limit → 429."""
 
-    @app.errorhandler(redis.RedisError)
-    @app.errorhandler(SigningKeyUnavailable)
-    def _redis_down(exc: Exception) -> Response:
+    def _unavailable(exc: Exception) -> Response:
         # No signing key yet (before `iamctl bootstrap`/`keys rotate`) is as temporary as Redis.
-        log.error("dependency unavailable", extra={"error": type(exc).__name__})
+        log_dependency_unavailable(exc)
         if request.endpoint in OAUTH_JSON_ENDPOINTS:
             response = jsonify(error="temporarily_unavailable",
                                error_description="The service is temporarily unavailable.")
@@ -78,9 +82,12 @@ def _install_fail_closed(app: Flask) -> None:
             response = problem_response(Problem(503, "unavailable",
                                                 "The service is temporarily unavailable."),
                                         request_id())
-        response.headers["Retry-After"] = "5"
+        response.headers["Retry-After"] = RETRY_DEPENDENCY_AFTER
         response.headers["Cache-Control"] = "no-store"
         return response
+
+    for error in (redis.RedisError, SigningKeyUnavailable, *DEPENDENCY_ERRORS):
+        app.register_error_handler(error, _unavailable)
 
     @app.errorhandler(RateLimitExceeded)
     def _too_many(exc: RateLimitExceeded) -> Response:

@@ -182,7 +182,7 @@ OAUTH_FAILURES = {
     "401": _oauth_error("invalid_client", **CHALLENGE),
     "429": _oauth_error("too_many_requests (see Retry-After)",
                         **{"Retry-After": {"schema": {"type": "integer"}}}),
-    "503": _oauth_error("temporarily_unavailable (Redis is down)"),
+    "503": _oauth_error("temporarily_unavailable (Redis or the database is down; see Retry-After)"),
 }
 
 

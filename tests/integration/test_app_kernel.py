@@ -7,11 +7,15 @@ import json
 import logging
 
 import pytest
+import redis
 from flask import abort, jsonify, request
 from marshmallow import Schema, fields, validate
+from sqlalchemy import text
 
+from services.common.db import Database
 from services.common.errors import Problem
 from services.common.logging import configure_logging
+from tests.support import free_port
 
 
 class Body(Schema):
@@ -219,3 +223,32 @@ def test_a_test_app_does_not_freeze_the_heap(make_app):
     testing = make_app("tracking")  # TESTING: apps come and go, they must stay collectable
     testing.test_client().get("/healthz")
     assert gc.get_freeze_count() == 0
+
+
+def test_an_unreachable_database_or_redis_is_503_with_retry_after(app, captured_log):
+    """Not a 500: the client may retry. Real drivers against a port nothing listens on."""
+    port = free_port()
+    database = Database(f"postgresql://portico@127.0.0.1:{port}/portico")
+    cache = redis.Redis.from_url(f"redis://127.0.0.1:{port}/0", socket_connect_timeout=1)
+
+    @app.get("/needs-database")
+    def needs_database():
+        with database.read() as session:
+            return jsonify(answer=session.scalar(text("SELECT 1")))
+
+    @app.get("/needs-redis")
+    def needs_redis():
+        return jsonify(answer=cache.get("anything"))
+
+    client = app.test_client()
+    for path in ("/needs-database", "/needs-redis"):
+        response = client.get(path)
+        assert response.status_code == 503, path
+        assert response.mimetype == "application/problem+json"
+        assert response.json["type"].endswith("/unavailable")
+        assert response.headers["Retry-After"] == "5"
+    lines = [json.loads(line) for line in captured_log.getvalue().splitlines()]
+    down = [line for line in lines if line["msg"] == "dependency unavailable"]
+    assert [line["error_type"] for line in down] == ["OperationalError", "ConnectionError"]
+    assert str(port) not in captured_log.getvalue()  # the driver's message is not logged
+    database.dispose()

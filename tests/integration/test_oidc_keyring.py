@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import threading
 
+import pytest
+import sqlalchemy.exc
 from cryptography.fernet import Fernet
 
+from services.common.db import Database
 from services.identity.oidc import keys
 from services.identity.oidc.keys import Keyring
+from tests.support import free_port
 
 
 def _keyring(make_app) -> tuple[Keyring, object, Fernet]:
@@ -63,3 +67,18 @@ def test_other_threads_sign_with_the_current_keys_while_one_reloads(make_app):
         release.set()
         reloader.join(10)
     assert not reloader.is_alive()
+
+
+def test_a_failed_reload_keeps_the_loaded_keys_and_a_first_load_fails_loudly(make_app):
+    keyring, _db, _fernet = _keyring(make_app)
+    before = keyring.material()
+    unreachable = Database(f"postgresql://portico@127.0.0.1:{free_port()}/portico")
+    keyring.db = unreachable
+    try:
+        assert keyring.material() is before  # ttl=0: it tried, failed and kept them
+
+        cold = Keyring(unreachable, Fernet.generate_key().decode(), ttl=0)
+        with pytest.raises(sqlalchemy.exc.OperationalError):
+            cold.material()
+    finally:
+        unreachable.dispose()

@@ -13,6 +13,7 @@ A key's state follows from its times:
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 import uuid
@@ -24,9 +25,12 @@ from joserfc.jwk import ECKey, KeySet, RSAKey
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from services.common.app import DEPENDENCY_ERRORS
 from services.common.events import utcnow
 
 from .models import SigningKey
+
+log = logging.getLogger("portico.identity.keys")
 
 ALGORITHMS = ("ES256", "RS256")
 DEFAULT_ALG = "ES256"
@@ -182,11 +186,23 @@ class Keyring:
             self._lock.acquire()
         try:
             if self._material is None or time.monotonic() - self._loaded_at > self.ttl:
-                self._material = self._load()
-                self._loaded_at = time.monotonic()
+                self._reload()
             return self._material
         finally:
             self._lock.release()
+
+    def _reload(self) -> None:
+        """Load the keys; when that fails and keys are loaded already, keep signing with
+        them and try again after ``ttl``: a database outage must not stop the token
+        endpoint's grants that need nothing else from it (client_credentials)."""
+        try:
+            self._material = self._load()
+        except (SigningKeyUnavailable, *DEPENDENCY_ERRORS) as exc:
+            if self._material is None:
+                raise
+            log.warning("signing keys not reloaded; using those loaded before",
+                        extra={"error_type": type(exc).__name__})
+        self._loaded_at = time.monotonic()
 
     def _load(self) -> KeyMaterial:
         now = utcnow()
