@@ -19,7 +19,7 @@ from authlib.oidc.core import grants as oidc_grants
 from joserfc.jwk import KeySet
 from sqlalchemy import DateTime, String, bindparam, insert, select, update
 
-from services.common.db import is_postgresql
+from services.common.db import DriverStatement, is_postgresql
 from services.common.events import utcnow
 from services.common.streams import key
 
@@ -111,7 +111,8 @@ _ROTATED_SUCCESSOR = insert(_TOKENS).from_select(
            _CLAIMED.c.user_id, _CLAIMED.c.scope, _CLAIMED.c.resource, _CLAIMED.c.auth_time,
            _CLAIMED.c.sid, bindparam("now", type_=DateTime(timezone=True)),
            bindparam("r_expires_at", type_=DateTime(timezone=True)))).cte("rotated_successor")
-_ROTATE_IN_ONE = select(_CLAIMED).add_cte(_ROTATED_ISSUED).add_cte(_ROTATED_SUCCESSOR)
+_ROTATE_IN_ONE = DriverStatement(
+    select(_CLAIMED).add_cte(_ROTATED_ISSUED).add_cte(_ROTATED_SUCCESSOR))
 
 
 @dataclass(frozen=True)
@@ -291,19 +292,18 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         now = utcnow()
         access_ttl = self.provider.lifetime(client, "access")
         refresh_ttl = self.provider.lifetime(client, "refresh")
-        engine = self.provider.db.engine
-        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-            found = connection.execute(_ROTATE_IN_ONE, {
-                "digest": digest(refresh_token), "for_client": client.get_client_id(),
-                "now": now, "a_jti": planned.jti,
-                "a_expires_at": now + timedelta(seconds=access_ttl),
-                "r_digest": digest(planned.refresh_token),
-                "r_expires_at": now + timedelta(seconds=refresh_ttl)}).first()
+        found = _ROTATE_IN_ONE.first(self.provider.db.engine, {
+            "digest": digest(refresh_token), "for_client": client.get_client_id(),
+            "now": now, "a_jti": planned.jti,
+            "a_expires_at": now + timedelta(seconds=access_ttl),
+            "r_digest": digest(planned.refresh_token),
+            "r_expires_at": now + timedelta(seconds=refresh_ttl)})
         if found is None:
             return None
         self.request.planned_successor = planned
         record = RefreshRecord(found)
-        record.user = TokenUser(found.user_id, found.user_company_id, found.user_status)
+        record.user = TokenUser(found.user_id, found.user_company_id,
+                                UserStatus(found.user_status))
         return record
 
     def authenticate_refresh_token(self, refresh_token: str) -> RefreshRecord | None:
