@@ -20,10 +20,12 @@ from bench.harness import (
     Call,
     Result,
     Server,
+    bare_flask,
     load_average,
     run_flow,
     run_load,
     runs_text,
+    scaled_to_issue_machine,
     verdict,
 )
 
@@ -137,6 +139,7 @@ def run() -> str:
         threads, tuning = _tune(env, fixture)
         refresh_pool = insert_refresh_tokens(url, fixture, 30_000)
         missed: dict[str, list[Call]] = {}
+        measured: dict[str, float] = {}  # row → requests per server-CPU-second
         with _server(env, threads) as server:
             cc = _cc_call(fixture)
             token = requests.post(server.url + cc.path, data=cc.body, headers=cc.headers,
@@ -155,6 +158,7 @@ def run() -> str:
                 result = run_load(name, server, call.path, method=call.method, body=call.body,
                                   headers=call.headers, seconds=SECONDS, repeats=REPEATS)
                 per_cpu, p99 = TARGETS[key]
+                measured[key] = result.per_cpu_second
                 rows.append(result.row(verdict(result, per_cpu=per_cpu, p99_ms=p99)))
                 if "missed" in rows[-1]:
                     missed[key] = [call]
@@ -168,6 +172,7 @@ def run() -> str:
             if any(r.requests > len(refresh_pool) // REPEATS for r in result.runs or [result]):
                 notes.append(f"A run's share of the refresh pool ({len(refresh_pool):,} in all) "
                              "ran out: replays count as errors.")
+            measured["refresh"] = result.per_cpu_second
             rows.append(result.row(verdict(result, per_cpu=TARGETS["refresh"][0])))
             if "missed" in rows[-1]:
                 missed["refresh"] = refresh_calls[-2000:]
@@ -175,10 +180,17 @@ def run() -> str:
             result = run_flow("full login: authorize → login form → POST login → code → token",
                               server, _login_flow(server, fixture, counter, failures),
                               seconds=10, connections=4)
+            measured["login"] = result.per_cpu_second
             rows.append(result.row(verdict(result, per_cpu=TARGETS["login"][0])))
             if failures:
                 notes.append(f"Login flows failed ({result.errors} of {result.requests}); the "
                              f"first failure: {failures[0]} (server log: {server.log.name}).")
+        yardstick = bare_flask("reference: bare Flask JSON endpoint (the issue's yardstick)",
+                               WORKERS, threads, '{"subject": "u", "action": "cards.view"}',
+                               seconds=SECONDS, repeats=REPEATS)
+        rows.append(yardstick.row("yardstick (the issue: ~1,800/CPU-s); same gunicorn and wrk"))
+        notes.append(scaled_to_issue_machine(yardstick, [
+            (key, measured[key], TARGETS[key][0]) for key in TARGETS]))
         if missed:
             notes.append(_profile(env, server.url, missed))
     took = time.monotonic() - started

@@ -18,9 +18,11 @@ from bench.harness import (
     TABLE_HEAD,
     Call,
     Server,
+    bare_flask,
     load_average,
     run_load,
     runs_text,
+    scaled_to_issue_machine,
     verdict,
 )
 
@@ -139,17 +141,19 @@ def run() -> str:
             notes.append(f"Batch: {batch.requests * BATCH:,} decisions, "
                          f"{batch.per_cpu_second * BATCH:,.0f} decisions per server-CPU-second, "
                          f"{batch.rps * BATCH:,.0f} decisions/s.")
-        with Server("reference", {}, workers=WORKERS, threads=THREADS,
-                    app="bench.reference_app:app") as server:
-            for name, think_ms, target in (
-                    ("reference: bare Flask JSON endpoint (no token, no Redis)", 0,
-                     "yardstick (the issue: ~1,800/CPU-s); same gunicorn and wrk"),
-                    (f"reference: bare Flask, paced ({PACED_THINK_MS} ms think time)",
-                     PACED_THINK_MS, "yardstick for the paced row")):
-                bare = run_load(name, server, "/check", method="POST", body=singles[0].body,
-                                headers={"Content-Type": "application/json"}, seconds=SECONDS,
-                                repeats=REPEATS, think_ms=think_ms)
-                rows.append(bare.row(target))
+        yardsticks = []
+        for name, think_ms, target in (
+                ("reference: bare Flask JSON endpoint (no token, no Redis)", 0,
+                 "yardstick (the issue: ~1,800/CPU-s); same gunicorn and wrk"),
+                (f"reference: bare Flask, paced ({PACED_THINK_MS} ms think time)",
+                 PACED_THINK_MS, "yardstick for the paced row")):
+            bare = bare_flask(name, WORKERS, THREADS, singles[0].body, seconds=SECONDS,
+                              repeats=REPEATS, think_ms=think_ms)
+            yardsticks.append(bare)
+            rows.append(bare.row(target))
+        notes.append(scaled_to_issue_machine(yardsticks[0], [
+            ("check", single.per_cpu_second, 1500),
+            ("batch decisions", batch.per_cpu_second * BATCH, 20_000)]))
         if "missed" in rows[0]:
             notes.append(_profile(env, singles))
     setup = (f"permissions under gunicorn (gthread, {WORKERS} workers × {THREADS} threads), "

@@ -49,7 +49,10 @@ def main(argv: list[str]) -> int:
            "used (read from /proc): the figure that compares across machines and load generators.",
            "", "This 2-core machine's speed drifts: the same row has measured a third apart within "
            "an hour, so compare a row with the yardstick measured in the same run (the bare Flask "
-           "row under \"Permissions checks\") rather than with an older table.",
+           "rows of the OIDC and permissions tables) rather than with an older table. The target "
+           "column's verdicts are absolute; machines differ too (the issues' figures come from "
+           "one where bare Flask ran ~1,800 per CPU-second), so each of those two tables ends "
+           "with its rows scaled to that machine by the two yardsticks' ratio, verdicts again.",
            "", "Reproduce all: `make bench`.", "", *sections]
     if argv:
         print("(a partial run: docs/benchmarks.md left as it was)")

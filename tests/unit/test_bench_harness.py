@@ -1,6 +1,6 @@
 """The benchmark's aggregation of repeated runs: medians, sums and the range shown."""
 
-from bench.harness import Result
+from bench.harness import Result, scaled_to_issue_machine
 
 
 def _run(requests: int, cpu: float, p99: float) -> Result:
@@ -24,3 +24,11 @@ def test_a_single_run_is_reported_as_measured():
     result = _run(4_000, 4.0, 12.0)
     assert result.per_cpu_second == 1_000
     assert "(" not in result.row("")
+
+
+def test_rows_are_scaled_to_the_issue_machine_by_the_yardsticks_ratio():
+    yardstick = _run(18_000, 6.0, 5.0)  # 3,000 per CPU-second here: a faster machine
+    note = scaled_to_issue_machine(yardstick, [("check", 2_000.0, 1_500), ("jwks", 4_000.0, 2_000)])
+    assert "× 0.60" in note
+    assert "check ≈ 1,200 (target 1,500: missed)" in note  # met here, not there
+    assert "jwks ≈ 2,400 (target 2,000: met)" in note
