@@ -68,8 +68,8 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
 
 
 def _install_fail_closed(app: Flask) -> None:
-    """Redis down or no signing key → 503 (never unlimited attempts, never a 500);
-    rate limit → 429."""
+    """Redis or the database down, or no signing key → 503 (never unlimited attempts,
+    never a 500), in RFC 6749's shape on the OAuth endpoints; rate limit → 429."""
 
     def _unavailable(exc: Exception) -> Response:
         # No signing key yet (before `iamctl bootstrap`/`keys rotate`) is as temporary as Redis.
