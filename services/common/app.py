@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import redis
-import sqlalchemy.exc
 from flask import Flask, Response, current_app, g, jsonify, request
 from marshmallow import ValidationError
 from prometheus_client import (
@@ -36,7 +35,13 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from .config import CommonSettings
 from .db import Database
-from .errors import Problem, problem_response, validation_problem
+from .errors import (
+    DEPENDENCY_ERRORS,
+    Problem,
+    problem_response,
+    unavailable_problem,
+    validation_problem,
+)
 from .fastpath import FastRoutes
 from .logging import configure_logging
 
@@ -309,16 +314,6 @@ def _scraped(registry: CollectorRegistry) -> CollectorRegistry:
     return merged
 
 
-# A database or Redis that cannot be reached (refused, lost, timed out, pool exhausted)
-# or a transaction the database aborted as transient (deadlock, serialization): the
-# client may retry, so 503 with Retry-After, not a 500 that reads as a bug.
-DEPENDENCY_ERRORS: tuple[type[Exception], ...] = (
-    sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError, sqlalchemy.exc.TimeoutError,
-    redis.ConnectionError, redis.TimeoutError,
-)
-RETRY_DEPENDENCY_AFTER = "5"
-
-
 def log_dependency_unavailable(exc: Exception) -> None:
     """The exception's type only: a driver's message can name hosts, users and SQL."""
     log.error("dependency unavailable", extra={"error_type": type(exc).__name__,
@@ -328,10 +323,7 @@ def log_dependency_unavailable(exc: Exception) -> None:
 def _install_errors(app: Flask) -> None:
     def _dependency_down(exc: Exception) -> Response:
         log_dependency_unavailable(exc)
-        return problem_response(Problem(503, "unavailable", "The service is temporarily "
-                                        "unavailable.", headers={
-                                            "Retry-After": RETRY_DEPENDENCY_AFTER}),
-                                request_id())
+        return problem_response(unavailable_problem(), request_id())
 
     for error in DEPENDENCY_ERRORS:
         app.register_error_handler(error, _dependency_down)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from http import HTTPStatus
 from typing import Any
 
+import redis
+import sqlalchemy.exc
 from flask import Response, json
 
 PROBLEM_JSON = "application/problem+json"
@@ -96,3 +98,19 @@ def flatten_errors(messages: Any, prefix: str = "") -> dict[str, list[str]]:
 def validation_problem(messages: Any, detail: str = "The request has invalid fields.") -> Problem:
     return Problem(422, "validation-error", detail, title="Invalid request",
                    errors=flatten_errors(messages))
+
+
+# A database or Redis that cannot be reached (refused, lost, timed out, pool exhausted)
+# or a transaction the database aborted as transient (deadlock, serialization): the
+# client may retry, so 503 with Retry-After, not a 500 that reads as a bug.
+DEPENDENCY_ERRORS: tuple[type[Exception], ...] = (
+    sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError, sqlalchemy.exc.TimeoutError,
+    redis.ConnectionError, redis.TimeoutError,
+)
+RETRY_DEPENDENCY_AFTER = "5"
+
+
+def unavailable_problem() -> Problem:
+    """503 for a dependency that cannot answer (see ``DEPENDENCY_ERRORS``)."""
+    return Problem(503, "unavailable", "The service is temporarily unavailable.",
+                   headers={"Retry-After": RETRY_DEPENDENCY_AFTER})

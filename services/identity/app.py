@@ -10,16 +10,16 @@ import redis
 from flask import Flask, Response, jsonify, request
 from flask_limiter.errors import RateLimitExceeded
 
-from services.common.app import (
-    DEPENDENCY_ERRORS,
-    RETRY_DEPENDENCY_AFTER,
-    create_service_app,
-    log_dependency_unavailable,
-    request_id,
-)
+from services.common.app import create_service_app, log_dependency_unavailable, request_id
 from services.common.auth import init_auth
 from services.common.config import load_or_exit
-from services.common.errors import Problem, problem_response
+from services.common.errors import (
+    DEPENDENCY_ERRORS,
+    RETRY_DEPENDENCY_AFTER,
+    Problem,
+    problem_response,
+    unavailable_problem,
+)
 
 from . import sessions
 from .api.clients import bp as clients_api
@@ -78,11 +78,9 @@ def _install_fail_closed(app: Flask) -> None:
             response = jsonify(error="temporarily_unavailable",
                                error_description="The service is temporarily unavailable.")
             response.status_code = 503
+            response.headers["Retry-After"] = RETRY_DEPENDENCY_AFTER
         else:
-            response = problem_response(Problem(503, "unavailable",
-                                                "The service is temporarily unavailable."),
-                                        request_id())
-        response.headers["Retry-After"] = RETRY_DEPENDENCY_AFTER
+            response = problem_response(unavailable_problem(), request_id())
         response.headers["Cache-Control"] = "no-store"
         return response
 

@@ -6,21 +6,16 @@ from __future__ import annotations
 from cryptography.fernet import Fernet
 
 from services.common.db import Database
-from services.identity import clients
 from services.identity.oidc import keys
-from services.identity.schemas import ClientSchema
+from tests.integration.test_oidc_flow import add_client
 from tests.support import free_port
 
 
 def _machine_client(app) -> tuple[str, str]:
-    ctx = app.extensions["portico"]
-    spec = {"name": "svc", "redirect_uris": [], "grant_types": ["client_credentials"],
-            "scope": "api.read", "allowed_audiences": ["tracking"],
-            "token_endpoint_auth_method": "client_secret_post"}
-    with ctx.db.transaction() as session:
-        client, secret = clients.create_client(session, ctx.settings.client_secret_pepper,
-                                               ClientSchema().load(spec))
-        return client.client_id, secret
+    return add_client(app, name="svc", redirect_uris=[], post_logout_redirect_uris=[],
+                      grant_types=["client_credentials"], scope="api.read",
+                      allowed_audiences=["tracking"], first_party=False,
+                      token_endpoint_auth_method="client_secret_post")
 
 
 def test_token_without_signing_keys_is_503_temporarily_unavailable(make_app):

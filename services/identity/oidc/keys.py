@@ -25,7 +25,7 @@ from joserfc.jwk import ECKey, KeySet, RSAKey
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from services.common.app import DEPENDENCY_ERRORS
+from services.common.errors import DEPENDENCY_ERRORS
 from services.common.events import utcnow
 
 from .models import SigningKey
