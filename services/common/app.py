@@ -11,7 +11,6 @@ import gc
 import logging
 import os
 import re
-import select
 import threading
 import time
 import uuid
@@ -44,6 +43,7 @@ from .errors import (
 )
 from .fastpath import FastRoutes
 from .logging import configure_logging
+from .watched import readable
 
 log = logging.getLogger("portico.http")
 
@@ -100,28 +100,12 @@ class ThreadBoundRedis(redis.Redis):
 
     def execute_command(self, *args: Any, **options: Any) -> Any:
         conn = self.connection
-        if conn.is_connected and _readable(conn):
+        if conn.is_connected and readable(conn):
             # As the pool does on checkout: a socket with something to read before a
             # command was sent is closed (server restarted, client killed) or out of
             # step. Reconnect rather than fail the command.
             conn.disconnect()
         return super().execute_command(*args, **options)
-
-
-def _readable(conn: redis.connection.AbstractConnection) -> bool:
-    """Whether ``conn``'s socket has data or an end of file waiting (or is unusable).
-
-    One poll(2): redis-py's ``can_read()`` costs three system calls and an exception
-    (~19 µs here), the price of the pool checkout this client avoids."""
-    sock = getattr(conn, "_sock", None)
-    if sock is None:
-        return False
-    try:
-        poller = select.poll()
-        poller.register(sock, select.POLLIN)
-        return bool(poller.poll(0))
-    except (OSError, ValueError):
-        return True
 
 
 def make_redis(url: str) -> redis.Redis:
