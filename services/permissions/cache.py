@@ -2,11 +2,13 @@
 per-user version key.
 
 Every change to a user's grants or status bumps ``<ns>:perm-version:<user>`` in
-Redis *after* its transaction commits. A check reads that one key (one round trip
-when warm) and uses the in-process snapshot only if it was built for the same
-version, so the very next check on any replica sees a revocation. A reader that
-raced the commit can only have stored its snapshot under the old version, which
-nobody asks for any more.
+Redis *after* its transaction commits. A check reads that key and uses the in-process
+snapshot only if it was built for the same version, so the very next check on any
+replica sees a revocation. A reader that raced the commit can only have stored its
+snapshot under the old version, which nobody asks for any more. The version keys are
+read through :class:`services.common.watched.WatchedKeys` when the app has one: held in
+process and dropped the moment Redis pushes their change, so a warm check makes no
+Redis round trip at all.
 
 If Redis cannot answer, checks are decided from the database directly (slower,
 never stale) and nothing is cached.
@@ -33,6 +35,7 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from services.common.streams import key
+from services.common.watched import WatchedKeys
 
 log = logging.getLogger("portico.permissions.cache")
 
@@ -109,8 +112,10 @@ class SnapshotCache:
 
     def __init__(self, client: redis.Redis, namespace: str,
                  loader: Callable[[list[str]], dict[str, Snapshot]], *,
-                 max_entries: int = 50_000, max_age: float = 60.0) -> None:
+                 max_entries: int = 50_000, max_age: float = 60.0,
+                 watched: WatchedKeys | None = None) -> None:
         self.redis = client
+        self.watched = watched  # where version keys are read, if not by a plain MGET
         self.namespace = namespace
         self.loader = loader
         self.max_entries = max_entries
@@ -124,7 +129,7 @@ class SnapshotCache:
         return key(self.namespace, "perm-snapshot", user_id, version.decode())
 
     def get_many(self, user_ids: list[str]) -> dict[str, Snapshot]:
-        """Snapshots of ``user_ids``; one Redis round trip when all are warm."""
+        """Snapshots of ``user_ids``; no Redis round trip when all are warm and watched."""
         ids = list(dict.fromkeys(user_ids))
         versions, _ = self.versions(ids)
         return self.snapshots(ids, versions)
@@ -132,11 +137,12 @@ class SnapshotCache:
     def versions(self, user_ids: list[str], extra_keys: list[str] | tuple[str, ...] = ()
                  ) -> tuple[list[bytes | None] | None, list[bytes | None] | None]:
         """The version of each of ``user_ids`` (distinct) and the values of ``extra_keys``
-        (say, the caller's deny-list entry), in one MGET; ``(None, None)`` if Redis cannot
-        answer."""
+        (say, the caller's deny-list entry), in one MGET (none when the watched keys hold
+        them all); ``(None, None)`` if Redis cannot answer."""
         names = [key(self.namespace, "perm-version", u) for u in user_ids]
         try:
-            values = self.redis.mget(names + list(extra_keys)) if names or extra_keys else []
+            reader = self.watched or self.redis
+            values = reader.mget(names + list(extra_keys)) if names or extra_keys else []
         except redis.RedisError as exc:
             self._report_down(exc)
             return None, None

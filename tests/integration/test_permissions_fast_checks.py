@@ -15,6 +15,7 @@ from services.common.auth import revoke_jti
 from tests.integration.test_permissions_fixtures import (
     World,
     company_a,
+    cut_off_from_redis,
     permissions_url,
     world,
 )
@@ -128,11 +129,8 @@ def test_a_revoked_token_gets_the_views_401(paths, redis_client, namespace):
 
 
 def test_when_the_cache_cannot_reach_redis_the_view_decides_from_the_database(paths):
-    import redis
-
     w = paths.w
-    cache = w.app.extensions["permissions.snapshots"]
-    cache.redis = redis.Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.2)
+    cut_off_from_redis(w.app.extensions["permissions.snapshots"])
     response = paths.served.post("/v1/check", json={"subject": "ua", "action": "cards.view"},
                                  headers=w.service_headers("permissions.check"))
     assert response.status_code == 200 and set(response.json) == {"allowed", "reason"}

@@ -24,6 +24,17 @@ from services.permissions.models import OutboxEvent, User
 T0 = datetime(2030, 1, 15, 9, 0, tzinfo=UTC)
 
 
+def cut_off_from_redis(cache) -> None:
+    """Point a snapshot cache, and the watched keys it reads versions through, at a Redis
+    that does not answer (a closed port)."""
+    import redis
+
+    from services.common.watched import WatchedKeys
+
+    cache.redis = redis.Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.2)
+    cache.watched = WatchedKeys(cache.redis, cache.watched.prefixes)
+
+
 class Clock:
     def __init__(self, moment: datetime = T0) -> None:
         self.moment = moment

@@ -2,8 +2,9 @@
 opened when the subject's snapshot is cached; the caller is authorised from its token
 alone (scope ``permissions.check`` or ``permissions.read``, or asking about itself).
 
-A warm check costs one Redis round trip: the subjects' version keys and the caller's
-deny-list entry in one MGET (``require_auth(defer_revocation=True)``). Bodies are read
+A check reads the subjects' version keys and the caller's deny-list entry together
+(``require_auth(defer_revocation=True)``), through the cache's watched keys: no Redis
+round trip when they are held, one MGET for those that are not. Bodies are read
 by :mod:`check_parsing`, not by flask-smorest's per-request wrappers; the
 ``blp.arguments``/``blp.response`` decorators only document the views (see
 :func:`services.common.openapi.documented`).
