@@ -16,6 +16,8 @@ import subprocess
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
+from typing import Any
 from urllib.parse import quote
 
 import redis
@@ -138,3 +140,27 @@ def watch_flask(app) -> tuple[list[str], Client]:
 
     routes.app = recording
     return entered, Client(inner)
+
+
+class CountingRedis:
+    """A real client that counts the commands sent through it (a pipeline counts once),
+    optionally running ``after_each`` once each has been answered. The watched keys make
+    their own connection from its pool, which is not a command."""
+
+    def __init__(self, inner: Any, after_each: Callable[[], None] | None = None) -> None:
+        self.inner = inner
+        self.connection_pool = inner.connection_pool
+        self.round_trips = 0
+        self.after_each = after_each
+
+    def __getattr__(self, name: str) -> Any:
+        command = getattr(self.inner, name)
+
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            self.round_trips += 1
+            answer = command(*args, **kwargs)
+            if self.after_each:
+                self.after_each()
+            return answer
+
+        return counted

@@ -13,6 +13,7 @@ from tests.integration.test_permissions_fixtures import (
     permissions_url,
     world,
 )
+from tests.support import CountingRedis
 
 # pytest finds fixtures by name in this module's namespace.
 FIXTURES = (company_a, permissions_url, world)
@@ -149,30 +150,6 @@ def test_a_lost_invalidation_is_stale_for_at_most_the_cache_max_age(
     for replica in (first, second):
         assert w.check("ua", "cards.view", client=replica.test_client()) == {
             "allowed": False, "reason": "subject_inactive"}
-
-
-class CountingRedis:
-    """Counts the commands a client sends (a pipeline counts as one round trip)."""
-
-    def __init__(self, inner) -> None:
-        self.inner = inner
-        self.round_trips = 0
-
-    def mget(self, *args, **kwargs):
-        self.round_trips += 1
-        return self.inner.mget(*args, **kwargs)
-
-    def pipeline(self, *args, **kwargs):
-        self.round_trips += 1
-        return self.inner.pipeline(*args, **kwargs)
-
-    @property
-    def connection_pool(self):
-        """Where the watched keys make their own connection (not a command)."""
-        return self.inner.connection_pool
-
-    def __getattr__(self, name):
-        raise AssertionError(f"unexpected redis command {name}")
 
 
 @pytest.mark.parametrize("batch", [False, True])

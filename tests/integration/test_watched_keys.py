@@ -13,7 +13,7 @@ import redis
 
 from services.common.app import make_redis
 from services.common.watched import WatchedKeys
-from tests.support import EmbeddedRedis
+from tests.support import CountingRedis, EmbeddedRedis
 
 
 class Clock:
@@ -22,23 +22,6 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
-
-
-class CountingReads:
-    """A real client that counts its MGETs (the watch's connection is made from its pool)."""
-
-    def __init__(self, inner: redis.Redis, after_read=None) -> None:
-        self.inner = inner
-        self.connection_pool = inner.connection_pool
-        self.reads = 0
-        self.after_read = after_read
-
-    def mget(self, keys):
-        self.reads += 1
-        values = self.inner.mget(keys)
-        if self.after_read:
-            self.after_read()
-        return values
 
 
 @pytest.fixture(scope="module")
@@ -53,8 +36,8 @@ def server_url(request, redis_url: str, own_server: str) -> str:
     return redis_url if request.param == "suite" else own_server
 
 
-def _watched(url: str, namespace: str, clock=None, **kwargs) -> tuple[WatchedKeys, CountingReads]:
-    reads = CountingReads(make_redis(url))
+def _watched(url: str, namespace: str, clock=None, **kwargs) -> tuple[WatchedKeys, CountingRedis]:
+    reads = CountingRedis(make_redis(url))
     extra = {"clock": clock} if clock else {}
     return WatchedKeys(reads, [f"{namespace}:v:"], **extra, **kwargs), reads  # type: ignore[arg-type]
 
@@ -67,10 +50,10 @@ def test_a_key_read_once_is_answered_from_memory_until_it_changes(server_url, na
     assert watched.mget([a, b]) == [b"1", None]
     assert watched.mget([a, b]) == [b"1", None]
     assert watched.mget([b, a, b]) == [None, b"1", None]
-    assert reads.reads == 1
+    assert reads.round_trips == 1
     other.incr(a)
     assert watched.mget([a, b]) == [b"2", None]
-    assert reads.reads == 2
+    assert reads.round_trips == 2
 
 
 def test_every_change_by_another_client_is_seen_on_the_very_next_read(server_url, namespace):
@@ -85,7 +68,7 @@ def test_every_change_by_another_client_is_seen_on_the_very_next_read(server_url
     assert watched.mget([k, absent]) == [None, None]
     other.set(absent, "here")
     assert watched.mget([k, absent]) == [None, b"here"]
-    assert reads.reads == 300 + 2
+    assert reads.round_trips == 300 + 2
 
 
 def test_keys_outside_the_prefixes_are_read_every_time(server_url, namespace):
@@ -96,7 +79,7 @@ def test_keys_outside_the_prefixes_are_read_every_time(server_url, namespace):
     assert watched.mget([outside]) == [b"1"]
     other.set(outside, "2")  # no invalidation comes for it: it must not have been held
     assert watched.mget([outside]) == [b"2"]
-    assert reads.reads == 2
+    assert reads.round_trips == 2
 
 
 def test_a_value_that_changed_while_it_was_read_is_not_held(server_url, namespace):
@@ -106,11 +89,11 @@ def test_a_value_that_changed_while_it_was_read_is_not_held(server_url, namespac
     other.set(k, "old")
     # The change lands after the read's answer and its invalidation before the value is
     # put away: exactly the window the read's mark covers.
-    reads.after_read = lambda: other.set(k, "new")
+    reads.after_each = lambda: other.set(k, "new")
     assert watched.mget([k]) == [b"old"]  # what Redis answered at the time
-    reads.after_read = None
+    reads.after_each = None
     assert watched.mget([k]) == [b"new"]
-    assert reads.reads == 3
+    assert reads.round_trips == 3
 
 
 def test_a_killed_watch_drops_what_it_held_and_comes_back(own_server, namespace):
@@ -124,13 +107,13 @@ def test_a_killed_watch_drops_what_it_held_and_comes_back(own_server, namespace)
     other.set(k, "2")  # no watch to hear it
     assert watched.mget([k]) == [b"2"]
     assert watched.mget([k]) == [b"2"]  # no new watch yet (one attempt per heartbeat)
-    assert reads.reads == 3
+    assert reads.round_trips == 3
     clock.now += 1
     assert watched.mget([k]) == [b"2"]  # a new watch, and a first read under it
     other.set(k, "3")
     assert watched.mget([k]) == [b"3"]  # it heard the change
     assert watched.mget([k]) == [b"3"]
-    assert reads.reads == 5
+    assert reads.round_trips == 5
 
 
 def test_a_flush_drops_everything_held(own_server, namespace):
@@ -150,14 +133,14 @@ def test_after_a_quiet_spell_memory_is_not_trusted_until_the_watch_answers(serve
     watched, reads = _watched(server_url, namespace, clock, heartbeat=0.5)
     watched.mget([k])
     watched.mget([k])
-    assert reads.reads == 1
+    assert reads.round_trips == 1
     clock.now += 5  # nothing heard from the watch for 5 s: it is pinged, Redis is read
     watched.mget([k])
-    assert reads.reads == 2
+    assert reads.round_trips == 2
     time.sleep(0.05)  # the pong is in
     watched.mget([k])
     watched.mget([k])
-    assert reads.reads == 2
+    assert reads.round_trips == 2
 
 
 def test_a_watch_that_stops_answering_is_dropped_within_the_heartbeat(own_server, namespace,
@@ -171,14 +154,14 @@ def test_a_watch_that_stops_answering_is_dropped_within_the_heartbeat(own_server
     other.execute_command("CLIENT", "PAUSE", "500", "ALL")  # pings get no answer now
     clock.now += 0.6  # quiet for a heartbeat: pinged; still vouched for
     assert watched.mget([k]) == [b"1"]
-    assert reads.reads == 1
+    assert reads.round_trips == 1
     clock.now += 0.3  # the ping is late, not yet overdue
     assert watched.mget([k]) == [b"1"]
-    assert reads.reads == 1
+    assert reads.round_trips == 1
     assert "redis key watch stopped answering" not in caplog.text
     clock.now += 0.3  # overdue: the watch is dropped and Redis read (once the pause ends)
     assert watched.mget([k]) == [b"1"]
-    assert reads.reads == 2
+    assert reads.round_trips == 2
     assert "redis key watch stopped answering" in caplog.text
 
 
@@ -193,11 +176,11 @@ def test_the_oldest_value_makes_room_beyond_max_entries(server_url, namespace):
     watched, reads = _watched(server_url, namespace, max_entries=2)
     for k in keys:
         watched.mget([k])
-    assert reads.reads == 3
+    assert reads.round_trips == 3
     watched.mget(keys[1:])
-    assert reads.reads == 3
+    assert reads.round_trips == 3
     watched.mget(keys[:1])
-    assert reads.reads == 4
+    assert reads.round_trips == 4
 
 
 def test_threads_reading_while_another_client_writes_never_see_an_older_value(server_url,
