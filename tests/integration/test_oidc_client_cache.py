@@ -20,6 +20,7 @@ from tests.integration.test_oidc_flow import (
     code_params,
     exchange,
 )
+from tests.support import CountingRedis
 
 ADMIN = {"scope": "iam.admin", "aud": "identity"}
 
@@ -138,6 +139,36 @@ def test_a_cached_client_costs_no_query(replicas):
     assert seen == []
 
 
+def _count_redis(app) -> CountingRedis:
+    """Count the Redis commands of ``app``'s token and introspection paths from now on."""
+    provider = app.extensions["portico.oidc"].provider
+    counting = CountingRedis(provider.redis)
+    provider.redis = provider.clients.redis = provider.watched.redis = counting
+    return counting
+
+
+def test_warm_token_and_introspection_requests_make_no_redis_round_trip(replicas):
+    """The clients version and the token's deny-list entry are held by the watched keys;
+    a change through the other replica is still seen on the very next request."""
+    first, second = replicas
+    client_id, secret = machine_client(second)
+    access = token(second, client_id, secret).json["access_token"]
+    counting = _count_redis(second)
+    introspect = {"token": access, "token_type_hint": "access_token"}
+    trips = []
+    for _ in range(3):
+        counting.round_trips = 0
+        assert token(second, client_id, secret).status_code == 200
+        answer = second.test_client().post("/introspect", data=introspect,
+                                           headers=basic(client_id, secret))
+        assert answer.json["active"] is True
+        trips.append(counting.round_trips)
+    assert trips[1:] == [0, 0]
+    assert first.test_client().post("/revoke", data={"token": access},
+                                    headers=basic(client_id, secret)).status_code == 200
+    answer = second.test_client().post("/introspect", data=introspect,
+                                       headers=basic(client_id, secret))
+    assert answer.json == {"active": False}
 def _signed_in(app, **client_fields):
     """A user signed in to a new client: ``(client_id, secret, token response)``."""
     add_user(app)

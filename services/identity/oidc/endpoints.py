@@ -86,9 +86,10 @@ def _own_claims(provider, token_string: str) -> dict[str, Any] | None:
 
 @dataclass(frozen=True)
 class ReadAhead:
-    """What introspecting an access token needs from Redis, read in one round trip before
-    client authentication: the clients version (see ``ClientCache.get``) and the token's
-    deny-list entry. ``claims`` is None for a token this issuer did not sign."""
+    """What introspecting an access token needs from Redis, read together before client
+    authentication (held in process by the provider's watched keys, else one MGET): the
+    clients version (see ``ClientCache.get``) and the token's deny-list entry. ``claims``
+    is None for a token this issuer did not sign."""
 
     token: str
     claims: dict[str, Any] | None
@@ -105,14 +106,11 @@ def read_ahead(provider, form) -> ReadAhead | None:
     claims = _own_claims(provider, token)
     jti = str(claims.get("jti", "")) if claims else ""
     try:
-        with provider.redis.pipeline(transaction=False) as pipe:
-            pipe.get(provider.clients.key)
-            if jti:
-                pipe.exists(deny_key(provider.namespace, jti))
-            replies = pipe.execute()
+        replies = provider.watched.mget(
+            [provider.clients.key, *([deny_key(provider.namespace, jti)] if jti else [])])
     except redis.RedisError:
         return None
-    return ReadAhead(token, claims, bool(jti) and bool(replies[1]), replies[0])
+    return ReadAhead(token, claims, bool(jti) and replies[1] is not None, replies[0])
 
 
 class RevocationEndpoint(_RevocationEndpoint):

@@ -17,10 +17,11 @@ from sqlalchemy.orm import Session
 
 from services.common.app import context
 from services.common.events import utcnow
+from services.common.watched import WatchedKeys
 
 from .. import clients
 from . import entitlements
-from .client_cache import ClientCache
+from .client_cache import ClientCache, version_key
 from .endpoints import IntrospectionEndpoint, RevocationEndpoint
 from .grants import (
     AuthorizationCodeGrant,
@@ -33,7 +34,7 @@ from .grants import (
 from .keys import Keyring
 from .models import OAuthClient
 from .records import RegisteredClient, digest
-from .tokens import mint_access_token, record_access_token, revoke_family
+from .tokens import deny_key, mint_access_token, record_access_token, revoke_family
 
 log = logging.getLogger("portico.identity.oidc")
 
@@ -55,7 +56,10 @@ class Provider:
         self.namespace = ctx.settings.redis_namespace
         self.keyring = Keyring(ctx.db, ctx.settings.key_encryption_key)
         self.entitlements = entitlements.EntitlementsSource(self, ctx.registry)
-        self.clients = ClientCache(ctx.redis, self.namespace, self._load_client)
+        # The keys read on every token and introspection request: held in process.
+        self.watched = WatchedKeys(ctx.redis, [version_key(self.namespace),
+                                               deny_key(self.namespace, "")])
+        self.clients = ClientCache(ctx.redis, self.namespace, self._load_client, self.watched)
         clients.watch_client_changes(ctx.db.sessions, ctx.redis, self.namespace)
 
     def _load_client(self, client_id: str) -> RegisteredClient | None:
