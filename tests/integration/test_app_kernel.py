@@ -151,6 +151,10 @@ def test_card_account_numbers_are_redacted_from_log_text(captured_log):
     "upstream said Authorization: Bearer {secret}",
     "retrying with authorization=Basic {secret}",
     "headers {{'Authorization': 'Bearer {secret}'}}",
+    # Whatever the case of the key's name: the quick pre-check runs on case-folded text.
+    "upstream said AUTHORIZATION: BEARER {secret}",
+    "retrying with Client_Secret={secret}",
+    "retrying with cliEnt_ſecret={secret}",  # a long s, which (?i) matches to "s"
 ])
 def test_a_credential_after_an_authorization_key_is_redacted(captured_log, line):
     secret = "eyJhbGciOiJFUzI1NiJ9.c2lnbmF0dXJl"
