@@ -10,6 +10,7 @@ import json
 import logging
 import re
 import sys
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -68,24 +69,19 @@ def redact(value: Any) -> Any:
     return value
 
 
-class RedactingFilter(logging.Filter):
-    """Scrubs secrets from the message, its arguments and extra fields of every record."""
+def record_fields(record: logging.LogRecord) -> Iterator[tuple[str, Any]]:
+    """A record's own fields (its ``extra``), redacted. The formatters redact them, not the
+    record factory: ``Logger.makeRecord`` attaches them after the factory has run."""
+    for key, val in vars(record).items():
+        if key not in _EXTRA_SKIP and not key.startswith("_"):
+            yield key, redacted_field(key, val)
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        try:
-            message = record.getMessage()
-        except Exception:  # a bad format string must not lose the line
-            message = str(record.msg)
-        record.msg = redact_text(message)
-        record.args = None
-        for key, val in list(vars(record).items()):
-            if key in _EXTRA_SKIP:
-                continue
-            if key.lower() in _SECRET_KEY_SET:
-                setattr(record, key, REDACTED)
-            elif isinstance(val, dict | list | str):
-                setattr(record, key, redact(val))
-        return True
+
+def redacted_field(key: str, val: Any) -> Any:
+    """A log line's field ``key`` as it may be written."""
+    if key.lower() in _SECRET_KEY_SET:
+        return REDACTED
+    return redact(val) if isinstance(val, dict | list | str) else val
 
 
 _EXTRA_SKIP = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
@@ -101,31 +97,38 @@ class JsonFormatter(logging.Formatter):
         self.service = service
 
     def format(self, record: logging.LogRecord) -> str:
-        entry: dict[str, Any] = {
-            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
-            "level": record.levelname.lower(),
-            "service": self.service,
-            "logger": record.name,
-            "msg": record.getMessage(),
-        }
-        for key, val in vars(record).items():
-            if key not in _EXTRA_SKIP and not key.startswith("_"):
-                entry[key] = val
+        entry = self.entry(record.created, record.levelname, record.name, record.getMessage())
+        entry.update(record_fields(record))
         if record.exc_info:
             # Exception type only: a traceback can hold locals, SQL or secrets.
             entry["exc_type"] = record.exc_info[0].__name__ if record.exc_info[0] else None
             entry["exc"] = redact_text(self.formatException(record.exc_info))
         return _ENCODER.encode(entry)
 
+    def entry(self, created: float, level: str, logger: str, message: str) -> dict[str, Any]:
+        """The fields every line starts with, in order; a record's own fields follow."""
+        return {
+            "ts": datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds"),
+            "level": level.lower(),
+            "service": self.service,
+            "logger": logger,
+            "msg": message,
+        }
+
 
 _base_factory = logging.getLogRecordFactory()
 
 
 def _redacting_record_factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
-    """Redact at the moment a record is made, so every handler (gunicorn's, pytest's,
-    a library's) sees only the redacted text."""
+    """Redact the message at the moment a record is made, so every handler (gunicorn's,
+    pytest's, a library's) sees only the redacted text. (Its fields: see record_fields.)"""
     record = _base_factory(*args, **kwargs)
-    RedactingFilter().filter(record)
+    try:
+        message = record.getMessage()
+    except Exception:  # a bad format string must not lose the line
+        message = str(record.msg)
+    record.msg = redact_text(message)
+    record.args = None
     return record
 
 
@@ -137,8 +140,7 @@ class PlainFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         line = super().format(record)
-        fields = " ".join(f"{key}={val}" for key, val in vars(record).items()
-                          if key not in _EXTRA_SKIP and not key.startswith("_"))
+        fields = " ".join(f"{key}={val}" for key, val in record_fields(record))
         return f"{line} {fields}" if fields else line
 
 
@@ -168,3 +170,4 @@ def configure_logging(service: str, level: str = "INFO", json_lines: bool = True
     root.setLevel(level.upper())
     # werkzeug's own access log prints the full URL (query strings can hold codes).
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
+

@@ -147,6 +147,22 @@ def test_card_account_numbers_are_redacted_from_log_text(captured_log):
     assert "user 12" in captured_log.getvalue()
 
 
+@pytest.mark.parametrize("json_lines", [True, False])
+def test_secret_fields_of_a_log_call_are_redacted(json_lines):
+    """``extra`` fields are attached after the record factory runs: the formatters must
+    redact them (they once went out in clear)."""
+    stream = io.StringIO()
+    configure_logging("tracking", "INFO", json_lines, stream=stream)
+    try:
+        logging.getLogger("portico.test").warning("sent", extra={
+            "token": "s3cret-value", "note": "card 371449635398431", "user": "ana"})
+    finally:
+        configure_logging("tracking", "INFO", True)
+    output = stream.getvalue()
+    assert "s3cret-value" not in output and "371449635398431" not in output
+    assert "[redacted]" in output and "ana" in output
+
+
 @pytest.mark.parametrize("line", [
     "upstream said Authorization: Bearer {secret}",
     "retrying with authorization=Basic {secret}",
