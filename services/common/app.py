@@ -42,7 +42,7 @@ from .errors import (
     validation_problem,
 )
 from .fastpath import FastRoutes
-from .logging import configure_logging
+from .logging import AccessLog, configure_logging
 from .watched import readable
 
 log = logging.getLogger("portico.http")
@@ -248,6 +248,7 @@ class HttpObserver:
         self._counters: dict[tuple[str, str, int], Any] = {}
         self._histograms: dict[tuple[str, str], Any] = {}
         self.log_every_request = access_log == "all"
+        self.access_log = AccessLog(log)
 
     def observe(self, endpoint: str, method: str, status: int, elapsed: float | None,
                 request_id: str | None) -> None:
@@ -260,7 +261,7 @@ class HttpObserver:
                     self.name, endpoint, method)
             histogram.observe(elapsed)
             if self.log_every_request or status >= 400 or elapsed >= SLOW_REQUEST_SECONDS:
-                log.info("request", extra={
+                self.access_log.write({
                     "method": method, "endpoint": endpoint, "status": status,
                     "duration_ms": round(elapsed * 1000, 2), "request_id": request_id,
                 })
