@@ -43,7 +43,7 @@ from .errors import (
 )
 from .fastpath import FastRoutes
 from .logging import AccessLog, configure_logging
-from .watched import readable
+from .watched import WatchedKeys, readable
 
 log = logging.getLogger("portico.http")
 
@@ -60,6 +60,8 @@ class ServiceContext:
     redis: redis.Redis
     registry: CollectorRegistry
     fast_routes: FastRoutes
+    # Redis keys read on every request, held in process (components add their prefixes).
+    watched: WatchedKeys
     readiness_checks: dict[str, Callable[[], bool]] = field(default_factory=dict)
 
 
@@ -133,9 +135,9 @@ def create_service_app(name: str, settings: CommonSettings, *, import_name: str 
                              observe=observer.observe, request_id_for=request_id_for,
                              on_request=lambda: freeze_startup_heap(app))
     app.wsgi_app = fast_routes  # type: ignore[method-assign]
-    ctx = ServiceContext(name=name, settings=settings, db=db,
-                         redis=make_redis(settings.redis_url), registry=registry,
-                         fast_routes=fast_routes)
+    client = make_redis(settings.redis_url)
+    ctx = ServiceContext(name=name, settings=settings, db=db, redis=client, registry=registry,
+                         fast_routes=fast_routes, watched=WatchedKeys(client, ()))
     ctx.readiness_checks["database"] = db.ping
     ctx.readiness_checks["redis"] = lambda: _redis_ping(ctx.redis)
     app.extensions["portico"] = ctx

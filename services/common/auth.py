@@ -7,8 +7,10 @@ is on the Redis deny-list (revoked by identity) is refused.
 
 Verified claims are kept per process, keyed by the token's SHA-256, until the token
 expires or ``claims_ttl`` (30 s) passes, whichever is first: a repeated token skips
-the signature check. The deny-list is still read on *every* request, so a revocation
-takes effect on the very next request everywhere. (A key withdrawn from the JWKS
+the signature check. The deny-list is still consulted on *every* request, so a
+revocation takes effect on the very next request everywhere: its keys are the app's
+watched keys (:class:`services.common.watched.WatchedKeys`), held in process and dropped
+the moment Redis pushes their change. (A key withdrawn from the JWKS
 stops a token already seen by a process within ``claims_ttl``.)
 
 A hot view may fold that deny-list read into its own Redis round trip:
@@ -43,6 +45,7 @@ from joserfc.jwk import KeySet
 
 from .errors import Problem
 from .streams import key
+from .watched import WatchedKeys
 
 log = logging.getLogger("portico.auth")
 
@@ -132,11 +135,16 @@ class ClaimsCache:
 
 
 class DenyList:
-    """The revoked ``jti``s identity writes to Redis (see :func:`revoke_jti`)."""
+    """The revoked ``jti``s identity writes to Redis (see :func:`revoke_jti`), read through
+    ``watched`` when given (held in process until Redis pushes a change)."""
 
-    def __init__(self, client: redis.Redis, namespace: str) -> None:
+    def __init__(self, client: redis.Redis, namespace: str,
+                 watched: WatchedKeys | None = None) -> None:
         self.redis = client
         self.namespace = namespace
+        self.watched = watched
+        if watched is not None:
+            watched.watch(self.key(""))
 
     def key(self, jti: str) -> str:
         return key(self.namespace, "revoked-jti", jti)
@@ -144,6 +152,8 @@ class DenyList:
     def is_revoked(self, jti: str) -> bool:
         """Fails closed: if Redis cannot answer, the token is treated as revoked."""
         try:
+            if self.watched is not None:
+                return self.watched.mget([self.key(jti)])[0] is not None
             return bool(self.redis.exists(self.key(jti)))
         except redis.RedisError:
             log.warning("deny-list unavailable; refusing token")
@@ -233,7 +243,7 @@ def init_auth(app: Flask, audience: str | Iterable[str]) -> TokenVerifier:
     settings = ctx.settings
     verifier = TokenVerifier(
         JWKSCache(settings.jwks_url), settings.issuer, audience,
-        deny_list=DenyList(ctx.redis, settings.redis_namespace),
+        deny_list=DenyList(ctx.redis, settings.redis_namespace, ctx.watched),
     )
     app.extensions["portico.auth"] = verifier
     return verifier

@@ -111,6 +111,15 @@ class WatchedKeys:
         found: dict[str, Any] = dict(zip(missing, fetched, strict=True))
         return [found[k] if v is _MISSING else v for k, v in zip(keys, held, strict=True)]
 
+    def watch(self, prefix: str) -> None:
+        """Hold keys under ``prefix`` too (a component adds the keys it reads on every
+        request). A watch already up is dropped, to be started again with every prefix."""
+        with self._lock:
+            if prefix not in self.prefixes:
+                self.prefixes += (prefix,)
+                self._drop_watch()
+                self._next_attempt = 0.0  # not a failure: start again on the next read
+
     def forget_all(self) -> None:
         """Drop the watch and every held value (the next read reconnects)."""
         with self._lock:
@@ -140,6 +149,8 @@ class WatchedKeys:
             self._values.clear()
             self._reading.clear()
         now = self.clock()
+        if not self.prefixes:  # nothing to watch: a watch of no prefix would be every key
+            return False
         if self._watch is None and not self._start_watch(now):
             return False
         watch = self._watch

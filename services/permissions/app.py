@@ -10,7 +10,6 @@ from services.common.app import create_service_app
 from services.common.auth import init_auth
 from services.common.config import load_or_exit
 from services.common.events import utcnow
-from services.common.watched import WatchedKeys
 
 from .api import init_api
 from .api.checks import init_fast_checks
@@ -31,13 +30,12 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
 
     invalidator = Invalidator(ctx.redis, settings.redis_namespace)
     app.extensions["permissions.invalidator"] = invalidator
-    # A check's keys: the subjects' versions and the caller's deny-list entry.
-    deny_list = app.extensions["portico.auth"].deny_list
-    watched = WatchedKeys(ctx.redis, [invalidator.version_key(""),
-                                      *([deny_list.key("")] if deny_list else [])])
+    # A check's keys: the subjects' versions and (init_auth watches those) the caller's
+    # deny-list entry.
+    ctx.watched.watch(invalidator.version_key(""))
     app.extensions["permissions.snapshots"] = SnapshotCache(
         ctx.redis, settings.redis_namespace, load, max_entries=settings.cache_max_entries,
-        max_age=settings.cache_max_age_s, watched=watched)
+        max_age=settings.cache_max_age_s, watched=ctx.watched)
     init_api(app)
     init_fast_checks(app)
     return app

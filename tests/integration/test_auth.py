@@ -10,6 +10,7 @@ import pytest
 from flask import jsonify
 
 from services.common.auth import current_claims, init_auth, require_auth, revoke_jti
+from tests.support import CountingRedis
 
 
 @pytest.fixture
@@ -126,6 +127,21 @@ def test_a_repeated_token_skips_the_signature_check_but_not_the_deny_list(
     assert len(lookups) == 1
     # Revocation is still read on every request: refused at once, although cached.
     revoke_jti(redis_client, namespace, "seen-once", 60)
+    assert client.get("/probe", headers=bearer(token)).status_code == 401
+
+
+def test_a_held_deny_list_entry_costs_no_round_trip_yet_a_revocation_is_seen_at_once(
+        client, token_issuer, redis_client, namespace):
+    watched = client.application.extensions["portico"].watched
+    counting = watched.redis = CountingRedis(watched.redis)
+    token = token_issuer.issue(sub="u-8", aud="tracking", scope="tracking.read", jti="held")
+    trips = []
+    for _ in range(3):
+        counting.round_trips = 0
+        assert client.get("/probe", headers=bearer(token)).status_code == 200
+        trips.append(counting.round_trips)
+    assert trips == [1, 0, 0]
+    revoke_jti(redis_client, namespace, "held", 60)  # as identity does, from elsewhere
     assert client.get("/probe", headers=bearer(token)).status_code == 401
 
 

@@ -223,3 +223,24 @@ def test_many_changes_at_once_are_all_taken_in(server_url, namespace):
         other.set(k, "new")
     for k in keys:
         assert watched.mget([k]) == [b"new"], k
+
+
+def test_a_prefix_added_later_is_watched_too(server_url, namespace):
+    other = redis.Redis.from_url(server_url)
+    first, later = f"{namespace}:v:k", f"{namespace}:w:k"
+    watched, reads = _watched(server_url, namespace)
+    watched.mget([first, later])
+    watched.watch(f"{namespace}:w:")
+    watched.mget([first, later])  # the watch restarts with both: nothing held survives
+    watched.mget([first, later])
+    assert reads.round_trips == 2
+    other.set(later, "new")
+    assert watched.mget([first, later]) == [None, b"new"]
+    assert watched.mget([first, later]) == [None, b"new"] and reads.round_trips == 3
+
+
+def test_with_no_prefix_every_read_goes_to_redis(server_url, namespace):
+    watched = WatchedKeys(CountingRedis(make_redis(server_url)), ())  # type: ignore[arg-type]
+    for _ in range(3):
+        watched.mget([f"{namespace}:v:k"])
+    assert watched.redis.round_trips == 3  # type: ignore[attr-defined]

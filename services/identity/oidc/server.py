@@ -17,7 +17,6 @@ from sqlalchemy.orm import Session
 
 from services.common.app import context
 from services.common.events import utcnow
-from services.common.watched import WatchedKeys
 
 from .. import clients
 from . import entitlements
@@ -57,8 +56,9 @@ class Provider:
         self.keyring = Keyring(ctx.db, ctx.settings.key_encryption_key)
         self.entitlements = entitlements.EntitlementsSource(self, ctx.registry)
         # The keys read on every token and introspection request: held in process.
-        self.watched = WatchedKeys(ctx.redis, [version_key(self.namespace),
-                                               deny_key(self.namespace, "")])
+        self.watched = ctx.watched
+        self.watched.watch(version_key(self.namespace))
+        self.watched.watch(deny_key(self.namespace, ""))
         self.clients = ClientCache(ctx.redis, self.namespace, self._load_client, self.watched)
         clients.watch_client_changes(ctx.db.sessions, ctx.redis, self.namespace)
 
