@@ -244,3 +244,23 @@ def test_with_no_prefix_every_read_goes_to_redis(server_url, namespace):
     for _ in range(3):
         watched.mget([f"{namespace}:v:k"])
     assert watched.redis.round_trips == 3  # type: ignore[attr-defined]
+
+
+def test_a_redis_that_refuses_tracking_gets_plain_reads(own_server, namespace, caplog):
+    """A Redis user without the CLIENT command (a managed Redis may deny it): every read
+    is an MGET, the values are right, and one warning says why."""
+    admin = redis.Redis.from_url(own_server)
+    user = f"{namespace}-reader"
+    admin.execute_command("ACL", "SETUSER", user, "on", ">pw", "~*", "+@all", "-client")
+    try:
+        url = own_server.replace("redis://", f"redis://{user}:pw@")
+        k = f"{namespace}:v:k"
+        admin.set(k, "1")
+        watched, reads = _watched(url, namespace)
+        assert watched.mget([k]) == [b"1"]
+        admin.set(k, "2")
+        assert watched.mget([k]) == [b"2"]
+        assert reads.round_trips == 2
+        assert caplog.text.count("cannot watch redis keys") == 1
+    finally:
+        admin.execute_command("ACL", "DELUSER", user)
