@@ -7,6 +7,7 @@ machine does not count) and peak RSS of the server processes.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import os
 import re
@@ -491,6 +492,9 @@ def load_average() -> str:
 # The issue's own machine: "a bare Flask JSON endpoint manages ~1,800 per
 # server-CPU-second here". The targets were set against it.
 ISSUE_YARDSTICK_PER_CPU = 1800
+# And: "a bare authlib + Flask token endpoint issues ~1,075 ES256 tokens per
+# server-CPU-second" (the OIDC issue), the yardstick of the token endpoints.
+ISSUE_TOKEN_YARDSTICK_PER_CPU = 1075
 
 
 def bare_flask(name: str, workers: int, threads: int, body: str, *, seconds: float,
@@ -503,15 +507,33 @@ def bare_flask(name: str, workers: int, threads: int, body: str, *, seconds: flo
                         seconds=seconds, repeats=repeats, think_ms=think_ms)
 
 
-def scaled_to_issue_machine(yardstick: Result, rows: list[tuple[str, float, float]]) -> str:
+def bare_authlib(name: str, workers: int, threads: int, *, seconds: float,
+                 repeats: int) -> Result:
+    """The second yardstick (``bench/reference_token_app.py``: authlib's client_credentials
+    alone, ES256) under the same gunicorn shape and load."""
+    from bench.reference_token_app import CLIENT_ID, CLIENT_SECRET
+
+    basic = base64.b64encode(f"{CLIENT_ID}:{CLIENT_SECRET}".encode()).decode()
+    with Server("reference-token", {}, workers=workers, threads=threads,
+                app="bench.reference_token_app:app") as server:
+        return run_load(name, server, "/token", method="POST",
+                        body="grant_type=client_credentials",
+                        headers={"Authorization": "Basic " + basic,
+                                 "Content-Type": "application/x-www-form-urlencoded"},
+                        seconds=seconds, repeats=repeats)
+
+
+def scaled_to_issue_machine(yardstick: Result, rows: list[tuple[str, float, float]], *,
+                            there: int = ISSUE_YARDSTICK_PER_CPU,
+                            what: str = "bare Flask") -> str:
     """A note restating ``rows`` (name, per server-CPU-second here, target) on the issue's
-    machine, by the ratio of the two yardsticks: the verdicts above are absolute, and a
-    faster machine meets an absolute target that the code would miss where it was set."""
+    machine, by the ratio of a yardstick's figure there (``there``) and here: the verdicts
+    above are absolute, and a faster machine meets an absolute target that the code would
+    miss where it was set."""
     here = yardstick.per_cpu_second
-    scale = ISSUE_YARDSTICK_PER_CPU / here
+    scale = there / here
     parts = [f"{name} ≈ {per_cpu * scale:,.0f} (target {target:,.0f}: "
              f"{'met' if per_cpu * scale >= target else 'missed'})"
              for name, per_cpu, target in rows]
-    return (f"Scaled to the issue's machine (bare Flask ~{ISSUE_YARDSTICK_PER_CPU:,}/CPU-s "
-            f"there, {here:,.0f} in this run, × {scale:.2f}), per server-CPU-second: "
-            + "; ".join(parts) + ".")
+    return (f"Scaled to the issue's machine ({what} ~{there:,}/CPU-s there, {here:,.0f} in "
+            f"this run, × {scale:.2f}), per server-CPU-second: " + "; ".join(parts) + ".")

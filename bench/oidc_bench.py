@@ -15,11 +15,13 @@ import requests
 
 from bench.fixtures import Backends, bootstrap_identity, insert_refresh_tokens, profile_calls
 from bench.harness import (
+    ISSUE_TOKEN_YARDSTICK_PER_CPU,
     REPEATS,
     TABLE_HEAD,
     Call,
     Result,
     Server,
+    bare_authlib,
     bare_flask,
     load_average,
     run_flow,
@@ -189,8 +191,17 @@ def run() -> str:
                                WORKERS, threads, '{"subject": "u", "action": "cards.view"}',
                                seconds=SECONDS, repeats=REPEATS)
         rows.append(yardstick.row("yardstick (the issue: ~1,800/CPU-s); same gunicorn and wrk"))
+        token_yardstick = bare_authlib(
+            "reference: bare authlib + Flask token endpoint (client_credentials, ES256)",
+            WORKERS, threads, seconds=SECONDS, repeats=REPEATS)
+        rows.append(token_yardstick.row("yardstick of the token endpoints (the issue: "
+                                        "~1,075/CPU-s); same gunicorn and wrk"))
         notes.append(scaled_to_issue_machine(yardstick, [
             (key, measured[key], TARGETS[key][0]) for key in TARGETS]))
+        notes.append(scaled_to_issue_machine(
+            token_yardstick, [(key, measured[key], TARGETS[key][0])
+                              for key in ("client_credentials", "introspection", "refresh")],
+            there=ISSUE_TOKEN_YARDSTICK_PER_CPU, what="bare authlib + Flask token endpoint"))
         if missed:
             notes.append(_profile(env, server.url, missed))
     took = time.monotonic() - started
@@ -204,7 +215,11 @@ def run() -> str:
              f"pool of {len(refresh_pool):,} refresh tokens (inserted as identity stores them) "
              "once each through a wrk Lua script; the login row is a Python loop of complete "
              "flows (4 concurrent browsers, PKCE S256, 5 HTTP requests per flow, counted as one). "
-             "CPU is the gunicorn processes' only (PostgreSQL and Redis not counted).")
+             "CPU is the gunicorn processes' only (PostgreSQL and Redis not counted). The two "
+             "reference rows are the issue's yardsticks, measured the same way on the same day: "
+             "a bare Flask JSON endpoint (`bench/reference_app.py`) and a bare authlib + Flask "
+             "client_credentials endpoint (`bench/reference_token_app.py`: one client in "
+             "memory, ES256 tokens, no database, Redis or logging).")
     notes.append("Access tokens are always ES256 (`oidc/tokens.py: mint_access_token`); RS256 "
                  "signs only ID tokens of clients registered with "
                  "`id_token_signed_response_alg: RS256`, so there is no RS256 client_credentials "

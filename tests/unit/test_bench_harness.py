@@ -32,3 +32,11 @@ def test_rows_are_scaled_to_the_issue_machine_by_the_yardsticks_ratio():
     assert "× 0.60" in note
     assert "check ≈ 1,200 (target 1,500: missed)" in note  # met here, not there
     assert "jwks ≈ 2,400 (target 2,000: met)" in note
+
+
+def test_the_token_endpoints_can_be_scaled_by_their_own_yardstick():
+    yardstick = _run(10_750, 5.0, 5.0)  # bare authlib at 2,150 per CPU-second here
+    note = scaled_to_issue_machine(yardstick, [("client_credentials", 1_290.0, 1_000)],
+                                   there=1_075, what="bare authlib + Flask token endpoint")
+    assert "bare authlib + Flask token endpoint ~1,075/CPU-s there, 2,150 in this run" in note
+    assert "client_credentials ≈ 645 (target 1,000: missed)" in note
