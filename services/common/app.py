@@ -263,10 +263,8 @@ class HttpObserver:
                     self.name, endpoint, method)
             histogram.observe(elapsed)
             if self.log_every_request or status >= 400 or elapsed >= SLOW_REQUEST_SECONDS:
-                self.access_log.write({
-                    "method": method, "endpoint": endpoint, "status": status,
-                    "duration_ms": round(elapsed * 1000, 2), "request_id": request_id,
-                })
+                self.access_log.write(method, endpoint, status, round(elapsed * 1000, 2),
+                                      request_id)
         counter = self._counters.get((endpoint, method, status))
         if counter is None:
             counter = self._counters[(endpoint, method, status)] = self.requests_total.labels(

@@ -90,6 +90,8 @@ _EXTRA_SKIP = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 
 # json.dumps(..., default=str) builds an encoder on every call; one serves every line.
 _ENCODER = json.JSONEncoder(default=str)
+# How that encoder writes a str (ensure_ascii): quoted, escaped, non-ASCII as \\uXXXX.
+_json_text = json.encoder.encode_basestring_ascii
 
 
 class JsonFormatter(logging.Formatter):
@@ -175,37 +177,58 @@ def configure_logging(service: str, level: str = "INFO", json_lines: bool = True
 
 class AccessLog:
     """Writes the one line every answered request logs (``msg: request``), the line
-    ``logger.info("request", extra=fields)`` would write.
+    ``logger.info("request", extra={method, endpoint, status, duration_ms, request_id})``
+    would write.
 
-    Why not that call: a record's life (made, redacted field by field, handed from
-    logger to handler, formatted) cost ~12% of a warm permission check's CPU under
-    gunicorn, and ~35 µs of each request. When the root logger's only handler is the
-    service's JSON one (deployed services: ``configure_logging``), the line is built
-    here from the same parts (:meth:`JsonFormatter.entry`, every field through
-    :func:`redacted_field`) and written under that handler's lock. Anything else (plain
-    lines for ``make run``, a test's capture handler, a raised level, filters) takes the
-    logging call, so nothing that listens misses a line."""
+    Why not that call: a record's life (made, handed from logger to handler, formatted,
+    its fields redacted one by one) cost ~30-60 µs of each request under load, ~12% of a
+    warm permission check's CPU under gunicorn. When the root logger's only handler is
+    the service's JSON one (deployed services: ``configure_logging``), the line is put
+    together here, byte for byte what :class:`JsonFormatter` writes (a test holds the
+    two to it): the strings JSON-escaped as ``json.dumps`` does, every one of them
+    through :func:`redact_text`, and written under that handler's lock. Method and
+    endpoint come from a small set, so their escaped, redacted text is kept. Anything
+    else (plain lines for ``make run``, a test's capture handler, a raised level,
+    filters) takes the logging call, so nothing that listens misses a line."""
+
+    _KEPT_TEXTS = 1024  # distinct method/endpoint/service texts kept, at most
 
     def __init__(self, logger: logging.Logger) -> None:
         self.logger = logger
+        self._texts: dict[str, str] = {}
 
-    def write(self, fields: dict[str, Any]) -> None:
+    def write(self, method: str, endpoint: str, status: int, duration_ms: float,
+              request_id: str | None) -> None:
         handler = self._json_handler()
         if handler is None:
-            self.logger.info("request", extra=fields)
+            self.logger.info("request", extra={
+                "method": method, "endpoint": endpoint, "status": status,
+                "duration_ms": duration_ms, "request_id": request_id})
             return
         formatter = handler.formatter
         assert isinstance(formatter, JsonFormatter)
-        entry = formatter.entry(time.time(), "INFO", self.logger.name, "request")
-        for key, val in fields.items():
-            entry[key] = redacted_field(key, val)
-        line = _ENCODER.encode(entry) + handler.terminator
+        ts = datetime.fromtimestamp(time.time(), UTC).isoformat(timespec="milliseconds")
+        rid = "null" if request_id is None else _json_text(redact_text(request_id))
+        line = (f'{{"ts": "{ts}", "level": "info", "service": {self._text(formatter.service)}, '
+                f'"logger": {self._text(self.logger.name)}, "msg": "request", '
+                f'"method": {self._text(method)}, "endpoint": {self._text(endpoint)}, '
+                f'"status": {int(status)!r}, "duration_ms": {float(duration_ms)!r}, '
+                f'"request_id": {rid}}}{handler.terminator}')
         handler.acquire()
         try:
             handler.stream.write(line)
             handler.flush()
         finally:
             handler.release()
+
+    def _text(self, value: str) -> str:
+        """``value`` redacted and JSON-escaped, kept for the next time."""
+        text = self._texts.get(value)
+        if text is None:
+            text = _json_text(redact_text(value))
+            if len(self._texts) < self._KEPT_TEXTS:
+                self._texts[value] = text
+        return text
 
     def _json_handler(self) -> logging.StreamHandler | None:
         """The root's JSON handler if it alone would write this logger's INFO lines."""
