@@ -20,13 +20,15 @@ The contract, which :meth:`WatchedKeys.mget` keeps:
   writer does next.
 * **A value read while it changed is not kept.** A key being read is marked first; an
   invalidation removes the mark, and the value is kept only if its mark survived.
-* **Nothing is answered from memory without proof the watch is alive.** The watch is
-  pinged every ``heartbeat`` seconds when it has been quiet; held values are used only
-  while it was heard from within ``2 × heartbeat``. A watch that closes, errors or
-  leaves a ping unanswered for ``heartbeat`` is dropped with everything it vouched for,
-  and reads go to Redis until a new one is up. The weakest case is a network that
-  silently stops delivering to one replica: it answers from memory for at most
-  ``2 × heartbeat`` (1 s by default) after it last heard from Redis.
+* **Nothing is answered from memory without proof the watch is complete.** The watch
+  is pinged every ``heartbeat`` seconds; Redis answers a ping after every push it had
+  queued for the watch, so its pong proves the watch complete up to when the ping was
+  *sent*. Held values are used only while that moment is within ``2 × heartbeat``. A
+  watch that closes, errors or leaves a ping unanswered for ``heartbeat`` is dropped
+  with everything it vouched for, and reads go to Redis until a new one is up. The
+  weakest case is a network that silently stops delivering to one replica: it answers
+  from memory for at most ``2 × heartbeat`` (1 s by default) after the last ping Redis
+  answered was sent.
 * Where the watch cannot be set up (a Redis that refuses ``CLIENT TRACKING``), every
   read is a plain ``MGET``, as before; Redis errors are raised as ``MGET`` raises them.
 
@@ -162,9 +164,10 @@ class WatchedKeys:
             if readable(watch):
                 while True:
                     reply = watch.read_response(push_request=True)
-                    self._heard = now
-                    if reply == b"PONG":
-                        self._ping_sent = None
+                    if reply == b"PONG" and self._ping_sent is not None:
+                        # Redis answered a ping sent then, after every push it had
+                        # queued for us: the watch is known complete up to that moment.
+                        self._heard, self._ping_sent = self._ping_sent, None
                     if not watch.can_read(timeout=0):
                         break
             if self._ping_sent is None and now - self._heard >= self.heartbeat:

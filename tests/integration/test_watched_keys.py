@@ -264,3 +264,25 @@ def test_a_redis_that_refuses_tracking_gets_plain_reads(own_server, namespace, c
         assert caplog.text.count("cannot watch redis keys") == 1
     finally:
         admin.execute_command("ACL", "DELUSER", user)
+
+
+def test_trust_runs_from_when_the_answered_ping_was_sent_not_when_its_pong_was_read(
+        own_server, namespace):
+    """A pong read late proves the watch complete only up to its ping's sending: a
+    replica cut off right after must not be trusted for longer than 2 × heartbeat."""
+    clock = Clock()
+    other = redis.Redis.from_url(own_server)
+    k = f"{namespace}:v:k"
+    other.set(k, "1")
+    watched, reads = _watched(own_server, namespace, clock, heartbeat=0.5)
+    assert watched.mget([k]) == [b"1"]  # t=0: the watch is up
+    clock.now += 0.6
+    watched.mget([k])  # t=0.6: pinged
+    time.sleep(0.05)  # the pong is in, but nobody reads it until t=1.5
+    clock.now += 0.9
+    other.execute_command("CLIENT", "PAUSE", "300", "ALL")  # from here on, no answers
+    watched.mget([k])  # t=1.5: the pong proves t=0.6; pinged again, unanswered
+    assert reads.round_trips == 1
+    clock.now += 0.2  # t=1.7: 1.1 s after the last proof, though 0.2 s after the pong
+    assert watched.mget([k]) == [b"1"]  # read from Redis (once the pause ends)
+    assert reads.round_trips == 2
