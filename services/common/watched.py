@@ -54,6 +54,7 @@ import redis
 log = logging.getLogger("portico.redis.watched")
 
 _MISSING = object()
+RETRY_FAILED_WATCH_S = 5.0  # after a watch could not be started, the next attempt
 Value = bytes | str | None  # str from a client with decode_responses
 
 
@@ -145,7 +146,7 @@ class WatchedKeys:
 
     def _take_in_pushes(self) -> bool:
         """Apply what the watch has pushed (starting one if there is none); False if there
-        is no watch. Pings it when it has been quiet for ``heartbeat``."""
+        is no watch. Pings it once the last answered ping is ``heartbeat`` old."""
         if self._pid != os.getpid():  # a forked child: the parent's socket is not ours
             self._watch, self._pid = None, os.getpid()
             self._values.clear()
@@ -216,6 +217,10 @@ class WatchedKeys:
                 raise reply
         except (redis.RedisError, OSError) as exc:
             watch.disconnect()
+            # Attempts hold the lock every reader waits on (a blackholed Redis keeps one
+            # for the connect timeout): after a failure, reads go straight to Redis for a
+            # while before the next.
+            self._next_attempt = now + RETRY_FAILED_WATCH_S
             if not self._unavailable_logged:
                 log.warning("cannot watch redis keys; every read goes to redis",
                             extra={"error_type": type(exc).__name__})

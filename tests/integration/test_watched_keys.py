@@ -286,3 +286,31 @@ def test_trust_runs_from_when_the_answered_ping_was_sent_not_when_its_pong_was_r
     clock.now += 0.2  # t=1.7: 1.1 s after the last proof, though 0.2 s after the pong
     assert watched.mget([k]) == [b"1"]  # read from Redis (once the pause ends)
     assert reads.round_trips == 2
+
+
+def test_a_watch_that_cannot_start_is_tried_again_only_after_a_pause(own_server, namespace):
+    """Each attempt holds the lock every reader waits on; a Redis that refuses (or a
+    host that does not answer) must not be asked again on every heartbeat."""
+    admin = redis.Redis.from_url(own_server)
+    user = f"{namespace}-noclient"
+    admin.execute_command("ACL", "SETUSER", user, "on", ">pw", "~*", "+@all", "-client")
+    try:
+        clock = Clock()
+        watched, reads = _watched(own_server.replace("redis://", f"redis://{user}:pw@"),
+                                  namespace, clock)
+
+        def connections() -> int:
+            return int(admin.info("stats")["total_connections_received"])
+
+        k = f"{namespace}:v:k"
+        watched.mget([k])  # the reader's connection, and a first attempt that fails
+        before = connections()
+        clock.now += 1
+        watched.mget([k])
+        assert connections() == before  # not tried again after a heartbeat
+        clock.now += 5
+        watched.mget([k])
+        assert connections() == before + 1  # tried again after the pause
+        assert reads.round_trips == 3
+    finally:
+        admin.execute_command("ACL", "DELUSER", user)
