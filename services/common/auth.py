@@ -134,6 +134,11 @@ class ClaimsCache:
                 self._entries.popitem(last=False)
 
 
+def deny_key(namespace: str, jti: str) -> str:
+    """The Redis key that marks ``jti`` revoked (``jti=""``: the deny-list's prefix)."""
+    return key(namespace, "revoked-jti", jti)
+
+
 class DenyList:
     """The revoked ``jti``s identity writes to Redis (see :func:`revoke_jti`), read through
     ``watched`` when given (held in process until Redis pushes a change)."""
@@ -147,7 +152,7 @@ class DenyList:
             watched.watch(self.key(""))
 
     def key(self, jti: str) -> str:
-        return key(self.namespace, "revoked-jti", jti)
+        return deny_key(self.namespace, jti)
 
     def is_revoked(self, jti: str) -> bool:
         """Fails closed: if Redis cannot answer, the token is treated as revoked."""
@@ -234,7 +239,7 @@ def redis_deny_list(client: redis.Redis, namespace: str) -> Callable[[str], bool
 
 def revoke_jti(client: redis.Redis, namespace: str, jti: str, ttl_seconds: int) -> None:
     """Put ``jti`` on the deny-list until the token would have expired anyway."""
-    client.set(key(namespace, "revoked-jti", jti), b"1", ex=max(int(ttl_seconds), 1))
+    client.set(deny_key(namespace, jti), b"1", ex=max(int(ttl_seconds), 1))
 
 
 def init_auth(app: Flask, audience: str | Iterable[str]) -> TokenVerifier:

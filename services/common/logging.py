@@ -11,7 +11,6 @@ import logging
 import re
 import sys
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -70,19 +69,11 @@ def redact(value: Any) -> Any:
     return value
 
 
-def record_fields(record: logging.LogRecord) -> Iterator[tuple[str, Any]]:
+def record_fields(record: logging.LogRecord) -> dict[str, Any]:
     """A record's own fields (its ``extra``), redacted. The formatters redact them, not the
     record factory: ``Logger.makeRecord`` attaches them after the factory has run."""
-    for key, val in vars(record).items():
-        if key not in _EXTRA_SKIP and not key.startswith("_"):
-            yield key, redacted_field(key, val)
-
-
-def redacted_field(key: str, val: Any) -> Any:
-    """A log line's field ``key`` as it may be written."""
-    if key.lower() in _SECRET_KEY_SET:
-        return REDACTED
-    return redact(val) if isinstance(val, dict | list | str) else val
+    return redact({key: val for key, val in vars(record).items()
+                   if key not in _EXTRA_SKIP and not key.startswith("_")})
 
 
 _EXTRA_SKIP = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
@@ -100,23 +91,24 @@ class JsonFormatter(logging.Formatter):
         self.service = service
 
     def format(self, record: logging.LogRecord) -> str:
-        entry = self.entry(record.created, record.levelname, record.name, record.getMessage())
-        entry.update(record_fields(record))
+        entry: dict[str, Any] = {
+            "ts": timestamp(record.created),
+            "level": record.levelname.lower(),
+            "service": self.service,
+            "logger": record.name,
+            "msg": record.getMessage(),
+            **record_fields(record),
+        }
         if record.exc_info:
             # Exception type only: a traceback can hold locals, SQL or secrets.
             entry["exc_type"] = record.exc_info[0].__name__ if record.exc_info[0] else None
             entry["exc"] = redact_text(self.formatException(record.exc_info))
         return _ENCODER.encode(entry)
 
-    def entry(self, created: float, level: str, logger: str, message: str) -> dict[str, Any]:
-        """The fields every line starts with, in order; a record's own fields follow."""
-        return {
-            "ts": datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds"),
-            "level": level.lower(),
-            "service": self.service,
-            "logger": logger,
-            "msg": message,
-        }
+
+def timestamp(created: float) -> str:
+    """A line's ``ts``: UTC, ISO 8601, milliseconds."""
+    return datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds")
 
 
 _base_factory = logging.getLogRecordFactory()
@@ -143,7 +135,7 @@ class PlainFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         line = super().format(record)
-        fields = " ".join(f"{key}={val}" for key, val in record_fields(record))
+        fields = " ".join(f"{key}={val}" for key, val in record_fields(record).items())
         return f"{line} {fields}" if fields else line
 
 
@@ -207,7 +199,7 @@ class AccessLog:
             return
         formatter = handler.formatter
         assert isinstance(formatter, JsonFormatter)
-        ts = datetime.fromtimestamp(time.time(), UTC).isoformat(timespec="milliseconds")
+        ts = timestamp(time.time())
         rid = "null" if request_id is None else _json_text(redact_text(request_id))
         line = (f'{{"ts": "{ts}", "level": "info", "service": {self._text(formatter.service)}, '
                 f'"logger": {self._text(self.logger.name)}, "msg": "request", '

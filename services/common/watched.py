@@ -123,11 +123,6 @@ class WatchedKeys:
                 self._drop_watch()
                 self._next_attempt = 0.0  # not a failure: start again on the next read
 
-    def forget_all(self) -> None:
-        """Drop the watch and every held value (the next read reconnects)."""
-        with self._lock:
-            self._drop_watch()
-
     # -- under self._lock ----------------------------------------------------------
 
     def _unmark(self, keys: list[str], mark: object) -> None:

@@ -34,8 +34,8 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     # deny-list entry.
     ctx.watched.watch(invalidator.version_key(""))
     app.extensions["permissions.snapshots"] = SnapshotCache(
-        ctx.redis, settings.redis_namespace, load, max_entries=settings.cache_max_entries,
-        max_age=settings.cache_max_age_s, watched=ctx.watched)
+        ctx.redis, settings.redis_namespace, load, watched=ctx.watched,
+        max_entries=settings.cache_max_entries, max_age=settings.cache_max_age_s)
     init_api(app)
     init_fast_checks(app)
     return app

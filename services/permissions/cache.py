@@ -6,9 +6,9 @@ Redis *after* its transaction commits. A check reads that key and uses the in-pr
 snapshot only if it was built for the same version, so the very next check on any
 replica sees a revocation. A reader that raced the commit can only have stored its
 snapshot under the old version, which nobody asks for any more. The version keys are
-read through :class:`services.common.watched.WatchedKeys` when the app has one: held in
-process and dropped the moment Redis pushes their change, so a warm check makes no
-Redis round trip at all.
+read through the app's :class:`services.common.watched.WatchedKeys`: held in process
+and dropped the moment Redis pushes their change, so a warm check makes no Redis round
+trip at all.
 
 If Redis cannot answer, checks are decided from the database directly (slower,
 never stale) and nothing is cached.
@@ -112,10 +112,10 @@ class SnapshotCache:
 
     def __init__(self, client: redis.Redis, namespace: str,
                  loader: Callable[[list[str]], dict[str, Snapshot]], *,
-                 max_entries: int = 50_000, max_age: float = 60.0,
-                 watched: WatchedKeys | None = None) -> None:
+                 watched: WatchedKeys, max_entries: int = 50_000,
+                 max_age: float = 60.0) -> None:
         self.redis = client
-        self.watched = watched  # where version keys are read, if not by a plain MGET
+        self.watched = watched  # where the version keys are read
         self.namespace = namespace
         self.loader = loader
         self.max_entries = max_entries
@@ -129,7 +129,7 @@ class SnapshotCache:
         return key(self.namespace, "perm-snapshot", user_id, version.decode())
 
     def get_many(self, user_ids: list[str]) -> dict[str, Snapshot]:
-        """Snapshots of ``user_ids``; no Redis round trip when all are warm and watched."""
+        """Snapshots of ``user_ids``; no Redis round trip when all are warm."""
         ids = list(dict.fromkeys(user_ids))
         versions, _ = self.versions(ids)
         return self.snapshots(ids, versions)
@@ -141,8 +141,7 @@ class SnapshotCache:
         them all); ``(None, None)`` if Redis cannot answer."""
         names = [key(self.namespace, "perm-version", u) for u in user_ids]
         try:
-            reader = self.watched or self.redis
-            values = reader.mget(names + list(extra_keys)) if names or extra_keys else []
+            values = self.watched.mget(names + list(extra_keys)) if names or extra_keys else []
         except redis.RedisError as exc:
             self._report_down(exc)
             return None, None

@@ -17,12 +17,13 @@ from authlib.oauth2.rfc7662 import IntrospectionEndpoint as _IntrospectionEndpoi
 from flask import g
 from sqlalchemy import select
 
+from services.common.auth import deny_key
+
 from .models import RefreshToken
 from .records import RefreshRecord, aware, digest
 from .tokens import (
     TokenRejected,
     decode_own_token,
-    deny_key,
     is_jti_revoked,
     revoke_access_token,
 )

@@ -16,6 +16,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from services.common.app import context
+from services.common.auth import deny_key
 from services.common.events import utcnow
 
 from .. import clients
@@ -33,7 +34,7 @@ from .grants import (
 from .keys import Keyring
 from .models import OAuthClient
 from .records import RegisteredClient, digest
-from .tokens import deny_key, mint_access_token, record_access_token, revoke_family
+from .tokens import mint_access_token, record_access_token, revoke_family
 
 log = logging.getLogger("portico.identity.oidc")
 

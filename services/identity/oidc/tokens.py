@@ -21,10 +21,9 @@ from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
-from services.common.auth import revoke_jti
+from services.common.auth import deny_key, revoke_jti
 from services.common.db import is_postgresql
 from services.common.events import utcnow
-from services.common.streams import key
 
 from .keys import Keyring
 from .models import IssuedAccessToken, RefreshToken
@@ -79,10 +78,6 @@ def decode_own_token(keyring: Keyring, token: str, issuer: str,
     if check_exp and (not isinstance(exp, int | float) or exp <= time.time()):
         raise TokenRejected("expired")
     return claims
-
-
-def deny_key(namespace: str, jti: str) -> str:
-    return key(namespace, "revoked-jti", jti)
 
 
 def is_jti_revoked(client: redis.Redis, namespace: str, jti: str) -> bool:
