@@ -41,7 +41,7 @@ from .errors import (
     unavailable_problem,
     validation_problem,
 )
-from .fastpath import FastRoutes
+from .fastpath import NUL_MARKERS, FastRoutes
 from .logging import AccessLog, configure_logging
 from .watched import WatchedKeys, readable
 
@@ -180,8 +180,7 @@ def _install_nul_guard(app: Flask) -> None:
     def _refuse_nul() -> None:
         if b"%00" in request.query_string:
             raise Problem(400, "invalid-character", "The query string contains a NUL character.")
-        markers = {"application/json": (b"\\u0000", b"\x00"),
-                   "application/x-www-form-urlencoded": (b"%00", b"\x00")}.get(request.mimetype)
+        markers = NUL_MARKERS.get(request.mimetype)
         if markers and any(marker in request.get_data(cache=True) for marker in markers):
             raise Problem(400, "invalid-character", "The request body contains a NUL character.")
 

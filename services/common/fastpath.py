@@ -1,4 +1,4 @@
-"""A few hot, read-only routes answered below Flask.
+"""A few hot routes answered below Flask.
 
 Why: Flask's per-request machinery (request and app contexts, URL matching, the
 kernel's hooks, a ``Response`` object) cost ~200 µs of CPU per request on this 2-core
@@ -10,11 +10,19 @@ The contract that keeps one source of truth: a fast handler answers only the cas
 fully understands (a well-formed body, a valid token, the data at hand) and returns
 ``None`` for anything else. The request is then replayed, body included, through the
 Flask app, whose views produce every error and every unusual answer. So a fast handler
-must do nothing that matters before it answers: no writes, no events, no rate-limit
-hits. Requests the layer itself cannot vouch for never reach a handler: a query string,
-a chunked body, a ``Content-Length`` that is not plain digits or is above
-``MAX_CONTENT_LENGTH``, a body of another media type, a NUL character. (No
-``Content-Length`` at all is an empty body.)
+must do nothing that matters before it declines: no writes, no events. Two narrow
+allowances, each its handler's to justify:
+
+* a count that must happen once per request (a rate limit) may be made if the handler
+  leaves its outcome in the WSGI environ, where the view reads it instead of counting
+  again (the environ is the same dict on the replay);
+* one committed change may be the handler's last decision: after it, the handler
+  answers whatever happens and never declines.
+
+Requests the layer itself cannot vouch for never reach a handler: a query string, a
+chunked body, a ``Content-Length`` that is not plain digits or is above
+``MAX_CONTENT_LENGTH``, a body of another media type than the route's (JSON or a form),
+a NUL character. (No ``Content-Length`` at all is an empty body.)
 
 Request ids, metrics and the access-log line are the kernel's own (shared with
 :mod:`services.common.app`), so a fast answer is counted and logged like any other.
@@ -35,6 +43,12 @@ from werkzeug.http import HTTP_STATUS_CODES
 log = logging.getLogger("portico.http")
 
 JSON = "application/json"
+FORM = "application/x-www-form-urlencoded"
+
+# How a NUL character can arrive in a body of each media type (escaped or raw): the
+# kernel refuses those with a 400 (``app._install_nul_guard``), so the app must see them.
+NUL_MARKERS: dict[str, tuple[bytes, ...]] = {
+    JSON: (b"\\u0000", b"\x00"), FORM: (b"%00", b"\x00")}
 
 
 @dataclass(frozen=True)
@@ -83,11 +97,7 @@ Handler = Callable[[FastRequest], FastAnswer | None]
 class _Route:
     endpoint: str
     handler: Handler
-
-
-# Markers of a NUL character in a JSON body (escaped or raw): the kernel refuses those
-# with a 400, so the app must see them.
-_NUL_MARKERS = (b"\\u0000", b"\x00")
+    media_type: str
 
 
 class FastRoutes:
@@ -110,21 +120,22 @@ class FastRoutes:
         self.on_request = on_request
         self._routes: dict[tuple[str, str], _Route] = {}
 
-    def add(self, method: str, path: str, handler: Handler) -> None:
+    def add(self, method: str, path: str, handler: Handler, media_type: str = JSON) -> None:
         """Answer ``method path`` with ``handler`` first; ``path`` is also the metrics label
-        (the same as the Flask rule of the view it shadows)."""
-        self._routes[(method, path)] = _Route(path, handler)
+        (the same as the Flask rule of the view it shadows). A body of any other media
+        type than ``media_type`` (JSON or a form) goes to the app."""
+        self._routes[(method, path)] = _Route(path, handler, media_type)
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         route = self._routes.get((environ.get("REQUEST_METHOD", ""), environ.get("PATH_INFO", "")))
-        length = self._plain_length(environ) if route is not None else None
+        length = self._plain_length(environ, route.media_type) if route is not None else None
         if route is None or length is None:
             return self.app(environ, start_response)
         self.on_request()
         started = time.perf_counter()
         body = environ["wsgi.input"].read(length) if length else b""
         answer = None
-        if not any(marker in body for marker in _NUL_MARKERS):
+        if not any(marker in body for marker in NUL_MARKERS[route.media_type]):
             try:
                 answer = route.handler(FastRequest(environ, body))
             except Exception as exc:  # the app answers instead, with its own error handling
@@ -143,9 +154,10 @@ class FastRoutes:
                      time.perf_counter() - started, rid)
         return [answer.body]
 
-    def _plain_length(self, environ: dict[str, Any]) -> int | None:
+    def _plain_length(self, environ: dict[str, Any], media_type: str) -> int | None:
         """The body's length if a fast handler may see the request (no query string, no
-        chunked body, a declared length within bounds, JSON if it has a body), else None."""
+        chunked body, a declared length within bounds, of the route's media type if it
+        has a body), else None."""
         if environ.get("QUERY_STRING") or "HTTP_TRANSFER_ENCODING" in environ:
             return None
         raw_length = environ.get("CONTENT_LENGTH") or "0"
@@ -156,5 +168,5 @@ class FastRoutes:
             return None
         if length == 0:
             return 0
-        media_type = environ.get("CONTENT_TYPE", "").split(";", 1)[0].strip().lower()
-        return length if media_type == JSON else None
+        sent_type = environ.get("CONTENT_TYPE", "").split(";", 1)[0].strip().lower()
+        return length if sent_type == media_type else None

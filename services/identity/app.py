@@ -10,7 +10,12 @@ import redis
 from flask import Flask, Response, jsonify, request
 from flask_limiter.errors import RateLimitExceeded
 
-from services.common.app import create_service_app, log_dependency_unavailable, request_id
+from services.common.app import (
+    context,
+    create_service_app,
+    log_dependency_unavailable,
+    request_id,
+)
 from services.common.auth import init_auth
 from services.common.config import load_or_exit
 from services.common.errors import (
@@ -26,6 +31,8 @@ from .api.clients import bp as clients_api
 from .enrollment import init_app as init_enrollment
 from .enrollment.policy import common_password_check
 from .lifecycle import init_app as init_lifecycle
+from .limits import init_limits, token_limits
+from .oidc.fast import init_fast_tokens
 from .oidc.keys import SigningKeyUnavailable
 from .oidc.server import init_oidc
 from .openapi import init_openapi
@@ -59,9 +66,9 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     init_openapi(app)
     if common_password_check not in EXTRA_CHECKS:
         EXTRA_CHECKS.append(common_password_check)
-    from .limits import init_limits
-
     init_limits(app, settings)
+    init_fast_tokens(app.extensions["portico.oidc"], token_limits(app),
+                     context(app).fast_routes)
     app.after_request(sessions.apply_cookie)
     _install_fail_closed(app)
     return app

@@ -38,7 +38,7 @@ log = logging.getLogger("portico.identity.oidc")
 MAX_AGE = 30.0  # seconds an entry may be trusted even when its version still matches
 UNKNOWN_MAX_AGE = 5.0  # an unknown client_id is remembered briefly (garbage ids cost no query)
 MAX_ENTRIES = 2048
-_UNREAD = object()
+UNREAD = object()  # "the caller has not read the clients version"
 
 
 def version_key(namespace: str) -> str:
@@ -71,10 +71,10 @@ class ClientCache:
         self._entries: dict[str, _Entry] = {}
         self._lock = threading.Lock()
 
-    def get(self, client_id: str, version: bytes | None | object = _UNREAD):
+    def get(self, client_id: str, version: bytes | None | object = UNREAD):
         """The client, or None. ``version`` is the value of ``self.key`` if the caller has
         already read it (in one round trip with keys of its own); else it is read here."""
-        if version is _UNREAD:
+        if version is UNREAD:
             try:
                 version = self.watched.mget([self.key])[0] if self.watched \
                     else self.redis.get(self.key)

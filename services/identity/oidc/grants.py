@@ -125,6 +125,39 @@ class PlannedSuccessor:
     issued_at: int
 
 
+def rotate_in_one_statement(provider, client, refresh_token: str
+                            ) -> tuple[RefreshRecord, PlannedSuccessor] | None:
+    """Rotate ``refresh_token`` of ``client`` with ``_ROTATE_IN_ONE`` (PostgreSQL): the
+    claimed token (with its user) and the successor it stored, or None, in which case
+    nothing was written and the general path must decide (replay, expiry, another
+    client's token, an inactive user)."""
+    planned = PlannedSuccessor(jti=uuid.uuid4().hex, refresh_token=secrets.token_urlsafe(48),
+                               issued_at=int(time.time()))
+    now = utcnow()
+    access_ttl = provider.lifetime(client, "access")
+    refresh_ttl = provider.lifetime(client, "refresh")
+    found = _ROTATE_IN_ONE.first(provider.db.engine, {
+        "digest": digest(refresh_token), "for_client": client.get_client_id(),
+        "now": now, "a_jti": planned.jti,
+        "a_expires_at": now + timedelta(seconds=access_ttl),
+        "r_digest": digest(planned.refresh_token),
+        "r_expires_at": now + timedelta(seconds=refresh_ttl)})
+    if found is None:
+        return None
+    record = RefreshRecord(found)
+    record.user = TokenUser(found.user_id, found.user_company_id, UserStatus(found.user_status))
+    return record, planned
+
+
+def machine_scope(client, requested: str | None) -> str | None:
+    """The scope a client_credentials token gets: what was asked if the client may have
+    all of it (else None: ``invalid_scope``); if nothing was asked, every scope the client
+    is registered for that makes sense without a user."""
+    if requested:
+        return client.get_allowed_scope(requested)
+    return " ".join(s for s in client.row.scope.split() if s not in ("openid", "offline_access"))
+
+
 class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
     TOKEN_ENDPOINT_AUTH_METHODS = AUTH_METHODS
 
@@ -286,25 +319,11 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         refresh_token = self.request.form.get("refresh_token")
         if not refresh_token:
             return None
-        client = self.request.client
-        planned = PlannedSuccessor(jti=uuid.uuid4().hex, refresh_token=secrets.token_urlsafe(48),
-                                   issued_at=int(time.time()))
-        now = utcnow()
-        access_ttl = self.provider.lifetime(client, "access")
-        refresh_ttl = self.provider.lifetime(client, "refresh")
-        found = _ROTATE_IN_ONE.first(self.provider.db.engine, {
-            "digest": digest(refresh_token), "for_client": client.get_client_id(),
-            "now": now, "a_jti": planned.jti,
-            "a_expires_at": now + timedelta(seconds=access_ttl),
-            "r_digest": digest(planned.refresh_token),
-            "r_expires_at": now + timedelta(seconds=refresh_ttl)})
-        if found is None:
+        rotated = rotate_in_one_statement(self.provider, self.request.client, refresh_token)
+        if rotated is None:
             return None
-        self.request.planned_successor = planned
-        record = RefreshRecord(found)
-        record.user = TokenUser(found.user_id, found.user_company_id,
-                                UserStatus(found.user_status))
-        return record
+        self.request.planned_successor = rotated[1]
+        return rotated[0]
 
     def authenticate_refresh_token(self, refresh_token: str) -> RefreshRecord | None:
         """Claim the token (rotation). A used one means replay: its family is revoked.
@@ -349,16 +368,9 @@ class ClientCredentialsGrant(grants.ClientCredentialsGrant):
 
     def validate_token_request(self):
         super().validate_token_request()
-        client = self.request.client
-        requested = self.request.payload.scope
-        if requested:
-            scope = client.get_allowed_scope(requested)
-            if scope is None:
-                raise InvalidScopeError()
-        else:
-            # No scope asked: every scope registered for machine use.
-            scope = " ".join(s for s in client.row.scope.split()
-                             if s not in ("openid", "offline_access"))
+        scope = machine_scope(self.request.client, self.request.payload.scope)
+        if scope is None:
+            raise InvalidScopeError()
         self.request.scope = scope
 
     def create_token_response(self):

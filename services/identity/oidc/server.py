@@ -21,12 +21,13 @@ from services.common.events import utcnow
 
 from .. import clients
 from . import entitlements
-from .client_cache import ClientCache, version_key
+from .client_cache import UNREAD, ClientCache, version_key
 from .endpoints import IntrospectionEndpoint, RevocationEndpoint
 from .grants import (
     AuthorizationCodeGrant,
     ClientCredentialsGrant,
     OpenIDCode,
+    PlannedSuccessor,
     PrivateKeyJWT,
     RefreshTokenGrant,
     S256CodeChallenge,
@@ -34,7 +35,7 @@ from .grants import (
 from .keys import Keyring
 from .models import OAuthClient
 from .records import RegisteredClient, digest
-from .tokens import mint_access_token, record_access_token, revoke_family
+from .tokens import AccessToken, mint_access_token, record_access_token, revoke_family
 
 log = logging.getLogger("portico.identity.oidc")
 
@@ -72,6 +73,14 @@ class Provider:
         # Shared by the threads of this process: read-only from here on.
         return RegisteredClient(row, self.settings.client_secret_pepper)
 
+    def client(self, client_id: str, version: bytes | None | object = UNREAD
+               ) -> RegisteredClient | None:
+        """The registered client ``client_id`` names, or None (``version``: the clients
+        version if the caller has read it already, see ``ClientCache.get``)."""
+        if not client_id or len(client_id) > 64:
+            return None
+        return self.clients.get(client_id, version)  # type: ignore[return-value]
+
     def lifetime(self, client: RegisteredClient, kind: str) -> int:
         """Seconds a ``kind`` (``access``, ``refresh`` or ``id``) token issued to ``client``
         lives: the client's own lifetime if it has one, else the service's."""
@@ -83,6 +92,54 @@ class Provider:
         log.warning("token family revoked", extra={"reason": reason, "revoked": count})
 
 
+def audience_for(client: RegisteredClient, requested: list[str],
+                 origin_resource: str | None) -> str | list[str]:
+    """RFC 8707 ``resource`` (or ``audience``) among the client's allowed audiences; else
+    what the code or refresh token was issued for; else the client's audiences."""
+    allowed = list(client.row.allowed_audiences or [])
+    if not requested and origin_resource:
+        requested = [origin_resource]
+    if requested:
+        unknown = [r for r in requested if r not in allowed]
+        if unknown:
+            raise InvalidTargetError(description="The requested resource is not allowed "
+                                                 "for this client.")
+        return requested[0] if len(requested) == 1 else requested
+    if allowed:
+        return allowed[0] if len(allowed) == 1 else allowed
+    return client.get_client_id()
+
+
+def issue_tokens(provider: Provider, client: RegisteredClient, *, user, scope: str,
+                 include_refresh_token: bool, requested: list[str],
+                 origin_resource: str | None, planned: PlannedSuccessor | None = None,
+                 ) -> tuple[dict[str, Any], AccessToken]:
+    """The token response's body and its signed access token, for every grant and for
+    authlib's server and the fast routes alike. ``user`` None: client_credentials.
+    ``planned``: the jti, issue time and refresh token a one-statement rotation stored."""
+    settings = provider.settings
+    ttl = provider.lifetime(client, "access")
+    audience = audience_for(client, requested, origin_resource)
+    extra: dict[str, Any] = {}
+    if user is not None:
+        extra["company_id"] = user.company_id
+        if "entitlements" in scope.split():
+            extra["entitlements"] = provider.entitlements.for_user(user.id)
+    access = mint_access_token(
+        provider.keyring, issuer=settings.issuer,
+        sub=user.id if user is not None else client.get_client_id(),
+        client_id=client.get_client_id(), aud=audience,
+        scope=scope, ttl=ttl, extra=extra, jti=planned.jti if planned else None,
+        issued_at=planned.issued_at if planned else None)
+    token: dict[str, Any] = {"token_type": "Bearer", "access_token": access.value,
+                             "expires_in": ttl}
+    if scope:
+        token["scope"] = scope
+    if include_refresh_token and user is not None and client.check_grant_type("refresh_token"):
+        token["refresh_token"] = planned.refresh_token if planned else secrets.token_urlsafe(48)
+    return token, access
+
+
 class AuthorizationServer(FlaskAuthorizationServer):
     def __init__(self, provider: Provider) -> None:
         super().__init__()
@@ -90,60 +147,25 @@ class AuthorizationServer(FlaskAuthorizationServer):
 
     # authlib hooks ---------------------------------------------------------------
     def query_client(self, client_id: str) -> RegisteredClient | None:
-        if not client_id or len(client_id) > 64:
-            return None
         ahead = getattr(g.get("oauth_request"), "read_ahead", None)
         if ahead is not None:  # introspection read the clients version already
-            return self.provider.clients.get(client_id, version=ahead.clients_version)
-        return self.provider.clients.get(client_id)
+            return self.provider.client(client_id, version=ahead.clients_version)
+        return self.provider.client(client_id)
 
     def generate_token(self, grant_type, client, user=None, scope=None, expires_in=None,
                        include_refresh_token=True) -> dict[str, Any]:
-        settings = self.provider.settings
-        ttl = self.provider.lifetime(client, "access")
-        scope = scope or ""
-        audience = self._audience(client)
-        extra: dict[str, Any] = {}
-        if user is not None:
-            extra["company_id"] = user.company_id
-            if "entitlements" in scope.split():
-                extra["entitlements"] = self.provider.entitlements.for_user(user.id)
-        # A refresh rotated in one statement has recorded its successors already.
-        planned = getattr(g.get("oauth_request"), "planned_successor", None)
-        access = mint_access_token(
-            self.provider.keyring, issuer=settings.issuer,
-            sub=user.id if user is not None else client.get_client_id(),
-            client_id=client.get_client_id(), aud=audience, scope=scope, ttl=ttl, extra=extra,
-            jti=planned.jti if planned else None, issued_at=planned.issued_at if planned else None)
-        g.issued_access_token = access
-        token: dict[str, Any] = {"token_type": "Bearer", "access_token": access.value,
-                                 "expires_in": ttl}
-        if scope:
-            token["scope"] = scope
-        if include_refresh_token and user is not None and client.check_grant_type("refresh_token"):
-            token["refresh_token"] = planned.refresh_token if planned \
-                else secrets.token_urlsafe(48)
-        return token
-
-    def _audience(self, client: RegisteredClient) -> str | list[str]:
-        """RFC 8707 ``resource`` (or ``audience``) among the client's allowed audiences; else
-        what the code or refresh token was issued for; else the client's audiences."""
-        allowed = list(client.row.allowed_audiences or [])
-        requested = request.form.getlist("resource") + request.form.getlist("audience")
         oauth_request = g.get("oauth_request")
-        if not requested and oauth_request is not None:
-            origin = oauth_request.authorization_code or oauth_request.refresh_token
-            if origin is not None and origin.row.resource:
-                requested = [origin.row.resource]
-        if requested:
-            unknown = [r for r in requested if r not in allowed]
-            if unknown:
-                raise InvalidTargetError(description="The requested resource is not allowed "
-                                                     "for this client.")
-            return requested[0] if len(requested) == 1 else requested
-        if allowed:
-            return allowed[0] if len(allowed) == 1 else allowed
-        return client.get_client_id()
+        origin = None if oauth_request is None else (oauth_request.authorization_code
+                                                     or oauth_request.refresh_token)
+        token, access = issue_tokens(
+            self.provider, client, user=user, scope=scope or "",
+            include_refresh_token=include_refresh_token,
+            requested=request.form.getlist("resource") + request.form.getlist("audience"),
+            origin_resource=origin.row.resource if origin is not None else None,
+            # A refresh rotated in one statement has recorded its successors already.
+            planned=getattr(oauth_request, "planned_successor", None))
+        g.issued_access_token = access
+        return token
 
     def save_token(self, token: dict[str, Any], oauth_request) -> None:
         origin = oauth_request.authorization_code or oauth_request.refresh_token

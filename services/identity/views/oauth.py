@@ -25,6 +25,7 @@ from services.common.fastpath import FastAnswer
 from services.common.streams import key
 
 from .. import sessions
+from ..limits import token_limits
 from ..models import User
 from ..oidc.grants import AuthenticatedUser
 from ..oidc.models import Consent
@@ -262,8 +263,20 @@ def _lang() -> str:
     return "en"
 
 
+def too_many_token_requests(retry_after: int) -> Response:
+    response = jsonify(error="too_many_requests", error_description="Too many requests: slow down.")
+    response.status_code = 429
+    response.headers["Retry-After"] = str(retry_after)
+    return no_store(response)
+
+
 @bp.post("/token")
 def token():
+    limits = token_limits(current_app)
+    if limits is not None:
+        retry_after = limits.apply(request.environ, request.headers, request.form)
+        if retry_after is not None:
+            return too_many_token_requests(retry_after)
     dups = duplicated(request.form)
     if dups:
         return no_store(jsonify(error="invalid_request",
