@@ -54,7 +54,10 @@ def _judge(session: Session, cfg: LifecycleConfig, user: User | None,
     if user is None:
         record(session, cfg, "login.failed", SYSTEM, None, reason="unknown_user")
         return "bad-credentials"
-    if lockout.locked_until(security_of(session, user.id), cfg.now()) is not None:
+    # Held for the whole judgement: the session's identity map keeps only objects someone
+    # references, so each rule's own ``security_of`` reloaded the row (three SELECTs).
+    security = security_of(session, user.id)
+    if lockout.locked_until(security, cfg.now()) is not None:
         record(session, cfg, "login.refused", SYSTEM, user.id, reason="locked")
         return "locked"
     lockout.lift_expired_lock(session, cfg, user)

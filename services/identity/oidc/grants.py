@@ -234,10 +234,17 @@ class OpenIDCode(oidc_grants.OpenIDCode):
         self.provider = provider
 
     def exists_nonce(self, nonce: str, request) -> bool:
+        # authlib validates an authorization request twice (consent, then response), with
+        # one request object: the second asks the database nothing new.
+        seen = getattr(request, "portico_nonce_seen", None)
+        if seen is not None and seen[0] == nonce:
+            return seen[1]
         with self.provider.db.read() as session:
-            return session.scalar(select(AuthorizationCode.code_digest).where(
+            exists = session.scalar(select(AuthorizationCode.code_digest).where(
                 AuthorizationCode.client_id == request.payload.client_id,
                 AuthorizationCode.nonce == nonce).limit(1)) is not None
+        request.portico_nonce_seen = (nonce, exists)
+        return exists
 
     def get_client_algorithm(self, client) -> str:
         return client.id_token_signed_response_alg or "ES256"
