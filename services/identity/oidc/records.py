@@ -71,6 +71,7 @@ class RegisteredClient(ClientMixin):
 class CodeRecord(AuthorizationCodeMixin):
     def __init__(self, row: AuthorizationCode) -> None:
         self.row = row
+        self.user = None  # the code's user, when claimed with it (one statement)
 
     def get_redirect_uri(self) -> str:
         return self.row.redirect_uri
