@@ -507,20 +507,50 @@ def bare_flask(name: str, workers: int, threads: int, body: str, *, seconds: flo
                         seconds=seconds, repeats=repeats, think_ms=think_ms)
 
 
-def bare_authlib(name: str, workers: int, threads: int, *, seconds: float,
-                 repeats: int) -> Result:
-    """The second yardstick (``bench/reference_token_app.py``: authlib's client_credentials
-    alone, ES256) under the same gunicorn shape and load."""
+def reference_token_server(workers: int, threads: int) -> Server:
+    """The second yardstick's server (``bench/reference_token_app.py``: authlib's
+    client_credentials alone, ES256) in the given gunicorn shape."""
+    return Server("reference-token", {}, workers=workers, threads=threads,
+                  app="bench.reference_token_app:app")
+
+
+def reference_token_call() -> Call:
+    """One client_credentials request to :func:`reference_token_server`."""
     from bench.reference_token_app import CLIENT_ID, CLIENT_SECRET
 
     basic = base64.b64encode(f"{CLIENT_ID}:{CLIENT_SECRET}".encode()).decode()
-    with Server("reference-token", {}, workers=workers, threads=threads,
-                app="bench.reference_token_app:app") as server:
-        return run_load(name, server, "/token", method="POST",
-                        body="grant_type=client_credentials",
-                        headers={"Authorization": "Basic " + basic,
-                                 "Content-Type": "application/x-www-form-urlencoded"},
-                        seconds=seconds, repeats=repeats)
+    return Call("/token", "POST", "grant_type=client_credentials",
+                {"Authorization": "Basic " + basic,
+                 "Content-Type": "application/x-www-form-urlencoded"})
+
+
+def bare_authlib(name: str, workers: int, threads: int, *, seconds: float,
+                 repeats: int) -> Result:
+    """The second yardstick under the same gunicorn shape and load."""
+    call = reference_token_call()
+    with reference_token_server(workers, threads) as server:
+        return run_load(name, server, call.path, method=call.method, body=call.body,
+                        headers=call.headers, seconds=seconds, repeats=repeats)
+
+
+def scaled_by_rounds(yardstick: Result, rows: list[tuple[str, Result, float]], *,
+                     there: int, what: str) -> str:
+    """Like :func:`scaled_to_issue_machine`, but each row's run is scaled by the
+    yardstick's run of the same round (measured back to back, so that a slow spell of the
+    machine slows both), and the median over the rounds is given, with its range."""
+    yard_runs = yardstick.runs or (yardstick,)
+    parts = []
+    for name, result, target in rows:
+        runs = result.runs or (result,)
+        scaled = sorted(there * run.per_cpu_second / yard.per_cpu_second
+                        for run, yard in zip(runs, yard_runs, strict=True))
+        median = statistics.median(scaled)
+        parts.append(f"{name} ≈ {median:,.0f} ({scaled[0]:,.0f}–{scaled[-1]:,.0f}; target "
+                     f"{target:,.0f}: {'met' if median >= target else 'missed'})")
+    return (f"Scaled to the issue's machine round by round ({what} ~{there:,}/CPU-s there; "
+            f"each run divided by the {what}'s run of its round, measured just before it; "
+            "median of the rounds, their range in brackets), per server-CPU-second: "
+            + "; ".join(parts) + ".")
 
 
 def scaled_to_issue_machine(yardstick: Result, rows: list[tuple[str, float, float]], *,

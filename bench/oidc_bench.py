@@ -21,12 +21,14 @@ from bench.harness import (
     Call,
     Result,
     Server,
-    bare_authlib,
     bare_flask,
     load_average,
+    reference_token_call,
+    reference_token_server,
     run_flow,
     run_load,
     runs_text,
+    scaled_by_rounds,
     scaled_to_issue_machine,
     verdict,
 )
@@ -35,7 +37,15 @@ TITLE = "OIDC provider (identity)"
 SECONDS = 5
 WORKERS = 2
 THREAD_CHOICES = (2, 4, 8)
+# Refresh tokens fed once each: ~1,700 refreshes/s here, so a 5 s run takes ~8,500, and
+# each of wrk's two threads must not run past its half of the run's share.
+REFRESH_POOL = 60_000
 FORM = "application/x-www-form-urlencoded"
+TOKEN_ROWS = {  # the rows scaled by the bare authlib endpoint, measured in rounds with it
+    "client_credentials": "POST /token client_credentials (ES256)",
+    "introspection": "POST /introspect (access token)",
+    "refresh": "POST /token refresh_token (rotating, each used once)",
+}
 TARGETS = {  # row → (per server-CPU-second, p99 ms)
     "discovery": (2000, None), "jwks": (2000, None), "client_credentials": (1000, 50),
     "introspection": (1000, None), "refresh": (800, None), "login": (15, None),
@@ -139,45 +149,60 @@ def run() -> str:
         env = backends.service_env(url, RATE_LIMITS_ENABLED="false",
                                    SESSION_COOKIE_SECURE="false", LOG_LEVEL="INFO")
         threads, tuning = _tune(env, fixture)
-        refresh_pool = insert_refresh_tokens(url, fixture, 30_000)
+        refresh_pool = insert_refresh_tokens(url, fixture, REFRESH_POOL)
         missed: dict[str, list[Call]] = {}
         measured: dict[str, float] = {}  # row → requests per server-CPU-second
-        with _server(env, threads) as server:
+        yard_name = "reference: bare authlib + Flask token endpoint (client_credentials, ES256)"
+        with _server(env, threads) as server, \
+                reference_token_server(WORKERS, threads) as reference:
             cc = _cc_call(fixture)
             token = requests.post(server.url + cc.path, data=cc.body, headers=cc.headers,
                                   timeout=5).json()["access_token"]
-            loads = [
+            for key, name, call in [
                 ("discovery", "GET /.well-known/openid-configuration",
                  Call("/.well-known/openid-configuration")),
                 ("jwks", "GET /jwks", Call("/jwks")),
-                ("client_credentials", "POST /token client_credentials (ES256)", cc),
-                ("introspection", "POST /introspect (access token)", Call(
-                    "/introspect", "POST", urlencode({"token": token,
-                                                      "token_type_hint": "access_token"}),
-                    {"Authorization": cc.headers["Authorization"], "Content-Type": FORM})),
-            ]
-            for key, name, call in loads:
-                result = run_load(name, server, call.path, method=call.method, body=call.body,
-                                  headers=call.headers, seconds=SECONDS, repeats=REPEATS)
-                per_cpu, p99 = TARGETS[key]
+            ]:
+                result = run_load(name, server, call.path, seconds=SECONDS, repeats=REPEATS)
                 measured[key] = result.per_cpu_second
-                rows.append(result.row(verdict(result, per_cpu=per_cpu, p99_ms=p99)))
-                if "missed" in rows[-1]:
-                    missed[key] = [call]
+                rows.append(result.row(verdict(result, per_cpu=TARGETS[key][0])))
+            introspect = Call("/introspect", "POST", urlencode(
+                {"token": token, "token_type_hint": "access_token"}),
+                {"Authorization": cc.headers["Authorization"], "Content-Type": FORM})
             refresh_auth = _basic(fixture.rp_client_id, fixture.rp_secret)
             refresh_calls = [Call("/token", "POST", urlencode(
                 {"grant_type": "refresh_token", "refresh_token": t}),
                 {"Authorization": refresh_auth, "Content-Type": FORM}) for t in refresh_pool]
-            result = run_load("POST /token refresh_token (rotating, each used once)", server,
-                              "/token", calls=refresh_calls, once=True, seconds=SECONDS,
-                              repeats=REPEATS)
-            if any(r.requests > len(refresh_pool) // REPEATS for r in result.runs or [result]):
+            # The token rows in rounds, each opened by a run of the bare authlib endpoint:
+            # scaled round by round, a slow spell of the machine slows row and yardstick alike.
+            yard = reference_token_call()
+            share = len(refresh_calls) // REPEATS
+            runs: dict[str, list[Result]] = {k: [] for k in ("yardstick", *TOKEN_ROWS)}
+            for k in range(REPEATS):
+                runs["yardstick"].append(run_load(
+                    yard_name, reference, yard.path, method=yard.method, body=yard.body,
+                    headers=yard.headers, seconds=SECONDS))
+                for key, call in (("client_credentials", cc), ("introspection", introspect)):
+                    runs[key].append(run_load(
+                        TOKEN_ROWS[key], server, call.path, method=call.method, body=call.body,
+                        headers=call.headers, seconds=SECONDS))
+                runs["refresh"].append(run_load(
+                    TOKEN_ROWS["refresh"], server, "/token",
+                    calls=refresh_calls[k * share:(k + 1) * share], once=True, seconds=SECONDS))
+            token_results = {key: Result.of_runs(found) for key, found in runs.items()}
+            for key, call_list in (("client_credentials", [cc]), ("introspection", [introspect]),
+                                   ("refresh", refresh_calls[-2000:])):
+                result = token_results[key]
+                per_cpu, p99 = TARGETS[key]
+                measured[key] = result.per_cpu_second
+                rows.append(result.row(verdict(result, per_cpu=per_cpu, p99_ms=p99)))
+                if "missed" in rows[-1]:
+                    missed[key] = call_list
+            # Each of wrk's threads walks every other token of its run's share and starts
+            # over at its end: past half a share, one thread may have replayed some.
+            if any(r.requests > share // 2 for r in runs["refresh"]):
                 notes.append(f"A run's share of the refresh pool ({len(refresh_pool):,} in all) "
-                             "ran out: replays count as errors.")
-            measured["refresh"] = result.per_cpu_second
-            rows.append(result.row(verdict(result, per_cpu=TARGETS["refresh"][0])))
-            if "missed" in rows[-1]:
-                missed["refresh"] = refresh_calls[-2000:]
+                             "may have run out for one of wrk's threads: replays count as errors.")
             counter, failures = [0], []
             result = run_flow("full login: authorize → login form → POST login → code → token",
                               server, _login_flow(server, fixture, counter, failures),
@@ -191,16 +216,14 @@ def run() -> str:
                                WORKERS, threads, '{"subject": "u", "action": "cards.view"}',
                                seconds=SECONDS, repeats=REPEATS)
         rows.append(yardstick.row("yardstick (the issue: ~1,800/CPU-s); same gunicorn and wrk"))
-        token_yardstick = bare_authlib(
-            "reference: bare authlib + Flask token endpoint (client_credentials, ES256)",
-            WORKERS, threads, seconds=SECONDS, repeats=REPEATS)
+        token_yardstick = token_results["yardstick"]
         rows.append(token_yardstick.row("yardstick of the token endpoints (the issue: "
-                                        "~1,075/CPU-s); same gunicorn and wrk"))
+                                        "~1,075/CPU-s); same gunicorn and wrk, one run before "
+                                        "each round of the token rows"))
         notes.append(scaled_to_issue_machine(yardstick, [
             (key, measured[key], TARGETS[key][0]) for key in TARGETS]))
-        notes.append(scaled_to_issue_machine(
-            token_yardstick, [(key, measured[key], TARGETS[key][0])
-                              for key in ("client_credentials", "introspection", "refresh")],
+        notes.append(scaled_by_rounds(
+            token_yardstick, [(key, token_results[key], TARGETS[key][0]) for key in TOKEN_ROWS],
             there=ISSUE_TOKEN_YARDSTICK_PER_CPU, what="bare authlib + Flask token endpoint"))
         if missed:
             notes.append(_profile(env, server.url, missed))
@@ -219,7 +242,10 @@ def run() -> str:
              "reference rows are the issue's yardsticks, measured the same way on the same day: "
              "a bare Flask JSON endpoint (`bench/reference_app.py`) and a bare authlib + Flask "
              "client_credentials endpoint (`bench/reference_token_app.py`: one client in "
-             "memory, ES256 tokens, no database, Redis or logging).")
+             "memory, ES256 tokens, no database, Redis or logging). The three token rows are "
+             f"measured in {REPEATS} rounds, each a run of the bare authlib endpoint, then one "
+             "of client_credentials, introspection and refresh, so that each run is scaled by "
+             "the yardstick's run of its own round (the machine's speed drifts).")
     notes.append("Access tokens are always ES256 (`oidc/tokens.py: mint_access_token`); RS256 "
                  "signs only ID tokens of clients registered with "
                  "`id_token_signed_response_alg: RS256`, so there is no RS256 client_credentials "

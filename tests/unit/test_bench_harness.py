@@ -1,6 +1,6 @@
 """The benchmark's aggregation of repeated runs: medians, sums and the range shown."""
 
-from bench.harness import Result, scaled_to_issue_machine
+from bench.harness import Result, scaled_by_rounds, scaled_to_issue_machine
 
 
 def _run(requests: int, cpu: float, p99: float) -> Result:
@@ -40,3 +40,17 @@ def test_the_token_endpoints_can_be_scaled_by_their_own_yardstick():
                                    there=1_075, what="bare authlib + Flask token endpoint")
     assert "bare authlib + Flask token endpoint ~1,075/CPU-s there, 2,150 in this run" in note
     assert "client_credentials ≈ 645 (target 1,000: missed)" in note
+
+
+def test_rounds_scale_each_run_by_the_yardstick_run_of_its_own_round():
+    # The machine slowed by half in the second round: row and yardstick alike.
+    yardstick = Result.of_runs([_run(10_000, 5.0, 5.0), _run(5_000, 5.0, 5.0),
+                                _run(10_000, 5.0, 5.0)])  # 2,000 / 1,000 / 2,000 per CPU-s
+    row = Result.of_runs([_run(8_000, 5.0, 5.0), _run(4_000, 5.0, 5.0),
+                          _run(9_000, 5.0, 5.0)])  # 1,600 / 800 / 1,800 per CPU-s
+    note = scaled_by_rounds(yardstick, [("refresh", row, 800)], there=1_000,
+                            what="bare authlib + Flask token endpoint")
+    # Each round: 0.80, 0.80, 0.90 of the yardstick → 800, 800, 900 there.
+    assert "refresh ≈ 800 (800–900; target 800: met)" in note
+    # Scaled as a whole instead, the slow round's yardstick would pull the ratio about.
+    assert "run of its round" in note
