@@ -173,8 +173,8 @@ def run() -> str:
             refresh_calls = [Call("/token", "POST", urlencode(
                 {"grant_type": "refresh_token", "refresh_token": t}),
                 {"Authorization": refresh_auth, "Content-Type": FORM}) for t in refresh_pool]
-            # The token rows in rounds, each opened by a run of the bare authlib endpoint:
-            # scaled round by round, a slow spell of the machine slows row and yardstick alike.
+            # The token rows in rounds, each opened by a run of the bare authlib endpoint, so
+            # that row and yardstick are measured over the same minute (see scaled_by_rounds).
             yard = reference_token_call()
             share = len(refresh_calls) // REPEATS
             runs: dict[str, list[Result]] = {k: [] for k in ("yardstick", *TOKEN_ROWS)}
@@ -244,8 +244,8 @@ def run() -> str:
              "client_credentials endpoint (`bench/reference_token_app.py`: one client in "
              "memory, ES256 tokens, no database, Redis or logging). The three token rows are "
              f"measured in {REPEATS} rounds, each a run of the bare authlib endpoint, then one "
-             "of client_credentials, introspection and refresh, so that each run is scaled by "
-             "the yardstick's run of its own round (the machine's speed drifts).")
+             "of client_credentials, introspection and refresh: the machine's speed drifts, "
+             "and this way row and yardstick are measured over the same minute.")
     notes.append("Access tokens are always ES256 (`oidc/tokens.py: mint_access_token`); RS256 "
                  "signs only ID tokens of clients registered with "
                  "`id_token_signed_response_alg: RS256`, so there is no RS256 client_credentials "
