@@ -5,7 +5,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from services.common.events import utcnow
@@ -59,6 +69,8 @@ class AuthorizationCode(Base):
     every token issued from it (revoked together if the code is replayed)."""
 
     __tablename__ = "authorization_codes"
+    # The nonce replay check (``OpenIDCode.exists_nonce``) of every authorization.
+    __table_args__ = (Index("ix_authorization_codes_client_id_nonce", "client_id", "nonce"),)
 
     code_digest: Mapped[str] = mapped_column(String(64), primary_key=True)
     family_id: Mapped[str] = mapped_column(String(36))
