@@ -111,8 +111,12 @@ _ROTATED_SUCCESSOR = insert(_TOKENS).from_select(
            _CLAIMED.c.user_id, _CLAIMED.c.scope, _CLAIMED.c.resource, _CLAIMED.c.auth_time,
            _CLAIMED.c.sid, bindparam("now", type_=DateTime(timezone=True)),
            bindparam("r_expires_at", type_=DateTime(timezone=True)))).cte("rotated_successor")
+# What issuing the successors reads of the claimed row (its timestamps cost the most to
+# bring back and are not among them).
 _ROTATE_IN_ONE = DriverStatement(
-    select(_CLAIMED).add_cte(_ROTATED_ISSUED).add_cte(_ROTATED_SUCCESSOR))
+    select(_CLAIMED.c.family_id, _CLAIMED.c.client_id, _CLAIMED.c.user_id, _CLAIMED.c.scope,
+           _CLAIMED.c.resource, _CLAIMED.c.user_status, _CLAIMED.c.user_company_id)
+    .add_cte(_ROTATED_ISSUED).add_cte(_ROTATED_SUCCESSOR))
 
 
 _CODES = AuthorizationCode.__table__
