@@ -317,3 +317,30 @@ def test_an_expired_access_token_is_inactive_on_both_paths(paths, idp, machine, 
     monkeypatch.setattr(time, "time", lambda: later)
     served, view = paths.both("/introspect", {"token": token}, basic(client_id, secret))
     assert served.json == view.json == {"active": False}
+
+
+def test_behind_a_trusted_proxy_the_token_limit_per_address_keys_by_the_forwarded_one(
+        make_app):
+    """The fast route sees the address ProxyFix has already put in REMOTE_ADDR."""
+    app = make_app("identity", token_rate_limit_ip="2 per minute", trusted_proxy_hops=1,
+                   key_activation_delay=0)
+    from cryptography.fernet import Fernet
+
+    from services.identity.oidc import keys
+
+    ctx = app.extensions["portico"]
+    with ctx.db.transaction() as session:
+        keys.ensure_keys(session, Fernet(ctx.settings.key_encryption_key))
+    client_id, secret = add_client(app, grant_types=["client_credentials"], scope="api.read",
+                                   redirect_uris=[], allowed_audiences=["tracking"])
+    entered, _ = watch_flask(app)
+    api = app.test_client()
+
+    def token(forwarded_for: str) -> int:
+        return api.post("/token", data={"grant_type": "client_credentials"},
+                        headers={**basic(client_id, secret), "X-Forwarded-For": forwarded_for},
+                        environ_base={"REMOTE_ADDR": "10.0.0.5"}).status_code
+
+    assert [token("198.51.100.7") for _ in range(3)] == [200, 200, 429]
+    assert token("203.0.113.9") == 200  # another address behind the same ingress
+    assert entered == ["/token"]  # only the refused one reached the view
