@@ -8,13 +8,14 @@ import time
 from urllib.parse import urlencode
 
 import pytest
+from cryptography.fernet import Fernet
 from joserfc import jwt
 from joserfc.jwk import KeySet
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
 from services.common.db import is_postgresql
-from services.identity.oidc import fast
+from services.identity.oidc import fast, keys
 from services.identity.oidc.keys import SigningKeyUnavailable
 from services.identity.oidc.models import RefreshToken
 from tests.integration.test_oidc_flow import (
@@ -268,17 +269,19 @@ def test_a_failure_during_or_after_the_rotation_is_answered_not_replayed(
     assert revoked and all(value is None for value in revoked)
 
 
-def test_token_limits_count_each_request_once_whichever_path_answers(make_app):
-    app = make_app("identity", token_rate_limit_client="3 per minute", key_activation_delay=0)
-    from cryptography.fernet import Fernet
-
-    from services.identity.oidc import keys
-
+def _limited_identity(make_app, **settings):
+    """identity with rate limits as given, its signing keys, and one machine client."""
+    app = make_app("identity", key_activation_delay=0, **settings)
     ctx = app.extensions["portico"]
     with ctx.db.transaction() as session:
         keys.ensure_keys(session, Fernet(ctx.settings.key_encryption_key))
     client_id, secret = add_client(app, grant_types=["client_credentials"], scope="api.read",
                                    redirect_uris=[], allowed_audiences=["tracking"])
+    return app, client_id, secret
+
+
+def test_token_limits_count_each_request_once_whichever_path_answers(make_app):
+    app, client_id, secret = _limited_identity(make_app, token_rate_limit_client="3 per minute")
     entered, _ = watch_flask(app)
     api = app.test_client()
     plain = {"grant_type": "client_credentials"}
@@ -322,17 +325,8 @@ def test_an_expired_access_token_is_inactive_on_both_paths(paths, idp, machine, 
 def test_behind_a_trusted_proxy_the_token_limit_per_address_keys_by_the_forwarded_one(
         make_app):
     """The fast route sees the address ProxyFix has already put in REMOTE_ADDR."""
-    app = make_app("identity", token_rate_limit_ip="2 per minute", trusted_proxy_hops=1,
-                   key_activation_delay=0)
-    from cryptography.fernet import Fernet
-
-    from services.identity.oidc import keys
-
-    ctx = app.extensions["portico"]
-    with ctx.db.transaction() as session:
-        keys.ensure_keys(session, Fernet(ctx.settings.key_encryption_key))
-    client_id, secret = add_client(app, grant_types=["client_credentials"], scope="api.read",
-                                   redirect_uris=[], allowed_audiences=["tracking"])
+    app, client_id, secret = _limited_identity(make_app, token_rate_limit_ip="2 per minute",
+                                               trusted_proxy_hops=1)
     entered, _ = watch_flask(app)
     api = app.test_client()
 
