@@ -524,15 +524,6 @@ def reference_token_call() -> Call:
                  "Content-Type": "application/x-www-form-urlencoded"})
 
 
-def bare_authlib(name: str, workers: int, threads: int, *, seconds: float,
-                 repeats: int) -> Result:
-    """The second yardstick under the same gunicorn shape and load."""
-    call = reference_token_call()
-    with reference_token_server(workers, threads) as server:
-        return run_load(name, server, call.path, method=call.method, body=call.body,
-                        headers=call.headers, seconds=seconds, repeats=repeats)
-
-
 def scaled_by_rounds(yardstick: Result, rows: list[tuple[str, Result, float]], *,
                      there: int, what: str) -> str:
     """Like :func:`scaled_to_issue_machine`, for rows measured in rounds with the

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import redis
-from flask import Flask, Response, current_app, g, jsonify, request
+from flask import Flask, Response, current_app, g, has_app_context, jsonify, request
 from marshmallow import ValidationError
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -165,7 +165,8 @@ def _redis_ping(client: redis.Redis) -> bool:
 
 
 def request_id() -> str | None:
-    return getattr(g, "request_id", None)
+    """This request's id; None outside a Flask request (e.g. on a fast route)."""
+    return getattr(g, "request_id", None) if has_app_context() else None
 
 
 def _install_nul_guard(app: Flask) -> None:

@@ -34,7 +34,7 @@ from .lifecycle import init_app as init_lifecycle
 from .limits import init_limits, token_limits
 from .oidc.fast import init_fast_tokens
 from .oidc.keys import SigningKeyUnavailable
-from .oidc.server import init_oidc
+from .oidc.server import OAUTH_UNAVAILABLE, init_oidc
 from .openapi import init_openapi
 from .passwords import EXTRA_CHECKS
 from .settings import DEV_CLIENT_SECRET_PEPPER, DEV_KEY_ENCRYPTION_KEY, IdentitySettings
@@ -82,8 +82,7 @@ def _install_fail_closed(app: Flask) -> None:
         # No signing key yet (before `iamctl bootstrap`/`keys rotate`) is as temporary as Redis.
         log_dependency_unavailable(exc)
         if request.endpoint in OAUTH_JSON_ENDPOINTS:
-            response = jsonify(error="temporarily_unavailable",
-                               error_description="The service is temporarily unavailable.")
+            response = jsonify(OAUTH_UNAVAILABLE)
             response.status_code = 503
             response.headers["Retry-After"] = RETRY_DEPENDENCY_AFTER
         else:
@@ -96,14 +95,11 @@ def _install_fail_closed(app: Flask) -> None:
 
     @app.errorhandler(RateLimitExceeded)
     def _too_many(exc: RateLimitExceeded) -> Response:
-        if request.endpoint in OAUTH_JSON_ENDPOINTS:
-            response = jsonify(error="too_many_requests",
-                               error_description="Too many requests: slow down.")
-            response.status_code = 429
-        else:
-            response = problem_response(Problem(429, "too-many-requests",
-                                                "Too many attempts. Try again later."),
-                                        request_id())
+        # The pages and APIs limited by flask-limiter; /token's limits answer in its view
+        # (views/oauth.py: too_many_token_requests).
+        response = problem_response(Problem(429, "too-many-requests",
+                                            "Too many attempts. Try again later."),
+                                    request_id())
         response.headers["Cache-Control"] = "no-store"
         response.headers.setdefault("Retry-After", "60")
         return response

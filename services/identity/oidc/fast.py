@@ -43,6 +43,7 @@ from urllib.parse import parse_qsl
 import redis
 from authlib.oauth2.rfc6749.util import extract_basic_authorization
 
+from services.common.app import log_dependency_unavailable
 from services.common.db import is_postgresql
 from services.common.errors import DEPENDENCY_ERRORS, RETRY_DEPENDENCY_AFTER
 from services.common.fastpath import FORM, FastAnswer, FastRequest, FastRoutes, json_answer
@@ -53,7 +54,7 @@ from .endpoints import AccessRecord, IntrospectionEndpoint, read_ahead
 from .grants import machine_scope, rotate_in_one_statement
 from .keys import SigningKeyUnavailable
 from .records import RegisteredClient
-from .server import AuthorizationServer, issue_tokens
+from .server import OAUTH_UNAVAILABLE, AuthorizationServer, issue_tokens
 
 log = logging.getLogger("portico.identity.oidc")
 
@@ -87,15 +88,13 @@ def _answer(body: dict[str, Any]) -> FastAnswer:
 
 def _unavailable(exc: Exception) -> FastAnswer:
     """As the app answers a dependency that is down (identity/app.py, ``_unavailable``)."""
-    log.error("dependency unavailable", extra={"error_type": type(exc).__name__})
-    return _error(503, "temporarily_unavailable", "The service is temporarily unavailable.",
-                  ("Retry-After", RETRY_DEPENDENCY_AFTER))
+    log_dependency_unavailable(exc)
+    return _error(503, OAUTH_UNAVAILABLE, ("Retry-After", RETRY_DEPENDENCY_AFTER))
 
 
-def _error(status: int, error: str, description: str, *headers: tuple[str, str]) -> FastAnswer:
+def _error(status: int, body: dict[str, str], *headers: tuple[str, str]) -> FastAnswer:
     """An RFC 6749 error body as the app's handlers write it (Flask's ``jsonify``)."""
-    body = json_answer({"error": error, "error_description": description}).body
-    return FastAnswer(status, body, headers=(*NO_STORE, *headers))
+    return FastAnswer(status, json_answer(body).body, headers=(*NO_STORE, *headers))
 
 
 class FastTokenEndpoints:
@@ -165,7 +164,8 @@ class FastTokenEndpoints:
             return _unavailable(exc)
         except Exception:
             log.exception("unhandled error after a refresh token was rotated")
-            return _error(500, "server_error", "An unexpected error occurred.")
+            return _error(500, {"error": "server_error",
+                                "error_description": "An unexpected error occurred."})
         return _answer(token)
 
     # /introspect ------------------------------------------------------------------------

@@ -68,6 +68,11 @@ class TokenUser:
     def get_user_id(self) -> str:
         return self.id
 
+    @classmethod
+    def of_row(cls, row) -> TokenUser:
+        """From a claim's row (``user_id``, ``user_company_id``, ``user_status``)."""
+        return cls(row.user_id, row.user_company_id, UserStatus(row.user_status))
+
 
 _TOKENS = RefreshToken.__table__
 _USERS = User.__table__
@@ -162,7 +167,7 @@ def rotate_in_one_statement(provider, client, refresh_token: str
     if found is None:
         return None
     record = RefreshRecord(found)
-    record.user = TokenUser(found.user_id, found.user_company_id, UserStatus(found.user_status))
+    record.user = TokenUser.of_row(found)
     return record, planned
 
 
@@ -210,8 +215,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
                 "digest": digest(code), "for_client": client.get_client_id(), "now": utcnow()})
             if found is not None:
                 record = CodeRecord(found)
-                record.user = TokenUser(found.user_id, found.user_company_id,
-                                        UserStatus(found.user_status))
+                record.user = TokenUser.of_row(found)
                 return record
         with provider.db.transaction() as session:
             row = session.get(AuthorizationCode, digest(code))
@@ -391,7 +395,7 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         if aware(found.expires_at) <= now:
             return None
         record = RefreshRecord(found)
-        record.user = TokenUser(found.user_id, found.user_company_id, found.user_status)
+        record.user = TokenUser.of_row(found)
         return record
 
     def authenticate_user(self, refresh_token: RefreshRecord) -> TokenUser | None:

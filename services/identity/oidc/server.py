@@ -40,6 +40,12 @@ from .tokens import AccessToken, mint_access_token, record_access_token, revoke_
 log = logging.getLogger("portico.identity.oidc")
 
 
+# RFC 6749's body for a dependency that is down (Redis, the database, no signing key),
+# sent with 503 and Retry-After by the app's handler and the fast routes alike.
+OAUTH_UNAVAILABLE = {"error": "temporarily_unavailable",
+                     "error_description": "The service is temporarily unavailable."}
+
+
 class InvalidTargetError(OAuth2Error):
     """RFC 8707: the requested resource/audience is not one this client may ask for."""
 
