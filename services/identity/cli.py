@@ -1,4 +1,4 @@
-"""``iamctl`` commands of the identity service: bootstrap, clients, users, keys.
+"""``iamctl`` commands of the identity service: bootstrap, clients, users, keys, tokens.
 
 They read the same settings as the service (``load_or_exit(IdentitySettings)``), print
 one JSON object, and change nothing beyond what they are asked.
@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import secrets
 import sys
+from datetime import timedelta
 
 import click
 import redis
@@ -24,6 +25,7 @@ from .clients import watch_client_changes
 from .lifecycle.cli import commands as lifecycle_commands
 from .models import Base
 from .oidc import keys
+from .oidc.purge import DEFAULT_GRACE, purge_spent_records
 from .schemas import ClientSchema, client_json
 from .service import NewUser, create_user
 from .settings import IdentitySettings
@@ -144,6 +146,27 @@ def keys_rotate() -> None:
     _emit({"created": created, "rotated": report, "purged": purged})
 
 
+@click.group("tokens")
+def tokens_group() -> None:
+    """Codes and tokens the provider has issued."""
+
+
+@tokens_group.command("purge")
+@click.option("--grace-hours", default=int(DEFAULT_GRACE.total_seconds() // 3600),
+              show_default=True, type=click.IntRange(0, 24 * 365),
+              help="keep spent records this much longer")
+@click.option("--batch-size", default=1000, show_default=True, type=click.IntRange(1, 10000))
+def tokens_purge(grace_hours: int, batch_size: int) -> None:
+    """Delete spent authorization codes, refresh-token families and access-token records
+    (run it hourly; see services/identity/oidc/purge.py for what is kept). Prints the
+    counts as JSON."""
+    _, db = _open()
+    report = purge_spent_records(db, grace=timedelta(hours=grace_hours), batch_size=batch_size)
+    _emit({"authorization_codes": report.authorization_codes,
+           "refresh_tokens": report.refresh_tokens,
+           "access_token_records": report.access_token_records})
+
+
 @click.command("bootstrap")
 @click.option("--username", default="helpdesk", show_default=True)
 @click.option("--email", default="helpdesk@portico.local", show_default=True)
@@ -175,4 +198,5 @@ def bootstrap(username: str, email: str) -> None:
     _emit(body)
 
 
-commands = [bootstrap, clients_group, users_group, keys_group, *lifecycle_commands]
+commands = [bootstrap, clients_group, users_group, keys_group, tokens_group,
+            *lifecycle_commands]

@@ -58,7 +58,8 @@ def test_every_service_has_its_objects(base):
                            ("Service", service), ("HorizontalPodAutoscaler", f"{service}-web"),
                            ("PodDisruptionBudget", f"{service}-web"), ("Job", f"{service}-migrate")]:
             _find(base, kind, name)
-    for name in ("identity-sweep-inactive", "permissions-expire-requests", "identity-rotate-keys"):
+    for name in ("identity-sweep-inactive", "permissions-expire-requests", "identity-rotate-keys",
+                 "identity-purge-tokens"):
         _find(base, "CronJob", name)
     ingress = _find(base, "Ingress", "identity")
     assert ingress["spec"]["tls"][0]["secretName"]
