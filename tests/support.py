@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -24,11 +23,7 @@ import redis
 from sqlalchemy import create_engine, text
 from werkzeug.test import Client
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from services.devtools.ports import free_port
 
 
 def redis_answers(url: str) -> bool:

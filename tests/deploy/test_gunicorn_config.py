@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import runpy
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -16,6 +15,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from services.devtools.ports import free_port
 from tests.deploy.conftest import REPO
 
 CONFIG = REPO / "deploy" / "docker" / "gunicorn.conf.py"
@@ -63,15 +63,9 @@ def test_bad_value_stops_with_the_variable_named(clean_env):
         runpy.run_path(str(CONFIG))
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.mark.slow
 def test_sigterm_finishes_the_in_flight_request(clean_env, tmp_path: Path):
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "GUNICORN_BIND": f"127.0.0.1:{port}", "GUNICORN_WORKERS": "1",
            "GUNICORN_GRACEFUL_TIMEOUT": "10", "PYTHONPATH": str(REPO)}
     proc = subprocess.Popen(
@@ -121,7 +115,7 @@ def _healthz_count(metrics_text: str) -> float:
 
 @pytest.mark.slow
 def test_one_scrape_counts_the_requests_of_every_worker(clean_env, tmp_path: Path, redis_url):
-    port = _free_port()
+    port = free_port()
     metrics_dir = tmp_path / "prometheus"
     metrics_dir.mkdir()
     (metrics_dir / "counter_999999.db").write_bytes(b"left by an earlier container")
