@@ -20,10 +20,8 @@ Contract
 from __future__ import annotations
 
 import logging
-import random
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.header import Header
@@ -38,6 +36,7 @@ from sqlalchemy.orm import Session
 
 from services.common.db import Database
 from services.common.events import utcnow
+from services.common.retry import backoff_delay
 
 from .messages import BodyVault, bodies, purge_secret_bodies
 from .models import AttemptOutcome, DeliveryAttempt, MessageStatus, OutgoingMessage
@@ -53,12 +52,6 @@ def _aware(moment: datetime | None) -> datetime | None:
     if moment is None:
         return None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def backoff_delay(attempts: int, base: float, cap: float, rng: Callable[[], float] = random.random) -> float:
-    """Seconds before try ``attempts + 1``: base · 2^(attempts-1), capped, ±25 % jitter."""
-    delay = min(cap, base * 2 ** max(attempts - 1, 0))
-    return delay * (0.75 + 0.5 * rng())
 
 
 def build_email(message: OutgoingMessage, text: str, html: str, sender: str) -> Message:

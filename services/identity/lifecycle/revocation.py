@@ -15,8 +15,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from services.common.streams import key
+from services.identity.oidc.backchannel import queue_logouts
 from services.identity.oidc.models import RefreshToken
 from services.identity.oidc.tokens import revoke_family
+from services.identity.sessions import public_sid
 
 
 def revoke_refresh_tokens(session: Session, client: redis.Redis, namespace: str,
@@ -26,9 +28,10 @@ def revoke_refresh_tokens(session: Session, client: redis.Redis, namespace: str,
     return sum(revoke_family(session, client, namespace, family) for family in families)
 
 
-def end_login_sessions(client: redis.Redis, namespace: str, user_id: str,
+def end_login_sessions(session: Session, client: redis.Redis, namespace: str, user_id: str,
                        keep_sid: str | None = None) -> int:
-    """Delete every login session of ``user_id`` except ``keep_sid``; returns the count."""
+    """Delete every login session of ``user_id`` except ``keep_sid``, queueing their
+    back-channel logouts in ``session``; returns the count."""
     ended = 0
     prefix = key(namespace, "session", "")
     for name in client.scan_iter(match=prefix + "*", count=500):
@@ -41,6 +44,7 @@ def end_login_sessions(client: redis.Redis, namespace: str, user_id: str,
         except ValueError:
             continue
         if owner == user_id:
+            queue_logouts(session, client, namespace, user_id, public_sid(sid))
             client.delete(name)
             ended += 1
     return ended
@@ -49,4 +53,4 @@ def end_login_sessions(client: redis.Redis, namespace: str, user_id: str,
 def sign_out_everywhere(session: Session, client: redis.Redis, namespace: str, user_id: str,
                         keep_sid: str | None = None) -> dict[str, int]:
     return {"refresh_tokens": revoke_refresh_tokens(session, client, namespace, user_id),
-            "sessions": end_login_sessions(client, namespace, user_id, keep_sid)}
+            "sessions": end_login_sessions(session, client, namespace, user_id, keep_sid)}

@@ -24,6 +24,7 @@ from services.common.events import utcnow
 from services.common.streams import key
 
 from ..models import User, UserStatus
+from .backchannel import remember_participant
 from .models import AuthorizationCode, IssuedAccessToken, RefreshToken
 from .records import CodeRecord, RefreshRecord, aware, digest
 
@@ -202,6 +203,9 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
                 resource=data.get("resource"), auth_time=end_user.auth_time, sid=end_user.sid,
                 acr=ACR, amr=end_user.amr,
                 expires_at=utcnow() + timedelta(seconds=settings.auth_code_ttl)))
+        if request.client.row.backchannel_logout_uri and end_user.sid:
+            remember_participant(self.provider.redis, self.provider.namespace, end_user.sid,
+                                 request.client.get_client_id(), settings.session_ttl)
 
     def query_authorization_code(self, code: str, client) -> CodeRecord | None:
         """Claim the code atomically. A code already used revokes its family (RFC 9700 §4.5).

@@ -15,6 +15,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -137,3 +138,24 @@ class Consent(Base):
                                                                   ondelete="CASCADE"))
     scope: Mapped[str] = mapped_column(Text)
     granted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class BackchannelLogout(Base):
+    """One logout token to deliver to a client's ``backchannel_logout_uri`` (OpenID
+    Connect Back-Channel Logout 1.0), tried until it is answered 200 or given up."""
+
+    __tablename__ = "backchannel_logouts"
+    # The sender's claim: pending rows by when they are due.
+    __table_args__ = (Index("ix_backchannel_logouts_pending", "next_attempt_at",
+                            postgresql_where=text("delivered_at IS NULL AND abandoned_at IS NULL")),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    client_id: Mapped[str] = mapped_column(String(64))
+    user_id: Mapped[str] = mapped_column(String(36))
+    sid: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    abandoned_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    last_error: Mapped[str | None] = mapped_column(String(200), nullable=True)

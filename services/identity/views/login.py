@@ -12,6 +12,7 @@ from services.common.app import context
 from services.common.streams import key
 
 from .. import sessions
+from ..oidc.backchannel import queue_logouts
 from ..oidc.models import Consent, OAuthClient
 from ..oidc.server import current_server
 from ..oidc.tokens import TokenRejected, decode_own_token
@@ -126,6 +127,10 @@ def logout():
     if not confirmed:
         return render_template("logout.html", csrf_token=login_session.csrf if login_session
                                else "", params=params, lang=_lang())
+    if login_session is not None and login_session.authenticated:
+        with provider.db.transaction() as db_session:
+            queue_logouts(db_session, provider.redis, provider.namespace,
+                          login_session.user_id, sessions.public_sid(login_session.sid))
     sessions.end_session()
     if target:
         state = params.get("state")

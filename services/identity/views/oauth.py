@@ -108,7 +108,8 @@ def _discovery_document(issuer_url: str) -> dict:
         "ui_locales_supported": ["en", "es"],
         "acr_values_supported": ["urn:portico:acr:password"],
         "authorization_response_iss_parameter_supported": False,
-        "backchannel_logout_supported": False,
+        "backchannel_logout_supported": True,
+        "backchannel_logout_session_supported": True,
         "frontchannel_logout_supported": False,
     }
     return body

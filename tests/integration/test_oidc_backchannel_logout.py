@@ -1,0 +1,232 @@
+"""OpenID Connect Back-Channel Logout: a session's end queues a logout token for each
+client that took part and registered a ``backchannel_logout_uri``; the identity worker's
+sender POSTs it to a real HTTP server, retries with backoff and gives up in the end."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlencode
+
+import pytest
+from joserfc import jwt
+from joserfc.jwk import KeySet
+from sqlalchemy import select, update
+
+from services.common.events import utcnow
+from services.devtools.ports import free_port
+from services.identity import jobs
+from services.identity.lifecycle.revocation import sign_out_everywhere
+from services.identity.oidc import backchannel
+from services.identity.oidc.backchannel import EVENT, MAX_ATTEMPTS, BackchannelSender
+from services.identity.oidc.models import BackchannelLogout
+from services.identity.oidc.records import aware
+from tests.integration.test_oidc_flow import (
+    add_client,
+    add_user,
+    authorize,
+    code_from,
+    code_params,
+    exchange,
+    idp,
+)
+
+FIXTURES = (idp,)
+
+
+class RelyingParty:
+    """A client's back-channel endpoint on loopback: records each POST's form and answers
+    with the next of ``statuses`` (the last one again when they run out)."""
+
+    def __init__(self) -> None:
+        self.received: list[dict[str, list[str]]] = []
+        self.statuses = [200]
+        party = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 - the stdlib's name
+                body = self.rfile.read(int(self.headers["Content-Length"])).decode()
+                party.received.append(parse_qs(body))
+                status = party.statuses.pop(0) if len(party.statuses) > 1 else party.statuses[0]
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+        self.uri = f"http://127.0.0.1:{self.server.server_port}/backchannel-logout"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def party():
+    rp = RelyingParty()
+    yield rp
+    rp.close()
+
+
+def _sender(app) -> BackchannelSender:
+    provider = app.extensions["portico.oidc"].provider
+    return BackchannelSender(provider.db, provider.keyring, provider.settings.issuer)
+
+
+def _rows(app) -> list[BackchannelLogout]:
+    with app.extensions["portico"].db.read() as session:
+        rows = list(session.scalars(select(BackchannelLogout).order_by(BackchannelLogout.id)))
+        session.expunge_all()
+        return rows
+
+
+def _make_due(app) -> None:
+    with app.extensions["portico"].db.transaction() as session:
+        session.execute(update(BackchannelLogout).values(
+            next_attempt_at=utcnow() - timedelta(seconds=1)))
+
+
+def _signed_in(app, browser, client_id, secret) -> dict:
+    code = code_from(authorize(browser, code_params(client_id)))
+    answer = exchange(app, client_id, secret, code)
+    assert answer.status_code == 200, answer.json
+    return answer.json
+
+
+def _logout(browser, id_token) -> None:
+    answer = browser.get("/logout?" + urlencode({"id_token_hint": id_token}))
+    assert answer.status_code == 200
+
+
+def test_a_logout_sends_each_listening_client_a_verifiable_logout_token(idp, party):
+    user_id = add_user(idp)
+    listening, secret = add_client(idp, backchannel_logout_uri=party.uri)
+    deaf, deaf_secret = add_client(idp)
+    browser = idp.test_client()
+    tokens = _signed_in(idp, browser, listening, secret)
+    _signed_in(idp, browser, deaf, deaf_secret)
+    _logout(browser, tokens["id_token"])
+
+    [row] = _rows(idp)
+    assert row.client_id == listening and row.delivered_at is None
+    assert party.received == []  # queued by the request, not sent by it
+    assert _sender(idp).deliver_due() == 1
+
+    [form] = party.received
+    [token] = form["logout_token"]
+    published = KeySet.import_key_set(idp.test_client().get("/jwks").json)
+    logout = jwt.decode(token, published)
+    id_claims = jwt.decode(tokens["id_token"], published).claims
+    assert logout.header["typ"] == "logout+jwt"
+    claims = logout.claims
+    assert claims["iss"] == idp.extensions["portico"].settings.issuer
+    assert claims["aud"] == listening and claims["sub"] == user_id
+    assert claims["sid"] == id_claims["sid"]
+    assert claims["events"] == {EVENT: {}} and "nonce" not in claims
+    assert 0 < claims["exp"] - claims["iat"] <= 120 and claims["jti"]
+    [row] = _rows(idp)
+    assert row.delivered_at is not None and row.attempts == 1 and row.last_error is None
+    assert _sender(idp).deliver_due() == 0  # delivered once
+
+
+def test_a_failing_client_is_retried_later_then_delivered(idp, party):
+    add_user(idp)
+    client_id, secret = add_client(idp, backchannel_logout_uri=party.uri)
+    browser = idp.test_client()
+    _logout(browser, _signed_in(idp, browser, client_id, secret)["id_token"])
+    party.statuses = [503, 200]
+    sender = _sender(idp)
+    assert sender.deliver_due() == 1
+    [row] = _rows(idp)
+    assert row.delivered_at is None and row.last_error == "answered 503"
+    assert aware(row.next_attempt_at) > utcnow() + timedelta(seconds=5)  # backoff from 10 s
+    assert sender.deliver_due() == 0  # not due yet
+    _make_due(idp)
+    assert sender.deliver_due() == 1
+    [row] = _rows(idp)
+    assert row.delivered_at is not None and row.attempts == 2
+    assert len(party.received) == 2
+
+
+def test_a_client_that_never_answers_is_given_up_after_the_last_attempt(idp, party):
+    add_user(idp)
+    silent = f"http://127.0.0.1:{free_port()}/nobody-listens"
+    client_id, secret = add_client(idp, backchannel_logout_uri=silent)
+    browser = idp.test_client()
+    _logout(browser, _signed_in(idp, browser, client_id, secret)["id_token"])
+    sender = _sender(idp)
+    for attempt in range(1, MAX_ATTEMPTS + 1):
+        _make_due(idp)
+        assert sender.deliver_due() == 1
+        [row] = _rows(idp)
+        assert row.attempts == attempt and row.last_error == "no answer: ConnectionError"
+        assert (row.abandoned_at is not None) is (attempt == MAX_ATTEMPTS)
+    _make_due(idp)
+    assert sender.deliver_due() == 0
+
+
+def test_a_claimed_row_is_leased_so_a_killed_sender_is_taken_over_later(idp, party):
+    add_user(idp)
+    client_id, secret = add_client(idp, backchannel_logout_uri=party.uri)
+    browser = idp.test_client()
+    _logout(browser, _signed_in(idp, browser, client_id, secret)["id_token"])
+    first = _sender(idp)
+    [claimed] = first.claim()  # and then the process dies before delivering
+    second = _sender(idp)
+    assert second.deliver_due() == 0
+    [row] = _rows(idp)
+    assert aware(row.next_attempt_at) > utcnow() + timedelta(seconds=50)  # the lease
+    _make_due(idp)  # the lease has run out
+    assert second.deliver_due() == 1
+    assert _rows(idp)[0].delivered_at is not None and len(party.received) == 1
+
+
+def test_signing_out_everywhere_queues_the_logouts_of_every_session(idp, party):
+    user_id = add_user(idp)
+    client_id, secret = add_client(idp, backchannel_logout_uri=party.uri)
+    for _ in range(2):  # two browsers, two sessions
+        _signed_in(idp, idp.test_client(), client_id, secret)
+    ctx = idp.extensions["portico"]
+    with ctx.db.transaction() as session:
+        ended = sign_out_everywhere(session, ctx.redis, ctx.settings.redis_namespace, user_id)
+    assert ended["sessions"] == 2
+    rows = _rows(idp)
+    assert len(rows) == 2 and len({row.sid for row in rows}) == 2
+    assert _sender(idp).deliver_due() == 2 and len(party.received) == 2
+
+
+def test_no_logout_is_queued_without_a_listening_client_or_a_session(idp):
+    add_user(idp)
+    client_id, secret = add_client(idp)
+    browser = idp.test_client()
+    tokens = _signed_in(idp, browser, client_id, secret)
+    _logout(browser, tokens["id_token"])
+    _logout(browser, tokens["id_token"])  # the session is gone already
+    assert _rows(idp) == []
+
+
+def test_a_client_that_dropped_its_uri_is_given_up_at_once(idp, party):
+    add_user(idp)
+    client_id, secret = add_client(idp, backchannel_logout_uri=party.uri)
+    browser = idp.test_client()
+    _logout(browser, _signed_in(idp, browser, client_id, secret)["id_token"])
+    from services.identity.oidc.models import OAuthClient
+
+    with idp.extensions["portico"].db.transaction() as session:
+        session.execute(update(OAuthClient).values(backchannel_logout_uri=None))
+    assert _sender(idp).deliver_due() == 1
+    [row] = _rows(idp)
+    assert row.abandoned_at is not None and party.received == []
+
+
+def test_discovery_advertises_it_and_the_worker_runs_the_sender(idp):
+    metadata = idp.test_client().get("/.well-known/openid-configuration").json
+    assert metadata["backchannel_logout_supported"] is True
+    assert metadata["backchannel_logout_session_supported"] is True
+    settings = idp.extensions["portico"].settings
+    assert [type(r) for r in jobs.runnables(settings, idp.extensions["portico"].db)] == \
+        [backchannel.BackchannelSender]
