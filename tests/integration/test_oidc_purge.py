@@ -10,7 +10,12 @@ from click.testing import CliRunner
 from sqlalchemy import func, select, update
 
 from services.common.events import utcnow
-from services.identity.oidc.models import AuthorizationCode, IssuedAccessToken, RefreshToken
+from services.identity.oidc.models import (
+    AuthorizationCode,
+    BackchannelLogout,
+    IssuedAccessToken,
+    RefreshToken,
+)
 from services.identity.oidc.purge import PurgeReport, purge_spent_records
 from tests.integration.test_oidc_flow import (
     add_client,
@@ -163,7 +168,22 @@ def test_iamctl_tokens_purge_prints_the_counts(idp, redis_url, namespace):
         return json.loads(answer.output)
 
     assert purge() == {"authorization_codes": 0, "refresh_tokens": 0,
-                       "access_token_records": 0}  # within the default 24 hours
+                       "access_token_records": 0,
+                       "backchannel_logouts": 0}  # within the default 24 hours
     assert purge("--grace-hours", "1") == {"authorization_codes": 1, "refresh_tokens": 0,
-                                           "access_token_records": 0}
+                                           "access_token_records": 0,
+                                           "backchannel_logouts": 0}
     assert _counts(idp) == (0, 0, 0)
+
+
+def test_back_channel_logouts_go_once_delivered_or_given_up(idp):
+    now = utcnow()
+    with idp.extensions["portico"].db.transaction() as session:
+        for settled in ({"delivered_at": now}, {"abandoned_at": now}, {}):
+            session.add(BackchannelLogout(client_id="c", user_id="u", sid="s", attempts=1,
+                                          next_attempt_at=now, **settled))
+    assert _purge(idp, after=GRACE - timedelta(minutes=1)) == NOTHING
+    assert _purge(idp, after=GRACE + timedelta(minutes=1)).backchannel_logouts == 2
+    with idp.extensions["portico"].db.read() as session:
+        [pending] = session.scalars(select(BackchannelLogout))
+        assert pending.delivered_at is None and pending.abandoned_at is None

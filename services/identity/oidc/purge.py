@@ -1,7 +1,8 @@
 """Deleting the provider's spent records: codes, refresh tokens and access-token ids that
-can no longer be used, nor matter to a replay check (``iamctl tokens purge``).
+can no longer be used, nor matter to a replay check, and settled back-channel logouts
+(``iamctl tokens purge``).
 
-Without it the three tables only grow: every authorization, code exchange and refresh
+Without it these tables only grow: every authorization, code exchange and refresh
 adds rows, and nothing else removes them. What may go, and why nothing that protects
 anyone is lost:
 
@@ -15,7 +16,8 @@ anyone is lost:
   refresh token and no access-token record of its family): while something does, a
   replayed code must still be recognised and revoke it. The nonce check
   (``OpenIDCode.exists_nonce``) reads codes too, so a nonce is remembered for the
-  code's lifetime plus the grace period at least.
+  code's lifetime plus the grace period at least;
+* a **back-channel logout** once it was delivered or given up.
 
 Each only after ``grace`` more, so that an answer never changes the moment something
 expires. Rows go in batches of ``batch_size``, each batch its own transaction, so that a
@@ -33,13 +35,14 @@ from sqlalchemy import delete, exists, func, select
 from services.common.db import Database
 from services.common.events import utcnow
 
-from .models import AuthorizationCode, IssuedAccessToken, RefreshToken
+from .models import AuthorizationCode, BackchannelLogout, IssuedAccessToken, RefreshToken
 
 DEFAULT_GRACE = timedelta(hours=24)
 
 _CODES = AuthorizationCode.__table__
 _REFRESH = RefreshToken.__table__
 _ISSUED = IssuedAccessToken.__table__
+_LOGOUTS = BackchannelLogout.__table__
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,7 @@ class PurgeReport:
     access_token_records: int
     refresh_tokens: int
     authorization_codes: int
+    backchannel_logouts: int = 0
 
 
 def _expired_access_records(cutoff: datetime, limit: int) -> Any:
@@ -69,6 +73,11 @@ def _spent_codes(cutoff: datetime, limit: int) -> Any:
                    ~exists().where(_REFRESH.c.family_id == issued_from),
                    ~exists().where(_ISSUED.c.family_id == issued_from))
             .limit(limit))
+
+
+def _settled_logouts(cutoff: datetime, limit: int) -> Any:
+    settled_at = func.coalesce(_LOGOUTS.c.delivered_at, _LOGOUTS.c.abandoned_at)
+    return select(_LOGOUTS.c.id).where(settled_at < cutoff).limit(limit)
 
 
 def _purge(db: Database, column: Any, batch_of: Any, cutoff: datetime, batch_size: int) -> int:
@@ -95,5 +104,6 @@ def purge_spent_records(db: Database, *, grace: timedelta = DEFAULT_GRACE,
     access = _purge(db, _ISSUED.c.jti, _expired_access_records, cutoff, batch_size)
     refresh = _purge(db, _REFRESH.c.family_id, _ended_families, cutoff, batch_size)
     codes = _purge(db, _CODES.c.code_digest, _spent_codes, cutoff, batch_size)
+    logouts = _purge(db, _LOGOUTS.c.id, _settled_logouts, cutoff, batch_size)
     return PurgeReport(access_token_records=access, refresh_tokens=refresh,
-                       authorization_codes=codes)
+                       authorization_codes=codes, backchannel_logouts=logouts)
