@@ -4,9 +4,15 @@ sender POSTs it to a real HTTP server, retries with backoff and gives up in the 
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import threading
+import time
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from urllib.parse import parse_qs, urlencode
 
 import pytest
@@ -42,12 +48,15 @@ class RelyingParty:
     def __init__(self) -> None:
         self.received: list[dict[str, list[str]]] = []
         self.statuses = [200]
+        self.hold_first: threading.Event | None = None  # set: the first POST waits for it
         party = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):  # noqa: N802 - the stdlib's name
                 body = self.rfile.read(int(self.headers["Content-Length"])).decode()
                 party.received.append(parse_qs(body))
+                if party.hold_first is not None and len(party.received) == 1:
+                    party.hold_first.wait(30)
                 status = party.statuses.pop(0) if len(party.statuses) > 1 else party.statuses[0]
                 self.send_response(status)
                 self.send_header("Content-Length", "0")
@@ -61,6 +70,8 @@ class RelyingParty:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def close(self) -> None:
+        if self.hold_first is not None:
+            self.hold_first.set()
         self.server.shutdown()
         self.server.server_close()
 
@@ -118,7 +129,7 @@ def test_a_logout_sends_each_listening_client_a_verifiable_logout_token(idp, par
 
     [form] = party.received
     [token] = form["logout_token"]
-    published = KeySet.import_key_set(idp.test_client().get("/jwks").json)
+    published = _keys(idp)
     logout = jwt.decode(token, published)
     id_claims = jwt.decode(tokens["id_token"], published).claims
     assert logout.header["typ"] == "logout+jwt"
@@ -230,3 +241,60 @@ def test_discovery_advertises_it_and_the_worker_runs_the_sender(idp):
     settings = idp.extensions["portico"].settings
     assert [type(r) for r in jobs.runnables(settings, idp.extensions["portico"].db)] == \
         [backchannel.BackchannelSender]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(90)
+def test_a_worker_killed_mid_delivery_leaves_the_logout_to_the_next_one(idp, party, tmp_path):
+    """A real ``iamctl worker identity`` is SIGKILLed while the client's server holds its
+    POST unanswered; once the lease has run out (made so here), a second worker delivers."""
+    add_user(idp)
+    client_id, secret = add_client(idp, backchannel_logout_uri=party.uri)
+    browser = idp.test_client()
+    _logout(browser, _signed_in(idp, browser, client_id, secret)["id_token"])
+    hold = threading.Event()
+    party.hold_first = hold
+    settings = idp.extensions["portico"].settings
+    env = {**os.environ, "DATABASE_URL": settings.database_url,
+           "REDIS_URL": settings.redis_url, "REDIS_NAMESPACE": settings.redis_namespace,
+           "KEY_ENCRYPTION_KEY": settings.key_encryption_key,
+           "OIDC_ISSUER": settings.issuer, "LOG_JSON": "false"}
+    iamctl = str(Path(sys.executable).parent / "iamctl")
+
+    def worker(name: str) -> subprocess.Popen:
+        with open(tmp_path / f"{name}.log", "wb") as log:
+            return subprocess.Popen([iamctl, "worker", "identity"], env=env, stdout=log,
+                                    stderr=subprocess.STDOUT)
+
+    doomed = worker("doomed")
+    try:
+        deadline = time.monotonic() + 30
+        while not party.received:
+            assert doomed.poll() is None, (tmp_path / "doomed.log").read_text()
+            assert time.monotonic() < deadline, "the first worker sent nothing"
+            time.sleep(0.05)
+    finally:
+        doomed.kill()
+        doomed.wait(10)
+        hold.set()
+    [row] = _rows(idp)
+    assert row.attempts == 1 and row.delivered_at is None  # sent, never answered
+    _make_due(idp)  # the lease has run out
+    second = worker("second")
+    try:
+        deadline = time.monotonic() + 30
+        while _rows(idp)[0].delivered_at is None:
+            assert second.poll() is None, (tmp_path / "second.log").read_text()
+            assert time.monotonic() < deadline, "the second worker did not deliver"
+            time.sleep(0.05)
+    finally:
+        second.send_signal(signal.SIGTERM)
+        assert second.wait(20) == 0
+    assert len(party.received) == 2
+    first, again = (jwt.decode(form["logout_token"][0], _keys(idp)).claims
+                    for form in party.received)
+    assert first["sid"] == again["sid"] and first["jti"] != again["jti"]
+
+
+def _keys(app) -> KeySet:
+    return KeySet.import_key_set(app.test_client().get("/jwks").json)
