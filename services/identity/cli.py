@@ -73,8 +73,10 @@ def clients_group() -> None:
 @click.option("--first-party", is_flag=True, help="skip the consent page")
 @click.option("--auth-method", type=click.Choice(client_cases.AUTH_METHODS), default=None)
 @click.option("--audience", "audiences", multiple=True, help="allowed token audience (repeatable)")
+@click.option("--backchannel-logout-uri", default=None,
+              help="where to POST a logout token when a user's login session ends")
 def clients_create(name, redirect_uris, post_logout_redirect_uris, grants, scope, public,
-                   first_party, auth_method, audiences) -> None:
+                   first_party, auth_method, audiences, backchannel_logout_uri) -> None:
     """Register a client and print it (with its secret, shown once) as JSON."""
     settings, db = _open()
     method = auth_method or ("none" if public else "client_secret_basic")
@@ -85,7 +87,8 @@ def clients_create(name, redirect_uris, post_logout_redirect_uris, grants, scope
                "post_logout_redirect_uris": list(post_logout_redirect_uris),
                "grant_types": list(grants) or ["authorization_code"], "scope": scope,
                "token_endpoint_auth_method": method, "first_party": first_party,
-               "allowed_audiences": list(audiences)}
+               "allowed_audiences": list(audiences),
+               "backchannel_logout_uri": backchannel_logout_uri}
     from marshmallow import ValidationError
 
     try:

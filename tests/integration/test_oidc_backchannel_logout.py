@@ -4,6 +4,7 @@ sender POSTs it to a real HTTP server, retries with backoff and gives up in the 
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -298,3 +299,25 @@ def test_a_worker_killed_mid_delivery_leaves_the_logout_to_the_next_one(idp, par
 
 def _keys(app) -> KeySet:
     return KeySet.import_key_set(app.test_client().get("/jwks").json)
+
+
+def test_iamctl_registers_a_backchannel_logout_uri(idp):
+    from click.testing import CliRunner
+
+    from services.cli import main
+
+    settings = idp.extensions["portico"].settings
+    env = {"DATABASE_URL": settings.database_url, "REDIS_URL": settings.redis_url,
+           "REDIS_NAMESPACE": settings.redis_namespace, "LOG_JSON": "false"}
+
+    def create(uri: str):
+        return CliRunner().invoke(main, [
+            "clients", "create", "--name", "Portal", "--redirect-uri",
+            "http://127.0.0.1:8000/callback", "--backchannel-logout-uri", uri], env=env)
+
+    made = create("http://127.0.0.1:8000/backchannel-logout")
+    assert made.exit_code == 0, made.output
+    assert json.loads(made.output)["backchannel_logout_uri"] == \
+        "http://127.0.0.1:8000/backchannel-logout"
+    refused = create("http://rp.example.com/backchannel-logout")  # plain http off loopback
+    assert refused.exit_code == 1 and "backchannel_logout_uri" in refused.output
