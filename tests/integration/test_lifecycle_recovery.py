@@ -161,7 +161,8 @@ def test_reset_revokes_every_session_and_refresh_token(app, client, redis_client
     with app.extensions["portico"].db.read() as session:
         rows = session.scalars(select(RefreshToken).where(RefreshToken.user_id == user_id)).all()
         assert rows and all(r.revoked_at is not None for r in rows)
-    assert end_login_sessions(redis_client, namespace, user_id) == 0
+    with app.extensions["portico"].db.transaction() as session:
+        assert end_login_sessions(session, redis_client, namespace, user_id) == 0
 
 
 def test_reset_lifts_a_lock(app, client):
