@@ -21,6 +21,8 @@ from flask import Response, g, request
 from services.common.app import context
 from services.common.streams import key
 
+from .oidc.backchannel import queue_logouts
+
 COOKIE = "portico_session"
 
 
@@ -95,6 +97,18 @@ def end_session() -> str | None:
         g.clear_session_cookie = True
         return sid
     return None
+
+
+def end_session_telling_clients(login: LoginSession | None) -> None:
+    """End the request's login session; if it was signed in, first queue a back-channel
+    logout for each client that took part (in a transaction of its own, so a failure
+    leaves the session as it was)."""
+    if login is not None and login.authenticated:
+        ctx = context()
+        with ctx.db.transaction() as db_session:
+            queue_logouts(db_session, ctx.redis, ctx.settings.redis_namespace,
+                          login.user_id, public_sid(login.sid))
+    end_session()
 
 
 def public_sid(sid: str) -> str:

@@ -321,3 +321,20 @@ def test_iamctl_registers_a_backchannel_logout_uri(idp):
         "http://127.0.0.1:8000/backchannel-logout"
     refused = create("http://rp.example.com/backchannel-logout")  # plain http off loopback
     assert refused.exit_code == 1 and "backchannel_logout_uri" in refused.output
+
+
+def test_a_session_whose_user_is_gone_ends_with_a_logout_too(idp, party):
+    from sqlalchemy import delete
+
+    from services.identity.models import User
+
+    user_id = add_user(idp)
+    client_id, secret = add_client(idp, backchannel_logout_uri=party.uri)
+    browser = idp.test_client()
+    _signed_in(idp, browser, client_id, secret)
+    with idp.extensions["portico"].db.transaction() as session:
+        session.execute(delete(User).where(User.id == user_id))
+    answer = browser.get("/authorize?" + urlencode(code_params(client_id)))
+    assert answer.status_code == 400 and "Your session has ended" in answer.get_data(as_text=True)
+    [row] = _rows(idp)
+    assert row.client_id == client_id and row.user_id == user_id

@@ -12,7 +12,6 @@ from services.common.app import context
 from services.common.streams import key
 
 from .. import sessions
-from ..oidc.backchannel import queue_logouts
 from ..oidc.models import Consent, OAuthClient
 from ..oidc.server import current_server
 from ..oidc.tokens import TokenRejected, decode_own_token
@@ -127,11 +126,7 @@ def logout():
     if not confirmed:
         return render_template("logout.html", csrf_token=login_session.csrf if login_session
                                else "", params=params, lang=_lang())
-    if login_session is not None and login_session.authenticated:
-        with provider.db.transaction() as db_session:
-            queue_logouts(db_session, provider.redis, provider.namespace,
-                          login_session.user_id, sessions.public_sid(login_session.sid))
-    sessions.end_session()
+    sessions.end_session_telling_clients(login_session)
     if target:
         state = params.get("state")
         sep = "&" if "?" in target else "?"

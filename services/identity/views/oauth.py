@@ -217,7 +217,7 @@ def authorize():
         if user is not None:
             session.expunge(user)
     if user is None:
-        sessions.end_session()
+        sessions.end_session_telling_clients(login)
         return error_page("Your session has ended. Start again from the application.")
     end_user = AuthenticatedUser(user=user, auth_time=login.auth_time or int(time.time()),
                                  sid=sessions.public_sid(login.sid), amr=login.amr or ["pwd"])
