@@ -6,6 +6,7 @@ one JSON object, and change nothing beyond what they are asked.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import secrets
 import sys
@@ -161,14 +162,11 @@ def tokens_group() -> None:
 @click.option("--batch-size", default=1000, show_default=True, type=click.IntRange(1, 10000))
 def tokens_purge(grace_hours: int, batch_size: int) -> None:
     """Delete spent authorization codes, refresh-token families, access-token records and
-    settled back-channel logouts (run it hourly; see services/identity/oidc/purge.py for what is kept). Prints the
-    counts as JSON."""
+    settled back-channel logouts (run it hourly; services/identity/oidc/purge.py says what
+    is kept). Prints the counts as JSON."""
     _, db = _open()
     report = purge_spent_records(db, grace=timedelta(hours=grace_hours), batch_size=batch_size)
-    _emit({"authorization_codes": report.authorization_codes,
-           "refresh_tokens": report.refresh_tokens,
-           "access_token_records": report.access_token_records,
-           "backchannel_logouts": report.backchannel_logouts})
+    _emit(dataclasses.asdict(report))
 
 
 @click.command("bootstrap")

@@ -36,10 +36,10 @@ from joserfc import jwt
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from services.common.db import Database, is_postgresql
+from services.common.db import Database
 from services.common.events import utcnow
 from services.common.retry import backoff_delay
-from services.common.streams import key
+from services.common.streams import as_text, key
 
 from .keys import Keyring
 from .models import BackchannelLogout, OAuthClient
@@ -77,8 +77,7 @@ def queue_logouts(session: Session, client: redis.Redis, namespace: str, user_id
     """Queue, in ``session``'s transaction, a logout token for each client that took part
     in session ``sid`` of ``user_id`` and has a ``backchannel_logout_uri``; the number
     queued. (The set of clients expires with the session: a session ends only once.)"""
-    taking_part = sorted(member.decode() if isinstance(member, bytes) else str(member)
-                         for member in client.smembers(participants_key(namespace, sid)))
+    taking_part = sorted(map(as_text, client.smembers(participants_key(namespace, sid))))
     if not taking_part:
         return 0
     listening = list(session.scalars(select(OAuthClient.client_id).where(
@@ -114,37 +113,38 @@ class BackchannelSender:
         self.interval = interval
         self.http = http or requests.Session()
 
-    def claim(self, limit: int = BATCH) -> list[int]:
-        """Take up to ``limit`` due rows for one lease, counting the attempt."""
+    def claim(self, limit: int = BATCH) -> list[BackchannelLogout]:
+        """Take up to ``limit`` due rows for one lease, counting the attempt; the rows,
+        detached (``attempts`` is this attempt's number)."""
         now = utcnow()
-        table = BackchannelLogout
         with self.db.transaction() as session:
-            due = (select(table.id)
-                   .where(table.delivered_at.is_(None), table.abandoned_at.is_(None),
-                          table.next_attempt_at <= now)
-                   .order_by(table.next_attempt_at).limit(limit))
-            if is_postgresql(session):
-                due = due.with_for_update(skip_locked=True)
-            ids = list(session.scalars(due))
-            if ids:
-                session.execute(update(table).where(table.id.in_(ids)).values(
-                    next_attempt_at=now + LEASE, attempts=table.attempts + 1))
-        return ids
+            due = session.scalars(
+                select(BackchannelLogout)
+                .where(BackchannelLogout.delivered_at.is_(None),
+                       BackchannelLogout.abandoned_at.is_(None),
+                       BackchannelLogout.next_attempt_at <= now)
+                .order_by(BackchannelLogout.next_attempt_at).limit(limit)
+                .with_for_update(skip_locked=True)).all()
+            for row in due:
+                row.attempts += 1
+                row.next_attempt_at = now + LEASE
+            return list(due)
 
     def deliver_due(self) -> int:
         """Claim and try what is due; the number of rows tried."""
-        ids = self.claim()
-        for row_id in ids:
-            self._deliver(row_id)
-        return len(ids)
-
-    def _deliver(self, row_id: int) -> None:
+        rows = self.claim()
+        if not rows:
+            return 0
         with self.db.read() as session:
-            row = session.get(BackchannelLogout, row_id)
-            if row is None:
-                return
-            client = session.get(OAuthClient, row.client_id)
+            clients = {client.client_id: client for client in session.scalars(
+                select(OAuthClient).where(
+                    OAuthClient.client_id.in_({row.client_id for row in rows})))}
             session.expunge_all()
+        for row in rows:
+            self._deliver(row, clients.get(row.client_id))
+        return len(rows)
+
+    def _deliver(self, row: BackchannelLogout, client: OAuthClient | None) -> None:
         if client is None or not client.backchannel_logout_uri:
             self._settle(row, error="the client no longer has a backchannel_logout_uri",
                          final=True)
