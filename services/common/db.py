@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -36,10 +37,13 @@ def new_metadata() -> MetaData:
 
 
 def make_engine(url: str, *, pool_size: int = 5, echo: bool = False,
-                pre_ping: bool | None = None) -> Engine:
+                pre_ping: bool | None = None, autocommit: bool = False) -> Engine:
     """An engine for ``url``. SQLite gets WAL, foreign keys and a busy timeout so that
-    several processes (web, worker, relay) can share one file."""
+    several processes (web, worker, relay) can share one file. ``autocommit``: every
+    connection in autocommit, never reset (PostgreSQL only; see ``DriverStatement``)."""
     if url.startswith("sqlite"):
+        if autocommit:
+            raise ValueError("an autocommit engine is for DriverStatement, on PostgreSQL")
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(os.path.dirname(os.path.abspath(path))).mkdir(parents=True, exist_ok=True)
@@ -84,6 +88,8 @@ def make_engine(url: str, *, pool_size: int = 5, echo: bool = False,
         max_overflow=pool_size * 2,
         pool_pre_ping=pre_ping,
         pool_recycle=1800,
+        # Autocommit: no transaction is ever left open, so there is nothing to reset.
+        **({"isolation_level": "AUTOCOMMIT", "pool_reset_on_return": None} if autocommit else {}),
     )
     if not pre_ping:
         _ping_after_idle(engine)
@@ -136,6 +142,22 @@ class Database:
         self.url = url
         self.engine = make_engine(url, pool_size=pool_size)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._pool_size = pool_size
+        self._autocommit_engine: Engine | None = None
+        self._autocommit_lock = threading.Lock()
+
+    @property
+    def autocommit_engine(self) -> Engine:
+        """A second engine whose connections are always in autocommit, for
+        :class:`DriverStatement`. Its own pool (``pool_size`` too, so a busy worker holds
+        up to one more connection per thread), created on first use: a process that runs
+        no such statement holds no connection for it."""
+        if self._autocommit_engine is None:
+            with self._autocommit_lock:
+                if self._autocommit_engine is None:
+                    self._autocommit_engine = make_engine(self.url, pool_size=self._pool_size,
+                                                          autocommit=True)
+        return self._autocommit_engine
 
     @property
     def is_sqlite(self) -> bool:
@@ -174,6 +196,8 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+        if self._autocommit_engine is not None:
+            self._autocommit_engine.dispose()
 
 
 def migrations_dir(service: str) -> Path:
@@ -229,17 +253,21 @@ def run_migrations(context, metadata: MetaData, service: str) -> None:
 
 
 class DriverStatement:
-    """One Core statement, compiled once per dialect and run in autocommit on the pooled
-    psycopg connection: for a hot one-statement write on PostgreSQL.
+    """One Core statement, compiled once per dialect and run on a psycopg connection of
+    the database's autocommit engine (:attr:`Database.autocommit_engine`): for a hot
+    one-statement write on PostgreSQL.
 
     SQLAlchemy's execution around a cached statement (execution context, result
-    wrapping, the switch to autocommit and back) cost more CPU than the statement and
-    its round trip: a refresh rotation took ~225 µs through ``Connection.execute`` and
-    ~135 µs this way (a whole refresh, in process: 909 → 771 µs). The statement is still
-    built with SQLAlchemy; bind values pass through their column types' processors; a
-    driver error is raised as SQLAlchemy's, without parameters; a connection the server
-    cut is discarded rather than handed back to the pool. Rows are named tuples of the
-    driver's values: result processing (an Enum's member, say) is the caller's.
+    wrapping) cost more CPU than the statement and its round trip: a refresh rotation
+    took ~225 µs through ``Connection.execute`` and ~135 µs this way. Switching a pooled
+    connection of the main engine to autocommit and back, and its reset on check-in, cost
+    ~70 µs more of every call; connections that are always in autocommit need neither
+    (``_ROTATE_IN_ONE`` on this machine: ~200 → ~130 µs of client CPU). The statement is
+    still built with SQLAlchemy; bind values pass through their column types'
+    processors; a driver error is raised as SQLAlchemy's, without parameters; a
+    connection the server cut is discarded rather than handed back to the pool. Rows are
+    named tuples of the driver's values: result processing (an Enum's member, say) is
+    the caller's.
     """
 
     def __init__(self, statement: Any) -> None:
@@ -261,22 +289,22 @@ class DriverStatement:
                                                                      processors)
         return found
 
-    def first(self, engine: Engine, params: dict[str, Any]) -> Any | None:
+    def first(self, db: Database, params: dict[str, Any]) -> Any | None:
         """The first row the statement returns with ``params``, or None; committed."""
-        with engine.connect() as connection:
+        engine = db.autocommit_engine
+        pooled = engine.raw_connection()
+        try:
             sql, fixed, processors = self._for(engine)
             values = {**fixed, **{name: processors[name](value) if name in processors
                                   else value for name, value in params.items()}}
-            driver = cast("psycopg.Connection[Any]", connection.connection.driver_connection)
+            driver = cast("psycopg.Connection[Any]", pooled.driver_connection)
             try:
-                driver.autocommit = True
-                try:
-                    with driver.cursor(row_factory=namedtuple_row) as cursor:
-                        return cursor.execute(sql, values).fetchone()
-                finally:
-                    driver.autocommit = False
+                with driver.cursor(row_factory=namedtuple_row) as cursor:
+                    return cursor.execute(sql, values).fetchone()
             except psycopg.Error as exc:
                 if driver.broken or driver.closed:
-                    connection.invalidate(exc)
+                    pooled.invalidate(exc)
                 raise DBAPIError.instance(sql, None, exc, psycopg.Error,
                                           hide_parameters=True) from exc
+        finally:
+            pooled.close()

@@ -159,7 +159,7 @@ def rotate_in_one_statement(provider, client, refresh_token: str
     now = utcnow()
     access_ttl = provider.lifetime(client, "access")
     refresh_ttl = provider.lifetime(client, "refresh")
-    found = _ROTATE_IN_ONE.first(provider.db.engine, {
+    found = _ROTATE_IN_ONE.first(provider.db, {
         "digest": digest(refresh_token), "for_client": client.get_client_id(),
         "now": now, "a_jti": planned.jti,
         "a_expires_at": now + timedelta(seconds=access_ttl),
@@ -215,7 +215,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         tells a replay from the rest (the statement changed nothing then)."""
         provider = self.provider
         if is_postgresql(provider.db.engine):
-            found = _CLAIM_CODE.first(provider.db.engine, {
+            found = _CLAIM_CODE.first(provider.db, {
                 "digest": digest(code), "for_client": client.get_client_id(), "now": utcnow()})
             if found is not None:
                 record = CodeRecord(found)
