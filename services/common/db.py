@@ -11,7 +11,7 @@ import contextlib
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, cast
 
@@ -255,7 +255,7 @@ def run_migrations(context, metadata: MetaData, service: str) -> None:
 class DriverStatement:
     """One Core statement, compiled once per dialect and run on a psycopg connection of
     the database's autocommit engine (:attr:`Database.autocommit_engine`): for a hot
-    one-statement write on PostgreSQL.
+    one-statement write or read on PostgreSQL.
 
     SQLAlchemy's execution around a cached statement (execution context, result
     wrapping) cost more CPU than the statement and its round trip: a refresh rotation
@@ -291,6 +291,14 @@ class DriverStatement:
 
     def first(self, db: Database, params: dict[str, Any]) -> Any | None:
         """The first row the statement returns with ``params``, or None; committed."""
+        return self._run(db, params, lambda cursor: cursor.fetchone())
+
+    def all(self, db: Database, params: dict[str, Any]) -> list[Any]:
+        """Every row the statement returns with ``params``; committed."""
+        return self._run(db, params, lambda cursor: cursor.fetchall())
+
+    def _run(self, db: Database, params: dict[str, Any],
+             fetch: Callable[[psycopg.Cursor[Any]], Any]) -> Any:
         engine = db.autocommit_engine
         pooled = engine.raw_connection()
         try:
@@ -300,7 +308,7 @@ class DriverStatement:
             driver = cast("psycopg.Connection[Any]", pooled.driver_connection)
             try:
                 with driver.cursor(row_factory=namedtuple_row) as cursor:
-                    return cursor.execute(sql, values).fetchone()
+                    return fetch(cursor.execute(sql, values))
             except psycopg.Error as exc:
                 if driver.broken or driver.closed:
                     pooled.invalidate(exc)

@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import event, func, select
 
 from services.common import tracking_numbers
+from services.common.db import DriverStatement
 from services.common.events import Envelope
 from services.tracking.handlers import registry
 from services.tracking.models import IdempotencyKey, OutboxEvent, Transaction
@@ -224,7 +225,8 @@ def test_event_built_transaction_is_visible_to_its_owner(client, tokens, app):
     assert response.json["history"][0]["applied"] is True
 
 
-def test_look_up_is_one_statement_with_the_history_in_order(client, tokens, app):
+def test_look_up_is_one_statement_with_the_history_in_order(client, tokens, app,
+                                                             monkeypatch):
     """The hot read path: the transaction and its whole history in a single SQL statement
     (no separate history load, no BEGIN/ROLLBACK on PostgreSQL), oldest entry first."""
     number = register(client, tokens.app(), owner_user_id="u-1").json["tracking_number"]
@@ -234,22 +236,41 @@ def test_look_up_is_one_statement_with_the_history_in_order(client, tokens, app)
         assert moved.status_code == 200, moved.json
     headers = tokens.user("u-1")
     client.get(f"/v1/transactions/{number}", headers=headers)  # warm the pool
-    statements = []
-    engine = app.extensions["portico"].db.engine
+    statements: list[str] = []
+    db = app.extensions["portico"].db
+    engines = [db.engine] if db.is_sqlite else [db.engine, db.autocommit_engine]
 
     def record(conn, cursor, statement, *args):
         statements.append(statement)
 
-    event.listen(engine, "before_cursor_execute", record)
+    def begin(conn):
+        statements.append("BEGIN")
+
+    # On PostgreSQL the look-up runs as a DriverStatement, below SQLAlchemy's events.
+    run = DriverStatement._run
+
+    def run_recorded(self, database, params, fetch):
+        statements.append(str(self.statement.compile(dialect=database.engine.dialect)))
+        return run(self, database, params, fetch)
+
+    monkeypatch.setattr(DriverStatement, "_run", run_recorded)
+    for engine in engines:
+        event.listen(engine, "before_cursor_execute", record)
+        event.listen(engine, "begin", begin)
     try:
         response = client.get(f"/v1/transactions/{number}", headers=headers)
     finally:
-        event.remove(engine, "before_cursor_execute", record)
+        for engine in engines:
+            event.remove(engine, "before_cursor_execute", record)
+            event.remove(engine, "begin", begin)
     assert response.status_code == 200
     assert [h["status"] for h in response.json["history"]] == [
         "submitted", "in_review", "approved"]
     assert all(h["applied"] is True for h in response.json["history"])
-    assert len([s for s in statements if s.lstrip().upper().startswith("SELECT")]) == 1
+    selects = [s for s in statements if s.lstrip().upper().startswith("SELECT")]
+    assert len(selects) == 1, statements
+    if not db.is_sqlite:  # and nothing else: no BEGIN, no ROLLBACK
+        assert statements == selects
 
 
 # -- overview ----------------------------------------------------------------------------

@@ -173,8 +173,7 @@ def lookup(tracking_number: str) -> ResponseReturnValue:
     """A transaction and its full status history (owner, company administrator, help desk)."""
     args = parse_query(_LANGUAGE_ARGS)
     number = _tracking_number(tracking_number)
-    with service.reading(context().db) as conn:
-        tx = service.find_transaction(conn, number, _viewer())
+    tx = service.find_transaction(context().db, number, _viewer())
     return current_app.json.response(present(tx, _language(args), history=True))
 
 
