@@ -11,12 +11,15 @@ import importlib
 
 import click
 
+from services.common.metrics import ensure_multiprocess_dir
+
 CONTRIBUTORS = ("common", "identity", "permissions", "tracking", "notifier", "devtools")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """Portico's command line. Reads the same environment variables as the services."""
+    ensure_multiprocess_dir()  # before any command's first metric
 
 
 def _register() -> None:

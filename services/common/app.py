@@ -43,6 +43,7 @@ from .errors import (
 )
 from .fastpath import NUL_MARKERS, FastRoutes
 from .logging import AccessLog, configure_logging
+from .metrics import ensure_multiprocess_dir
 from .watched import WatchedKeys, readable
 
 log = logging.getLogger("portico.http")
@@ -122,9 +123,7 @@ def create_service_app(name: str, settings: CommonSettings, *, import_name: str 
                        template_folder: str | None = None) -> Flask:
     """A Flask app for service ``name`` with the kernel's cross-cutting behaviour installed."""
     configure_logging(name, settings.log_level, settings.log_json)
-    multiproc_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
-    if multiproc_dir:  # prometheus_client writes each process's samples there
-        os.makedirs(multiproc_dir, exist_ok=True)
+    ensure_multiprocess_dir()
     app = Flask(import_name or f"services.{name}", template_folder=template_folder)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_content_length
     app.config["JSON_SORT_KEYS"] = False

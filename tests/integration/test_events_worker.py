@@ -109,8 +109,12 @@ def test_iamctl_worker_relays_and_stops_cleanly_on_sigterm(database_url, redis_u
                                                            redis_client, namespace, tmp_path):
     db = Database(database_url("identity"))
     IdentityBase.metadata.create_all(db.engine)
+    # As in a Kubernetes worker pod: the ConfigMap names a metrics directory under an
+    # empty /tmp (the worker crashed on its first metric until iamctl made it).
+    metrics_dir = tmp_path / "prometheus"
     env = {**os.environ, "DATABASE_URL": db.url, "REDIS_URL": redis_url,
-           "REDIS_NAMESPACE": namespace, "LOG_JSON": "true", "WORKER_RELAY_INTERVAL_MS": "20"}
+           "REDIS_NAMESPACE": namespace, "LOG_JSON": "true", "WORKER_RELAY_INTERVAL_MS": "20",
+           "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}
     log_path = tmp_path / "worker.log"
     with open(log_path, "wb") as log_file:
         worker = subprocess.Popen(
@@ -131,6 +135,7 @@ def test_iamctl_worker_relays_and_stops_cleanly_on_sigterm(database_url, redis_u
                 worker.wait()
     [(_, fields)] = redis_client.xrange(stream)
     assert Envelope.from_json(fields[b"envelope"]).id == envelope.id
+    assert any(metrics_dir.glob("counter_*.db"))  # the relay's count, in multi-process mode
     db.dispose()
     lines = [json.loads(line) for line in log_path.read_text().splitlines() if line.startswith("{")]
     assert [line["msg"] for line in lines if line["logger"] == "portico.worker"][-1] == "worker stopped"
