@@ -25,7 +25,6 @@ import logging
 import threading
 import time
 import uuid
-import weakref
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -37,6 +36,7 @@ from sqlalchemy import DateTime, Integer, String, Text, delete, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from .db import Database, is_postgresql
+from .metrics import counter
 
 
 def utcnow() -> datetime:
@@ -161,31 +161,17 @@ def record_event(session: Session, outbox_model: type, envelope: Envelope) -> En
 
 log = logging.getLogger("portico.events")
 
-# One set of counters per Prometheus registry, however many relays/consumers share it.
-_METRICS: weakref.WeakKeyDictionary[CollectorRegistry, dict[str, Counter]] = (
-    weakref.WeakKeyDictionary()
-)
-
-
 def _metrics(registry: CollectorRegistry | None) -> dict[str, Counter]:
-    registry = registry or CollectorRegistry()
-    found = _METRICS.get(registry)
-    if found is None:
-        found = {
-            "published": Counter("portico_events_published_total",
-                                 "Outbox rows relayed to a stream", ["stream"], registry=registry),
-            "handled": Counter("portico_events_handled_total", "Events handled and acknowledged",
-                               ["group", "type", "outcome"], registry=registry),
-            "failed": Counter("portico_events_failed_total", "Handler attempts that raised",
-                              ["group", "type"], registry=registry),
-            "dead": Counter("portico_events_dead_lettered_total",
-                            "Entries moved to the dead stream", ["group", "reason"],
-                            registry=registry),
-        }
-        _METRICS[registry] = found
-    return found
-
-
+    return {
+        "published": counter(registry, "portico_events_published_total",
+                             "Outbox rows relayed to a stream", ["stream"]),
+        "handled": counter(registry, "portico_events_handled_total",
+                           "Events handled and acknowledged", ["group", "type", "outcome"]),
+        "failed": counter(registry, "portico_events_failed_total",
+                          "Handler attempts that raised", ["group", "type"]),
+        "dead": counter(registry, "portico_events_dead_lettered_total",
+                        "Entries moved to the dead stream", ["group", "reason"]),
+    }
 
 
 class OutboxRelay:

@@ -8,8 +8,9 @@ A service takes part by having ``OutboxEvent`` and ``ProcessedEvent`` in its
 
 * ``handlers.configure(settings)`` is called with the service's settings before
   consuming starts;
-* ``services.<service>.jobs.runnables(settings, db, redis) -> list`` adds the
-  service's own loops (e.g. the notifier's email delivery), each with ``run(stop)``.
+* ``services.<service>.jobs.runnables(settings, db, redis, metrics=registry) -> list``
+  adds the service's own loops (e.g. the notifier's email delivery), each with
+  ``run(stop)``, their counters in ``registry`` (served with ``WORKER_METRICS_PORT``).
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from datetime import timedelta
 from pathlib import Path
 from types import FrameType, ModuleType
 from typing import Any, Protocol
+
+from prometheus_client import CollectorRegistry, start_http_server
 
 from .config import load, load_or_exit, parse_positive_int, setting
 from .db import Database
@@ -65,6 +68,10 @@ class WorkerSettings:
                                   help="seconds a stopping worker waits for its threads")
     batch_size: int = setting("WORKER_BATCH_SIZE", 200, parse_positive_int,
                               help="stream entries a consumer reads and commits as one batch")
+    metrics_port: int = setting("WORKER_METRICS_PORT", 0, _non_negative_int,
+                                help="port on which the worker serves Prometheus metrics at /metrics "
+                                     "(events relayed, handled, failed, dead-lettered; the service's "
+                                     "own loops); 0: off")
     heartbeat_file: str = setting("HEARTBEAT_FILE", "",
                                   help="file touched every second while every worker thread is alive "
                                        "(the Kubernetes liveness probe reads its age; empty: off)")
@@ -92,8 +99,10 @@ def _optional_module(name: str) -> ModuleType | None:
 
 def build_service_worker(service: str, settings: Any, worker: WorkerSettings | None = None,
                          *, environ: Mapping[str, str] | None = None,
-                         redis_client: Any = None) -> list[Runnable]:
-    """The relay of ``service``'s outbox and, if it has a handler registry, its consumer."""
+                         redis_client: Any = None,
+                         metrics: CollectorRegistry | None = None) -> list[Runnable]:
+    """The relay of ``service``'s outbox and, if it has a handler registry, its consumer;
+    their counters (and those of the service's own loops) in ``metrics``."""
     from .app import make_redis  # flask is only needed here, not by importers of worker
 
     worker = worker or load(WorkerSettings, environ)
@@ -105,7 +114,7 @@ def build_service_worker(service: str, settings: Any, worker: WorkerSettings | N
                  if worker.outbox_retention_hours else None)
     runnables: list[Runnable] = [_Relay(
         OutboxRelay(db, models.OutboxEvent, client, events_stream(service, namespace),
-                    maxlen=worker.stream_maxlen, retention=retention),
+                    maxlen=worker.stream_maxlen, retention=retention, registry=metrics),
         interval=worker.relay_interval_ms / 1000,
     )]
     handlers = _optional_module(f"services.{service}.handlers")
@@ -120,11 +129,11 @@ def build_service_worker(service: str, settings: Any, worker: WorkerSettings | N
             handler=registry, processed_model=models.ProcessedEvent,
             max_deliveries=worker.max_deliveries, claim_idle_ms=worker.claim_idle_ms,
             batch_size=worker.batch_size, namespace=namespace,
-            sealed_readers=readers_by_stream(SUBSCRIPTIONS, namespace),
+            sealed_readers=readers_by_stream(SUBSCRIPTIONS, namespace), registry=metrics,
         ))
     jobs = _optional_module(f"services.{service}.jobs")
     if jobs is not None and callable(getattr(jobs, "runnables", None)):
-        runnables.extend(jobs.runnables(settings, db, client))
+        runnables.extend(jobs.runnables(settings, db, client, metrics=metrics))
     return runnables
 
 
@@ -175,7 +184,11 @@ def run_worker(service: str) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    runnables = build_service_worker(service, settings, worker)
+    metrics = CollectorRegistry()
+    if worker.metrics_port:
+        start_http_server(worker.metrics_port, registry=metrics)
+        log.info("worker metrics served", extra={"port": worker.metrics_port})
+    runnables = build_service_worker(service, settings, worker, metrics=metrics)
     log.info("worker started", extra={"runnables": [type(r).__name__ for r in runnables]})
     status = run_runnables(runnables, stop, worker.stop_timeout_s, worker.heartbeat_file)
     log.info("worker stopped", extra={"status": status})

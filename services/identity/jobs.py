@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from prometheus_client import CollectorRegistry
+
 from services.common.db import Database
 
 from .oidc.backchannel import BackchannelSender
@@ -13,7 +15,7 @@ from .settings import IdentitySettings
 
 
 def runnables(settings: IdentitySettings, db: Database | None = None,
-              redis: Any = None) -> list[Any]:
+              redis: Any = None, *, metrics: CollectorRegistry | None = None) -> list[Any]:
     database = db or Database(settings.database_url)
     return [BackchannelSender(database, Keyring(database, settings.key_encryption_key),
-                              settings.issuer)]
+                              settings.issuer, metrics=metrics)]

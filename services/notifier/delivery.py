@@ -31,11 +31,13 @@ from email.mime.text import MIMEText
 from email.policy import compat32
 from email.utils import format_datetime
 
+from prometheus_client import CollectorRegistry
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from services.common.db import Database
 from services.common.events import utcnow
+from services.common.metrics import counter
 from services.common.retry import backoff_delay
 
 from .messages import BodyVault, bodies, purge_secret_bodies
@@ -137,9 +139,13 @@ class Sender:
     def __init__(self, db: Database, settings: NotifierSettings, *,
                  transport: SmtpTransport | None = None,
                  already_delivered: DeliveredCheck | None = None,
-                 in_flight: InFlight | None = None) -> None:
+                 in_flight: InFlight | None = None,
+                 metrics: CollectorRegistry | None = None) -> None:
         self.db = db
         self.in_flight = in_flight or InFlight()
+        self.settled = counter(metrics, "portico_notifier_messages_total",
+                               "Delivery attempts settled, by the message's resulting status "
+                               "(sent, retrying, dead)", ["status"])
         self.settings = settings
         self.transport = transport or SmtpTransport(settings)
         self.already_delivered = already_delivered or delivered_check(settings)
@@ -287,6 +293,7 @@ class Sender:
                 self._apply(session, message, result, now)
                 logged.append((result, message.template, message.event_id, message.status))
         for result, template, event_id, status in logged:
+            self.settled.labels(status.value).inc()
             level = logging.INFO if status == MessageStatus.SENT else logging.WARNING
             log.log(level, "message %s", status.value, extra={
                 "message_pk": result.pk, "template": template, "event_id": event_id,

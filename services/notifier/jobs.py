@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from prometheus_client import CollectorRegistry
+
 from services.common.db import Database
 
 from . import handlers
@@ -19,7 +21,7 @@ from .settings import NotifierSettings
 
 
 def runnables(settings: NotifierSettings, db: Database | None = None,
-              redis: Any = None) -> list[Any]:
+              redis: Any = None, *, metrics: CollectorRegistry | None = None) -> list[Any]:
     """The notifier's SMTP senders (Runnables: ``run(stop_event)``), ``NOTIFY_SENDERS`` of them.
 
     Also hands ``settings`` to the event handlers, so they use the same keys and
@@ -28,4 +30,5 @@ def runnables(settings: NotifierSettings, db: Database | None = None,
     handlers.configure(settings)
     database = db or Database(settings.database_url)
     in_flight = InFlight()  # so that one sender's recovery never takes a sibling's message
-    return [Sender(database, settings, in_flight=in_flight) for _ in range(settings.senders)]
+    return [Sender(database, settings, in_flight=in_flight, metrics=metrics)
+            for _ in range(settings.senders)]

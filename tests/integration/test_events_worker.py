@@ -13,6 +13,7 @@ import types
 from pathlib import Path
 
 import pytest
+import requests
 from sqlalchemy import select
 
 from services.common.config import ConfigError, load
@@ -23,6 +24,7 @@ from services.common.worker import WorkerSettings, build_service_worker, run_run
 from services.identity.models import Base as IdentityBase
 from services.identity.models import OutboxEvent as IdentityOutbox
 from services.identity.settings import IdentitySettings
+from tests.support import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -39,6 +41,7 @@ def wait_for(condition, timeout: float = 10.0) -> bool:
 def test_worker_settings_defaults_and_a_bad_value_names_the_variable():
     defaults = load(WorkerSettings, {})
     assert (defaults.max_deliveries, defaults.claim_idle_ms) == (5, 30_000)
+    assert defaults.metrics_port == 0  # no port is opened unless asked for
     assert load(WorkerSettings, {"WORKER_CLAIM_IDLE_MS": "500"}).claim_idle_ms == 500
 
     with pytest.raises(ConfigError, match="WORKER_MAX_DELIVERIES"):
@@ -112,9 +115,11 @@ def test_iamctl_worker_relays_and_stops_cleanly_on_sigterm(database_url, redis_u
     # As in a Kubernetes worker pod: the ConfigMap names a metrics directory under an
     # empty /tmp (the worker crashed on its first metric until iamctl made it).
     metrics_dir = tmp_path / "prometheus"
+    metrics_port = free_port()
     env = {**os.environ, "DATABASE_URL": db.url, "REDIS_URL": redis_url,
            "REDIS_NAMESPACE": namespace, "LOG_JSON": "true", "WORKER_RELAY_INTERVAL_MS": "20",
-           "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}
+           "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
+           "WORKER_METRICS_PORT": str(metrics_port)}
     log_path = tmp_path / "worker.log"
     with open(log_path, "wb") as log_file:
         worker = subprocess.Popen(
@@ -127,6 +132,10 @@ def test_iamctl_worker_relays_and_stops_cleanly_on_sigterm(database_url, redis_u
                                         Envelope.new("identity.user.activated", "identity"))
             stream = events_stream("identity", namespace)
             assert wait_for(lambda: redis_client.xlen(stream) == 1, 20), log_path.read_text()
+            # What Prometheus scrapes from the worker pod: the relay counted the event.
+            scraped = requests.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5)
+            assert scraped.status_code == 200
+            assert f'portico_events_published_total{{stream="{stream}"}} 1.0' in scraped.text
             worker.send_signal(signal.SIGTERM)
             assert worker.wait(15) == 0, log_path.read_text()
         finally:

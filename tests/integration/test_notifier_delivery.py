@@ -107,6 +107,9 @@ def test_4xx_answers_retry_with_backoff_then_dead_letter_after_max_attempts(noti
     assert row.last_error.startswith("451")
     assert [a.outcome for a in attempts(notifier, row.id)] == ["temporary_failure"] * 3
     assert notifier.sink.messages == []
+    settled = {status: notifier.metrics.get_sample_value(
+        "portico_notifier_messages_total", {"status": status}) for status in ("sent", "retrying", "dead")}
+    assert settled == {"sent": None, "retrying": 2.0, "dead": 1.0}
 
 
 def test_backoff_delays_grow_between_attempts(notifier):

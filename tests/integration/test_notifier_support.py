@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
+from prometheus_client import CollectorRegistry
 from sqlalchemy import select
 
 from services.common.config import CommonSettings
@@ -113,7 +114,9 @@ class Notifier:
         self.redis = redis_client
         self.namespace = namespace
         self.sink = sink
-        self.sender = Sender(self.db, self.settings, already_delivered=MailDirCheck(sink.directory))
+        self.metrics = CollectorRegistry()  # what the worker would serve at /metrics
+        self.sender = Sender(self.db, self.settings, already_delivered=MailDirCheck(sink.directory),
+                             metrics=self.metrics)
         self.consumer = Consumer(
             self.db, redis_client, "notifier",
             [events_stream(s, namespace) for s in ("identity", "permissions", "tracking")],

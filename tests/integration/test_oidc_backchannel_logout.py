@@ -19,6 +19,7 @@ from urllib.parse import parse_qs, urlencode
 import pytest
 from joserfc import jwt
 from joserfc.jwk import KeySet
+from prometheus_client import CollectorRegistry
 from sqlalchemy import select, update
 
 from services.common.events import utcnow
@@ -84,9 +85,16 @@ def party():
     rp.close()
 
 
-def _sender(app) -> BackchannelSender:
+def _sender(app, metrics: CollectorRegistry | None = None) -> BackchannelSender:
     provider = app.extensions["portico.oidc"].provider
-    return BackchannelSender(provider.db, provider.keyring, provider.settings.issuer)
+    return BackchannelSender(provider.db, provider.keyring, provider.settings.issuer,
+                             metrics=metrics)
+
+
+def _settled(metrics: CollectorRegistry) -> dict[str, float | None]:
+    return {outcome: metrics.get_sample_value("portico_backchannel_logouts_total",
+                                              {"outcome": outcome})
+            for outcome in ("delivered", "retrying", "abandoned")}
 
 
 def _rows(app) -> list[BackchannelLogout]:
@@ -151,7 +159,8 @@ def test_a_failing_client_is_retried_later_then_delivered(idp, party):
     browser = idp.test_client()
     _logout(browser, _signed_in(idp, browser, client_id, secret)["id_token"])
     party.statuses = [503, 200]
-    sender = _sender(idp)
+    metrics = CollectorRegistry()
+    sender = _sender(idp, metrics)
     assert sender.deliver_due() == 1
     [row] = _rows(idp)
     assert row.delivered_at is None and row.last_error == "answered 503"
@@ -162,6 +171,7 @@ def test_a_failing_client_is_retried_later_then_delivered(idp, party):
     [row] = _rows(idp)
     assert row.delivered_at is not None and row.attempts == 2
     assert len(party.received) == 2
+    assert _settled(metrics) == {"delivered": 1.0, "retrying": 1.0, "abandoned": None}
 
 
 def test_a_client_that_never_answers_is_given_up_after_the_last_attempt(idp, party):
@@ -170,7 +180,8 @@ def test_a_client_that_never_answers_is_given_up_after_the_last_attempt(idp, par
     client_id, secret = add_client(idp, backchannel_logout_uri=silent)
     browser = idp.test_client()
     _logout(browser, _signed_in(idp, browser, client_id, secret)["id_token"])
-    sender = _sender(idp)
+    metrics = CollectorRegistry()
+    sender = _sender(idp, metrics)
     for attempt in range(1, MAX_ATTEMPTS + 1):
         _make_due(idp)
         assert sender.deliver_due() == 1
@@ -179,6 +190,8 @@ def test_a_client_that_never_answers_is_given_up_after_the_last_attempt(idp, par
         assert (row.abandoned_at is not None) is (attempt == MAX_ATTEMPTS)
     _make_due(idp)
     assert sender.deliver_due() == 0
+    assert _settled(metrics) == {"delivered": None, "retrying": MAX_ATTEMPTS - 1.0,
+                                 "abandoned": 1.0}
 
 
 def test_a_claimed_row_is_leased_so_a_killed_sender_is_taken_over_later(idp, party):

@@ -33,11 +33,13 @@ from datetime import timedelta
 import redis
 import requests
 from joserfc import jwt
+from prometheus_client import CollectorRegistry
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from services.common.db import Database
 from services.common.events import utcnow
+from services.common.metrics import counter
 from services.common.retry import backoff_delay
 from services.common.streams import as_text, key
 
@@ -106,12 +108,16 @@ class BackchannelSender:
     """The identity worker's loop that delivers queued logout tokens (``run(stop)``)."""
 
     def __init__(self, db: Database, keyring: Keyring, issuer: str, *,
-                 interval: float = 1.0, http: requests.Session | None = None) -> None:
+                 interval: float = 1.0, http: requests.Session | None = None,
+                 metrics: CollectorRegistry | None = None) -> None:
         self.db = db
         self.keyring = keyring
         self.issuer = issuer
         self.interval = interval
         self.http = http or requests.Session()
+        self.settled = counter(metrics, "portico_backchannel_logouts_total",
+                               "Back-channel logout deliveries settled, by outcome "
+                               "(delivered, retrying, abandoned)", ["outcome"])
 
     def claim(self, limit: int = BATCH) -> list[BackchannelLogout]:
         """Take up to ``limit`` due rows for one lease, counting the attempt; the rows,
@@ -167,17 +173,19 @@ class BackchannelSender:
         now = utcnow()
         values: dict[str, object]
         if error is None:
-            values = {"delivered_at": now, "last_error": None}
+            outcome, values = "delivered", {"delivered_at": now, "last_error": None}
         elif final or row.attempts >= MAX_ATTEMPTS:
-            values = {"abandoned_at": now, "last_error": error}
+            outcome, values = "abandoned", {"abandoned_at": now, "last_error": error}
             log.warning("back-channel logout given up", extra={
                 "client_id": row.client_id, "attempts": row.attempts, "error": error})
         else:
             delay = backoff_delay(row.attempts, BACKOFF_BASE, BACKOFF_CAP)
+            outcome = "retrying"
             values = {"next_attempt_at": now + timedelta(seconds=delay), "last_error": error}
         with self.db.transaction() as session:
             session.execute(update(BackchannelLogout)
                             .where(BackchannelLogout.id == row.id).values(**values))
+        self.settled.labels(outcome).inc()
 
     def run(self, stop: threading.Event) -> None:
         while not stop.is_set():
