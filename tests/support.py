@@ -12,10 +12,12 @@ import contextlib
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -24,6 +26,8 @@ from sqlalchemy import create_engine, text
 from werkzeug.test import Client
 
 from services.devtools.ports import free_port
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def redis_answers(url: str) -> bool:
@@ -159,3 +163,21 @@ class CountingRedis:
             return answer
 
         return counted
+
+
+@contextlib.contextmanager
+def iamctl_worker(service: str, env: dict[str, str],
+                  log_path: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """``iamctl worker <service>`` as a process of its own with ``env``, its output in
+    ``log_path``; killed at the end if the test left it running."""
+    with open(log_path, "wb") as log_file:
+        worker = subprocess.Popen(
+            [sys.executable, "-c", "import sys; from services.cli import main; sys.exit(main())",
+             "worker", service],
+            cwd=REPO, env=env, stdout=log_file, stderr=subprocess.STDOUT)
+        try:
+            yield worker
+        finally:
+            if worker.poll() is None:
+                worker.kill()
+                worker.wait()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -24,7 +23,7 @@ from services.common.worker import WorkerSettings, build_service_worker, run_run
 from services.identity.models import Base as IdentityBase
 from services.identity.models import OutboxEvent as IdentityOutbox
 from services.identity.settings import IdentitySettings
-from tests.support import free_port
+from tests.support import free_port, iamctl_worker
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -121,27 +120,18 @@ def test_iamctl_worker_relays_and_stops_cleanly_on_sigterm(database_url, redis_u
            "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
            "WORKER_METRICS_PORT": str(metrics_port)}
     log_path = tmp_path / "worker.log"
-    with open(log_path, "wb") as log_file:
-        worker = subprocess.Popen(
-            [sys.executable, "-c", "import sys; from services.cli import main; sys.exit(main())",
-             "worker", "identity"],
-            cwd=REPO, env=env, stdout=log_file, stderr=subprocess.STDOUT)
-        try:
-            with db.transaction() as session:
-                envelope = record_event(session, IdentityOutbox,
-                                        Envelope.new("identity.user.activated", "identity"))
-            stream = events_stream("identity", namespace)
-            assert wait_for(lambda: redis_client.xlen(stream) == 1, 20), log_path.read_text()
-            # What Prometheus scrapes from the worker pod: the relay counted the event.
-            scraped = requests.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5)
-            assert scraped.status_code == 200
-            assert f'portico_events_published_total{{stream="{stream}"}} 1.0' in scraped.text
-            worker.send_signal(signal.SIGTERM)
-            assert worker.wait(15) == 0, log_path.read_text()
-        finally:
-            if worker.poll() is None:
-                worker.kill()
-                worker.wait()
+    with iamctl_worker("identity", env, log_path) as worker:
+        with db.transaction() as session:
+            envelope = record_event(session, IdentityOutbox,
+                                    Envelope.new("identity.user.activated", "identity"))
+        stream = events_stream("identity", namespace)
+        assert wait_for(lambda: redis_client.xlen(stream) == 1, 20), log_path.read_text()
+        # What Prometheus scrapes from the worker pod: the relay counted the event.
+        scraped = requests.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5)
+        assert scraped.status_code == 200
+        assert f'portico_events_published_total{{stream="{stream}"}} 1.0' in scraped.text
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(15) == 0, log_path.read_text()
     [(_, fields)] = redis_client.xrange(stream)
     assert Envelope.from_json(fields[b"envelope"]).id == envelope.id
     assert any(metrics_dir.glob("counter_*.db"))  # the relay's count, in multi-process mode

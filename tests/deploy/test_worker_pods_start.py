@@ -1,0 +1,96 @@
+"""Each worker Deployment's container, started as the manifests configure it: the
+ConfigMap's variables, its own ``env`` (secrets replaced by working test values) and its
+``args`` through the image's entrypoint mapping (``worker <service>`` → ``iamctl worker
+<service>``). It must come up (its heartbeat touched, its metrics served on the port the
+pod declares) and stop cleanly on SIGTERM.
+
+Only the addresses of PostgreSQL and Redis, and paths under /tmp, are this test's own. A
+variable the ConfigMap sets for every pod once crashed every worker at start
+(``PROMETHEUS_MULTIPROC_DIR``, a directory only the web app made)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from cryptography.fernet import Fernet
+
+from services.common.db import upgrade
+from tests.support import free_port, iamctl_worker
+
+REPO = Path(__file__).resolve().parents[2]
+SERVICES = ("identity", "permissions", "tracking", "notifier")
+
+
+def _worker(base: list[dict[str, Any]], service: str) -> dict[str, Any]:
+    [deployment] = [o for o in base if o["kind"] == "Deployment"
+                    and o["metadata"]["name"] == f"{service}-worker"]
+    [container] = deployment["spec"]["template"]["spec"]["containers"]
+    return container
+
+
+def _secret_value(key: str, database_url: str, redis_url: str) -> str:
+    if key.endswith("-database-url"):
+        return database_url
+    if key == "redis-url":
+        return redis_url
+    if key in ("event-sealing-key", "key-encryption-key"):
+        return Fernet.generate_key().decode()
+    return "test-" + key  # a pepper, SMTP credentials
+
+
+def _environment(base: list[dict[str, Any]], container: dict[str, Any], *, database_url: str,
+                 redis_url: str, namespace: str, tmp: Path) -> dict[str, str]:
+    [config] = [o for o in base if o["kind"] == "ConfigMap"
+                and o["metadata"]["name"] == "portico-config"]
+    env: dict[str, str] = {}
+    for source in container.get("envFrom", []):
+        assert source["configMapRef"]["name"] == "portico-config"
+        env.update(config["data"])
+    for item in container.get("env", []):
+        if "value" in item:
+            env[item["name"]] = item["value"]
+        else:
+            ref = item["valueFrom"]["secretKeyRef"]
+            assert ref["name"] == "portico-secrets"
+            env[item["name"]] = _secret_value(ref["key"], database_url, redis_url)
+    # The pod's /tmp is its own emptyDir: here, this test's directory.
+    for name, value in env.items():
+        if value.startswith("/tmp/"):
+            env[name] = str(tmp / value.removeprefix("/tmp/"))
+    env["REDIS_NAMESPACE"] = namespace
+    return env
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("service", SERVICES)
+def test_the_worker_container_starts_serves_metrics_and_stops_on_sigterm(
+        k8s_check, service, database_url, redis_url, namespace, tmp_path):
+    base = k8s_check.assemble_base()
+    container = _worker(base, service)
+    assert container["args"] == ["worker", service]  # the entrypoint's `iamctl worker <service>`
+    url = database_url(service)
+    upgrade(service, url)  # the migrate Job's work
+    env = _environment(base, container, database_url=url, redis_url=redis_url,
+                       namespace=namespace, tmp=tmp_path)
+    [declared] = [p["containerPort"] for p in container["ports"] if p["name"] == "metrics"]
+    assert int(env["WORKER_METRICS_PORT"]) == declared
+    port = free_port()  # the pod's port, on this machine's loopback
+    env["WORKER_METRICS_PORT"] = str(port)
+    heartbeat = Path(env["HEARTBEAT_FILE"])
+    log_path = tmp_path / "worker.log"
+    with iamctl_worker(service, {"PATH": os.environ.get("PATH", ""), **env}, log_path) as worker:
+        deadline = time.monotonic() + 30
+        while not heartbeat.exists() and worker.poll() is None \
+                and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert heartbeat.exists(), log_path.read_text()
+        scraped = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5)
+        assert scraped.status_code == 200 and "portico_events" in scraped.text
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(30) == 0, log_path.read_text()
