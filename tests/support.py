@@ -28,6 +28,8 @@ from werkzeug.test import Client
 from services.devtools.ports import free_port
 
 REPO = Path(__file__).resolve().parents[1]
+# ``iamctl`` as this interpreter runs it (the console script may not be on PATH).
+IAMCTL = [sys.executable, "-c", "import sys; from services.cli import main; sys.exit(main())"]
 
 
 def redis_answers(url: str) -> bool:
@@ -172,8 +174,7 @@ def iamctl_worker(service: str, env: dict[str, str],
     ``log_path``; killed at the end if the test left it running."""
     with open(log_path, "wb") as log_file:
         worker = subprocess.Popen(
-            [sys.executable, "-c", "import sys; from services.cli import main; sys.exit(main())",
-             "worker", service],
+            [*IAMCTL, "worker", service],
             cwd=REPO, env=env, stdout=log_file, stderr=subprocess.STDOUT)
         try:
             yield worker

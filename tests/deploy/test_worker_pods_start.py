@@ -1,8 +1,9 @@
-"""Each worker Deployment's container, started as the manifests configure it: the
-ConfigMap's variables, its own ``env`` (secrets replaced by working test values) and its
-``args`` through the image's entrypoint mapping (``worker <service>`` → ``iamctl worker
-<service>``). It must come up (its heartbeat touched, its metrics served on the port the
-pod declares) and stop cleanly on SIGTERM.
+"""Each worker Deployment's and CronJob's container, started as the manifests configure
+it: the ConfigMap's variables, its own ``env`` (secrets replaced by working test values)
+and its ``args`` through the image's entrypoint mapping (``worker <service>`` → ``iamctl
+worker <service>``, ``iamctl ...`` as is). A worker must come up (its heartbeat touched,
+its metrics served on the port the pod declares) and stop cleanly on SIGTERM; a CronJob's
+command must finish with status 0.
 
 Only the addresses of PostgreSQL and Redis, and paths under /tmp, are this test's own. A
 variable the ConfigMap sets for every pod once crashed every worker at start
@@ -12,16 +13,18 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
+import yaml
 from cryptography.fernet import Fernet
 
 from services.common.db import upgrade
-from tests.support import free_port, iamctl_worker
+from tests.support import IAMCTL, free_port, iamctl_worker
 
 REPO = Path(__file__).resolve().parents[2]
 SERVICES = ("identity", "permissions", "tracking", "notifier")
@@ -32,6 +35,15 @@ def _worker(base: list[dict[str, Any]], service: str) -> dict[str, Any]:
                     and o["metadata"]["name"] == f"{service}-worker"]
     [container] = deployment["spec"]["template"]["spec"]["containers"]
     return container
+
+
+def _cronjob_containers(base: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {o["metadata"]["name"]: o["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+            ["containers"][0] for o in base if o["kind"] == "CronJob"}
+
+
+CRONJOBS = sorted(_cronjob_containers(
+    list(yaml.safe_load_all((REPO / "deploy" / "k8s" / "base" / "cronjobs.yaml").read_text()))))
 
 
 def _secret_value(key: str, database_url: str, redis_url: str) -> str:
@@ -94,3 +106,23 @@ def test_the_worker_container_starts_serves_metrics_and_stops_on_sigterm(
         assert scraped.status_code == 200 and "portico_events" in scraped.text
         worker.send_signal(signal.SIGTERM)
         assert worker.wait(30) == 0, log_path.read_text()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", CRONJOBS)
+def test_the_cronjob_container_runs_its_command_to_success(
+        k8s_check, name, database_url, redis_url, namespace, tmp_path):
+    base = k8s_check.assemble_base()
+    container = _cronjob_containers(base)[name]
+    assert container["args"][0] == "iamctl"  # the entrypoint runs `iamctl ...` as is
+    [service] = [item["valueFrom"]["secretKeyRef"]["key"].removesuffix("-database-url")
+                 for item in container["env"] if item["name"] == "DATABASE_URL"]
+    url = database_url(service)
+    upgrade(service, url)  # the migrate Job's work
+    env = _environment(base, container, database_url=url, redis_url=redis_url,
+                       namespace=namespace, tmp=tmp_path)
+    done = subprocess.run(
+        [*IAMCTL, *container["args"][1:]],
+        cwd=REPO, env={"PATH": os.environ.get("PATH", ""), **env}, capture_output=True,
+        text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
