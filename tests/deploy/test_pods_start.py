@@ -1,9 +1,11 @@
-"""Each worker Deployment's and CronJob's container, started as the manifests configure
-it: the ConfigMap's variables, its own ``env`` (secrets replaced by working test values)
-and its ``args`` through the image's entrypoint mapping (``worker <service>`` → ``iamctl
-worker <service>``, ``iamctl ...`` as is). A worker must come up (its heartbeat touched,
-its metrics served on the port the pod declares) and stop cleanly on SIGTERM; a CronJob's
-command must finish with status 0.
+"""Each web and worker Deployment's and each CronJob's container, started as the
+manifests configure it: the ConfigMap's variables, its own ``env`` (secrets replaced by
+working test values) and its ``args`` through the image's entrypoint mapping (``web
+<service>`` → gunicorn with deploy/docker/gunicorn.conf.py, ``worker <service>`` →
+``iamctl worker <service>``, ``iamctl ...`` as is). A web pod must pass the probes the
+manifest declares and serve /metrics; a worker must come up (its heartbeat touched, its
+metrics served on the port the pod declares); both must stop cleanly on SIGTERM; a
+CronJob's command must finish with status 0.
 
 Only the addresses of PostgreSQL and Redis, and paths under /tmp, are this test's own. A
 variable the ConfigMap sets for every pod once crashed every worker at start
@@ -14,6 +16,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -27,12 +30,13 @@ from services.common.db import upgrade
 from tests.support import IAMCTL, free_port, iamctl_worker
 
 REPO = Path(__file__).resolve().parents[2]
+GUNICORN_CONFIG = REPO / "deploy" / "docker" / "gunicorn.conf.py"
 SERVICES = ("identity", "permissions", "tracking", "notifier")
 
 
-def _worker(base: list[dict[str, Any]], service: str) -> dict[str, Any]:
+def _deployed(base: list[dict[str, Any]], service: str, role: str) -> dict[str, Any]:
     [deployment] = [o for o in base if o["kind"] == "Deployment"
-                    and o["metadata"]["name"] == f"{service}-worker"]
+                    and o["metadata"]["name"] == f"{service}-{role}"]
     [container] = deployment["spec"]["template"]["spec"]["containers"]
     return container
 
@@ -40,6 +44,23 @@ def _worker(base: list[dict[str, Any]], service: str) -> dict[str, Any]:
 def _cronjob_containers(base: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return {o["metadata"]["name"]: o["spec"]["jobTemplate"]["spec"]["template"]["spec"]
             ["containers"][0] for o in base if o["kind"] == "CronJob"}
+
+
+def _as_deployed(k8s_check, service: str, role: str, url: str, redis_url: str, namespace: str,
+                 tmp: Path) -> tuple[dict[str, Any], dict[str, str]]:
+    """The ``role`` (web, worker) container of ``service`` and its environment, with the
+    service's database at ``url`` migrated (the migrate Job's work)."""
+    base = k8s_check.assemble_base()
+    container = _deployed(base, service, role)
+    assert container["args"] == [role, service]  # what the entrypoint maps to its command
+    upgrade(service, url)
+    return container, _environment(base, container, database_url=url, redis_url=redis_url,
+                                   namespace=namespace, tmp=tmp)
+
+
+def _port(container: dict[str, Any], name: str) -> int:
+    [port] = [p["containerPort"] for p in container["ports"] if p["name"] == name]
+    return port
 
 
 CRONJOBS = sorted(_cronjob_containers(
@@ -83,15 +104,9 @@ def _environment(base: list[dict[str, Any]], container: dict[str, Any], *, datab
 @pytest.mark.parametrize("service", SERVICES)
 def test_the_worker_container_starts_serves_metrics_and_stops_on_sigterm(
         k8s_check, service, database_url, redis_url, namespace, tmp_path):
-    base = k8s_check.assemble_base()
-    container = _worker(base, service)
-    assert container["args"] == ["worker", service]  # the entrypoint's `iamctl worker <service>`
-    url = database_url(service)
-    upgrade(service, url)  # the migrate Job's work
-    env = _environment(base, container, database_url=url, redis_url=redis_url,
-                       namespace=namespace, tmp=tmp_path)
-    [declared] = [p["containerPort"] for p in container["ports"] if p["name"] == "metrics"]
-    assert int(env["WORKER_METRICS_PORT"]) == declared
+    container, env = _as_deployed(k8s_check, service, "worker", database_url(service),
+                                  redis_url, namespace, tmp_path)
+    assert int(env["WORKER_METRICS_PORT"]) == _port(container, "metrics")
     port = free_port()  # the pod's port, on this machine's loopback
     env["WORKER_METRICS_PORT"] = str(port)
     heartbeat = Path(env["HEARTBEAT_FILE"])
@@ -126,3 +141,41 @@ def test_the_cronjob_container_runs_its_command_to_success(
         cwd=REPO, env={"PATH": os.environ.get("PATH", ""), **env}, capture_output=True,
         text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("service", SERVICES)
+def test_the_web_container_passes_its_probes_serves_metrics_and_stops_on_sigterm(
+        k8s_check, service, database_url, redis_url, namespace, tmp_path):
+    container, env = _as_deployed(k8s_check, service, "web", database_url(service),
+                                  redis_url, namespace, tmp_path)
+    assert int(env["PORT"]) == _port(container, "http")
+    port = free_port()  # the pod's port, on this machine's loopback
+    env["GUNICORN_BIND"] = f"127.0.0.1:{port}"
+    probes = {container[probe]["httpGet"]["path"]
+              for probe in ("startupProbe", "readinessProbe", "livenessProbe")}
+    # What the entrypoint's `web <service>` runs (deploy/docker/entrypoint.sh).
+    command = [sys.executable, "-m", "gunicorn", "--config", str(GUNICORN_CONFIG),
+               "--name", f"portico-{service}", f"services.{service}.app:create_app()"]
+    log_path = tmp_path / "web.log"
+    with open(log_path, "wb") as log_file:
+        web = subprocess.Popen(command, cwd=REPO, env={"PATH": os.environ.get("PATH", ""), **env},
+                               stdout=log_file, stderr=subprocess.STDOUT)
+        try:
+            base_url = f"http://127.0.0.1:{port}"
+            deadline = time.monotonic() + 60
+            while web.poll() is None and time.monotonic() < deadline:
+                try:
+                    requests.get(base_url + "/healthz", timeout=1)
+                    break
+                except requests.ConnectionError:
+                    time.sleep(0.2)
+            for path in sorted(probes) + ["/metrics"]:
+                answer = requests.get(base_url + path, timeout=5)
+                assert answer.status_code == 200, (path, answer.text, log_path.read_text())
+            web.send_signal(signal.SIGTERM)
+            assert web.wait(40) == 0, log_path.read_text()
+        finally:
+            if web.poll() is None:
+                web.kill()
+                web.wait()
