@@ -29,7 +29,7 @@ from services.devtools.ports import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 # ``iamctl`` as this interpreter runs it (the console script may not be on PATH).
-IAMCTL = [sys.executable, "-c", "import sys; from services.cli import main; sys.exit(main())"]
+IAMCTL = [sys.executable, "-m", "services.cli"]
 
 
 def redis_answers(url: str) -> bool:

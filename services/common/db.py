@@ -267,7 +267,8 @@ class DriverStatement:
     processors; a driver error is raised as SQLAlchemy's, without parameters; a
     connection the server cut is discarded rather than handed back to the pool. Rows are
     named tuples of the driver's values: result processing (an Enum's member, say) is
-    the caller's.
+    the caller's. On SQLite (``make run``, tests) the statement goes through SQLAlchemy
+    in a transaction of its own, rows read by attribute all the same.
     """
 
     def __init__(self, statement: Any) -> None:
@@ -291,11 +292,17 @@ class DriverStatement:
 
     def first(self, db: Database, params: dict[str, Any]) -> Any | None:
         """The first row the statement returns with ``params``, or None; committed."""
-        return self._run(db, params, lambda cursor: cursor.fetchone())
+        return self._execute(db, params, lambda result: result.fetchone())
 
     def all(self, db: Database, params: dict[str, Any]) -> list[Any]:
         """Every row the statement returns with ``params``; committed."""
-        return self._run(db, params, lambda cursor: cursor.fetchall())
+        return self._execute(db, params, lambda result: result.fetchall())
+
+    def _execute(self, db: Database, params: dict[str, Any], fetch: Callable[[Any], Any]) -> Any:
+        if db.is_sqlite:  # no psycopg: SQLAlchemy's execution, in a transaction of its own
+            with db.engine.begin() as connection:
+                return fetch(connection.execute(self.statement, params))
+        return self._run(db, params, fetch)
 
     def _run(self, db: Database, params: dict[str, Any],
              fetch: Callable[[psycopg.Cursor[Any]], Any]) -> Any:

@@ -8,7 +8,7 @@ Anyone else is told it does not exist.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -80,7 +80,7 @@ _LOOKUP = (select(_TX.id, _TX.tracking_number, _TX.type, _TX.status, _TX.owner_u
 # Built once: SQLAlchemy memoises a statement object's cache key, so reusing this one
 # object skips rebuilding that key on every look-up (it was ~7% of a look-up's CPU).
 _LOOKUP_BY_NUMBER = _LOOKUP.where(_TX.tracking_number == bindparam("tracking_number"))
-# On PostgreSQL below SQLAlchemy's execution (see DriverStatement): it and the result's
+# Below SQLAlchemy's execution on PostgreSQL (see DriverStatement): it and the result's
 # column descriptions (19 of them, built anew by psycopg for each result) were a fifth
 # of a look-up's CPU. Every column is a plain type: the driver's values are the rows'.
 _LOOKUP_ON_DRIVER = DriverStatement(_LOOKUP_BY_NUMBER)
@@ -104,12 +104,7 @@ def find_transaction(db: Database, tracking_number: str, viewer: Viewer) -> Tran
     ``tracking_number`` must already be valid (normalised by the caller). One statement:
     the transaction joined to its history.
     """
-    params = {"tracking_number": tracking_number}
-    if db.is_sqlite:
-        with reading(db) as conn:
-            rows: Sequence[Any] = conn.execute(_LOOKUP_BY_NUMBER, params).all()
-    else:
-        rows = _LOOKUP_ON_DRIVER.all(db, params)
+    rows = _LOOKUP_ON_DRIVER.all(db, {"tracking_number": tracking_number})
     if not rows or not may_see(viewer, rows[0]):
         raise TransactionNotFound(tracking_number)
     history = [{"id": r.h_id, "status": r.h_status, "at": r.h_at, "actor": r.h_actor,

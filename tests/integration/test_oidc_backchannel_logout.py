@@ -7,13 +7,10 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from urllib.parse import parse_qs, urlencode
 
 import pytest
@@ -39,6 +36,7 @@ from tests.integration.test_oidc_flow import (
     exchange,
     idp,
 )
+from tests.support import iamctl_worker
 
 FIXTURES = (idp,)
 
@@ -273,37 +271,30 @@ def test_a_worker_killed_mid_delivery_leaves_the_logout_to_the_next_one(idp, par
            "REDIS_URL": settings.redis_url, "REDIS_NAMESPACE": settings.redis_namespace,
            "KEY_ENCRYPTION_KEY": settings.key_encryption_key,
            "OIDC_ISSUER": settings.issuer, "LOG_JSON": "false"}
-    iamctl = str(Path(sys.executable).parent / "iamctl")
-
-    def worker(name: str) -> subprocess.Popen:
-        with open(tmp_path / f"{name}.log", "wb") as log:
-            return subprocess.Popen([iamctl, "worker", "identity"], env=env, stdout=log,
-                                    stderr=subprocess.STDOUT)
-
-    doomed = worker("doomed")
-    try:
-        deadline = time.monotonic() + 30
-        while not party.received:
-            assert doomed.poll() is None, (tmp_path / "doomed.log").read_text()
-            assert time.monotonic() < deadline, "the first worker sent nothing"
-            time.sleep(0.05)
-    finally:
-        doomed.kill()
-        doomed.wait(10)
-        hold.set()
+    with iamctl_worker("identity", env, tmp_path / "doomed.log") as doomed:
+        try:
+            deadline = time.monotonic() + 30
+            while not party.received:
+                assert doomed.poll() is None, (tmp_path / "doomed.log").read_text()
+                assert time.monotonic() < deadline, "the first worker sent nothing"
+                time.sleep(0.05)
+        finally:
+            doomed.kill()
+            doomed.wait(10)
+            hold.set()
     [row] = _rows(idp)
     assert row.attempts == 1 and row.delivered_at is None  # sent, never answered
     _make_due(idp)  # the lease has run out
-    second = worker("second")
-    try:
-        deadline = time.monotonic() + 30
-        while _rows(idp)[0].delivered_at is None:
-            assert second.poll() is None, (tmp_path / "second.log").read_text()
-            assert time.monotonic() < deadline, "the second worker did not deliver"
-            time.sleep(0.05)
-    finally:
-        second.send_signal(signal.SIGTERM)
-        assert second.wait(20) == 0
+    with iamctl_worker("identity", env, tmp_path / "second.log") as second:
+        try:
+            deadline = time.monotonic() + 30
+            while _rows(idp)[0].delivered_at is None:
+                assert second.poll() is None, (tmp_path / "second.log").read_text()
+                assert time.monotonic() < deadline, "the second worker did not deliver"
+                time.sleep(0.05)
+        finally:
+            second.send_signal(signal.SIGTERM)
+            assert second.wait(20) == 0
     assert len(party.received) == 2
     first, again = (jwt.decode(form["logout_token"][0], _keys(idp)).claims
                     for form in party.received)
