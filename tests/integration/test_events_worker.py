@@ -126,10 +126,17 @@ def test_iamctl_worker_relays_and_stops_cleanly_on_sigterm(database_url, redis_u
                                     Envelope.new("identity.user.activated", "identity"))
         stream = events_stream("identity", namespace)
         assert wait_for(lambda: redis_client.xlen(stream) == 1, 20), log_path.read_text()
-        # What Prometheus scrapes from the worker pod: the relay counted the event.
-        scraped = requests.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5)
+        # What Prometheus scrapes from the worker pod: the relay counted the event (once
+        # it committed the row as published, a moment after the XADD seen above).
+        counted = f'portico_events_published_total{{stream="{stream}"}} 1.0'
+
+        def scrape() -> requests.Response:
+            return requests.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5)
+
+        wait_for(lambda: counted in scrape().text, 10)
+        scraped = scrape()
         assert scraped.status_code == 200
-        assert f'portico_events_published_total{{stream="{stream}"}} 1.0' in scraped.text
+        assert counted in scraped.text
         worker.send_signal(signal.SIGTERM)
         assert worker.wait(15) == 0, log_path.read_text()
     [(_, fields)] = redis_client.xrange(stream)
