@@ -165,10 +165,10 @@ def test_the_web_container_passes_its_probes_serves_metrics_and_stops_on_sigterm
             base_url = f"http://127.0.0.1:{port}"
             deadline = time.monotonic() + 60
             while web.poll() is None and time.monotonic() < deadline:
-                try:
-                    requests.get(base_url + "/healthz", timeout=1)
+                try:  # a worker still booting may accept and answer late
+                    requests.get(base_url + "/healthz", timeout=5)
                     break
-                except requests.ConnectionError:
+                except requests.RequestException:
                     time.sleep(0.2)
             for path in sorted(probes) + ["/metrics"]:
                 answer = requests.get(base_url + path, timeout=5)
