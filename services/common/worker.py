@@ -11,6 +11,9 @@ A service takes part by having ``OutboxEvent`` and ``ProcessedEvent`` in its
 * ``services.<service>.jobs.runnables(settings, db, redis, metrics=registry) -> list``
   adds the service's own loops (e.g. the notifier's email delivery), each with
   ``run(stop)``, their counters in ``registry`` (served with ``WORKER_METRICS_PORT``).
+
+A consumer's backlog (pending, oldest pending age, undelivered, dead-lettered) is served
+on the same port, read from Redis at each scrape (:mod:`services.common.backlog`).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, start_http_server
 
+from .backlog import ConsumerBacklog
 from .config import load, load_or_exit, parse_positive_int, setting
 from .db import Database
 from .events import Consumer, HandlerRegistry, OutboxRelay
@@ -70,8 +74,8 @@ class WorkerSettings:
                               help="stream entries a consumer reads and commits as one batch")
     metrics_port: int = setting("WORKER_METRICS_PORT", 0, _non_negative_int,
                                 help="port on which the worker serves Prometheus metrics at /metrics "
-                                     "(events relayed, handled, failed, dead-lettered; the service's "
-                                     "own loops); 0: off")
+                                     "(events relayed, handled, failed, dead-lettered; its consumer "
+                                     "group's backlog; the service's own loops); 0: off")
     heartbeat_file: str = setting("HEARTBEAT_FILE", "",
                                   help="file touched every second while every worker thread is alive "
                                        "(the Kubernetes liveness probe reads its age; empty: off)")
@@ -123,14 +127,18 @@ def build_service_worker(service: str, settings: Any, worker: WorkerSettings | N
         configure = getattr(handlers, "configure", None)
         if callable(configure):
             configure(settings)
-        runnables.append(Consumer(
+        consumer = Consumer(
             db, client, group=service,
             streams=[events_stream(s, namespace) for s in SUBSCRIPTIONS.get(service, ())],
             handler=registry, processed_model=models.ProcessedEvent,
             max_deliveries=worker.max_deliveries, claim_idle_ms=worker.claim_idle_ms,
             batch_size=worker.batch_size, namespace=namespace,
             sealed_readers=readers_by_stream(SUBSCRIPTIONS, namespace), registry=metrics,
-        ))
+        )
+        runnables.append(consumer)
+        if metrics is not None:
+            metrics.register(ConsumerBacklog(client, consumer.group, consumer.streams,
+                                             consumer.dead_stream))
     jobs = _optional_module(f"services.{service}.jobs")
     if jobs is not None and callable(getattr(jobs, "runnables", None)):
         runnables.extend(jobs.runnables(settings, db, client, metrics=metrics))
