@@ -163,6 +163,7 @@ def test_full_code_pkce_flow_with_authlib_client(idp):
     answer = authorize(browser, dict(parse_qs(split.query)))
     callback = answer.headers["Location"]
     assert parse_qs(urlsplit(callback).query)["state"] == [state]
+    assert parse_qs(urlsplit(callback).query)["iss"] == [metadata["issuer"]]  # RFC 9207
 
     token = http.fetch_token(metadata["token_endpoint"], authorization_response=callback,
                              code_verifier=verifier)
@@ -517,6 +518,32 @@ def test_consent_denied_redirects_access_denied(idp):
     query = parse_qs(urlsplit(answer.headers["Location"]).query)
     assert query["error"] == ["access_denied"]
     assert query["state"] == ["st-1"]
+
+
+def test_every_authorization_response_names_the_issuer(idp):
+    """RFC 9207 (RFC 9700 §4.4's mix-up defence): success and errors alike, whichever
+    path answers (authlib's response, the consent-grant check, the view's own errors)."""
+    add_user(idp)
+    first_party, _ = add_client(idp)
+    third_party, _ = add_client(idp, first_party=False)
+    public, _ = add_client(idp, token_endpoint_auth_method="none")
+    without_pkce = code_params(public)
+    del without_pkce["code_challenge"], without_pkce["code_challenge_method"]
+    answers = {
+        "code": authorize(idp.test_client(), code_params(first_party)),
+        "access_denied": authorize(idp.test_client(), code_params(third_party), consent="deny"),
+        "invalid_request": authorize(idp.test_client(), without_pkce),
+        "login_required": idp.test_client().get(
+            "/authorize?" + urlencode(code_params(first_party, prompt="none"))),
+    }
+    for expected, answer in answers.items():
+        assert answer.status_code == 302, expected
+        query = parse_qs(urlsplit(answer.headers["Location"]).query)
+        assert expected in query or query.get("error") == [expected], (expected, query)
+        assert query["iss"] == [ISSUER], expected
+        assert query["state"] == ["st-1"], expected
+    discovery = idp.test_client().get("/.well-known/openid-configuration").json
+    assert discovery["authorization_response_iss_parameter_supported"] is True
 
 
 def test_duplicate_parameters_are_invalid_request(idp):

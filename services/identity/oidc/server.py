@@ -11,6 +11,7 @@ from typing import Any
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer as FlaskAuthorizationServer
 from authlib.oauth2.rfc6749 import OAuth2Error
+from authlib.oauth2.rfc9207 import IssuerParameter
 from flask import Flask, g, request
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
@@ -146,10 +147,30 @@ def issue_tokens(provider: Provider, client: RegisteredClient, *, user, scope: s
     return token, access
 
 
+class IssuerInAuthorizationResponses(IssuerParameter):
+    """RFC 9207: every authorization response, errors included, names the issuer (``iss``),
+    so that a client using several authorization servers can tell which one answered (the
+    mix-up defence of RFC 9700 §4.4). authlib adds it to what ``create_authorization_response``
+    answers; :meth:`AuthorizationServer.to_client` to the other redirects to a client."""
+
+    def __init__(self, issuer: str) -> None:
+        self.issuer = issuer
+
+    def get_issuer(self) -> str:
+        return self.issuer
+
+
 class AuthorizationServer(FlaskAuthorizationServer):
     def __init__(self, provider: Provider) -> None:
         super().__init__()
         self.provider = provider
+        self.issuer_parameter = IssuerInAuthorizationResponses(provider.settings.issuer)
+        self.register_extension(self.issuer_parameter)
+
+    def to_client(self, response):
+        """``response``, a redirect to a client's verified redirect URI, with ``iss``."""
+        self.issuer_parameter.add_issuer_parameter(self, response)
+        return response
 
     # authlib hooks ---------------------------------------------------------------
     def query_client(self, client_id: str) -> RegisteredClient | None:

@@ -107,7 +107,7 @@ def _discovery_document(issuer_url: str) -> dict:
         "prompt_values_supported": ["none", "login", "consent"],
         "ui_locales_supported": ["en", "es"],
         "acr_values_supported": ["urn:portico:acr:password"],
-        "authorization_response_iss_parameter_supported": False,
+        "authorization_response_iss_parameter_supported": True,
         "backchannel_logout_supported": True,
         "backchannel_logout_session_supported": True,
         "frontchannel_logout_supported": False,
@@ -153,7 +153,7 @@ def _redirect_error(redirect_uri: str, error: str, description: str, state: str 
     if state:
         params["state"] = state
     sep = "&" if "?" in redirect_uri else "?"
-    return redirect(redirect_uri + sep + urlencode(params), 302)
+    return current_server().to_client(redirect(redirect_uri + sep + urlencode(params), 302))
 
 
 def _consented(user_id: str, client_id: str, scope: str) -> bool:
@@ -227,7 +227,7 @@ def authorize():
         grant.request.user = end_user
     except OAuth2Error as error:
         if error.redirect_uri:
-            return server.handle_error_response(grant_request(), error)
+            return server.to_client(server.handle_error_response(grant_request(), error))
         return error_page(error.description or error.error)
     scope = grant.request.scope or ""
     if consent_decision:
