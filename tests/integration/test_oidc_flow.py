@@ -277,6 +277,20 @@ def test_wrong_code_verifier_is_invalid_grant(idp):
     assert answer.json["error"] == "invalid_grant"
 
 
+def test_a_code_verifier_for_a_code_issued_without_pkce_is_refused(idp):
+    """RFC 9700 §4.8.2 (PKCE downgrade): an attacker who strips the code_challenge from
+    the authorization request must not get a code that a verifier then redeems."""
+    add_user(idp)
+    client_id, secret = add_client(idp)
+    params = code_params(client_id)
+    del params["code_challenge"], params["code_challenge_method"]
+    code = code_from(authorize(idp.test_client(), params))
+    answer = exchange(idp, client_id, secret, code)
+    assert answer.status_code == 400
+    assert answer.json["error"] == "invalid_request"
+    assert "access_token" not in answer.json
+
+
 def test_public_client_must_use_pkce(idp):
     add_user(idp)
     client_id, _ = add_client(idp, token_endpoint_auth_method="none")
