@@ -24,12 +24,16 @@ def _is_loopback(host: str) -> bool:
 
 
 def validate_redirect_uri(value: str) -> None:
-    """Absolute, no fragment; plain http only for loopback hosts."""
+    """Absolute, no fragment, no user information; plain http only for loopback hosts."""
     parsed = urlparse(value)
     if not parsed.scheme or not parsed.netloc:
         raise ValidationError("Must be an absolute URI.")
     if parsed.fragment or "#" in value:
         raise ValidationError("Must not contain a fragment.")
+    # RFC 9110 §4.2.4: an http(s) URI sent as a field value (here, Location) must not carry
+    # userinfo; "https://portal.example.com@evil.example/" reads as one host and is another.
+    if "@" in parsed.netloc:
+        raise ValidationError("Must not contain user information (user@ or user:password@).")
     if parsed.scheme == "http" and not _is_loopback(parsed.hostname or ""):
         raise ValidationError("http is allowed only for loopback hosts; use https.")
     if parsed.scheme not in ("http", "https"):

@@ -45,7 +45,9 @@ def test_redirect_uri_accepted(uri):
 
 
 @pytest.mark.parametrize("uri", ["http://app.example.com/cb", "/cb", "https://a.example/cb#x",
-                                 "javascript:alert(1)", "ftp://127.0.0.1/x"])
+                                 "javascript:alert(1)", "ftp://127.0.0.1/x",
+                                 "https://portal.example.com@evil.example/cb",
+                                 "https://user:pw@portal.example.com/cb"])
 def test_redirect_uri_refused(uri):
     with pytest.raises(ValidationError):
         validate_redirect_uri(uri)
