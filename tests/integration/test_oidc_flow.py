@@ -560,6 +560,33 @@ def test_every_authorization_response_names_the_issuer(idp):
     assert discovery["authorization_response_iss_parameter_supported"] is True
 
 
+@pytest.mark.parametrize(("extra", "error"), [
+    ({"request": "eyJhbGciOiJub25lIn0.eyJzY29wZSI6Im9wZW5pZCJ9."}, "request_not_supported"),
+    ({"request_uri": "https://rp.example.com/request.jwt"}, "request_uri_not_supported"),
+    ({"registration": "{}"}, "registration_not_supported"),
+    ({"response_mode": "form_post"}, "invalid_request"),
+    ({"response_mode": "fragment"}, "invalid_request"),
+])
+def test_unsupported_request_features_are_refused_not_ignored(idp, extra, error):
+    """OIDC Core §3.1.2.6: a request object, request_uri or registration, or a response
+    mode other than query, is answered with its error before anyone is asked to log in."""
+    client_id, _ = add_client(idp)
+    answer = idp.test_client().get("/authorize?" + urlencode(code_params(client_id, **extra)))
+    assert answer.status_code == 302
+    location = answer.headers["Location"]
+    assert location.startswith(REDIRECT)
+    query = parse_qs(urlsplit(location).query)
+    assert query["error"] == [error]
+    assert query["state"] == ["st-1"]
+    assert "code" not in query
+
+
+def test_response_mode_query_is_accepted(idp):
+    add_user(idp)
+    client_id, _ = add_client(idp)
+    code_from(authorize(idp.test_client(), code_params(client_id, response_mode="query")))
+
+
 def test_duplicate_parameters_are_invalid_request(idp):
     add_user(idp)
     client_id, secret = add_client(idp)

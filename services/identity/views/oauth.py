@@ -7,6 +7,11 @@ import time
 from urllib.parse import urlencode
 
 from authlib.oauth2.rfc6749 import OAuth2Error
+from authlib.oidc.core.errors import (
+    RegistrationNotSupportedError,
+    RequestNotSupportedError,
+    RequestURINotSupportedError,
+)
 from flask import (
     Blueprint,
     Flask,
@@ -37,6 +42,16 @@ bp = Blueprint("oauth", __name__)
 
 # Parameters that may legitimately repeat (RFC 8707 resource indicators).
 REPEATABLE = frozenset({"resource", "audience"})
+RESPONSE_MODES = ["query"]
+# OIDC Core §3.1.2.6: what this provider does not support is refused with its own error,
+# never ignored (a client that sends a request object expects its values to be the ones
+# used, not the query's).
+UNSUPPORTED = {
+    "request": (RequestNotSupportedError.error, "Request objects are not supported."),
+    "request_uri": (RequestURINotSupportedError.error, "request_uri is not supported."),
+    "registration": (RegistrationNotSupportedError.error,
+                     "Dynamic registration is not supported."),
+}
 SCOPES = ["openid", "profile", "email", "phone", "offline_access", "entitlements"]
 CLAIMS = ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "azp", "sid",
           "at_hash", "name", "given_name", "family_name", "preferred_username", "locale",
@@ -86,7 +101,7 @@ def _discovery_document(issuer_url: str) -> dict:
         "end_session_endpoint": issuer + "/logout",
         "scopes_supported": SCOPES,
         "response_types_supported": ["code"],
-        "response_modes_supported": ["query"],
+        "response_modes_supported": RESPONSE_MODES,
         "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": ["ES256", "RS256"],
@@ -156,6 +171,17 @@ def _redirect_error(redirect_uri: str, error: str, description: str, state: str 
     return current_server().to_client(redirect(redirect_uri + sep + urlencode(params), 302))
 
 
+def _unsupported(params) -> tuple[str, str] | None:
+    """The error and description for a parameter or response mode not supported here."""
+    for name, answer in UNSUPPORTED.items():
+        if name in params:
+            return answer
+    mode = params.get("response_mode")
+    if mode is not None and mode not in RESPONSE_MODES:
+        return "invalid_request", "Unsupported response_mode; this provider answers in the query."
+    return None
+
+
 def _consented(user_id: str, client_id: str, scope: str) -> bool:
     wanted = " ".join(sorted(set(scope.split())))
     with context().db.read() as session:
@@ -189,6 +215,9 @@ def authorize():
     if dups:
         return _redirect_error(redirect_uri, "invalid_request",
                                f"Repeated parameter: {dups[0]}.", state if "state" not in dups else None)
+    refused = _unsupported(params)
+    if refused:
+        return _redirect_error(redirect_uri, *refused, state)
     prompts = set(params.get("prompt", "").split())
     if "none" in prompts and len(prompts) > 1:
         return _redirect_error(redirect_uri, "invalid_request", "prompt=none cannot be combined.", state)
