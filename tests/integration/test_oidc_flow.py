@@ -655,6 +655,36 @@ def test_logout_ends_the_session_and_redirects_with_state(idp):
     assert bad.status_code == 400
 
 
+def test_a_hint_naming_someone_else_asks_before_signing_the_user_out(idp):
+    """Anyone can get an ID token of their own; a logout link carrying Bob's must not sign
+    Alice out unasked. She is asked, and her answer is what ends the session."""
+    add_user(idp, "alice")
+    add_user(idp, "bob")
+    client_id, secret = add_client(idp)
+    bobs_browser = idp.test_client()
+    path = "/authorize?" + urlencode(code_params(client_id))
+    bobs_browser.get(path)
+    back = login(bobs_browser, path, username="bob")
+    bobs_code = code_from(bobs_browser.get(back.headers["Location"]))
+    bobs_id_token = exchange(idp, client_id, secret, bobs_code).json["id_token"]
+    alices_browser = idp.test_client()
+    code_from(authorize(alices_browser, code_params(client_id)))
+    link = "/logout?" + urlencode({"id_token_hint": bobs_id_token, "state": "bye-2",
+                                   "post_logout_redirect_uri": "https://rp.example.com/bye"})
+
+    asked = alices_browser.get(link)
+    assert asked.status_code == 200
+    still_in = alices_browser.get("/authorize?" + urlencode(code_params(client_id, prompt="none")))
+    code_from(still_in)  # her session survived the link
+    form = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">',
+                           asked.get_data(as_text=True)))
+    confirmed = alices_browser.post("/logout", data=form)  # what her "Sign out" sends
+    assert confirmed.status_code == 303
+    assert confirmed.headers["Location"] == "https://rp.example.com/bye?state=bye-2"
+    silent = alices_browser.get("/authorize?" + urlencode(code_params(client_id, prompt="none")))
+    assert "login_required" in silent.headers["Location"]
+
+
 def test_private_key_jwt_client_authentication(idp):
     from joserfc import jwt as jose_jwt
     from joserfc.jwk import ECKey

@@ -95,11 +95,12 @@ def login():
 @bp.route("/logout", methods=["GET", "POST"])
 @hardened
 def logout():
-    """RP-initiated logout: ends the login session; with a valid ``id_token_hint`` the user
-    is sent to a registered ``post_logout_redirect_uri`` (``state`` echoed)."""
+    """RP-initiated logout: ends the login session, at once when a valid ``id_token_hint``
+    names the signed-in user, else once the user confirms; then the user is sent to a
+    registered ``post_logout_redirect_uri`` (``state`` echoed)."""
     params = request.values
     provider = current_server().provider
-    hint_client_id = None
+    hint_client_id = hint_sub = None
     hint = params.get("id_token_hint")
     if hint:
         try:
@@ -107,6 +108,7 @@ def logout():
                                       check_exp=False)
             aud = claims.get("aud")
             hint_client_id = aud[0] if isinstance(aud, list) and aud else aud
+            hint_sub = claims.get("sub")
         except TokenRejected:
             return render_template("error.html", message="The id_token_hint is not valid."), 400
     client_id = params.get("client_id") or hint_client_id
@@ -121,11 +123,21 @@ def logout():
             return render_template("error.html",
                                    message="The post-logout redirect URI is not registered."), 400
     login_session = sessions.load_session(create=True)
-    confirmed = hint is not None or (request.method == "POST" and sessions.csrf_valid(
+    # A hint vouches for the request only if it names the user signed in here: anyone can
+    # get an ID token of their own, and a link carrying it must not sign someone else out
+    # unasked (RP-Initiated Logout 1.0 §2: otherwise the OP asks the user).
+    hinted_user_signed_in = hint is not None and (
+        login_session is None or not login_session.authenticated
+        or login_session.user_id == hint_sub)
+    confirmed = hinted_user_signed_in or (request.method == "POST" and sessions.csrf_valid(
         login_session, request.form.get("csrf_token")))
     if not confirmed:
+        # The form carries the client the hint named, so the confirmed logout may still
+        # return to that client's registered URI.
+        fields = {"client_id": client_id, "post_logout_redirect_uri": target,
+                  "state": params.get("state")}
         return render_template("logout.html", csrf_token=login_session.csrf if login_session
-                               else "", params=params, lang=_lang())
+                               else "", params=fields, lang=_lang())
     sessions.end_session_telling_clients(login_session)
     if target:
         state = params.get("state")
