@@ -344,6 +344,32 @@ def test_refresh_rotates_and_replay_revokes_the_family(idp):
     assert seen.json == {"active": False}
 
 
+def test_a_refused_refresh_does_not_use_the_token_up(idp):
+    """A refresh refused for what it asked (a wider scope, an audience the client may not
+    have) changes nothing: the same token then refreshes, and nothing was revoked. It
+    used to stay claimed, so the client's next, correct refresh read as a replay and
+    revoked the user's whole family."""
+    add_user(idp)
+    client_id, secret = add_client(idp)
+    code = code_from(authorize(idp.test_client(), code_params(client_id)))
+    first = exchange(idp, client_id, secret, code).json
+    api = idp.test_client()
+
+    def refresh(**extra):
+        return api.post("/token", data={"grant_type": "refresh_token",
+                                         "refresh_token": first["refresh_token"], **extra},
+                        headers=basic(client_id, secret))
+
+    assert refresh(scope="openid phone").json["error"] == "invalid_scope"
+    assert refresh(resource="permissions").json["error"] == "invalid_target"
+    narrowed = refresh(scope="openid")
+    assert narrowed.status_code == 200, narrowed.json
+    assert narrowed.json["scope"] == "openid"
+    seen = api.post("/introspect", data={"token": first["access_token"]},
+                    headers=basic(client_id, secret))
+    assert seen.json["active"] is True  # the family was not revoked
+
+
 def test_introspection_fails_closed_when_redis_is_down(idp, make_app):
     """Introspection reads the deny-list ahead of client authentication; with Redis gone
     it must answer 503, never ``active: true`` for a token it cannot check."""

@@ -337,21 +337,26 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
                 self.request.refresh_token = claimed
                 return super().create_token_response()
         failure: OAuth2Error | None = None
-        # A Core connection, not an ORM session: nothing here needs the ORM, and the
-        # session's own bookkeeping was a tenth of a refresh's CPU.
-        with self.provider.db.engine.begin() as connection:
-            self.request.db_connection = connection
-            try:
-                token = self._validate_request_token(self.request.client)
-                self._validate_token_scope(token)
-                self.request.refresh_token = token
-                return super().create_token_response()
-            except OAuth2Error as error:
-                # Commit anyway: a claimed token stays used and a replay's family
-                # revocation must stand although this request fails.
-                failure = error
-            finally:
-                self.request.db_connection = None
+        try:
+            # A Core connection, not an ORM session: nothing here needs the ORM, and the
+            # session's own bookkeeping was a tenth of a refresh's CPU.
+            with self.provider.db.engine.begin() as connection:
+                self.request.db_connection = connection
+                try:
+                    token = self._validate_request_token(self.request.client)
+                except OAuth2Error as error:
+                    # Committed although the request fails: a replay's family revocation
+                    # must stand (an unknown or foreign token wrote nothing).
+                    failure = error
+                else:
+                    # Refused after the claim (a scope or resource the token does not
+                    # cover, a user no longer active): the error leaves the block, which
+                    # rolls the claim back, so a bad request does not use the token up.
+                    self._validate_token_scope(token)
+                    self.request.refresh_token = token
+                    return super().create_token_response()
+        finally:
+            self.request.db_connection = None
         raise failure
 
     def _rotates_in_one_statement(self) -> bool:
