@@ -370,6 +370,40 @@ def test_a_refused_refresh_does_not_use_the_token_up(idp):
     assert seen.json["active"] is True  # the family was not revoked
 
 
+def test_a_client_authenticates_one_way_and_names_one_client(idp):
+    """RFC 6749 §2.3: one authentication method per request. authlib took the first that
+    worked; a request sending two, or naming two clients, is now invalid_request."""
+    add_user(idp)
+    client_id, secret = add_client(idp)
+    other_id, _ = add_client(idp)
+    api = idp.test_client()
+
+    def code_exchange(form, headers):
+        code = code_from(authorize(idp.test_client(), code_params(client_id)))
+        return api.post("/token", headers=headers, data={
+            "grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT,
+            "code_verifier": VERIFIER, **form})
+
+    refused = {
+        "basic and post": code_exchange({"client_secret": secret}, basic(client_id, secret)),
+        "two clients": code_exchange({"client_id": other_id}, basic(client_id, secret)),
+        "secret and assertion": api.post("/introspect", data={
+            "token": "x", "client_id": client_id, "client_secret": secret,
+            "client_assertion": "e30.e30.", "client_assertion_type":
+                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"}),
+        "repeated token": api.post("/revoke", headers=basic(client_id, secret),
+                                   data="token=a&token=b",
+                                   content_type="application/x-www-form-urlencoded"),
+    }
+    for case, answer in refused.items():
+        assert answer.status_code == 400, case
+        assert answer.json["error"] == "invalid_request", case
+        assert answer.headers["Cache-Control"] == "no-store", case
+    # The client's own id in the form beside its Basic credentials is fine.
+    same = code_exchange({"client_id": client_id}, basic(client_id, secret))
+    assert same.status_code == 200, same.json
+
+
 def test_introspection_fails_closed_when_redis_is_down(idp, make_app):
     """Introspection reads the deny-list ahead of client authentication; with Redis gone
     it must answer 503, never ``active: true`` for a token it cannot check."""

@@ -7,6 +7,7 @@ import time
 from urllib.parse import urlencode
 
 from authlib.oauth2.rfc6749 import OAuth2Error
+from authlib.oauth2.rfc6749.util import extract_basic_authorization
 from authlib.oidc.core.errors import (
     RegistrationNotSupportedError,
     RequestNotSupportedError,
@@ -307,21 +308,45 @@ def token():
         retry_after = limits.apply(request.environ, request.headers, request.form)
         if retry_after is not None:
             return too_many_token_requests(retry_after)
-    dups = duplicated(request.form)
-    if dups:
-        return no_store(jsonify(error="invalid_request",
-                                error_description=f"Repeated parameter: {dups[0]}.")), 400
+    malformed = _malformed_client_request()
+    if malformed:
+        return malformed
     return current_server().create_token_response()
 
 
 @bp.post("/revoke")
 def revoke():
-    return no_store(current_server().create_endpoint_response("revocation"))
+    return _malformed_client_request() or no_store(
+        current_server().create_endpoint_response("revocation"))
 
 
 @bp.post("/introspect")
 def introspect():
-    return no_store(current_server().create_endpoint_response("introspection"))
+    return _malformed_client_request() or no_store(
+        current_server().create_endpoint_response("introspection"))
+
+
+def _malformed_client_request() -> tuple[Response, int] | None:
+    """``invalid_request`` for a client's POST to /token, /revoke or /introspect that
+    repeats a parameter, authenticates two ways (RFC 6749 §2.3: one method per request),
+    or names one client in the form and another in the Authorization header; else None.
+    authlib would take the first value, or the first method that works."""
+    form = request.form
+    dups = duplicated(form)
+    if dups:
+        return _invalid_request(f"Repeated parameter: {dups[0]}.")
+    header = request.headers.get("Authorization")
+    if sum((bool(header), "client_secret" in form, "client_assertion" in form)) > 1:
+        return _invalid_request("Authenticate the client one way only.")
+    named = form.get("client_id")
+    basic = header is not None and header[:6].lower() == "basic "
+    if basic and named is not None and extract_basic_authorization(request.headers)[0] != named:
+        return _invalid_request("client_id differs from the client in the Authorization header.")
+    return None
+
+
+def _invalid_request(description: str) -> tuple[Response, int]:
+    return no_store(jsonify(error="invalid_request", error_description=description)), 400
 
 
 def _bearer_error(description: str):
