@@ -35,12 +35,13 @@ class TokenIssuer:
                                                               "alg": "ES256", "use": "sig"})
 
     def issue(self, sub: str = "user-1", aud: str | list[str] = "identity", scope: str = "",
-              *, alg: str = "ES256", lifetime: int = 600, **claims: Any) -> str:
+              *, alg: str = "ES256", lifetime: int = 600, typ: str = "at+jwt",
+              **claims: Any) -> str:
         now = int(time.time())
         body = {"iss": self.issuer, "sub": sub, "aud": aud, "scope": scope,
                 "client_id": claims.pop("client_id", "test-client"), "iat": now,
                 "nbf": now, "exp": now + lifetime, "jti": uuid.uuid4().hex}
         body.update(claims)
         signing_key = self.es256 if alg == "ES256" else self.rs256
-        header = {"alg": alg, "kid": signing_key.kid, "typ": "at+jwt"}
+        header = {"alg": alg, "kid": signing_key.kid, "typ": typ}
         return jwt.encode(header, body, signing_key)

@@ -2,7 +2,7 @@
 
 Tokens are JWTs signed by the identity service (RS256 or ES256). Their keys come
 from its JWKS, cached and refreshed when a token names an unknown ``kid`` (key
-rotation). ``iss``, ``aud``, ``exp`` and ``nbf`` are checked; a token whose ``jti``
+rotation). ``typ`` (``at+jwt``), ``iss``, ``aud``, ``exp`` and ``nbf`` are checked; a token whose ``jti``
 is on the Redis deny-list (revoked by identity) is refused.
 
 Verified claims are kept per process, keyed by the token's SHA-256, until the token
@@ -50,6 +50,15 @@ from .watched import WatchedKeys
 log = logging.getLogger("portico.auth")
 
 ALGORITHMS = ["RS256", "ES256"]
+# RFC 9068 §4: the ``typ`` of an access token; any other JWT the issuer signs with the
+# same keys (an ID token, a logout token) must be refused where an access token is due.
+ACCESS_TOKEN_TYPES = frozenset({"at+jwt", "application/at+jwt"})
+
+
+def is_access_token_header(header: dict[str, Any]) -> bool:
+    """Whether a JWT's protected header says it is an access token (RFC 9068 §2.1)."""
+    typ = header.get("typ")
+    return isinstance(typ, str) and typ.lower() in ACCESS_TOKEN_TYPES
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -205,6 +214,8 @@ class TokenVerifier:
             raise InvalidToken("the token is malformed") from None
         if header.get("alg") not in ALGORITHMS:
             raise InvalidToken("the token's algorithm is not accepted")
+        if not is_access_token_header(header):
+            raise InvalidToken("the token is not an access token")
         kid = header.get("kid")
         try:
             decoded = jwt.decode(token, self.jwks.keys_for(kid), algorithms=ALGORITHMS)

@@ -46,7 +46,8 @@ def test_missing_token_is_401_with_a_bearer_challenge(client):
 
 
 @pytest.mark.parametrize("case", ["wrong_signature", "wrong_aud", "expired", "alg_none",
-                                  "unknown_kid", "wrong_issuer", "not_yet_valid", "garbage"])
+                                  "unknown_kid", "wrong_issuer", "not_yet_valid", "garbage",
+                                  "id_token_type", "logout_token_type", "no_type"])
 def test_untrustworthy_tokens_are_refused(client, token_issuer, case):
     from tests.tokens import TokenIssuer
 
@@ -73,12 +74,22 @@ def test_untrustworthy_tokens_are_refused(client, token_issuer, case):
         token = token_issuer.issue(aud="tracking", scope="tracking.read", iss="https://evil.example")
     elif case == "not_yet_valid":
         token = token_issuer.issue(aud="tracking", scope="tracking.read", nbf=int(time.time()) + 3600)
+    elif case.endswith("_type"):
+        # Signed by the issuer's own key, for this audience: only the type says it is not
+        # an access token (RFC 9068 §4), e.g. an ID token whose aud is a client's id.
+        typ = {"id_token_type": "JWT", "logout_token_type": "logout+jwt", "no_type": ""}[case]
+        token = token_issuer.issue(aud="tracking", scope="tracking.read", typ=typ)
     else:
         token = "not.a.jwt"
     response = client.get("/probe", headers=bearer(token))
     assert response.status_code == 401, case
     assert 'error="invalid_token"' in response.headers["WWW-Authenticate"]
     assert token not in response.get_data(as_text=True)
+
+
+def test_the_media_type_form_of_the_access_token_type_is_accepted(client, token_issuer):
+    token = token_issuer.issue(aud="tracking", scope="tracking.read", typ="application/AT+JWT")
+    assert client.get("/probe", headers=bearer(token)).status_code == 200
 
 
 def test_missing_scope_is_403_insufficient_scope(client, token_issuer):

@@ -404,6 +404,28 @@ def test_a_client_authenticates_one_way_and_names_one_client(idp):
     assert same.status_code == 200, same.json
 
 
+def test_an_id_token_is_not_an_access_token(idp):
+    """RFC 9068: only ``typ: at+jwt`` is an access token. An ID token (signed by the same
+    keys, held by every client it was issued to) introspected as inactive, userinfo
+    refuses it, and revoking it revokes nothing."""
+    add_user(idp)
+    client_id, secret = add_client(idp)
+    tokens = exchange(idp, client_id, secret,
+                      code_from(authorize(idp.test_client(), code_params(client_id)))).json
+    api = idp.test_client()
+    seen = api.post("/introspect", data={"token": tokens["id_token"]},
+                    headers=basic(client_id, secret))
+    assert seen.json == {"active": False}
+    info = api.get("/userinfo", headers={"Authorization": "Bearer " + tokens["id_token"]})
+    assert info.status_code == 401
+    assert info.json["error"] == "invalid_token"
+    assert api.post("/revoke", data={"token": tokens["id_token"]},
+                    headers=basic(client_id, secret)).status_code == 200
+    still = api.post("/introspect", data={"token": tokens["access_token"]},
+                     headers=basic(client_id, secret))
+    assert still.json["active"] is True
+
+
 def test_introspection_fails_closed_when_redis_is_down(idp, make_app):
     """Introspection reads the deny-list ahead of client authentication; with Redis gone
     it must answer 503, never ``active: true`` for a token it cannot check."""

@@ -80,7 +80,7 @@ def _own_claims(provider, token_string: str) -> dict[str, Any] | None:
     """An access token's claims if this issuer signed it (expired or not), else None."""
     try:
         return decode_own_token(provider.keyring, token_string, provider.settings.issuer,
-                                check_exp=False)
+                                check_exp=False, access_token=True)
     except TokenRejected:
         return None
 

@@ -21,7 +21,7 @@ from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
-from services.common.auth import deny_key, revoke_jti
+from services.common.auth import deny_key, is_access_token_header, revoke_jti
 from services.common.db import is_postgresql
 from services.common.events import utcnow
 
@@ -61,17 +61,21 @@ class TokenRejected(Exception):
     """Not a token this issuer signed, or malformed."""
 
 
-def decode_own_token(keyring: Keyring, token: str, issuer: str,
-                     check_exp: bool = True) -> dict[str, Any]:
-    """Claims of a JWT this issuer signed (signature with a published key, ``iss``).
+def decode_own_token(keyring: Keyring, token: str, issuer: str, check_exp: bool = True, *,
+                     access_token: bool = False) -> dict[str, Any]:
+    """Claims of a JWT this issuer signed (signature with a published key, ``iss``), and
+    with ``access_token`` one of its access tokens (``typ: at+jwt``), not an ID or logout
+    token signed by the same keys.
 
     The token is parsed once: joserfc refuses any ``alg`` outside ``ACCEPTED_ALGS`` (``none``
     and HS256 included) and any ``kid`` it does not publish before it checks a signature."""
     try:
-        claims = dict(jwt.decode(token, keyring.material().verify_set,
-                                 algorithms=ACCEPTED_ALGS).claims)
+        decoded = jwt.decode(token, keyring.material().verify_set, algorithms=ACCEPTED_ALGS)
     except (JoseError, ValueError, UnicodeError):
         raise TokenRejected("malformed, unknown key or algorithm, or bad signature") from None
+    if access_token and not is_access_token_header(decoded.header):
+        raise TokenRejected("not an access token")
+    claims = dict(decoded.claims)
     if claims.get("iss") != issuer:
         raise TokenRejected("issuer")
     exp = claims.get("exp")

@@ -366,7 +366,8 @@ def userinfo():
         return response
     provider = current_server().provider
     try:
-        claims = decode_own_token(provider.keyring, value.strip(), provider.settings.issuer)
+        claims = decode_own_token(provider.keyring, value.strip(), provider.settings.issuer,
+                                  access_token=True)
     except TokenRejected:
         return _bearer_error("The access token is not valid.")
     if is_jti_revoked(provider.redis, provider.namespace, str(claims.get("jti", ""))):
