@@ -426,6 +426,16 @@ def test_an_id_token_is_not_an_access_token(idp):
     assert still.json["active"] is True
 
 
+def test_an_unknown_token_type_hint_is_a_400_not_a_401(idp):
+    """401 tells a client its credentials failed; these were fine (RFC 6749 §5.2)."""
+    client_id, secret = add_client(idp)
+    for path in ("/revoke", "/introspect"):
+        answer = idp.test_client().post(path, data={"token": "x", "token_type_hint": "id_token"},
+                                        headers=basic(client_id, secret))
+        assert answer.status_code == 400, path
+        assert answer.json["error"] == "unsupported_token_type", path
+
+
 def test_introspection_fails_closed_when_redis_is_down(idp, make_app):
     """Introspection reads the deny-list ahead of client authentication; with Redis gone
     it must answer 503, never ``active: true`` for a token it cannot check."""

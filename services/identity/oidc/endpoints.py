@@ -6,12 +6,14 @@ would have expired; revoking a refresh token revokes its whole family.
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import redis
-from authlib.oauth2.rfc6749 import TokenMixin
+from authlib.oauth2.rfc6749 import OAuth2Error, TokenMixin, UnsupportedTokenTypeError
 from authlib.oauth2.rfc7009 import RevocationEndpoint as _RevocationEndpoint
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint as _IntrospectionEndpoint
 from flask import g
@@ -114,8 +116,28 @@ def read_ahead(provider, form) -> ReadAhead | None:
     return ReadAhead(token, claims, bool(jti) and replies[1] is not None, replies[0])
 
 
+class UnsupportedTokenType(OAuth2Error):
+    """authlib answers an unknown ``token_type_hint`` with a 401; RFC 7009 §2.2.1 and RFC
+    7662 §2.3 answer errors as RFC 6749 §5.2 does: 400 (401 is for client authentication)."""
+
+    error = "unsupported_token_type"
+    status_code = 400
+
+
+@contextlib.contextmanager
+def _hint_refused_with_400() -> Iterator[None]:
+    try:
+        yield
+    except UnsupportedTokenTypeError:
+        raise UnsupportedTokenType("token_type_hint must be access_token or refresh_token.") from None
+
+
 class RevocationEndpoint(_RevocationEndpoint):
     CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"]
+
+    def check_params(self, request, client):
+        with _hint_refused_with_400():
+            super().check_params(request, client)
 
     def query_token(self, token_string, token_type_hint):
         return _find(self, token_string, token_type_hint)
@@ -132,6 +154,10 @@ class RevocationEndpoint(_RevocationEndpoint):
 
 class IntrospectionEndpoint(_IntrospectionEndpoint):
     CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
+
+    def check_params(self, request, client):
+        with _hint_refused_with_400():
+            super().check_params(request, client)
 
     def authenticate_endpoint_client(self, request):
         # Two Redis round trips were a third of an introspection's CPU; one does.
