@@ -673,6 +673,24 @@ def test_unsupported_request_features_are_refused_not_ignored(idp, extra, error)
     assert "code" not in query
 
 
+@pytest.mark.parametrize(("extra", "error"), [
+    ({"scope": "openid wat"}, "invalid_scope"),
+    ({"response_type": "token"}, "unsupported_response_type"),
+    ({"code_challenge": "too-short"}, "invalid_request"),
+])
+def test_an_invalid_request_is_refused_before_anyone_logs_in(idp, extra, error):
+    """Nobody types a password for a request that will be refused after it."""
+    client_id, _ = add_client(idp)
+    answer = idp.test_client().get("/authorize?" + urlencode(code_params(client_id, **extra)))
+    assert answer.status_code == 302
+    location = answer.headers["Location"]
+    assert location.startswith(REDIRECT), location  # not the login page
+    query = parse_qs(urlsplit(location).query)
+    assert query["error"] == [error]
+    assert query["state"] == ["st-1"]
+    assert query["iss"] == [ISSUER]
+
+
 def test_response_mode_query_is_accepted(idp):
     add_user(idp)
     client_id, _ = add_client(idp)

@@ -276,6 +276,11 @@ class OpenIDCode(oidc_grants.OpenIDCode):
     def exists_nonce(self, nonce: str, request) -> bool:
         # authlib validates an authorization request twice (consent, then response), with
         # one request object: the second asks the database nothing new.
+        if request.user is None:
+            # The view's check before login: the nonce is left to the check made once the
+            # user is known, which must happen then anyway (a code with this nonce may be
+            # issued meanwhile), so a login asks the database once.
+            return False
         seen = getattr(request, "portico_nonce_seen", None)
         if seen is not None and seen[0] == nonce:
             return seen[1]

@@ -238,6 +238,12 @@ def authorize():
         if need_login:
             if "none" in prompts:
                 return _redirect_error(redirect_uri, "login_required", "The user must log in.", state)
+            # Nobody is asked for a password for a request that will be refused anyway
+            # (a scope, response type or PKCE challenge it may not have): answered now.
+            try:
+                current_server().get_consent_grant(end_user=None)
+            except OAuth2Error as error:
+                return _refused(error)
             query = params.to_dict(flat=False)
             return redirect(url_for("login.login", next=url_for("oauth.authorize") + "?" +
                                     urlencode(query, doseq=True)), 302)
@@ -256,9 +262,7 @@ def authorize():
         grant = server.get_consent_grant(end_user=user)
         grant.request.user = end_user
     except OAuth2Error as error:
-        if error.redirect_uri:
-            return server.to_client(server.handle_error_response(grant_request(), error))
-        return error_page(error.description or error.error)
+        return _refused(error)
     scope = grant.request.scope or ""
     if consent_decision:
         if params.get("consent") != "allow":
@@ -272,6 +276,15 @@ def authorize():
             "consent.html", client=client.row, scopes=scope.split(), params=params,
             csrf_token=login.csrf, lang=_lang()))()
     return server.create_authorization_response(grant=grant, grant_user=end_user)
+
+
+def _refused(error: OAuth2Error):
+    """An invalid authorization request's answer: the error sent back to the client when
+    authlib verified where to send it, else the error page."""
+    if error.redirect_uri:
+        server = current_server()
+        return server.to_client(server.handle_error_response(grant_request(), error))
+    return error_page(error.description or error.error)
 
 
 def grant_request():
