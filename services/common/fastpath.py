@@ -40,6 +40,8 @@ from typing import Any
 
 from werkzeug.http import HTTP_STATUS_CODES
 
+from .fields import whole_number
+
 log = logging.getLogger("portico.http")
 
 JSON = "application/json"
@@ -160,10 +162,9 @@ class FastRoutes:
         has a body), else None."""
         if environ.get("QUERY_STRING") or "HTTP_TRANSFER_ENCODING" in environ:
             return None
-        raw_length = environ.get("CONTENT_LENGTH") or "0"
-        if not (raw_length.isascii() and raw_length.isdigit()):
+        length = whole_number(environ.get("CONTENT_LENGTH") or "0")
+        if length is None:
             return None
-        length = int(raw_length)
         if self.max_content_length is not None and length > self.max_content_length:
             return None
         if length == 0:

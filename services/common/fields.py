@@ -1,4 +1,4 @@
-"""marshmallow fields shared by the services' schemas."""
+"""marshmallow fields shared by the services' schemas, and plain text read as a number."""
 
 from __future__ import annotations
 
@@ -20,3 +20,13 @@ class UTCDateTime(fields.DateTime):
         if value is not None and value.tzinfo is None:
             value = value.replace(tzinfo=UTC)
         return super()._serialize(value, attr, obj, **kwargs)
+
+
+def whole_number(raw: str | None) -> int | None:
+    """``raw`` as a non-negative integer if it is one written in ASCII digits, else None.
+
+    Not ``str.isdigit`` alone: it accepts digits ``int`` refuses ("²"), which made a
+    client's query parameter a 500."""
+    if raw is None or not (raw.isascii() and raw.isdigit()):
+        return None
+    return int(raw)

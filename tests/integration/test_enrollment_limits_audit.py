@@ -76,6 +76,11 @@ def test_help_desk_reads_the_audit_trail_of_an_enrollment(app, client, token_iss
                        "&action=enrollment.submitted", headers=headers).get_json()["items"]
     assert len(by_tn) == 1
     assert client.get("/admin/v1/audit?since=yesterday", headers=headers).status_code == 422
+    # "²" is a digit to str.isdigit and not to int(): it was a 500.
+    for limit in ("²", "-1", "ten"):
+        refused = client.get(f"/admin/v1/audit?limit={limit}", headers=headers)
+        assert refused.status_code == 422, limit
+        assert refused.json["errors"] == {"limit": ["Use a whole number."]}
     assert client.get("/admin/v1/audit").status_code == 401
 
 

@@ -617,6 +617,28 @@ def test_consent_is_asked_once_and_remembered(idp):
     assert asked.status_code == 200
 
 
+def test_a_user_withdraws_a_consent_and_is_asked_again(idp):
+    add_user(idp)
+    client_id, _ = add_client(idp, first_party=False, name="Expenses")
+    browser = idp.test_client()
+    code_from(authorize(browser, code_params(client_id)))  # consents on the way
+    page = browser.get("/account/consents")
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200 and "Expenses" in html
+    form = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', html))
+    # A forged form and a consent id that is not a number change nothing (and "²", a
+    # digit to str.isdigit but not to int, was a 500).
+    assert browser.post("/account/consents", data={**form, "csrf_token": "x"}).status_code == 400
+    assert browser.post("/account/consents", data={**form, "consent_id": "²"}).status_code == 303
+    code_from(browser.get("/authorize?" + urlencode(code_params(client_id))))  # still allowed
+
+    withdrawn = browser.post("/account/consents", data=form)
+    assert withdrawn.status_code == 303
+    assert "Expenses" not in browser.get("/account/consents").get_data(as_text=True)
+    asked = browser.get("/authorize?" + urlencode(code_params(client_id)))
+    assert asked.status_code == 200 and 'name="consent"' in asked.get_data(as_text=True)
+
+
 def test_consent_denied_redirects_access_denied(idp):
     add_user(idp)
     client_id, _ = add_client(idp, first_party=False)
@@ -689,6 +711,21 @@ def test_an_invalid_request_is_refused_before_anyone_logs_in(idp, extra, error):
     assert query["error"] == [error]
     assert query["state"] == ["st-1"]
     assert query["iss"] == [ISSUER]
+
+
+def test_a_malformed_max_age_is_refused_not_ignored(idp):
+    """Ignoring it skipped the fresh login the client asked for; "²" (a digit to
+    str.isdigit, not to int) was a 500 once the user had a session."""
+    add_user(idp)
+    client_id, _ = add_client(idp)
+    browser = idp.test_client()
+    code_from(authorize(browser, code_params(client_id)))  # a session now
+    for max_age in ("²", "-1", " 0", "soon"):
+        answer = browser.get("/authorize?" + urlencode(code_params(client_id, max_age=max_age)))
+        assert answer.status_code == 302, max_age
+        query = parse_qs(urlsplit(answer.headers["Location"]).query)
+        assert query["error"] == ["invalid_request"], max_age
+        assert "code" not in query
 
 
 def test_response_mode_query_is_accepted(idp):

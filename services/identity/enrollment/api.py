@@ -11,6 +11,7 @@ from marshmallow import ValidationError
 from services.common.app import context
 from services.common.auth import require_auth
 from services.common.errors import Problem
+from services.common.fields import whole_number
 
 from . import activation, audit, service
 from .i18n import _
@@ -179,10 +180,11 @@ def _int(name: str, default: int | None) -> int | None:
     raw = request.args.get(name)
     if raw is None:
         return default
-    if not raw.isdigit():
+    value = whole_number(raw)
+    if value is None:
         raise Problem(422, "validation-error", "Invalid query.",
                       errors={name: ["Use a whole number."]})
-    return int(raw)
+    return value
 
 
 @bp.get("/admin/v1/audit")

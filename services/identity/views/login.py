@@ -9,6 +9,7 @@ from flask import Blueprint, redirect, render_template, request, url_for
 from sqlalchemy import delete, select
 
 from services.common.app import context
+from services.common.fields import whole_number
 from services.common.streams import key
 
 from .. import sessions
@@ -157,11 +158,11 @@ def account_consents():
     if request.method == "POST":
         if not sessions.csrf_valid(session, request.form.get("csrf_token")):
             return render_template("error.html", message="The form expired."), 400
-        consent_id = request.form.get("consent_id", "")
-        if consent_id.isdigit():
+        consent_id = whole_number(request.form.get("consent_id"))
+        if consent_id is not None:
             with db.transaction() as db_session:
                 db_session.execute(delete(Consent).where(
-                    Consent.user_id == session.user_id, Consent.id == int(consent_id)))
+                    Consent.user_id == session.user_id, Consent.id == consent_id))
         return redirect(url_for("login.account_consents"), 303)
     with db.read() as db_session:
         rows = db_session.execute(

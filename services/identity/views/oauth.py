@@ -28,6 +28,7 @@ from sqlalchemy import select
 
 from services.common.app import context
 from services.common.fastpath import FastAnswer
+from services.common.fields import whole_number
 from services.common.streams import key
 
 from .. import sessions
@@ -172,14 +173,18 @@ def _redirect_error(redirect_uri: str, error: str, description: str, state: str 
     return current_server().to_client(redirect(redirect_uri + sep + urlencode(params), 302))
 
 
-def _unsupported(params) -> tuple[str, str] | None:
-    """The error and description for a parameter or response mode not supported here."""
+def _not_accepted(params) -> tuple[str, str] | None:
+    """The error and description for a parameter or response mode not supported here, or
+    a ``max_age`` that is not a number of seconds (ignoring it would skip the fresh login
+    the client asked for)."""
     for name, answer in UNSUPPORTED.items():
         if name in params:
             return answer
     mode = params.get("response_mode")
     if mode is not None and mode not in RESPONSE_MODES:
         return "invalid_request", "Unsupported response_mode; this provider answers in the query."
+    if "max_age" in params and whole_number(params["max_age"]) is None:
+        return "invalid_request", "max_age must be a whole number of seconds."
     return None
 
 
@@ -216,7 +221,7 @@ def authorize():
     if dups:
         return _redirect_error(redirect_uri, "invalid_request",
                                f"Repeated parameter: {dups[0]}.", state if "state" not in dups else None)
-    refused = _unsupported(params)
+    refused = _not_accepted(params)
     if refused:
         return _redirect_error(redirect_uri, *refused, state)
     prompts = set(params.get("prompt", "").split())
@@ -294,10 +299,8 @@ def grant_request():
 
 
 def _max_age_exceeded(params, login: sessions.LoginSession) -> bool:
-    raw = params.get("max_age")
-    if raw is None or not raw.isdigit():
-        return False
-    return (login.auth_time or 0) + int(raw) < time.time()
+    max_age = whole_number(params.get("max_age"))  # malformed: refused by _not_accepted
+    return max_age is not None and (login.auth_time or 0) + max_age < time.time()
 
 
 def _lang() -> str:
