@@ -639,6 +639,25 @@ def test_a_user_withdraws_a_consent_and_is_asked_again(idp):
     assert asked.status_code == 200 and 'name="consent"' in asked.get_data(as_text=True)
 
 
+@pytest.mark.parametrize("target", [
+    "https://evil.example/", "//evil.example/", "/\\evil.example/", "/\\/evil.example/",
+    "/\t/evil.example/", "/\n/evil.example/", "evil.example",
+])
+def test_after_login_the_user_never_leaves_for_another_site(idp, target):
+    """Browsers read "\\" as "/" and drop tabs and newlines, so "/\\evil.example" is an
+    open redirect although it parses as a path."""
+    add_user(idp)
+    done = login(idp.test_client(), target)
+    assert done.status_code == 303
+    assert done.headers["Location"] == "/account/consents"
+
+
+def test_after_login_a_local_path_is_followed(idp):
+    add_user(idp)
+    done = login(idp.test_client(), "/authorize?client_id=x&state=a%20b")
+    assert done.headers["Location"] == "/authorize?client_id=x&state=a%20b"
+
+
 def test_consent_denied_redirects_access_denied(idp):
     add_user(idp)
     client_id, _ = add_client(idp, first_party=False)

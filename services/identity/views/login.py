@@ -33,8 +33,12 @@ MESSAGES = {
 
 
 def _safe_next(target: str | None) -> str:
-    """Only local paths: never an open redirect."""
-    if not target:
+    """Only local paths: never an open redirect.
+
+    Browsers read a backslash as a slash and drop tabs and newlines (the WHATWG URL
+    parser), so ``/\\evil.example`` or ``/<tab>/evil.example``, a path to ``urlparse``,
+    leads off-site: such characters are refused outright."""
+    if not target or not target.isprintable() or "\\" in target:
         return url_for("login.account_consents")
     parsed = urlparse(target)
     if parsed.scheme or parsed.netloc or not target.startswith("/") or target.startswith("//"):
