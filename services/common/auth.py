@@ -2,8 +2,8 @@
 
 Tokens are JWTs signed by the identity service (RS256 or ES256). Their keys come
 from its JWKS, cached and refreshed when a token names an unknown ``kid`` (key
-rotation). ``typ`` (``at+jwt``), ``iss``, ``aud``, ``exp`` and ``nbf`` are checked; a token whose ``jti``
-is on the Redis deny-list (revoked by identity) is refused.
+rotation). ``typ`` (``at+jwt``), ``iss``, ``aud``, ``exp`` and ``nbf`` are checked; a
+token whose ``jti`` is on the Redis deny-list (revoked by identity) is refused.
 
 Verified claims are kept per process, keyed by the token's SHA-256, until the token
 expires or ``claims_ttl`` (30 s) passes, whichever is first: a repeated token skips
@@ -59,6 +59,8 @@ def is_access_token_header(header: dict[str, Any]) -> bool:
     """Whether a JWT's protected header says it is an access token (RFC 9068 §2.1)."""
     typ = header.get("typ")
     return isinstance(typ, str) and typ.lower() in ACCESS_TOKEN_TYPES
+
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 
