@@ -263,6 +263,12 @@ def test_two_relays_and_two_tracking_workers_store_each_event_once(replicas):
 
             rows = eventually(history_rows, within=90, every=0.5,
                               what="every enrollment in tracking")
+            # An enrollment writes more than the event tracking stores: every row of the
+            # outbox must be relayed before the recorder stops, or one relayed after it
+            # reads as never published.
+            last = last_outbox_id(suite.databases["identity"])
+            eventually(lambda: unpublished_up_to(suite.databases["identity"], last) == 0,
+                       within=30, every=0.2, what="every event of the test published")
         finally:
             tracking_db.dispose()
     # One submitted event per enrollment, and one history row for it: nothing stored twice.
