@@ -45,4 +45,6 @@ UNCONSUMED: frozenset[str] = frozenset({
     "identity.user.unlocked",
     "permissions.grant.created",
     "permissions.grant.revoked",
+    "permissions.platform_role.granted",
+    "permissions.platform_role.revoked",
 })

@@ -33,9 +33,9 @@ def _company(session: Session, company_id: str) -> Company:
     return company
 
 
-def _require_helpdesk(actor: Actor) -> None:
-    if not actor.helpdesk:
-        raise Forbidden("Only the help desk may do this.")
+def _require_supervisor(actor: Actor) -> None:
+    if not actor.supervisor:
+        raise Forbidden("Only a help-desk supervisor may do this.")
 
 
 def _active_member(session: Session, company: Company, user_id: str, field: str) -> User:
@@ -65,9 +65,10 @@ def designate_principal(session: Session, *, company_id: str, user_id: str, acto
     """Make ``user_id`` the company's principal administrator (a transfer if there was one).
 
     The new principal gets the program administrator role; the old one loses it.
-    Idempotent: designating the current principal again changes nothing.
+    Idempotent: designating the current principal again changes nothing. Only a help-desk
+    supervisor (or an admin client) designates.
     """
-    _require_helpdesk(actor)
+    _require_supervisor(actor)
     company = _company(session, company_id)
     user = _active_member(session, company, user_id, "user_id")
     old = company.principal_user_id
@@ -130,8 +131,9 @@ def remove_secondary(session: Session, *, company_id: str, user_id: str, actor: 
 def set_program(session: Session, *, company_id: str, allowed: list[str] | None, actor: Actor,
                 why: str, now: datetime) -> dict[str, Any]:
     """Restrict the entitlements the company's program allows (None: the whole catalog).
-    Existing grants are kept; only new requests and approvals are checked."""
-    _require_helpdesk(actor)
+    Existing grants are kept; only new requests and approvals are checked. Only a
+    help-desk supervisor (or an admin client) sets it."""
+    _require_supervisor(actor)
     company = _company(session, company_id)
     if allowed is not None:
         known = set(session.scalars(select(Entitlement.key)))

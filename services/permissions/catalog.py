@@ -1,5 +1,8 @@
 """The seeded catalog: entitlements, roles and home-page sections.
 
+Only company entitlements live here. Platform powers (help desk, platform
+administration, audit) are platform roles (:mod:`platform`), never in a catalog.
+
 Migration 0002 inserts a frozen copy of these rows; :func:`seed_catalog` inserts the
 same rows (idempotently) where the schema was built from the models, as in tests.
 """
@@ -16,8 +19,10 @@ ENTITLEMENTS: list[tuple[str, str, str, str, bool]] = [
     ("cards.view", "View cards", "Ver tarjetas", "cards", True),
     ("cards.cancel", "Cancel cards", "Cancelar tarjetas", "cards", True),
     ("cards.request", "Request new cards", "Solicitar tarjetas nuevas", "cards", True),
-    ("transactions.track", "Track requests and transactions",
-     "Seguir solicitudes y transacciones", "tracking", False),
+    ("transactions.track", "Track your own requests and transactions",
+     "Seguir sus propias solicitudes y transacciones", "tracking", False),
+    ("transactions.track_company", "See the company's requests and transactions",
+     "Ver las solicitudes y transacciones de la empresa", "tracking", False),
     ("reports.view", "View reports", "Ver informes", "reports", True),
     ("reports.export", "Export reports", "Exportar informes", "reports", True),
     ("contacts.update", "Update own contact details", "Actualizar sus datos de contacto",
@@ -28,13 +33,13 @@ ENTITLEMENTS: list[tuple[str, str, str, str, bool]] = [
     ("entitlements.request", "Request entitlements", "Solicitar permisos", "entitlements", False),
     ("entitlements.approve", "Review entitlement requests", "Revisar solicitudes de permisos",
      "entitlements", False),
-    ("helpdesk.act", "Act as the help desk", "Actuar como mesa de ayuda", "helpdesk", False),
 ]
 
 # key, name_en, name_es, entitlements
 ROLES: list[tuple[str, str, str, list[str]]] = [
     ("program_administrator", "Program administrator", "Administrador del programa",
-     ["cards.view", "cards.cancel", "cards.request", "transactions.track", "reports.view",
+     ["cards.view", "cards.cancel", "cards.request", "transactions.track",
+      "transactions.track_company", "reports.view",
       "reports.export", "contacts.update", "users.view", "users.manage",
       "entitlements.request", "entitlements.approve"]),
     ("account_manager", "Account manager", "Gestor de cuentas",
@@ -60,7 +65,6 @@ HOME_SECTIONS: list[tuple[str, str, str, str, str, int]] = [
     ("approvals", "entitlements.approve", "Approvals", "Aprobaciones", "/access-requests/review",
      100),
     ("profile", "contacts.update", "My contact details", "Mis datos de contacto", "/profile", 110),
-    ("helpdesk", "helpdesk.act", "Help desk", "Mesa de ayuda", "/helpdesk", 120),
 ]
 
 

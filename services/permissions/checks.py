@@ -6,6 +6,10 @@ cached (see :mod:`cache`). Reasons are stable strings:
 
 ``granted``, ``unknown_subject``, ``subject_inactive``, ``other_company``,
 ``unknown_account``, ``not_granted``, ``account_not_granted``.
+
+An action naming a platform power (``platform.*``, :mod:`services.common.powers`) is
+decided from the user's platform roles alone: it takes no resource and no company.
+A company entitlement is never granted to a user who belongs to no company.
 """
 
 from __future__ import annotations
@@ -18,8 +22,10 @@ from typing import Any
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from services.common.powers import PLATFORM_PREFIX, PLATFORM_ROLES
+
 from .cache import Snapshot
-from .models import CompanyAccount, Grant, User
+from .models import CompanyAccount, Grant, PlatformRole, User
 
 
 @dataclass(frozen=True)
@@ -36,15 +42,21 @@ def load_snapshots(session: Session, user_ids: Iterable[str], now: datetime) -> 
                             .where(User.id.in_(ids))).all()
     if not users:
         return snapshots
-    companies = {u.company_id for u in users}
-    accounts: dict[str, dict[str, str]] = {c: {} for c in companies}
+    companies = {u.company_id for u in users if u.company_id is not None}
+    accounts: dict[str | None, dict[str, str]] = {c: {} for c in companies}
+    accounts[None] = {}
     for row in session.execute(select(CompanyAccount.company_id, CompanyAccount.fingerprint,
                                       CompanyAccount.last5)
                                .where(CompanyAccount.company_id.in_(companies))):
         accounts[row.company_id][row.fingerprint] = row.last5
     for user in users:
         snapshots[user.id] = {"s": user.status, "c": user.company_id,
-                              "a": accounts[user.company_id], "g": {}}
+                              "a": accounts[user.company_id], "g": {}, "p": []}
+    for role in session.execute(select(PlatformRole.user_id, PlatformRole.role)
+                                .where(PlatformRole.user_id.in_(ids))):
+        if role.user_id in snapshots and "p" in snapshots[role.user_id]:
+            powers = snapshots[role.user_id]["p"]
+            powers.extend(p for p in PLATFORM_ROLES.get(role.role, ()) if p not in powers)
     grants = session.execute(
         select(Grant.user_id, Grant.entitlement_key, Grant.accounts, Grant.expires_at)
         .where(Grant.user_id.in_(ids), Grant.revoked_at.is_(None),
@@ -100,6 +112,10 @@ def _decide(snapshot: Snapshot, action: str, resource: dict[str, Any] | None,
         return _UNKNOWN
     if status != "active":
         return _INACTIVE
+    if action.startswith(PLATFORM_PREFIX):
+        return _GRANTED if action in snapshot.get("p", ()) else _NOT_GRANTED
+    if snapshot["c"] is None:
+        return _NOT_GRANTED
     resource = resource or {}
     company_id = resource.get("company_id")
     if company_id is not None and company_id != snapshot["c"]:

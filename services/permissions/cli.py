@@ -48,8 +48,8 @@ def permissions_group() -> None:
 @click.argument("entitlement")
 @click.option("--why", required=True, help="recorded in the audit log")
 def grant(user_id: str, entitlement: str, why: str) -> None:
-    """Grant ENTITLEMENT to USER_ID without a request: the bootstrap of the first help-desk
-    user (``helpdesk.act``). Audited with the actor ``operator``."""
+    """Grant the company entitlement ENTITLEMENT to USER_ID without a request (an operator's
+    repair). Audited with the actor ``operator``. Platform powers are `iamctl platform`."""
     from .grants import grant_entitlement
     from .models import Entitlement, User
 
@@ -68,4 +68,59 @@ def grant(user_id: str, entitlement: str, why: str) -> None:
     click.echo(f"granted {entitlement} to {user_id} (grant {grant_id})")
 
 
-commands = [requests_group, permissions_group]
+@click.group("platform")
+def platform_group() -> None:
+    """Platform roles: helpdesk_agent, helpdesk_supervisor, platform_admin, auditor."""
+
+
+@platform_group.command("grant")
+@click.argument("user_id")
+@click.argument("role")
+@click.option("--why", required=True, help="recorded in the audit log")
+def platform_grant(user_id: str, role: str, why: str) -> None:
+    """Give USER_ID the platform role ROLE as the operator: the bootstrap of the first
+    platform administrator and help desk. Audited with the actor ``operator``."""
+    from .domain import PermissionsError
+    from .platform import operator_grants_platform_role
+
+    _, db, invalidator = _database_and_invalidator()
+    try:
+        with db.transaction() as session:
+            session.info[INVALIDATOR] = invalidator
+            operator_grants_platform_role(session, user_id=user_id, role=role, why=why,
+                                          now=utcnow())
+    except PermissionsError as exc:
+        raise click.ClickException(_refusal(exc)) from None
+    finally:
+        db.dispose()
+    click.echo(f"{user_id} holds the platform role {role}")
+
+
+@platform_group.command("revoke")
+@click.argument("user_id")
+@click.argument("role")
+@click.option("--why", required=True, help="recorded in the audit log")
+def platform_revoke(user_id: str, role: str, why: str) -> None:
+    """Take the platform role ROLE from USER_ID as the operator (audited)."""
+    from .domain import PermissionsError
+    from .platform import revoke_platform_role
+
+    _, db, invalidator = _database_and_invalidator()
+    try:
+        with db.transaction() as session:
+            session.info[INVALIDATOR] = invalidator
+            revoke_platform_role(session, user_id=user_id, role=role, actor=None, why=why,
+                                 now=utcnow())
+    except PermissionsError as exc:
+        raise click.ClickException(_refusal(exc)) from None
+    finally:
+        db.dispose()
+    click.echo(f"{user_id} no longer holds the platform role {role}")
+
+
+def _refusal(exc) -> str:
+    errors = getattr(exc, "errors", None)
+    return f"{exc.detail} {errors}" if errors else exc.detail
+
+
+commands = [requests_group, permissions_group, platform_group]

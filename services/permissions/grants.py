@@ -10,21 +10,33 @@ from typing import Any
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from services.common.auth import token_scopes
+from services.common.powers import (
+    HELPDESK,
+    HELPDESK_SUPERVISOR,
+    PLATFORM_ADMIN,
+    PLATFORM_ROLES,
+    is_client_token,
+)
+
 from .cache import note_changed
 from .domain import Forbidden, Missing, audit, publish
-from .models import Company, Entitlement, Grant, HomeSection, RoleEntitlement, User
+from .models import Company, Entitlement, Grant, HomeSection, PlatformRole, RoleEntitlement, User
 
-HELPDESK = "helpdesk.act"
 ADMIN_SCOPE = "permissions.admin"
 
 
 @dataclass(frozen=True)
 class Actor:
-    """Who calls: the token's ``sub`` and whether permissions' own data (or the
-    ``permissions.admin`` scope of a client token) makes them the help desk."""
+    """Who calls, as permissions' own data says: the token's ``sub`` and the platform
+    powers their platform roles carry (help desk, help-desk supervisor, platform
+    administrator). A client token with the ``permissions.admin`` scope acts as the help
+    desk (agent and supervisor); it is never a platform administrator."""
 
     id: str
     helpdesk: bool = False
+    supervisor: bool = False
+    platform_admin: bool = False
 
 
 def live_grants(session: Session, user_id: str, now: datetime, key: str | None = None) -> list[Grant]:
@@ -36,19 +48,35 @@ def live_grants(session: Session, user_id: str, now: datetime, key: str | None =
     return list(session.scalars(query))
 
 
-def resolve_actor(session: Session, sub: str, scopes: set[str], now: datetime) -> Actor:
-    """The caller as permissions sees them; the token's own ``entitlements`` claim is ignored."""
-    if ADMIN_SCOPE in scopes:
-        return Actor(sub, helpdesk=True)
-    user = session.get(User, sub)
-    helpdesk = bool(user and user.status == "active" and live_grants(session, sub, now, HELPDESK))
-    return Actor(sub, helpdesk=helpdesk)
+def platform_powers(session: Session, user_id: str) -> set[str]:
+    """The platform powers an active user's platform roles carry (none for anyone else)."""
+    user = session.get(User, user_id)
+    if user is None or user.status != "active":
+        return set()
+    roles = session.scalars(select(PlatformRole.role).where(PlatformRole.user_id == user_id))
+    return {power for role in roles for power in PLATFORM_ROLES.get(role, ())}
+
+
+def resolve_actor(session: Session, claims: dict[str, Any]) -> Actor:
+    """The caller as permissions sees them: a person's powers come from the platform roles
+    table, never from the token's ``entitlements`` claim or scopes; only a client token's
+    scopes count, and only for a client."""
+    sub = str(claims.get("sub", ""))
+    if is_client_token(claims):
+        admin = ADMIN_SCOPE in token_scopes(claims)
+        return Actor(sub, helpdesk=admin, supervisor=admin)
+    powers = platform_powers(session, sub)
+    return Actor(sub, helpdesk=HELPDESK in powers, supervisor=HELPDESK_SUPERVISOR in powers,
+                 platform_admin=PLATFORM_ADMIN in powers)
 
 
 def grant_entitlement(session: Session, *, user: User, key: str, actor_id: str, source: str,
                       now: datetime, accounts: list[dict[str, str]] | None = None,
                       expires_at: datetime | None = None, why: str | None = None) -> Grant:
-    """Give ``user`` the entitlement ``key`` (the caller has checked that it may)."""
+    """Give ``user`` the entitlement ``key`` (the caller has checked that it may). A
+    company entitlement needs a company: platform staff hold platform roles instead."""
+    if user.company_id is None:
+        raise Forbidden("A person who belongs to no company holds no company entitlement.")
     grant = Grant(id=str(uuid.uuid4()), user_id=user.id, company_id=user.company_id,
                   entitlement_key=key, accounts=accounts, source=source,
                   expires_at=expires_at, created_at=now)

@@ -106,10 +106,14 @@ class CompanyAccount(Base):
 
 
 class User(Base):
+    """A person identity activated. ``company_id`` is NULL for platform staff (the
+    bootstrap help-desk administrator), who belong to no company."""
+
     __tablename__ = "users"
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    company_id: Mapped[str] = mapped_column(ForeignKey("companies.id"), index=True)
+    company_id: Mapped[str | None] = mapped_column(ForeignKey("companies.id"), index=True,
+                                                   nullable=True)
     email: Mapped[str] = mapped_column(String(320), default="")
     given_name: Mapped[str] = mapped_column(String(120), default="")
     family_name: Mapped[str] = mapped_column(String(120), default="")
@@ -144,6 +148,22 @@ class Grant(Base):
     expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class PlatformRole(Base):
+    """A platform power held by a person (``services.common.powers.PLATFORM_ROLES``):
+    never a company entitlement, granted only by a platform administrator (or the
+    operator's ``iamctl platform grant``), with a reason. A revoked role's row is
+    deleted; the audit log keeps its history. No foreign key to ``users``: the operator
+    may grant before identity's activation event has reached the read model."""
+
+    __tablename__ = "platform_roles"
+
+    user_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    role: Mapped[str] = mapped_column(String(40), primary_key=True)
+    granted_by: Mapped[str] = mapped_column(String(64))
+    why: Mapped[str] = mapped_column(Text)
+    granted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 class AccessRequest(Base):

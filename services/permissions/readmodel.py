@@ -28,6 +28,8 @@ def user_activated(session: Session, data: dict[str, Any], now: datetime) -> Use
     account manager's home page is not empty. Nobody becomes principal here: the
     help desk designates the principal administrator.
     """
+    if data.get("company_id") is None:
+        return _platform_staff_activated(session, data, now)
     company_id = str(data["company_id"])
     company = session.get(Company, company_id)
     if company is None:
@@ -54,6 +56,22 @@ def user_activated(session: Session, data: dict[str, Any], now: datetime) -> Use
     if is_new:
         assign_role(session, user=user, role=NEW_USER_ROLE, actor_id="identity", now=now,
                     why="new user")
+    note_changed(session, user.id)
+    return user
+
+
+def _platform_staff_activated(session: Session, data: dict[str, Any], now: datetime) -> User:
+    """A person of no company (the bootstrap help-desk administrator): no company, no role;
+    their powers are platform roles a platform administrator (or the operator) grants."""
+    user_id = str(data["user_id"])
+    user = session.get(User, user_id)
+    if user is None:
+        user = User(id=user_id, company_id=None)
+        session.add(user)
+    _copy_contact(user, data)
+    user.status = "active"
+    user.updated_at = now
+    session.flush()
     note_changed(session, user.id)
     return user
 

@@ -132,6 +132,9 @@ def test_the_catalog_is_seeded_by_the_migration(world):
     catalog = {e["key"]: e for e in response.json["items"]}
     assert {"cards.view", "cards.cancel", "cards.request", "transactions.track", "reports.view",
             "reports.export", "contacts.update", "users.view", "users.manage",
-            "entitlements.request", "entitlements.approve", "helpdesk.act"} <= set(catalog)
+            "entitlements.request", "entitlements.approve",
+            "transactions.track_company"} <= set(catalog)
+    # Platform powers are never company entitlements.
+    assert not any(key.startswith(("helpdesk", "platform")) for key in catalog)
     assert catalog["cards.cancel"]["account_scopable"] is True
     assert catalog["users.manage"]["description_es"]

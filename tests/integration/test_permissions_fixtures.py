@@ -17,9 +17,9 @@ from services.common.db import upgrade
 from services.common.events import Envelope
 from services.permissions.api.common import CLOCK
 from services.permissions.cache import INVALIDATOR
-from services.permissions.grants import grant_entitlement
 from services.permissions.handlers import registry
-from services.permissions.models import OutboxEvent, User
+from services.permissions.models import OutboxEvent
+from services.permissions.platform import operator_grants_platform_role
 
 T0 = datetime(2030, 1, 15, 9, 0, tzinfo=UTC)
 
@@ -68,7 +68,7 @@ class World:
             registry(session, envelope)
         return envelope
 
-    def activate(self, user_id: str, company_id: str, *, lang: str = "en",
+    def activate(self, user_id: str, company_id: str | None, *, lang: str = "en",
                  accounts: list[tuple[str, str]] = ()) -> None:
         self.deliver("identity.user.activated", {
             "user_id": user_id, "enrollment_id": f"enr-{user_id}", "email": f"{user_id}@example.com",
@@ -78,13 +78,17 @@ class World:
             "accounts": [{"last5": l5, "fingerprint": fp} for l5, fp in accounts],
             "notifications": {"status_changes": True}})
 
-    def make_helpdesk(self, user_id: str = "hd-1") -> str:
-        self.activate(user_id, "portico-helpdesk")
+    def make_staff(self, user_id: str, *roles: str) -> str:
+        """A person of no company holding platform ``roles`` (as ``iamctl platform grant``)."""
+        self.activate(user_id, None)
         with self.session() as session:
-            user = session.get(User, user_id)
-            grant_entitlement(session, user=user, key="helpdesk.act", actor_id="operator",
-                              source="operator", now=self.clock())
+            for role in roles:
+                operator_grants_platform_role(session, user_id=user_id, role=role,
+                                              why="test staff", now=self.clock())
         return user_id
+
+    def make_helpdesk(self, user_id: str = "hd-1", role: str = "helpdesk_supervisor") -> str:
+        return self.make_staff(user_id, role)
 
     def headers(self, sub: str, scope: str = "", **claims: Any) -> dict[str, str]:
         token = self.issuer.issue(sub=sub, aud="permissions", scope=scope, **claims)

@@ -72,7 +72,7 @@ def test_approving_twice_or_deciding_a_decided_request_is_409_and_changes_nothin
 
 def test_a_principal_request_for_themself_needs_a_help_desk_cosignature(company_a):
     w = company_a
-    created = w.request_access("pa", ["helpdesk.act"]).json
+    created = w.request_access("pa", ["reports.export"]).json
     assert created["needs_cosign"] is True
     assert w.events("permissions.request.created")[-1]["data"]["needs_cosign"] is True
     early = w.decide(created["id"], "approve", "pa")
@@ -87,7 +87,9 @@ def test_a_principal_request_for_themself_needs_a_help_desk_cosignature(company_
     assert w.decide(created["id"], "approve", "hd-1").status_code == 403  # help desk alone
     approved = w.decide(created["id"], "approve", "pa")
     assert approved.status_code == 200 and approved.json["status"] == "approved"
-    assert w.check("pa", "helpdesk.act")["allowed"] is True
+    grants = w.client.get("/v1/users/pa/entitlements", headers=w.headers("pa")).json["grants"]
+    assert {"entitlement": "reports.export", "source": f"request:{created['id']}"} in [
+        {"entitlement": g["entitlement"], "source": g["source"]} for g in grants]
 
 
 def test_a_request_for_another_user_needs_an_administrator_of_their_company(company_a):

@@ -8,13 +8,14 @@ from flask import Response
 
 from services.common.auth import require_auth
 
-from .. import admins
+from .. import admins, platform
 from .. import grants as grant_cases
 from . import schemas
 from .common import Blueprint, actor, now, unit_of_work
 
 blp = Blueprint("admin", __name__, url_prefix="/admin/v1",
-                description="Help desk: principals, administrators, programs, revocations.")
+                description="Help desk: principals, administrators, programs, revocations; "
+                            "platform roles.")
 
 
 @blp.get("/companies/<company_id>")
@@ -78,4 +79,40 @@ def revoke(body: dict[str, Any], grant_id: str) -> Response:
     with unit_of_work() as session:
         grant_cases.revoke_grant(session, grant_id=grant_id, actor=actor(session),
                                  why=body["why"], now=now())
+    return Response(status=204)
+
+
+@blp.get("/platform-roles")
+@require_auth()
+@blp.arguments(schemas.PlatformRoleQuery, location="query")
+@blp.response(200, schemas.PlatformRoleList)
+def platform_roles(query: dict[str, Any]) -> dict[str, Any]:
+    """Who holds which platform role (platform administrators and the help desk)."""
+    with unit_of_work() as session:
+        return {"items": platform.list_platform_roles(session, actor=actor(session),
+                                                      user_id=query.get("user_id"))}
+
+
+@blp.put("/platform-roles/<user_id>/<role>")
+@require_auth()
+@blp.arguments(schemas.Reason)
+@blp.response(200, schemas.PlatformRoleOut)
+def grant_platform_role(body: dict[str, Any], user_id: str, role: str) -> dict[str, Any]:
+    """Grant a platform role (help-desk agent or supervisor, platform administrator, auditor):
+    platform administrators only, never to themselves, with a reason."""
+    with unit_of_work() as session:
+        return platform.grant_platform_role(session, user_id=user_id, role=role,
+                                            actor=actor(session), why=body["why"], now=now())
+
+
+@blp.delete("/platform-roles/<user_id>/<role>")
+@require_auth()
+@blp.arguments(schemas.Reason)
+@blp.response(204)
+def revoke_platform_role(body: dict[str, Any], user_id: str, role: str) -> Response:
+    """Revoke a platform role (platform administrators only, with a reason); refused at every
+    service on the holder's next request."""
+    with unit_of_work() as session:
+        platform.revoke_platform_role(session, user_id=user_id, role=role,
+                                      actor=actor(session), why=body["why"], now=now())
     return Response(status=204)

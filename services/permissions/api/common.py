@@ -53,8 +53,7 @@ def scopes() -> set[str]:
 
 
 def actor(session: Session) -> Actor:
-    claims = current_claims()
-    return resolve_actor(session, str(claims.get("sub", "")), token_scopes(claims), now())
+    return resolve_actor(session, current_claims())
 
 
 @contextlib.contextmanager

@@ -158,3 +158,23 @@ class CompanyOut(Schema):
     principal_user_id = fields.Str(allow_none=True)
     secondary_administrators = fields.List(fields.Str())
     allowed_entitlements = fields.List(fields.Str(), allow_none=True)
+
+
+class Reason(Schema):
+    why = fields.Str(required=True, validate=WHY)
+
+
+class PlatformRoleQuery(Schema):
+    user_id = fields.Str(validate=ID)
+
+
+class PlatformRoleOut(Schema):
+    user_id = fields.Str()
+    role = fields.Str()
+    granted_by = fields.Str()
+    why = fields.Str()
+    granted_at = UTCDateTime()
+
+
+class PlatformRoleList(Schema):
+    items = fields.List(fields.Nested(PlatformRoleOut))
