@@ -106,3 +106,12 @@ def token_issuer(requests_mock):
     issuer = TokenIssuer()
     requests_mock.get(DEFAULT_JWKS_URL, json=lambda request, context: issuer.jwks())
     return issuer
+
+
+@pytest.fixture
+def permissions_answers(requests_mock):
+    """Permissions at the HTTP boundary for services that ask it about powers; give the
+    app ``**PermissionsAnswers.SETTINGS``."""
+    from tests.support import PermissionsAnswers
+
+    return PermissionsAnswers(requests_mock)

@@ -182,3 +182,57 @@ def iamctl_worker(service: str, env: dict[str, str],
             if worker.poll() is None:
                 worker.kill()
                 worker.wait()
+
+
+class PermissionsAnswers:
+    """Stands in for the permissions service at the HTTP boundary (requests-mock) for a
+    service that asks it about platform powers (``services.common.powers``): identity's
+    token endpoint hands out a service token and ``POST /v1/check/batch`` answers from
+    what the test granted. ``asked`` records every check, so a test can tell that the
+    owner's own look-up asked nothing."""
+
+    PERMISSIONS_URL = "http://127.0.0.1:8002"
+    TOKEN_URL = "http://127.0.0.1:8001/token"
+    SETTINGS = {"service_client_id": "svc-client", "service_client_secret": "svc-secret"}
+
+    def __init__(self, requests_mock: Any) -> None:
+        self.held: set[tuple[str, str, str | None]] = set()
+        self.asked: list[dict[str, Any]] = []
+        self.down = False
+        requests_mock.post(self.TOKEN_URL, json={"access_token": "svc-token",
+                                                 "token_type": "Bearer", "expires_in": 300})
+        requests_mock.post(self.PERMISSIONS_URL + "/v1/check/batch", json=self._answer)
+
+    def grant(self, subject: str, action: str, company_id: str | None = None) -> None:
+        self.held.add((subject, action, company_id))
+
+    def revoke(self, subject: str, action: str, company_id: str | None = None) -> None:
+        self.held.discard((subject, action, company_id))
+
+    def _answer(self, request: Any, context: Any) -> dict[str, Any]:
+        if self.down:
+            context.status_code = 503
+            return {"type": "unavailable"}
+        # A service's client_credentials token, or one identity signed for itself.
+        assert request.headers["Authorization"].startswith("Bearer ")
+        results = []
+        for check in request.json()["checks"]:
+            self.asked.append(check)
+            company = (check.get("resource") or {}).get("company_id")
+            allowed = ((check["subject"], check["action"], None) in self.held
+                       or (company is not None
+                           and (check["subject"], check["action"], company) in self.held))
+            results.append({"allowed": allowed, "reason": "granted" if allowed else "not_granted"})
+        return {"results": results}
+
+
+def give_signing_keys(app: Any) -> None:
+    """Signing keys for an identity test app (as ``iamctl bootstrap`` makes them): identity
+    signs its own tokens, including the one it asks permissions with."""
+    from cryptography.fernet import Fernet
+
+    from services.identity.oidc import keys
+
+    ctx = app.extensions["portico"]
+    with ctx.db.transaction() as session:
+        keys.ensure_keys(session, Fernet(ctx.settings.key_encryption_key))

@@ -161,3 +161,14 @@ class CommonSettings:
     jwks_url: str = setting("JWKS_URL", lambda env: env.get("OIDC_ISSUER", "http://127.0.0.1:8001").rstrip("/") + "/jwks", help="JWKS of the identity service (default: issuer + /jwks)")
     max_content_length: int = setting("MAX_CONTENT_LENGTH", 1_048_576, parse_positive_int, help="largest request body in bytes")
     trusted_proxy_hops: int = setting("TRUSTED_PROXY_HOPS", 0, parse_non_negative_int, help="reverse proxies in front of the service that append X-Forwarded-For/-Proto (1 behind the Kubernetes ingress); their entries give the client's address for rate limits and audit. 0: the headers are ignored")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class AsksPermissionsSettings:
+    """Settings of a service that asks permissions for platform powers and company-wide
+    visibility (``services.common.powers``): mixed into its settings class."""
+
+    permissions_url: str = setting("PERMISSIONS_URL", "http://127.0.0.1:8002", help="base URL of the permissions service (platform powers and company-wide visibility are asked of it)")
+    token_url: str = setting("TOKEN_URL", lambda env: env.get("OIDC_ISSUER", "http://127.0.0.1:8001").rstrip("/") + "/token", help="identity's token endpoint for this service's client_credentials token (default: issuer + /token)")
+    service_client_id: str = setting("SERVICE_CLIENT_ID", "", help="this service's OAuth client at identity (client_credentials, scope permissions.check, audience permissions); unset: every platform power and company-wide view is refused")
+    service_client_secret: str = setting("SERVICE_CLIENT_SECRET", "", help="that client's secret")

@@ -14,13 +14,17 @@ tells a guard to look at its scopes instead of asking permissions.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import requests
+from flask import Flask, current_app
 
-from .http import ServiceClient
+from .auth import authenticate, token_scopes
+from .errors import Problem
+from .http import ClientCredentials, ServiceClient
 
 log = logging.getLogger("portico.powers")
 
@@ -111,3 +115,65 @@ class MintedToken:
 
     def invalidate(self) -> None:
         return None
+
+
+# -- Flask glue ------------------------------------------------------------------------
+
+EXTENSION = "portico.powers"
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def checks_from_settings(settings: Any) -> PermissionsChecks:
+    """A :class:`PermissionsChecks` from ``services.common.config.AsksPermissionsSettings``."""
+    credentials = None
+    if settings.service_client_id:
+        credentials = ClientCredentials(settings.token_url, settings.service_client_id,
+                                        settings.service_client_secret, "permissions",
+                                        "permissions.check")
+    else:
+        log.warning("SERVICE_CLIENT_ID is not set: platform powers and company-wide "
+                    "views will be refused")
+    return PermissionsChecks(settings.permissions_url, credentials)
+
+
+def init_powers(app: Flask, checks: PermissionsChecks) -> None:
+    app.extensions[EXTENSION] = checks
+
+
+def ask(subject: str, checks: Sequence[Check]) -> list[bool]:
+    """:meth:`PermissionsChecks.allowed` for the app of the request; 503 when permissions
+    cannot answer (a power is never assumed)."""
+    try:
+        return current_app.extensions[EXTENSION].allowed(subject, checks)
+    except PowersUnavailable:
+        raise Problem(503, "permissions-unavailable",
+                      "Who may do this could not be asked of the permissions service; "
+                      "try again shortly.", headers={"Retry-After": "5"}) from None
+
+
+def holds_power(claims: dict[str, Any], *, power: str, scope: str) -> bool:
+    """A client token holds ``power`` through ``scope``; a person through permissions."""
+    if is_client_token(claims):
+        return scope in token_scopes(claims)
+    sub = claims.get("sub")
+    return bool(sub) and ask(str(sub), [(power, None)])[0]
+
+
+def require_power(power: str, *, scope: str) -> Callable[[F], F]:
+    """A view for people holding the platform ``power`` (asked of permissions) or client
+    tokens holding ``scope``; anyone else gets 403."""
+
+    def decorate(view: F) -> F:
+        @functools.wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            if not holds_power(authenticate(), power=power, scope=scope):
+                raise Problem(403, "insufficient-scope",
+                              f"This needs the platform power {power} (a person) or the "
+                              f"scope {scope} (a client).",
+                              headers={"WWW-Authenticate": f'Bearer realm="portico", '
+                                       f'error="insufficient_scope", scope="{scope}"'})
+            return view(*args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate

@@ -25,6 +25,7 @@ from services.common.errors import (
     problem_response,
     unavailable_problem,
 )
+from services.common.powers import MintedToken, PermissionsChecks, init_powers
 
 from . import sessions
 from .api.clients import bp as clients_api
@@ -57,6 +58,11 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
         log.warning("CLIENT_SECRET_PEPPER is the development default: set it in production")
     init_oidc(app)
     init_auth(app, settings.admin_audience)
+    # Identity signs its own service token for permissions (it is the issuer).
+    provider = app.extensions["portico.oidc"]
+    init_powers(app, PermissionsChecks(settings.permissions_url,
+                                       MintedToken(provider.provider.entitlements.service_token),
+                                       timeout=settings.entitlements_timeout))
     app.register_blueprint(oauth_views)
     init_fast_documents(app)
     app.register_blueprint(login_views)

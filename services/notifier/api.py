@@ -1,13 +1,13 @@
 """The notifier's admin API (``/v1/messages``, ``/v1/stats``), documented at ``/openapi.json``.
 
 Every view needs a bearer token for audience ``notifier`` holding the scope
-``notifier.admin`` or the entitlement ``helpdesk.act`` (the ``entitlements`` claim).
+``notifier.admin`` (a client) or the help-desk platform power (a person, asked of
+permissions: :mod:`services.common.powers`).
 Errors, including flask-smorest's argument validation, are the kernel's problem+json.
 """
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from typing import Any, NoReturn, TypeVar, cast
 
@@ -18,8 +18,9 @@ from marshmallow import ValidationError
 from webargs.flaskparser import FlaskParser
 
 from services.common.app import context
-from services.common.auth import authenticate, token_scopes
-from services.common.errors import Conflict, NotFound, Problem
+from services.common.auth import authenticate
+from services.common.errors import Conflict, NotFound
+from services.common.powers import HELPDESK, require_power
 
 from . import service
 from .models import IllegalTransition
@@ -33,7 +34,6 @@ from .schemas import (
 )
 
 ADMIN_SCOPE = "notifier.admin"
-HELPDESK_ENTITLEMENT = "helpdesk.act"
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -64,20 +64,9 @@ class KernelErrorsApi(Api):
 
 
 def require_admin(view: F) -> F:
-    @functools.wraps(view)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        claims = authenticate()
-        entitlements = claims.get("entitlements") or []
-        if ADMIN_SCOPE in token_scopes(claims) or (
-                isinstance(entitlements, list) and HELPDESK_ENTITLEMENT in entitlements):
-            return view(*args, **kwargs)
-        raise Problem(403, "insufficient-scope",
-                      f"The token needs the scope {ADMIN_SCOPE} or the entitlement "
-                      f"{HELPDESK_ENTITLEMENT}.",
-                      headers={"WWW-Authenticate": f'Bearer realm="portico", '
-                                                   f'error="insufficient_scope", scope="{ADMIN_SCOPE}"'})
-
-    return cast(F, wrapper)
+    """A client token with ``notifier.admin``, or a person who holds the help-desk platform
+    power (asked of permissions on each request, never read from the token)."""
+    return cast(F, require_power(HELPDESK, scope=ADMIN_SCOPE)(view))
 
 
 blp = ApiBlueprint("messages", __name__, url_prefix="/v1",

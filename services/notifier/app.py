@@ -11,6 +11,7 @@ from flask import Flask, Response, jsonify
 from services.common.app import context, create_service_app
 from services.common.auth import init_auth
 from services.common.config import load_or_exit
+from services.common.powers import checks_from_settings, init_powers
 
 from . import handlers
 from .api import init_api
@@ -61,6 +62,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     app = create_service_app("notifier", settings)
     handlers.configure(settings)
     init_auth(app, "notifier")
+    init_powers(app, checks_from_settings(settings))
     init_api(app)
     _install_readiness(app, SmtpHealth(settings))
     return app

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from services.common.config import (
+    AsksPermissionsSettings,
     CommonSettings,
     parse_positive_int,
     service_database_default,
@@ -29,7 +30,7 @@ def parse_positive_float(raw: str) -> float:
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class NotifierSettings(CommonSettings):
+class NotifierSettings(CommonSettings, AsksPermissionsSettings):
     database_url: str = setting("DATABASE_URL", service_database_default("notifier"),
                                 help="SQLAlchemy URL of the notifier database")
     smtp_host: str = setting("SMTP_HOST", "127.0.0.1", help="SMTP server the notifier sends through")

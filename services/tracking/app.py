@@ -10,6 +10,7 @@ from services.common.app import create_service_app, request_id
 from services.common.auth import init_auth
 from services.common.config import load_or_exit
 from services.common.errors import Conflict, NotFound, Problem, problem_response
+from services.common.powers import checks_from_settings, init_powers
 
 from .api import ProblemApi
 from .domain import IdempotencyKeyReused, IllegalTransition, TransactionExists, TransactionNotFound
@@ -20,6 +21,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     settings = load_or_exit(TrackingSettings, **(overrides or {}))
     app = create_service_app("tracking", settings)
     init_auth(app, "tracking")
+    init_powers(app, checks_from_settings(settings))
     _install_api(app)
     _install_domain_errors(app)
     return app

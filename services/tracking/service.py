@@ -1,16 +1,19 @@
 """Use cases of the tracking service's API (no Flask here).
 
-Who may see a transaction (:func:`may_see`): its owner, an administrator of its
-company holding ``transactions.track``, and the help desk (``helpdesk.act``).
-Anyone else is told it does not exist.
+Who may see a transaction (:func:`may_see`): its owner; an administrator of its company
+(the company entitlement ``transactions.track_company``, held only by administrator
+roles); and the help desk (the platform power ``platform.helpdesk``). Both powers are
+asked of permissions (:class:`Powers`) from its current data, never read from the
+token's claims, and only when the viewer is not the owner. Anyone else is told the
+transaction does not exist.
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 from sqlalchemy import bindparam, select
 from sqlalchemy.engine import Connection
@@ -24,34 +27,32 @@ from .domain import Status, TransactionExists, TransactionNotFound, check_move
 from .history import add_history, move, publish_change
 from .models import StatusChange, Transaction
 
-TRACK_ENTITLEMENT = "transactions.track"
-HELPDESK_ENTITLEMENT = "helpdesk.act"
+
+class Powers(Protocol):
+    """What permissions says of the viewer (asked per request, never cached here)."""
+
+    def sees_company_or_all(self, company_id: str | None) -> bool:
+        """Help desk, or an administrator of ``company_id`` with company-wide tracking."""
+
+    def sees_company(self, company_id: str) -> bool:
+        """An administrator of ``company_id`` with company-wide tracking."""
 
 
 @dataclass(frozen=True)
 class Viewer:
-    """The caller as the access rules see it (from the access token's claims)."""
+    """The caller: the token's ``sub``, the company the token names (only a hint of what
+    to ask; permissions decides) and how to ask permissions about them."""
 
     user_id: str | None
     company_id: str | None = None
-    entitlements: frozenset[str] = field(default_factory=frozenset)
-
-    @property
-    def is_helpdesk(self) -> bool:
-        return HELPDESK_ENTITLEMENT in self.entitlements
-
-    @property
-    def is_company_admin(self) -> bool:
-        return bool(self.company_id) and TRACK_ENTITLEMENT in self.entitlements
+    powers: Powers | None = None
 
 
 def may_see(viewer: Viewer, tx: Any) -> bool:
     """``tx``: anything with ``owner_user_id`` and ``company_id`` (a model or a row)."""
-    if viewer.is_helpdesk:
-        return True
     if viewer.user_id and tx.owner_user_id == viewer.user_id:
         return True
-    return viewer.is_company_admin and tx.company_id == viewer.company_id
+    return viewer.powers is not None and viewer.powers.sees_company_or_all(tx.company_id)
 
 
 @contextlib.contextmanager

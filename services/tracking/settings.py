@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 
-from services.common.config import CommonSettings, service_database_default, setting
+from services.common.config import (
+    AsksPermissionsSettings,
+    CommonSettings,
+    service_database_default,
+    setting,
+)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class TrackingSettings(CommonSettings):
+class TrackingSettings(CommonSettings, AsksPermissionsSettings):
     database_url: str = setting("DATABASE_URL", service_database_default("tracking"),
                                 help="SQLAlchemy URL of the tracking database")

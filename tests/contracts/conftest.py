@@ -83,8 +83,9 @@ def identity_target(make_app, token_issuer) -> Target:
                 scope="tracking.read", allowed_audiences=["tracking"]),
             client_id="contract-machine")
     assert secret is not None
-    token = token_issuer.issue(sub=user_id, aud="identity",
-                               scope="openid profile iam.admin iam.helpdesk")
+    token = token_issuer.issue(sub="contract-admin", client_id="contract-admin", aud="identity",
+                               scope="iam.admin iam.helpdesk")
+    person = token_issuer.issue(sub=user_id, aud="identity", scope="openid profile")
     with app.app_context():
         provider = app.extensions["portico"]
         own = mint_access_token(
@@ -93,7 +94,11 @@ def identity_target(make_app, token_issuer) -> Target:
             aud="identity", scope="openid profile email phone", ttl=600).value
     return Target(app, token, basic=("contract-machine", secret),
                   seeds={"client_id": "contract-machine", "user_id": user_id},
-                  bearer_for={"GET /userinfo": own, "POST /userinfo": own})
+                  bearer_for={"GET /userinfo": own, "POST /userinfo": own,
+                              **{f"{verb} {path}": person for verb, path in (
+                                  ("GET", "/v1/me"), ("PATCH", "/v1/me"),
+                                  ("POST", "/v1/me/password"),
+                                  ("POST", "/v1/me/email-verifications"))}})
 
 
 @pytest.fixture
@@ -106,15 +111,14 @@ def identity_schema(identity_target: Target) -> Any:
 
 @pytest.fixture
 def permissions_target(make_app, database_url, token_issuer) -> Target:
-    from services.permissions.grants import grant_entitlement
     from services.permissions.handlers import registry
-    from services.permissions.models import User
+    from services.permissions.platform import operator_grants_platform_role
 
     url = database_url("permissions")
     upgrade("permissions", url)  # the migrations seed the entitlement catalog
     app = make_app("permissions", database_url=url)
     db = app.extensions["portico"].db
-    for user_id, company_id in (("hd-1", "portico-helpdesk"), ("u-1", "c-1")):
+    for user_id, company_id in (("hd-1", None), ("u-1", "c-1")):
         data = {"user_id": user_id, "enrollment_id": f"enr-{user_id}",
                 "email": f"{user_id}@example.com", "given_name": "Test", "family_name": "User",
                 "phone": "+15550100", "job_title": "Manager", "preferred_language": "en",
@@ -124,8 +128,9 @@ def permissions_target(make_app, database_url, token_issuer) -> Target:
             registry(session, Envelope.new("identity.user.activated", "identity", data,
                                            subject=user_id))
     with db.transaction() as session:
-        grant_entitlement(session, user=session.get(User, "hd-1"), key="helpdesk.act",
-                          actor_id="operator", source="operator", now=utcnow())
+        for role in ("helpdesk_supervisor", "platform_admin"):
+            operator_grants_platform_role(session, user_id="hd-1", role=role, why="contract",
+                                          now=utcnow())
     token = token_issuer.issue(sub="hd-1", aud="permissions",
                                scope="permissions.check permissions.read permissions.admin")
     return Target(app, token, seeds={"user_id": "u-1", "company_id": "c-1"})
@@ -143,14 +148,16 @@ def permissions_schema(permissions_target: Target) -> Any:
 def tracking_target(make_app, token_issuer) -> Target:
     app = make_app("tracking")
     token = token_issuer.issue(sub="cards-app", client_id="cards-app", aud="tracking",
-                               scope="tracking.write tracking.read",
-                               company_id="portico", entitlements=["helpdesk.act"])
+                               scope="tracking.write tracking.read")
+    owner = token_issuer.issue(sub="u-1", aud="tracking", scope="openid tracking.read",
+                               company_id="c-1")
     created = app.test_client().post(
         "/v1/transactions", headers={"Authorization": f"Bearer {token}"},
         json={"type": "card_cancellation", "owner_user_id": "u-1", "company_id": "c-1",
               "title_en": "Card cancellation", "title_es": "Cancelación de tarjeta"})
     assert created.status_code == 201, created.get_data(as_text=True)
-    return Target(app, token, seeds={"tracking_number": created.get_json()["tracking_number"]})
+    return Target(app, token, seeds={"tracking_number": created.get_json()["tracking_number"]},
+                  bearer_for={"GET /v1/transactions/{tracking_number}": owner})
 
 
 @pytest.fixture
@@ -164,7 +171,8 @@ def tracking_schema(tracking_target: Target) -> Any:
 @pytest.fixture
 def notifier_target(make_app, token_issuer) -> Target:
     app = make_app("notifier")
-    token = token_issuer.issue(sub="hd-1", aud="notifier", scope="notifier.admin")
+    token = token_issuer.issue(sub="ops-client", client_id="ops-client", aud="notifier",
+                               scope="notifier.admin")
     return Target(app, token)
 
 

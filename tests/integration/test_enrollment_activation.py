@@ -20,11 +20,13 @@ from tests.integration.test_enrollment_support import (  # noqa: F401
     problem,
     verification_token,
 )
+from tests.support import give_signing_keys
 
 
 @pytest.fixture
 def helpdesk(token_issuer):
-    token = token_issuer.issue(sub="agent-7", aud="identity", scope="iam.helpdesk")
+    token = token_issuer.issue(sub="agent-7", client_id="agent-7", aud="identity",
+                               scope="iam.helpdesk")
     return {"Authorization": f"Bearer {token}"}
 
 
@@ -234,7 +236,8 @@ def test_activation_ticket_expires(app, client, clock):
     assert problem(response)["type"].endswith("activation-expired")
 
 
-def test_admin_endpoints_need_the_helpdesk_scope(app, client, token_issuer):
+def test_admin_endpoints_need_the_helpdesk_scope(app, client, token_issuer, permissions_answers):
+    give_signing_keys(app)
     created = enroll(client)
     token = token_issuer.issue(sub="u", aud="identity", scope="openid")
     response = client.get(f"/admin/v1/enrollments/{created['enrollment_id']}",

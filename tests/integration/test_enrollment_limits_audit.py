@@ -60,8 +60,8 @@ def test_help_desk_reads_the_audit_trail_of_an_enrollment(app, client, token_iss
     verified = enroll_and_verify(app, client)
     client.post("/v1/activation", json={"access_code": access_code(app), "pin": "0000",
                                         "verification_word": "nope"})
-    headers = {"Authorization": "Bearer " + token_issuer.issue(aud="identity",
-                                                               scope="iam.helpdesk")}
+    headers = {"Authorization": "Bearer " + token_issuer.issue(
+        sub="hd-tool", client_id="hd-tool", aud="identity", scope="iam.helpdesk")}
     response = client.get(f"/admin/v1/audit?subject_id={verified['enrollment_id']}",
                           headers=headers)
     assert response.status_code == 200
@@ -99,8 +99,8 @@ def test_audit_rows_cannot_be_changed_or_deleted(app, client):
 def test_duplicate_attempt_is_audited_against_the_existing_enrollment(app, client, token_issuer):
     first = enroll(client)
     enroll(client)
-    headers = {"Authorization": "Bearer " + token_issuer.issue(aud="identity",
-                                                               scope="iam.helpdesk")}
+    headers = {"Authorization": "Bearer " + token_issuer.issue(
+        sub="hd-tool", client_id="hd-tool", aud="identity", scope="iam.helpdesk")}
     items = client.get(f"/admin/v1/audit?subject_id={first['enrollment_id']}",
                        headers=headers).get_json()["items"]
     assert items[0]["action"] == "enrollment.duplicate_suppressed"

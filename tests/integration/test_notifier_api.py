@@ -28,8 +28,10 @@ def client(notifier):
 
 
 @pytest.fixture
-def admin(token_issuer):
-    token = token_issuer.issue(sub="hd-7", aud="notifier", scope="notifier.admin")
+def admin(token_issuer, permissions_answers):
+    """hd-7 of the help desk (permissions says so), signed in through an app."""
+    permissions_answers.grant("hd-7", "platform.helpdesk")
+    token = token_issuer.issue(sub="hd-7", aud="notifier", scope="openid")
     return {"Authorization": f"Bearer {token}"}
 
 
@@ -53,9 +55,24 @@ def test_no_token_is_401_and_a_token_without_the_scope_is_403(client, token_issu
                       ).status_code == 401
 
 
-def test_the_helpdesk_entitlement_grants_access_too(client, token_issuer):
-    token = token_issuer.issue(aud="notifier", entitlements=["helpdesk.act"])
+def test_an_admin_client_token_has_access(client, token_issuer):
+    token = token_issuer.issue(sub="ops", client_id="ops", aud="notifier", scope="notifier.admin")
     assert client.get("/v1/stats", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+
+
+def test_a_claimed_help_desk_power_is_not_taken_from_the_token(client, token_issuer,
+                                                               permissions_answers):
+    """Issue 24: the services trusted the token's entitlements claim (and a person's
+    scopes); now permissions' current answer decides, so a revoked power is refused on
+    the next request."""
+    claimed = token_issuer.issue(sub="u-9", aud="notifier", scope="notifier.admin",
+                                 entitlements=["helpdesk.act"])
+    headers = {"Authorization": f"Bearer {claimed}"}
+    assert client.get("/v1/stats", headers=headers).status_code == 403
+    permissions_answers.grant("u-9", "platform.helpdesk")
+    assert client.get("/v1/stats", headers=headers).status_code == 200
+    permissions_answers.revoke("u-9", "platform.helpdesk")
+    assert client.get("/v1/stats", headers=headers).status_code == 403
 
 
 def test_list_filters_by_status_and_pages_with_a_cursor(notifier, client, admin):

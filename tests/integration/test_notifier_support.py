@@ -162,9 +162,10 @@ class Notifier:
 
 
 @pytest.fixture
-def notifier(make_app, redis_client, namespace, smtp_sink):
+def notifier(make_app, redis_client, namespace, smtp_sink, permissions_answers):
     app = make_app("notifier", smtp_port=smtp_sink.port, backoff_base=0.01, backoff_max=0.05,
-                   max_attempts=3, smtp_timeout=3.0, helpdesk_phone="800 555 0199")
+                   max_attempts=3, smtp_timeout=3.0, helpdesk_phone="800 555 0199",
+                   **permissions_answers.SETTINGS)
     return Notifier(app, redis_client, namespace, smtp_sink)
 
 

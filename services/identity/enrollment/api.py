@@ -8,10 +8,11 @@ from typing import Any
 from flask import Blueprint, jsonify, request
 from marshmallow import ValidationError
 
+from services.common import powers
 from services.common.app import context
-from services.common.auth import require_auth
 from services.common.errors import Problem
 from services.common.fields import whole_number
+from services.common.powers import require_power
 
 from . import activation, audit, service
 from .i18n import _
@@ -134,7 +135,7 @@ def security_questions():
 
 
 @bp.get("/admin/v1/enrollments/<enrollment_id>")
-@require_auth(HELPDESK)
+@require_power(powers.HELPDESK, scope=HELPDESK)
 def read_enrollment(enrollment_id: str):
     with context().db.read() as session:
         return _json(EnrollmentViewSchema().dump(service.get_enrollment(session, enrollment_id)))
@@ -148,19 +149,19 @@ def _admin_action(use_case, enrollment_id: str):
 
 
 @bp.post("/admin/v1/enrollments/<enrollment_id>/access-code")
-@require_auth(HELPDESK)
+@require_power(powers.HELPDESK, scope=HELPDESK)
 def reissue_access_code(enrollment_id: str):
     return _admin_action(service.reissue_access_code, enrollment_id)
 
 
 @bp.post("/admin/v1/enrollments/<enrollment_id>/unlock")
-@require_auth(HELPDESK)
+@require_power(powers.HELPDESK, scope=HELPDESK)
 def unlock(enrollment_id: str):
     return _admin_action(service.unlock_enrollment, enrollment_id)
 
 
 @bp.post("/admin/v1/enrollments/<enrollment_id>/approve")
-@require_auth(HELPDESK)
+@require_power(powers.HELPDESK, scope=HELPDESK)
 def approve(enrollment_id: str):
     return _admin_action(service.approve_review, enrollment_id)
 
@@ -188,7 +189,7 @@ def _int(name: str, default: int | None) -> int | None:
 
 
 @bp.get("/admin/v1/audit")
-@require_auth(HELPDESK)
+@require_power(powers.HELPDESK, scope=HELPDESK)
 def audit_log():
     """Newest first; ``before_id`` pages on."""
     q = audit.AuditQuery(

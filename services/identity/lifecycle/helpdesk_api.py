@@ -1,20 +1,20 @@
 """The help desk's JSON API on users (``/admin/v1/users``).
 
-Authorization: a bearer token for identity's audience with the scope ``iam.helpdesk``
-(the help-desk scope enrollment's admin API uses too) **or** a user token whose
-``entitlements`` claim holds ``helpdesk.act``.
+Authorization: a client token for identity's audience with the scope ``iam.helpdesk``
+(the help-desk scope enrollment's admin API uses too) **or** a person's token when
+permissions says that person holds the help-desk platform power.
 """
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 from flask import Blueprint, request
 
+from services.common import powers
 from services.common.app import context, request_id
-from services.common.auth import authenticate, token_scopes
-from services.common.errors import Problem
+from services.common.auth import authenticate
+from services.common.powers import require_power
 from services.identity.enrollment.api import HELPDESK
 from services.identity.enrollment.config import config_from as enrollment_config
 from services.identity.enrollment.schemas import EnrollmentViewSchema
@@ -26,24 +26,11 @@ from .web import body, cfg, client_ip, json_response, load
 
 bp = Blueprint("lifecycle_helpdesk", __name__)
 
-ENTITLEMENT = "helpdesk.act"
-
 
 def require_helpdesk(view):
-    @functools.wraps(view)
-    def wrapper(*args: Any, **kwargs: Any):
-        claims = authenticate()
-        entitlements = claims.get("entitlements")
-        if HELPDESK not in token_scopes(claims) and not (
-                isinstance(entitlements, list) and ENTITLEMENT in entitlements):
-            raise Problem(403, "insufficient-scope",
-                          f"The token needs the scope {HELPDESK} or the entitlement "
-                          f"{ENTITLEMENT}.",
-                          headers={"WWW-Authenticate": f'Bearer realm="portico", '
-                                   f'error="insufficient_scope", scope="{HELPDESK}"'})
-        return view(*args, **kwargs)
-
-    return wrapper
+    """A client token with ``iam.helpdesk``, or a person holding the help-desk platform
+    power (asked of permissions on each request, never read from the token)."""
+    return require_power(powers.HELPDESK, scope=HELPDESK)(view)
 
 
 def agent() -> Actor:

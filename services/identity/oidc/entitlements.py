@@ -38,7 +38,8 @@ class EntitlementsSource:
                                 "Entitlement look-ups that failed (claim omitted)",
                                 ["reason"], registry=registry)
 
-    def _service_token(self) -> str:
+    def service_token(self) -> str:
+        """A short-lived token for permissions, signed here (identity is the issuer)."""
         settings = self.provider.settings
         return mint_access_token(self.provider.keyring, issuer=settings.issuer, sub="identity",
                                  client_id="identity", aud="permissions",
@@ -57,7 +58,7 @@ class EntitlementsSource:
         try:
             response = self.permissions.request(
                 "GET", f"/v1/users/{user_id}/entitlements",
-                headers={"Authorization": f"Bearer {self._service_token()}",
+                headers={"Authorization": f"Bearer {self.service_token()}",
                          "Accept": "application/json"})
             response.raise_for_status()
             body = response.json()

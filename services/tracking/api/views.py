@@ -9,7 +9,7 @@ from typing import Any
 from flask import Response, current_app, json, request, url_for
 from flask.typing import ResponseReturnValue
 
-from services.common import tracking_numbers
+from services.common import powers, tracking_numbers
 from services.common.app import context, request_id
 from services.common.auth import current_claims, require_auth
 from services.common.errors import Problem
@@ -52,15 +52,30 @@ def _tracking_number(raw: str) -> str:
     return tracking_numbers.normalize(raw)
 
 
+class _AskedOfPermissions:
+    """:class:`service.Powers` of a person, asked of permissions (a client token has none)."""
+
+    def __init__(self, subject: str) -> None:
+        self.subject = subject
+
+    def sees_company_or_all(self, company_id: str | None) -> bool:
+        checks: list[powers.Check] = [(powers.HELPDESK, None)]
+        if company_id:
+            checks.append((powers.COMPANY_TRANSACTIONS, {"company_id": company_id}))
+        return any(powers.ask(self.subject, checks))
+
+    def sees_company(self, company_id: str) -> bool:
+        return powers.ask(self.subject, [(powers.COMPANY_TRANSACTIONS,
+                                          {"company_id": company_id})])[0]
+
+
 def _viewer() -> service.Viewer:
     claims = current_claims()
-    entitlements = claims.get("entitlements") or []
-    if isinstance(entitlements, str):
-        entitlements = entitlements.split()
     company = claims.get("company_id")
-    return service.Viewer(user_id=claims.get("sub"),
-                          company_id=str(company) if company is not None else None,
-                          entitlements=frozenset(str(e) for e in entitlements))
+    sub = claims.get("sub")
+    asked = None if powers.is_client_token(claims) or not sub else _AskedOfPermissions(str(sub))
+    return service.Viewer(user_id=sub, company_id=str(company) if company is not None else None,
+                          powers=asked)
 
 
 def _client_id() -> str:
@@ -181,9 +196,10 @@ def _filters(args: dict[str, Any]) -> ov.Filters:
     viewer = _viewer()
     scoped: dict[str, Any] = {"owner_user_id": viewer.user_id}
     if args["scope"] == "company":
-        if not viewer.is_company_admin:
-            raise Problem(403, "forbidden", "Only an administrator of a company holding "
-                          "transactions.track may list the company's transactions.")
+        if not (viewer.company_id and viewer.powers
+                and viewer.powers.sees_company(viewer.company_id)):
+            raise Problem(403, "forbidden", "Only an administrator of the company (holding "
+                          "transactions.track_company) may list the company's transactions.")
         scoped = {"company_id": viewer.company_id}
     return ov.Filters(
         **scoped, statuses=tuple(dict.fromkeys(args["status"])), types=tuple(args["type"]),
