@@ -9,13 +9,21 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any
+from typing import Any, Protocol
 
 import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+
+
+class TokenSource(Protocol):
+    """Where a bearer token for another service comes from."""
+
+    def token(self) -> str: ...
+
+    def invalidate(self) -> None: ...
 
 
 class ClientCredentials:
@@ -62,7 +70,7 @@ class ClientCredentials:
 class ServiceClient:
     """JSON over HTTP to another Portico service."""
 
-    def __init__(self, base_url: str, credentials: ClientCredentials | None = None, *,
+    def __init__(self, base_url: str, credentials: TokenSource | None = None, *,
                  timeout: float = 3, retries: int = 2, backoff: float = 0.2) -> None:
         self.base_url = base_url.rstrip("/")
         self.credentials = credentials

@@ -17,14 +17,14 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 import requests
 from flask import Flask, current_app
 
 from .auth import authenticate, token_scopes
 from .errors import Problem
-from .http import ClientCredentials, ServiceClient
+from .http import ClientCredentials, ServiceClient, TokenSource
 
 log = logging.getLogger("portico.powers")
 
@@ -57,12 +57,6 @@ def is_client_token(claims: dict[str, Any]) -> bool:
 
 class PowersUnavailable(Exception):
     """Permissions could not answer; the caller refuses (fails closed)."""
-
-
-class TokenSource(Protocol):
-    def token(self) -> str: ...
-
-    def invalidate(self) -> None: ...
 
 
 Check = tuple[str, dict[str, Any] | None]  # (action, resource)
