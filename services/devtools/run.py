@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import importlib.util
+import json
 import os
 import shlex
 import signal
@@ -222,6 +223,9 @@ def first_start(plan: Plan) -> list[str]:
                 handle.write(done.stdout)
             lines.append(f"first start: signing keys, a help-desk admin and an admin client "
                          f"created; their credentials are in {saved}")
+            lines += _platform_roles_for_admin(plan, iamctl,
+                                               json.loads(done.stdout)["administrator"]["id"])
+    lines += ensure_service_client(plan)
     if "portal" in plan.processes:
         from examples.portal.register import ensure_registered
 
@@ -230,6 +234,59 @@ def first_start(plan: Plan) -> list[str]:
         if created is not None:
             lines.append(f"portal registered as OIDC client {created['client_id']} "
                          f"({plan.var_dir / 'portal-client.json'})")
+    return lines
+
+
+BOOTSTRAP_ROLES = ("platform_admin", "helpdesk_supervisor")
+SERVICE_CLIENT = {"name": "Portico services", "grant_types": ["client_credentials"],
+                  "scope": "permissions.check", "token_endpoint_auth_method": "client_secret_basic",
+                  "first_party": True, "allowed_audiences": ["permissions"]}
+
+
+def _platform_roles_for_admin(plan: Plan, iamctl: str, admin_id: str) -> list[str]:
+    """The bootstrap help-desk administrator is a platform administrator and a help-desk
+    supervisor in permissions from the first start (``iamctl platform grant``)."""
+    lines = []
+    for role in BOOTSTRAP_ROLES:
+        done = subprocess.run([iamctl, "platform", "grant", admin_id, role, "--why",
+                               "bootstrap administrator (make run)"], env=plan.env,
+                              capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            lines.append(f"warning: iamctl platform grant {role} failed: {done.stderr.strip()}")
+    return lines
+
+
+def ensure_service_client(plan: Plan) -> list[str]:
+    """The client tracking and notifier ask permissions with (client_credentials, scope
+    ``permissions.check``): registered once, kept in ``var/service-client.json`` (0600),
+    and handed to every process as SERVICE_CLIENT_ID / SERVICE_CLIENT_SECRET unless the
+    environment sets them."""
+    if plan.env.get("SERVICE_CLIENT_ID"):
+        return []
+    path = plan.var_dir / "service-client.json"
+    lines = []
+    if not path.exists():
+        from services.common.db import Database
+        from services.identity import clients as client_cases
+        from services.identity.schemas import ClientSchema, client_json
+        from services.identity.settings import IdentitySettings
+
+        identity = load(IdentitySettings, plan.env)
+        db = Database(identity.database_url)
+        try:
+            with db.transaction() as session:
+                client, secret = client_cases.create_client(
+                    session, identity.client_secret_pepper, ClientSchema().load(SERVICE_CLIENT))
+                body = client_json(client, secret)
+        finally:
+            db.dispose()
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            json.dump(body, handle, default=str)
+        lines.append(f"services' client for permissions registered ({path})")
+    saved = json.loads(path.read_text())
+    plan.env["SERVICE_CLIENT_ID"] = saved["client_id"]
+    plan.env["SERVICE_CLIENT_SECRET"] = saved["client_secret"]
     return lines
 
 

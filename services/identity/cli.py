@@ -20,11 +20,12 @@ from sqlalchemy import inspect
 from services.common.config import load_or_exit
 from services.common.db import Database
 from services.common.errors import Problem
+from services.common.events import Envelope, record_event
 
 from . import clients as client_cases
 from .clients import watch_client_changes
 from .lifecycle.cli import commands as lifecycle_commands
-from .models import Base
+from .models import Base, OutboxEvent
 from .oidc import keys
 from .oidc.purge import DEFAULT_GRACE, purge_spent_records
 from .schemas import ClientSchema, client_json
@@ -169,12 +170,25 @@ def tokens_purge(grace_hours: int, batch_size: int) -> None:
     _emit(dataclasses.asdict(report))
 
 
+def staff_activated(session, user) -> None:
+    """Tell the other services about a person of no company (the bootstrap help-desk
+    administrator), so that permissions' read model knows them: their platform roles are
+    granted there (``iamctl platform grant``), never here."""
+    record_event(session, OutboxEvent, Envelope.new(
+        "identity.user.activated", "identity", {
+            "user_id": user.id, "email": user.email, "given_name": user.given_name,
+            "family_name": user.family_name, "preferred_language": user.preferred_language,
+            "company_id": None, "company_name": None, "accounts": [],
+            "notifications": {"status_changes": False}}, subject=user.id))
+
+
 @click.command("bootstrap")
 @click.option("--username", default="helpdesk", show_default=True)
 @click.option("--email", default="helpdesk@portico.local", show_default=True)
 def bootstrap(username: str, email: str) -> None:
     """Create signing keys, the first help-desk administrator and an admin client; print
-    their credentials once as JSON."""
+    their credentials once as JSON. The administrator's platform roles are granted in
+    permissions: ``iamctl platform grant <id> platform_admin`` (``make run`` does it)."""
     settings, db = _open()
     password = secrets.token_urlsafe(18)
     try:
@@ -183,6 +197,7 @@ def bootstrap(username: str, email: str) -> None:
             user = create_user(session, NewUser(username=username, password=password,
                                                 email=email, given_name="Help",
                                                 family_name="Desk"))
+            staff_activated(session, user)
             spec = ClientSchema().load({
                 "name": "Portico administration", "grant_types": ["client_credentials"],
                 "scope": "iam.admin", "token_endpoint_auth_method": "client_secret_basic",

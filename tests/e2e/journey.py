@@ -100,9 +100,10 @@ def enrollment_body(email: str, given_name: str, *, tax_id: str = "12-3456789",
             "account_numbers": ["378282246310005"], "pin": PIN, "verification_word": WORD}
 
 
-def enroll(identity: str, email: str, given_name: str, http: Any = requests) -> dict[str, Any]:
-    answer = http.post(f"{identity}/v1/enrollments", json=enrollment_body(email, given_name),
-                       timeout=TIMEOUT)
+def enroll(identity: str, email: str, given_name: str, http: Any = requests,
+           **company: str) -> dict[str, Any]:
+    answer = http.post(f"{identity}/v1/enrollments",
+                       json=enrollment_body(email, given_name, **company), timeout=TIMEOUT)
     assert answer.status_code == 201, answer.text
     return answer.json()
 
@@ -115,10 +116,12 @@ class Member:
     enrollment_tracking_number: str
 
 
-def enroll_and_activate(identity: str, mail_dir: Path, email: str, given_name: str) -> Member:
+def enroll_and_activate(identity: str, mail_dir: Path, email: str, given_name: str,
+                        **company: str) -> Member:
     """Enroll → confirmation email → verify → welcome email's Access Code → activation →
-    credentials. Every step over HTTP; the emails come from the real notifier worker."""
-    submitted = enroll(identity, email, given_name)
+    credentials. Every step over HTTP; the emails come from the real notifier worker.
+    ``company``: ``tax_id``/``company`` of :func:`enrollment_body`."""
+    submitted = enroll(identity, email, given_name, **company)
     assert submitted["status"] == "submitted"
     token = verification_token(wait_for_mail(mail_dir, email, "Confirm your email"))
     verified = requests.post(f"{identity}/v1/enrollments/verify", json={"token": token},
@@ -199,7 +202,8 @@ def login_form(browser: requests.Session, login_page_url: str, username: str,
 
 def oidc_login(identity: str, client: dict[str, Any], username: str,
                login_at: str | None = None,
-               browser: requests.Session | None = None) -> dict[str, Any]:
+               browser: requests.Session | None = None,
+               password: str = PASSWORD) -> dict[str, Any]:
     """Authorization code + PKCE (S256) with authlib's OAuth2Session; ``browser`` (its
     cookies are the identity session) follows the redirects and posts the login form at
     ``login_at`` (default: the same identity). Returns the token response."""
@@ -213,7 +217,7 @@ def oidc_login(identity: str, client: dict[str, Any], username: str,
     assert answer.status_code == 302, answer.text
     if "/login" in answer.headers["Location"].split("?")[0]:
         done = login_form(browser, urljoin(login_at or identity, answer.headers["Location"]),
-                          username)
+                          username, password)
         assert done.status_code == 303, done.text
         answer = browser.get(urljoin(identity, done.headers["Location"]), allow_redirects=False,
                              timeout=TIMEOUT)
