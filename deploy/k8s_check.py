@@ -40,9 +40,10 @@ COMPONENT = "app.kubernetes.io/component"
 
 # An env/ConfigMap name that looks like it holds a secret ...
 SECRET_NAME = re.compile(r"(SECRET|PASSWORD|PASSWD|PEPPER|TOKEN|CREDENTIAL|(^|_)KEY)($|_)")
-# ... unless it is plainly a knob about one (ACCESS_TOKEN_TTL, KEY_ACTIVATION_DELAY, HEARTBEAT_FILE).
+# ... unless it is plainly a knob about one (ACCESS_TOKEN_TTL, KEY_ACTIVATION_DELAY, HEARTBEAT_FILE,
+# TOKEN_URL: a URL with credentials in it is caught by URL_CREDENTIALS below).
 NOT_SECRET_SUFFIX = re.compile(
-    r"_(TTL|DELAY|TIMEOUT|SECONDS|FILE|DIR|PATH|SCOPE|LIMIT(_[A-Z]+)?|ENABLED|AUDIENCE|LIFETIME)$"
+    r"_(TTL|DELAY|TIMEOUT|SECONDS|FILE|DIR|PATH|SCOPE|LIMIT(_[A-Z]+)?|ENABLED|AUDIENCE|LIFETIME|URL)$"
 )
 # user:password@ inside a URL.
 URL_CREDENTIALS = re.compile(r"://[^/\s:@]+:[^/\s@]+@")
