@@ -99,7 +99,9 @@ def _served(port: int, proc: subprocess.Popen) -> None:
     deadline = time.monotonic() + 30
     while True:
         try:
-            if requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+            # A long read timeout: a worker still booting on a busy machine answers late,
+            # and a request given up on would still be counted by the server.
+            if requests.get(f"http://127.0.0.1:{port}/healthz", timeout=20).status_code == 200:
                 return
         except requests.ConnectionError:
             pass
