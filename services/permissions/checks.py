@@ -4,8 +4,9 @@ A decision is made from a user's *snapshot* (status, company, the company's
 accounts, live grants) so it needs no database round trip when the snapshot is
 cached (see :mod:`cache`). Reasons are stable strings:
 
-``granted``, ``unknown_subject``, ``subject_inactive``, ``other_company``,
-``unknown_account``, ``not_granted``, ``account_not_granted``.
+``granted``, ``unknown_subject``, ``subject_inactive``, ``membership_pending`` (a
+newcomer the company has not approved, or has rejected: no company power at all),
+``other_company``, ``unknown_account``, ``not_granted``, ``account_not_granted``.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ def load_snapshots(session: Session, user_ids: Iterable[str], now: datetime) -> 
     """The snapshot of each user (``{"s": "unknown"}`` for a user the read model lacks)."""
     ids = list(user_ids)
     snapshots: dict[str, Snapshot] = {u: {"s": "unknown"} for u in ids}
-    users = session.execute(select(User.id, User.status, User.company_id)
+    users = session.execute(select(User.id, User.status, User.company_id, User.membership)
                             .where(User.id.in_(ids))).all()
     if not users:
         return snapshots
@@ -45,6 +46,8 @@ def load_snapshots(session: Session, user_ids: Iterable[str], now: datetime) -> 
     for user in users:
         snapshots[user.id] = {"s": user.status, "c": user.company_id,
                               "a": accounts[user.company_id], "g": {}}
+        if user.membership != "member":  # only then: members' snapshots keep their shape
+            snapshots[user.id]["m"] = user.membership
     grants = session.execute(
         select(Grant.user_id, Grant.entitlement_key, Grant.accounts, Grant.expires_at)
         .where(Grant.user_id.in_(ids), Grant.revoked_at.is_(None),
@@ -86,6 +89,7 @@ def decide(snapshot: Snapshot, action: str, resource: dict[str, Any] | None,
 
 _UNKNOWN = Decision(False, "unknown_subject")
 _INACTIVE = Decision(False, "subject_inactive")
+_MEMBERSHIP_PENDING = Decision(False, "membership_pending")
 _OTHER_COMPANY = Decision(False, "other_company")
 _NOT_GRANTED = Decision(False, "not_granted")
 _GRANTED = Decision(True, "granted")
@@ -100,6 +104,8 @@ def _decide(snapshot: Snapshot, action: str, resource: dict[str, Any] | None,
         return _UNKNOWN
     if status != "active":
         return _INACTIVE
+    if "m" in snapshot:  # not (yet) an approved member of the company
+        return _MEMBERSHIP_PENDING
     resource = resource or {}
     company_id = resource.get("company_id")
     if company_id is not None and company_id != snapshot["c"]:
