@@ -90,19 +90,22 @@ def access_code(mail: Mail) -> str:
 
 # -- enrollment and first login ------------------------------------------------------
 def enrollment_body(email: str, given_name: str, *, tax_id: str = "12-3456789",
-                    company: str = "Acme Travel Inc.") -> dict[str, Any]:
+                    company: str = "Acme Travel Inc.",
+                    account: str = "378282246310005") -> dict[str, Any]:
     return {"given_name": given_name, "family_name": "Tester", "email": email,
             "phone": "+1 202 555 0143", "job_title": "Finance manager",
             "preferred_language": "en",
             "company": {"name": company, "tax_id": tax_id,
                         "address": {"line1": "1 Main St", "city": "Springfield", "region": "IL",
                                     "postal_code": "62701", "country": "US"}},
-            "account_numbers": ["378282246310005"], "pin": PIN, "verification_word": WORD}
+            "account_numbers": [account], "pin": PIN, "verification_word": WORD}
 
 
-def enroll(identity: str, email: str, given_name: str, http: Any = requests) -> dict[str, Any]:
-    answer = http.post(f"{identity}/v1/enrollments", json=enrollment_body(email, given_name),
-                       timeout=TIMEOUT)
+def enroll(identity: str, email: str, given_name: str, http: Any = requests,
+           **company: str) -> dict[str, Any]:
+    """``company``: ``tax_id``, ``company`` (its name) or ``account`` of enrollment_body."""
+    answer = http.post(f"{identity}/v1/enrollments",
+                       json=enrollment_body(email, given_name, **company), timeout=TIMEOUT)
     assert answer.status_code == 201, answer.text
     return answer.json()
 
@@ -115,10 +118,11 @@ class Member:
     enrollment_tracking_number: str
 
 
-def enroll_and_activate(identity: str, mail_dir: Path, email: str, given_name: str) -> Member:
+def enroll_and_activate(identity: str, mail_dir: Path, email: str, given_name: str,
+                        **company: str) -> Member:
     """Enroll → confirmation email → verify → welcome email's Access Code → activation →
     credentials. Every step over HTTP; the emails come from the real notifier worker."""
-    submitted = enroll(identity, email, given_name)
+    submitted = enroll(identity, email, given_name, **company)
     assert submitted["status"] == "submitted"
     token = verification_token(wait_for_mail(mail_dir, email, "Confirm your email"))
     verified = requests.post(f"{identity}/v1/enrollments/verify", json={"token": token},
