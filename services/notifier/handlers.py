@@ -283,8 +283,11 @@ def membership_requested(session: Session, envelope: Envelope) -> None:
 @_per_event.on("permissions.membership.expired")
 def membership_decided(session: Session, envelope: Envelope) -> None:
     data = envelope.data
+    context = {**_membership_context(data), "outcome": envelope.type.rsplit(".", 1)[-1]}
+    if "accounts_attached" in data:  # an approval may accept only some of the named ones
+        context["accounts"] = list(data["accounts_attached"] or [])
     _queue(session, envelope, "membership_decided", _user(session, data.get("user_id")),
-           {**_membership_context(data), "outcome": envelope.type.rsplit(".", 1)[-1]})
+           context)
 
 
 # -- tracking: informational ------------------------------------------------------------

@@ -103,13 +103,13 @@ EVENTS = {M.PENDING: "permissions.membership.requested",
 
 def _record(session: Session, req: MembershipRequest, actor_id: str, why: str | None,
             now: datetime, **details: Any) -> None:
-    """Audit the request's new state and publish its event."""
+    """Audit the request's new state and publish its event (``details`` go in both)."""
     event_type = EVENTS[M(req.status)]
     audit(session, actor_id=actor_id, action=event_type.removeprefix("permissions."),
           target_type="membership_request", target_id=req.id, company_id=req.company_id,
           why=why, now=now, details={"user_id": req.user_id, "status": req.status,
                                      "tracking_number": req.tracking_number, **details})
-    publish(session, event_type, _data(session, req), subject=req.user_id,
+    publish(session, event_type, {**_data(session, req), **details}, subject=req.user_id,
             company_id=req.company_id, tracking_number=req.tracking_number)
 
 

@@ -182,6 +182,10 @@ def test_approval_may_attach_only_some_of_the_named_accounts(company):
     some = decide(w, request["id"], "approve", "pa", accounts=["fp-ssss-9"])
     assert some.status_code == 200, some.json
     assert company_accounts(w) == {"11111", "99999"}
+    [event] = [e for e in w.events("permissions.membership.approved")
+               if e["subject"] == "stranger"]
+    assert (event["data"]["accounts"], event["data"]["accounts_attached"]) == (
+        ["99999", "88888"], ["99999"])
 
 
 def test_only_the_companys_principal_or_the_help_desk_decides(company):
