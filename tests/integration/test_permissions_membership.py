@@ -301,6 +301,36 @@ def test_of_twenty_concurrent_decisions_exactly_one_wins(company, round_):
     assert (grants > 0) == (final["status"] == "approved")
 
 
+@pytest.mark.concurrency
+def test_of_twenty_concurrent_first_activations_one_founds_the_company(world):
+    """Who founds a company is decided one activation at a time (the company row's
+    insert, then its lock): one member, nineteen newcomers, whatever the interleaving."""
+    w = world
+    start = threading.Barrier(20)
+    errors: list[BaseException] = []
+
+    def run(i: int) -> None:
+        start.wait()
+        try:
+            w.deliver("identity.user.activated", w.activation_data(
+                f"early-{i}", "co-race", accounts=[(f"{i:05d}", f"fp-race-{i}")]))
+        except BaseException as exc:  # reported below, with the others
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert errors == []
+    with w.db.read() as session:
+        kinds = sorted(u.membership for u in session.query(User).filter_by(company_id="co-race"))
+        founder = session.query(User).filter_by(company_id="co-race", membership="member").one().id
+        assert session.query(MembershipRequest).filter_by(company_id="co-race").count() == 19
+    assert kinds == ["member"] + ["pending"] * 19
+    assert company_accounts(w, "co-race") == {f"{int(founder.split('-')[1]):05d}"}
+
+
 def test_a_company_without_an_approved_member_is_founded_by_the_first_to_activate(world):
     """The first member keeps today's behaviour: the company gets their name and accounts."""
     w = world
