@@ -260,6 +260,36 @@ def principal_changed(session: Session, envelope: Envelope) -> None:
             _queue(session, envelope, "principal_changed", _user(session, user_id), {"role": role})
 
 
+# -- permissions: membership of a company ---------------------------------------------
+
+def _membership_context(data: dict[str, Any]) -> dict[str, Any]:
+    return {"request_id": data.get("request_id"), "company_name": data.get("company_name") or "",
+            "newcomer_name": data.get("newcomer_name") or "",
+            "accounts": list(data.get("accounts") or []), "expires_at": data.get("expires_at"),
+            "comment": data.get("comment") or ""}
+
+
+@_per_event.on("permissions.membership.requested")
+def membership_requested(session: Session, envelope: Envelope) -> None:
+    """To the principal administrator; none yet (the help desk designates one): nobody."""
+    data = envelope.data
+    if data.get("principal_admin_id"):
+        _queue(session, envelope, "membership_requested",
+               _user(session, data["principal_admin_id"]), _membership_context(data))
+
+
+@_per_event.on("permissions.membership.approved")
+@_per_event.on("permissions.membership.rejected")
+@_per_event.on("permissions.membership.expired")
+def membership_decided(session: Session, envelope: Envelope) -> None:
+    data = envelope.data
+    context = {**_membership_context(data), "outcome": envelope.type.rsplit(".", 1)[-1]}
+    if "accounts_attached" in data:  # an approval may accept only some of the named ones
+        context["accounts"] = list(data["accounts_attached"] or [])
+    _queue(session, envelope, "membership_decided", _user(session, data.get("user_id")),
+           context)
+
+
 # -- tracking: informational ------------------------------------------------------------
 
 @_per_event.on("tracking.status.changed")

@@ -104,10 +104,11 @@ def create_access_request(session: Session, *, actor: Actor, entitlements: list[
                           accounts: list[str] | None = None) -> AccessRequest:
     """Ask for ``entitlements`` for the target user (default: the requester)."""
     requester = session.get(User, actor.id)
-    if requester is None or requester.status != "active" or requester.company_id is None:
-        raise Forbidden("Only an active user of a company may request access.")
+    if (requester is None or requester.status != "active" or requester.company_id is None
+            or requester.membership != "member"):
+        raise Forbidden("Only an active member of a company may request access.")
     target = requester if target_user_id in (None, actor.id) else session.get(User, target_user_id)
-    if target is None or target.company_id is None:
+    if target is None or target.company_id is None or target.membership != "member":
         raise Invalid({"target_user_id": ["No such user."]})
     if target.id != requester.id and not is_administrator(session, target.company_id, actor.id):
         raise Forbidden("Only an administrator of the user's company may ask on their behalf.")

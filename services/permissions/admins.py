@@ -18,8 +18,10 @@ ADMIN_ROLE = "program_administrator"
 
 
 def is_administrator(session: Session, company_id: str, user_id: str) -> bool:
+    """The company's principal or a secondary administrator, and an approved member."""
     company = session.get(Company, company_id)
-    if company is None:
+    user = session.get(User, user_id)
+    if company is None or user is None or user.membership != "member":
         return False
     if company.principal_user_id == user_id:
         return True
@@ -40,7 +42,8 @@ def _require_supervisor(actor: Actor) -> None:
 
 def _active_member(session: Session, company: Company, user_id: str, field: str) -> User:
     user = session.get(User, user_id)
-    if user is None or user.company_id != company.id:
+    if user is None or user.company_id != company.id or user.membership != "member":
+        # A newcomer awaiting (or refused) membership is in no company view.
         raise Invalid({field: ["Not a user of this company."]})
     if user.status != "active":
         raise Invalid({field: ["The user is not active."]})

@@ -4,8 +4,9 @@ A decision is made from a user's *snapshot* (status, company, the company's
 accounts, live grants) so it needs no database round trip when the snapshot is
 cached (see :mod:`cache`). Reasons are stable strings:
 
-``granted``, ``unknown_subject``, ``subject_inactive``, ``other_company``,
-``unknown_account``, ``not_granted``, ``account_not_granted``.
+``granted``, ``unknown_subject``, ``subject_inactive``, ``membership_pending`` (a
+newcomer the company has not approved, or has rejected: no company power at all),
+``other_company``, ``unknown_account``, ``not_granted``, ``account_not_granted``.
 
 An action naming a platform power (``platform.*``, :mod:`services.common.powers`) is
 decided from the user's platform roles alone: it takes no resource and no company.
@@ -38,7 +39,7 @@ def load_snapshots(session: Session, user_ids: Iterable[str], now: datetime) -> 
     """The snapshot of each user (``{"s": "unknown"}`` for a user the read model lacks)."""
     ids = list(user_ids)
     snapshots: dict[str, Snapshot] = {u: {"s": "unknown"} for u in ids}
-    users = session.execute(select(User.id, User.status, User.company_id)
+    users = session.execute(select(User.id, User.status, User.company_id, User.membership)
                             .where(User.id.in_(ids))).all()
     if not users:
         return snapshots
@@ -52,6 +53,8 @@ def load_snapshots(session: Session, user_ids: Iterable[str], now: datetime) -> 
     for user in users:
         snapshots[user.id] = {"s": user.status, "c": user.company_id,
                               "a": accounts[user.company_id], "g": {}, "p": []}
+        if user.membership != "member":  # only then: members' snapshots keep their shape
+            snapshots[user.id]["m"] = user.membership
     for role in session.execute(select(PlatformRole.user_id, PlatformRole.role)
                                 .where(PlatformRole.user_id.in_(ids))):
         if role.user_id in snapshots and "p" in snapshots[role.user_id]:
@@ -98,6 +101,7 @@ def decide(snapshot: Snapshot, action: str, resource: dict[str, Any] | None,
 
 _UNKNOWN = Decision(False, "unknown_subject")
 _INACTIVE = Decision(False, "subject_inactive")
+_MEMBERSHIP_PENDING = Decision(False, "membership_pending")
 _OTHER_COMPANY = Decision(False, "other_company")
 _NOT_GRANTED = Decision(False, "not_granted")
 _GRANTED = Decision(True, "granted")
@@ -114,6 +118,8 @@ def _decide(snapshot: Snapshot, action: str, resource: dict[str, Any] | None,
         return _INACTIVE
     if action.startswith(PLATFORM_PREFIX):
         return _GRANTED if action in snapshot.get("p", ()) else _NOT_GRANTED
+    if "m" in snapshot:  # not (yet) an approved member of the company
+        return _MEMBERSHIP_PENDING
     if snapshot["c"] is None:
         return _NOT_GRANTED
     resource = resource or {}

@@ -26,16 +26,19 @@ def requests_group() -> None:
 
 @requests_group.command("expire")
 def expire() -> None:
-    """Expire access requests past REQUEST_TTL_DAYS; remind those about to expire (run it
-    from cron, e.g. hourly)."""
+    """Expire access and membership requests past REQUEST_TTL_DAYS; remind those about to
+    expire (run it from cron, e.g. hourly)."""
     from .access_requests import expire_pending_requests
+    from .memberships import expire_pending_memberships
 
-    settings, db, _ = _database_and_invalidator()
+    settings, db, invalidator = _database_and_invalidator()
     with db.transaction() as session:
+        session.info[INVALIDATOR] = invalidator
         expired, reminded = expire_pending_requests(session, utcnow(),
                                                     settings.request_reminder_days)
+        memberships = expire_pending_memberships(session, utcnow())
     db.dispose()
-    click.echo(f"expired {expired}, reminded {reminded}")
+    click.echo(f"expired {expired}, reminded {reminded}, memberships expired {memberships}")
 
 
 @click.group("permissions")

@@ -40,6 +40,26 @@ TRANSITIONS: dict[RequestState, frozenset[RequestState]] = {
 }
 
 
+class MembershipState(enum.StrEnum):
+    """A membership request (memberships.py): a newcomer waiting to join a company."""
+
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    EXPIRED = "expired"
+    CANCELLED = "cancelled"
+
+
+MEMBERSHIP_TRANSITIONS: dict[MembershipState, frozenset[MembershipState]] = {
+    MembershipState.PENDING: frozenset({MembershipState.APPROVED, MembershipState.REJECTED,
+                                        MembershipState.EXPIRED, MembershipState.CANCELLED}),
+    MembershipState.APPROVED: frozenset(),
+    MembershipState.REJECTED: frozenset(),
+    MembershipState.EXPIRED: frozenset(),
+    MembershipState.CANCELLED: frozenset(),
+}
+
+
 class PermissionsError(Exception):
     """Base of the use cases' refusals; ``kind`` becomes the problem type."""
 

@@ -145,12 +145,13 @@ def _revoke(session: Session, grant: Grant, actor_id: str, now: datetime,
 
 
 def may_view_user(session: Session, actor: Actor, user: User) -> bool:
-    """The user themself, the help desk, or an administrator of the user's company."""
+    """The user themself, the help desk, or an administrator of the user's company (who
+    does not see a newcomer the company has not approved)."""
     if actor.helpdesk or actor.id == user.id:
         return True
     from .admins import is_administrator
 
-    return is_administrator(session, user.company_id, actor.id)
+    return user.membership == "member" and is_administrator(session, user.company_id, actor.id)
 
 
 def user_entitlements(session: Session, *, user_id: str, actor: Actor, trusted_client: bool,

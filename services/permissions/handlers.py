@@ -6,18 +6,28 @@ only through the processed-events table.
 
 from __future__ import annotations
 
+from functools import cache
+
 from sqlalchemy.orm import Session
 
+from services.common.config import load
 from services.common.events import Envelope, HandlerRegistry, utcnow
 
 from . import readmodel
+from .settings import PermissionsSettings
 
 registry = HandlerRegistry()
 
 
+@cache
+def _request_ttl_days() -> int:
+    """A membership request waits as long as an access request (REQUEST_TTL_DAYS)."""
+    return load(PermissionsSettings).request_ttl_days
+
+
 @registry.on("identity.user.activated")
 def on_user_activated(session: Session, envelope: Envelope) -> None:
-    readmodel.user_activated(session, envelope.data, utcnow())
+    readmodel.user_activated(session, envelope.data, utcnow(), ttl_days=_request_ttl_days())
 
 
 @registry.on("identity.user.deactivated")

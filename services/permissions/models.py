@@ -119,6 +119,10 @@ class User(Base):
     family_name: Mapped[str] = mapped_column(String(120), default="")
     preferred_language: Mapped[str] = mapped_column(String(8), default="en")
     status: Mapped[str] = mapped_column(String(20), default="active")
+    # ``member``, or ``pending``/``rejected`` for a newcomer the company has not approved
+    # (see memberships.py): such a user holds no company power and is in no company view.
+    membership: Mapped[str] = mapped_column(String(20), default="member",
+                                            server_default="member")
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
@@ -186,6 +190,29 @@ class AccessRequest(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     reminded_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class MembershipRequest(Base):
+    """A newcomer asks to join a company that already has members; its principal
+    administrator (or the help desk) decides. ``accounts`` are the account numbers the
+    newcomer named at enrollment (``[{"last5", "fingerprint"}]``), attached to the company
+    only on approval. States: :class:`domain.MembershipState`."""
+
+    __tablename__ = "membership_requests"
+    __table_args__ = (Index("ix_membership_requests_status_expires", "status", "expires_at"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    tracking_number: Mapped[str] = mapped_column(String(20), unique=True)
+    company_id: Mapped[str] = mapped_column(ForeignKey("companies.id"), index=True)
+    # One request per activated user: a redelivered activation finds it.
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), unique=True)
+    accounts: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(20), default="pending")
+    decided_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    comment: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 

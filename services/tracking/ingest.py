@@ -11,7 +11,8 @@ Rules (also in docs/tracking.md):
   recorded with ``applied = false``.
 * An event whose id is already in the history changes nothing (duplicates).
 * Owner, company and title are filled in by whichever event carries them, so the
-  end state does not depend on arrival order. ``created_at`` is the earliest
+  end state does not depend on arrival order. Enrollment and membership transactions
+  are never filed under a company (``PRIVATE_TYPES``). ``created_at`` is the earliest
   ``occurred_at`` seen.
 * Each applied status records ``tracking.status.changed``. Tracking never consumes
   its own ``tracking.*`` events, so it cannot loop.
@@ -69,7 +70,16 @@ RULES: dict[str, Rule] = {
     "permissions.request.rejected": Rule("entitlement_request", Status.REJECTED),
     "permissions.request.expired": Rule("entitlement_request", Status.EXPIRED),
     "permissions.request.cancelled": Rule("entitlement_request", Status.CANCELLED),
+    "permissions.membership.requested": Rule("membership", Status.SUBMITTED),
+    "permissions.membership.approved": Rule("membership", Status.APPROVED),
+    "permissions.membership.rejected": Rule("membership", Status.REJECTED),
+    "permissions.membership.expired": Rule("membership", Status.EXPIRED),
 }
+
+# Never filed under a company, whatever company id their events carry: an unverified
+# enrollment or a newcomer's request naming a company's tax id is not yet (and may
+# never be) that company's business. Their owner and the help desk see them.
+PRIVATE_TYPES = frozenset({"enrollment", "membership"})
 
 TITLES: dict[str, tuple[str, str]] = {
     "enrollment": ("Enrollment", "Inscripción"),
@@ -77,6 +87,7 @@ TITLES: dict[str, tuple[str, str]] = {
     "contact_change": ("Contact details change", "Cambio de datos de contacto"),
     "reactivation": ("User ID reactivation", "Reactivación del ID de usuario"),
     "entitlement_request": ("Entitlement request", "Solicitud de permisos"),
+    "membership": ("Company membership request", "Solicitud de membresía en la empresa"),
 }
 
 
@@ -95,6 +106,12 @@ def _owner(rule: Rule, envelope: Envelope) -> str | None:
         # The person who asked follows the request; the target is its subject.
         return data.get("requester_id") or envelope.subject
     return envelope.subject or data.get("user_id")
+
+
+def _company(rule: Rule, envelope: Envelope) -> str | None:
+    if rule.type in PRIVATE_TYPES:
+        return None
+    return envelope.company_id or envelope.data.get("company_id")
 
 
 def _actor(envelope: Envelope) -> str:
@@ -214,7 +231,7 @@ def _new_transaction(arrival: _Arrival) -> dict[str, Any]:
     title_en, title_es = titles(rule.type, envelope.data)
     return dict(
         tracking_number=arrival.number, type=rule.type, owner_user_id=_owner(rule, envelope),
-        company_id=envelope.company_id or envelope.data.get("company_id"),
+        company_id=_company(rule, envelope),
         title_en=title_en, title_es=title_es, status=str(rule.status), created_at=at,
         updated_at=utcnow(), correlation_id=envelope.correlation_id or None,
         last_event_at=at, source=envelope.source,
@@ -225,7 +242,7 @@ def _fill_in(tx: Transaction, rule: Rule, envelope: Envelope, at: Any) -> None:
     if tx.type != rule.type:
         return
     tx.owner_user_id = tx.owner_user_id or _owner(rule, envelope)
-    tx.company_id = tx.company_id or envelope.company_id or envelope.data.get("company_id")
+    tx.company_id = tx.company_id or _company(rule, envelope)
     generic_en, _ = TITLES[rule.type]
     if tx.title_en == generic_en:
         tx.title_en, tx.title_es = titles(rule.type, envelope.data)

@@ -62,6 +62,25 @@ def designate_principal(suite: Suite, helpdesk: dict[str, str], person: Person) 
     return company_id
 
 
+def admit_member(suite: Suite, helpdesk: dict[str, str], person: Person) -> None:
+    """Help desk: approve ``person``'s membership of a company that already had members
+    (the principal could too, from their own sign-in)."""
+    token = suite.client_token(helpdesk, "permissions.admin", "permissions")
+    deadline = time.monotonic() + EVENTUALLY
+    while True:  # permissions learns of the newcomer from identity's event
+        waiting = requests.get(f"{suite.permissions}/v1/membership-requests", timeout=10,
+                               params={"view": "to_decide"}, headers=_bearer(token))
+        assert waiting.status_code == 200, waiting.text
+        found = [i for i in waiting.json()["items"] if i["user_id"] == person.user_id]
+        if found or time.monotonic() > deadline:
+            break
+        time.sleep(0.3)
+    assert found, f"no membership request of {person.username}"
+    answer = requests.post(f"{suite.permissions}/v1/membership-requests/{found[0]['id']}/approve",
+                           json={"comment": "works with us"}, headers=_bearer(token), timeout=10)
+    assert answer.status_code == 200, answer.text
+
+
 def _bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
@@ -187,6 +206,8 @@ def test_an_account_manager_enrolls_activates_and_gets_reports_approved_by_the_p
     enroll_in_browser(page, steps, suite, ana)
     confirm_email_in_browser(page, steps, suite, ana)
     activate_in_browser(page, steps, suite, ana)
+    # Paula's company already has a member (Paula): Ana joins once admitted.
+    admit_member(suite, helpdesk, ana)
     sign_in_to_portal(page, steps, suite, ana)
 
     # A new account manager: tracking and requesting access, no reports yet.

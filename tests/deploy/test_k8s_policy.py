@@ -81,6 +81,8 @@ def test_prod_overlay_is_production_shaped(k8s_check):
     config = _find(prod, "ConfigMap", "portico-config")["data"]
     assert config["PGSSLMODE"] in {"require", "verify-ca", "verify-full"}
     assert config["OIDC_ISSUER"].startswith("https://")
+    # A company's first enrollment founds it: the help desk reviews enrollments first.
+    assert config["ENROLLMENT_REVIEW_ALL"] == "true"
     for service in ("identity", "permissions", "tracking", "notifier"):
         hpa = _find(prod, "HorizontalPodAutoscaler", f"{service}-web")["spec"]
         assert (hpa["minReplicas"], hpa["maxReplicas"]) == (2, 10)

@@ -90,18 +90,20 @@ def access_code(mail: Mail) -> str:
 
 # -- enrollment and first login ------------------------------------------------------
 def enrollment_body(email: str, given_name: str, *, tax_id: str = "12-3456789",
-                    company: str = "Acme Travel Inc.") -> dict[str, Any]:
+                    company: str = "Acme Travel Inc.",
+                    account: str = "378282246310005") -> dict[str, Any]:
     return {"given_name": given_name, "family_name": "Tester", "email": email,
             "phone": "+1 202 555 0143", "job_title": "Finance manager",
             "preferred_language": "en",
             "company": {"name": company, "tax_id": tax_id,
                         "address": {"line1": "1 Main St", "city": "Springfield", "region": "IL",
                                     "postal_code": "62701", "country": "US"}},
-            "account_numbers": ["378282246310005"], "pin": PIN, "verification_word": WORD}
+            "account_numbers": [account], "pin": PIN, "verification_word": WORD}
 
 
 def enroll(identity: str, email: str, given_name: str, http: Any = requests,
            **company: str) -> dict[str, Any]:
+    """``company``: ``tax_id``, ``company`` (its name) or ``account`` of enrollment_body."""
     answer = http.post(f"{identity}/v1/enrollments",
                        json=enrollment_body(email, given_name, **company), timeout=TIMEOUT)
     assert answer.status_code == 201, answer.text

@@ -73,6 +73,14 @@ def test_enroll_activate_log_in_request_and_get_approved_over_http(start_suite):
     eventually(lambda: requests.get(f"{permissions}/v1/users/{pat.user_id}/entitlements",
                                     headers=bearer(ops), timeout=TIMEOUT).status_code == 200,
                what="Pat in permissions' read model")
+    # Ana founded the company in permissions; Pat, enrolling second, waits to be admitted.
+    waiting = requests.get(f"{permissions}/v1/membership-requests", headers=bearer(ops),
+                           params={"view": "to_decide"}, timeout=TIMEOUT).json()["items"]
+    [pats] = [item for item in waiting if item["user_id"] == pat.user_id]
+    admitted = requests.post(f"{permissions}/v1/membership-requests/{pats['id']}/approve",
+                             json={"comment": "Pat works here"}, headers=bearer(ops),
+                             timeout=TIMEOUT)
+    assert admitted.status_code == 200, admitted.text
     designated = requests.put(f"{permissions}/admin/v1/companies/{company_id}/principal",
                               json={"user_id": pat.user_id, "why": "named by the CFO"},
                               headers=bearer(ops), timeout=TIMEOUT)

@@ -65,6 +65,18 @@ def test_same_company_is_one_company(app, client):
     assert count(app, Company) == 1 and count(app, Enrollment) == 2
 
 
+def test_a_later_enrollment_with_the_same_tax_id_never_renames_the_company(app, client):
+    first = client.post("/v1/enrollments", json=valid_body()).get_json()
+    company = {**valid_body()["company"], "name": "Stranger Holdings"}
+    later = client.post("/v1/enrollments", json=valid_body(email="x@example.com",
+                                                           company=company)).get_json()
+    with app.extensions["portico"].db.read() as session:
+        one, two = (session.get(Enrollment, e["enrollment_id"]) for e in (first, later))
+        assert one.company_id == two.company_id
+        assert session.get(Company, one.company_id).name == "Acme Travel Inc."
+        assert two.company_name == "Stranger Holdings"  # what they typed, kept as theirs
+
+
 BAD_FIELDS = [
     ("given_name", {"given_name": ""}),
     ("family_name", {"family_name": "   "}),

@@ -17,6 +17,7 @@ MODELS = {
     "identity": ("services.identity.models", "services.identity.enrollment.models",
                  "services.identity.lifecycle.models", "services.identity.oidc.models"),
     "notifier": ("services.notifier.models",),
+    "permissions": ("services.permissions.models",),
 }
 
 

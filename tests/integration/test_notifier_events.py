@@ -47,6 +47,10 @@ EXPECTED = {
                                     ("access_request_decided", "tgt-{l}@example.com")},
     "permissions.principal.changed": {("principal_changed", "pa-{l}@example.com"),
                                       ("principal_changed", "req-{l}@example.com")},
+    "permissions.membership.requested": {("membership_requested", "pa-{l}@example.com")},
+    "permissions.membership.approved": {("membership_decided", "tgt-{l}@example.com")},
+    "permissions.membership.rejected": {("membership_decided", "tgt-{l}@example.com")},
+    "permissions.membership.expired": {("membership_decided", "tgt-{l}@example.com")},
     "tracking.status.changed": {("status_changed", "tgt-{l}@example.com")},
 }
 SPANISH_MARKERS = ("Hola", "Número de seguimiento")

@@ -202,6 +202,12 @@ def emailed_samples(lang: str) -> dict[str, Envelope]:
                "expires_at": "2030-01-02T03:04:05+00:00"}
     decision = {"request_id": "r-1", "requester_id": f"req-{lang}", "target_user_id": f"tgt-{lang}",
                 "entitlements": ["cards.cancel"], "decided_by": f"pa-{lang}", "comment": "ok"}
+    membership = {"request_id": "m-1", "user_id": f"tgt-{lang}", "company_id": "c1",
+                  "company_name": "ACME", "principal_admin_id": f"pa-{lang}",
+                  "newcomer_name": "Tess Newman", "accounts": ["11111"], "status": "pending",
+                  "decided_by": None, "comment": None,
+                  "expires_at": "2030-01-02T03:04:05+00:00"}
+    decided = {**membership, "decided_by": f"pa-{lang}", "comment": "welcome"}
     user = person(f"u-{lang}", lang)
     new = Envelope.new
     return {
@@ -252,6 +258,13 @@ def emailed_samples(lang: str) -> dict[str, Envelope]:
             "permissions.principal.changed", "permissions",
             {"company_id": "c1", "old_principal_id": f"req-{lang}", "new_principal_id": f"pa-{lang}",
              "actor_id": "hd-1"}, subject=f"pa-{lang}"),
+        "permissions.membership.requested": new(
+            "permissions.membership.requested", "permissions", membership,
+            subject=f"tgt-{lang}", company_id="c1", tracking_number=TRACKING),
+        **{f"permissions.membership.{outcome}": new(
+            f"permissions.membership.{outcome}", "permissions", {**decided, "status": outcome},
+            subject=f"tgt-{lang}", company_id="c1", tracking_number=TRACKING)
+           for outcome in ("approved", "rejected", "expired")},
         "tracking.status.changed": new(
             "tracking.status.changed", "tracking",
             {"transaction_type": "entitlement_request", "old_status": "submitted",

@@ -14,11 +14,13 @@ import pytest
 from sqlalchemy import select
 
 from services.common.db import upgrade
-from services.common.events import Envelope
+from services.common.events import Envelope, utcnow
 from services.permissions.api.common import CLOCK
 from services.permissions.cache import INVALIDATOR
+from services.permissions.grants import Actor
 from services.permissions.handlers import registry
-from services.permissions.models import OutboxEvent
+from services.permissions.memberships import approve_membership
+from services.permissions.models import MembershipRequest, OutboxEvent
 from services.permissions.platform import operator_grants_platform_role
 
 T0 = datetime(2030, 1, 15, 9, 0, tzinfo=UTC)
@@ -69,14 +71,35 @@ class World:
         return envelope
 
     def activate(self, user_id: str, company_id: str | None, *, lang: str = "en",
-                 accounts: list[tuple[str, str]] = ()) -> None:
-        self.deliver("identity.user.activated", {
+                 accounts: list[tuple[str, str]] = (), admit: bool = True) -> None:
+        """The user activates at identity; a later member of a company is then admitted by
+        the help desk (``admit=False``: left a pending newcomer)."""
+        self.deliver("identity.user.activated", self.activation_data(
+            user_id, company_id, lang=lang, accounts=accounts))
+        if admit:
+            self.admit(user_id)
+
+    def admit(self, user_id: str) -> None:
+        """The help desk approves the user's pending membership request, if there is one."""
+        with self.session() as session:
+            pending = session.scalar(select(MembershipRequest.id).where(
+                MembershipRequest.user_id == user_id, MembershipRequest.status == "pending"))
+            if pending is not None:
+                # The handler dates the request by the real clock: decide by it too.
+                approve_membership(session, request_id=pending, comment="test set-up",
+                                   actor=Actor("operator", helpdesk=True), now=utcnow())
+
+    @staticmethod
+    def activation_data(user_id: str, company_id: str | None, *, lang: str = "en",
+                        accounts: list[tuple[str, str]] = (),
+                        company_name: str | None = None) -> dict[str, Any]:
+        return {
             "user_id": user_id, "enrollment_id": f"enr-{user_id}", "email": f"{user_id}@example.com",
             "given_name": user_id.title(), "family_name": "Tester", "phone": "+15550100",
             "job_title": "Manager", "preferred_language": lang, "company_id": company_id,
-            "company_name": f"Company {company_id}",
+            "company_name": company_name or f"Company {company_id}",
             "accounts": [{"last5": l5, "fingerprint": fp} for l5, fp in accounts],
-            "notifications": {"status_changes": True}})
+            "notifications": {"status_changes": True}}
 
     def make_staff(self, user_id: str, *roles: str) -> str:
         """A person of no company holding platform ``roles`` (as ``iamctl platform grant``)."""

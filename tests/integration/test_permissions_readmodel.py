@@ -40,12 +40,10 @@ def test_registry_handles_the_identity_events_it_needs():
 
 
 def test_activation_builds_user_company_accounts_and_the_account_manager_role(world):
+    """The company's first member founds it (test_permissions_membership.py: later ones)."""
     envelope = activated()
     world.deliver(envelope.type, envelope.data, envelope)
     world.deliver(envelope.type, envelope.data, envelope)  # redelivered
-    world.deliver("identity.user.activated", {**envelope.data, "user_id": "u-2",
-                                              "accounts": [{"last5": "22222",
-                                                            "fingerprint": "fp-2"}]})
     with world.db.read() as session:
         user = session.get(User, "u-1")
         assert (user.company_id, user.email, user.given_name, user.preferred_language,
@@ -53,7 +51,7 @@ def test_activation_builds_user_company_accounts_and_the_account_manager_role(wo
         company = session.get(Company, "co-1")
         assert company.name == "Acme" and company.principal_user_id is None
         accounts = {(a.last5, a.fingerprint) for a in session.query(CompanyAccount)}
-        assert accounts == {("11111", "fp-1"), ("22222", "fp-2")}
+        assert accounts == {("11111", "fp-1")}
         grants = sorted(g.entitlement_key for g in session.query(Grant).filter_by(user_id="u-1"))
     assert grants == ["cards.view", "contacts.update", "entitlements.request",
                       "transactions.track"]

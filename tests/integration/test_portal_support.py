@@ -22,14 +22,17 @@ from examples.portal.register import client_spec
 from examples.portal.settings import PortalSettings
 from services.common.config import load
 from services.common.db import upgrade
-from services.common.events import Envelope
+from services.common.events import Envelope, utcnow
 from services.identity import clients
 from services.identity.oidc import keys
 from services.identity.oidc.tokens import mint_access_token
 from services.identity.schemas import ClientSchema
 from services.identity.service import NewUser, create_user
 from services.permissions.cache import INVALIDATOR
+from services.permissions.grants import Actor
 from services.permissions.handlers import registry as permissions_handlers
+from services.permissions.memberships import approve_membership
+from services.permissions.models import MembershipRequest
 from services.permissions.models import OutboxEvent as PermissionsOutbox
 from services.tracking.handlers import registry as tracking_handlers
 
@@ -108,6 +111,14 @@ class Suite:
         with ctx.db.transaction() as session:
             session.info[INVALIDATOR] = self.permissions.extensions["permissions.invalidator"]
             permissions_handlers(session, envelope)
+        # A later employee of the company is a newcomer until admitted: the help desk admits.
+        with ctx.db.transaction() as session:
+            session.info[INVALIDATOR] = self.permissions.extensions["permissions.invalidator"]
+            pending = session.scalar(select(MembershipRequest.id).where(
+                MembershipRequest.user_id == user_id, MembershipRequest.status == "pending"))
+            if pending is not None:
+                approve_membership(session, request_id=pending, comment="set-up",
+                                   actor=Actor("operator", helpdesk=True), now=utcnow())
 
     def designate_principal(self, user_id: str) -> None:
         token = self.operator_token("permissions", "permissions.admin")

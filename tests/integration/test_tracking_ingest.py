@@ -18,6 +18,7 @@ from services.common.streams import events_stream
 from services.tracking.handlers import registry
 from services.tracking.ingest import RULES
 from services.tracking.models import OutboxEvent, ProcessedEvent, StatusChange, Transaction
+from services.tracking.overview import Filters, overview_page
 
 TX_COLUMNS = ("id", "type", "status", "owner_user_id", "company_id", "title_en", "created_at",
               "last_event_at")
@@ -101,21 +102,58 @@ def test_each_event_type_creates_its_transaction(db, type_, data, tx_type, statu
     assert changed[0]["data"]["old_status"] is None
 
 
-def test_enrollment_lifecycle_fills_in_owner_and_company(db):
+def test_enrollment_lifecycle_fills_in_the_owner_but_never_the_company(db):
+    """An enrollment naming a company's tax id is not that company's business (whoever
+    typed it): it is never filed under the company, so no company overview lists it."""
     number = tracking_numbers.generate()
     ingest(db,
-           event("identity.enrollment.submitted", number, 0, email="a@example.com"),
-           event("identity.enrollment.verified", number, 1),
-           event("identity.access_code.issued", number, 2),
+           event("identity.enrollment.submitted", number, 0, email="a@example.com",
+                 company="c-3"),
+           event("identity.enrollment.verified", number, 1, company="c-3"),
+           event("identity.access_code.issued", number, 2, company="c-3"),
            event("identity.user.activated", number, 3, subject="u-9", company="c-3",
-                 user_id="u-9"))
+                 user_id="u-9", company_id="c-3"))
     tx, history = load(db, number)
-    assert (tx.status, tx.owner_user_id, tx.company_id) == ("completed", "u-9", "c-3")
+    assert (tx.status, tx.owner_user_id, tx.company_id) == ("completed", "u-9", None)
     assert [h.status for h in history] == ["submitted", "in_review", "approved", "completed"]
     assert all(h.applied for h in history)
     changes = [(e["data"]["old_status"], e["data"]["new_status"]) for e in outbox(db)]
     assert changes == [(None, "submitted"), ("submitted", "in_review"),
                        ("in_review", "approved"), ("approved", "completed")]
+
+
+def test_a_membership_request_is_the_newcomers_transaction_and_no_companys(db):
+    number = tracking_numbers.generate()
+    ingest(db,
+           event("permissions.membership.requested", number, 0, subject="new-1",
+                 company="co-a", user_id="new-1", company_id="co-a", principal_admin_id="pa"),
+           event("permissions.membership.approved", number, 1, subject="new-1",
+                 company="co-a", user_id="new-1", decided_by="pa", comment="welcome"))
+    tx, history = load(db, number)
+    assert (tx.type, tx.status, tx.owner_user_id, tx.company_id, tx.title_en) == (
+        "membership", "approved", "new-1", None, "Company membership request")
+    assert [(h.status, h.actor) for h in history] == [("submitted", "service:permissions"),
+                                                      ("approved", "user:pa")]
+
+
+def test_no_company_overview_lists_enrollments_or_membership_requests(db):
+    """A stranger's enrollment naming company A's tax id, and their membership request,
+    are not in A's overview; A's own entitlement requests still are."""
+    enrollment, membership, request = (tracking_numbers.generate() for _ in range(3))
+    ingest(db,
+           event("identity.enrollment.submitted", enrollment, 0, company="co-a",
+                 email="stranger@example.com"),
+           event("identity.user.activated", enrollment, 1, subject="stranger", company="co-a",
+                 user_id="stranger", company_id="co-a"),
+           event("permissions.membership.requested", membership, 2, subject="stranger",
+                 company="co-a", user_id="stranger"),
+           event("permissions.request.created", request, 3, subject="ua", company="co-a",
+                 requester_id="ua", entitlements=["cards.view"]))
+    with db.read() as session:
+        listed = overview_page(session, Filters(company_id="co-a"), 50).items
+        own = overview_page(session, Filters(owner_user_id="stranger"), 50).items
+    assert [row.tracking_number for row in listed] == [request]
+    assert {row.tracking_number for row in own} == {enrollment, membership}
 
 
 def test_password_changed_from_the_profile_is_not_a_reset(db):

@@ -33,6 +33,7 @@ CONTEXT = dict(
     justification="month end", needs_cosign=True, requester_name="Bo", target_name="Cy",
     comment="fine", outcome="approved", role="new", transaction_type="enrollment",
     old_status="submitted", new_status="in_review", title_en="Enrollment", title_es="Inscripción",
+    newcomer_name="Dee Newman", accounts=["11111"],
 )
 
 
@@ -57,7 +58,7 @@ def test_every_template_folder_has_both_languages_and_three_parts():
                 "subject.txt", "body.txt", "body.html"}
     assert set(available_templates()) == SECURITY_TEMPLATES | INFORMATIONAL_TEMPLATES | {
         "access_request_created", "access_request_reminder", "access_request_decided",
-        "principal_changed"}
+        "principal_changed", "membership_requested", "membership_decided"}
 
 
 def test_without_a_tracking_number_no_tracking_line_is_printed():
@@ -161,6 +162,8 @@ def test_every_event_type_that_sends_email_per_the_catalogue_has_a_handler():
         "permissions.request.created", "permissions.request.reminder",
         "permissions.request.approved", "permissions.request.rejected",
         "permissions.request.expired", "permissions.principal.changed",
+        "permissions.membership.requested", "permissions.membership.approved",
+        "permissions.membership.rejected", "permissions.membership.expired",
         "tracking.status.changed",
     }
     read_model = {"identity.user.activated", "identity.contact.changed"}

@@ -40,9 +40,9 @@ def init_api(app: Flask) -> Api:
     api.spec.components.security_scheme(
         "bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})
     api.spec.options["security"] = [{"bearerAuth": []}]
-    from . import access_requests, admin, checks, users
+    from . import access_requests, admin, checks, memberships, users
 
-    for module in (checks, access_requests, users, admin):
+    for module in (checks, access_requests, memberships, users, admin):
         api.register_blueprint(module.blp)
 
     @app.errorhandler(PermissionsError)

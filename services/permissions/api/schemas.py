@@ -178,3 +178,38 @@ class PlatformRoleOut(Schema):
 
 class PlatformRoleList(Schema):
     items = fields.List(fields.Nested(PlatformRoleOut))
+
+
+class MembershipApprove(Schema):
+    comment = fields.Str(load_default=None, allow_none=True, validate=validate.Length(max=2000))
+    accounts = fields.List(fields.Str(validate=validate.Length(min=1, max=128)),
+                           load_default=None, allow_none=True, validate=validate.Length(max=50),
+                           metadata={"description": "last five digits or fingerprints of the "
+                                                    "accounts the newcomer named that are "
+                                                    "approved too (default: all of them)"})
+
+
+class MembershipRequestOut(Schema):
+    id = fields.Str()
+    tracking_number = fields.Str()
+    company_id = fields.Str()
+    user_id = fields.Str()
+    accounts = fields.Method("_last5s", metadata={"description": "last five digits of the "
+                                                                 "accounts the newcomer named"})
+    status = fields.Str()
+    decided_by = fields.Str(allow_none=True)
+    comment = fields.Str(allow_none=True)
+    created_at = UTCDateTime()
+    expires_at = UTCDateTime()
+    decided_at = UTCDateTime(allow_none=True)
+
+    def _last5s(self, obj: Any) -> list[str]:
+        return [a["last5"] for a in obj.accounts or []]
+
+
+class MembershipRequestList(Schema):
+    items = fields.List(fields.Nested(MembershipRequestOut))
+
+
+class MembershipListQuery(Schema):
+    view = fields.Str(load_default="mine", validate=validate.OneOf(["mine", "to_decide"]))
