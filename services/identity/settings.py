@@ -71,14 +71,20 @@ class IdentitySettings(CommonSettings):
     admin_audience: str = setting("IDENTITY_AUDIENCE", "identity",
                                   help="audience the admin API's bearer tokens must carry")
     login_rate_limit: str = setting(
-        "LOGIN_RATE_LIMIT", "10 per minute;100 per hour",
-        help="credential POSTs allowed per client IP (flask-limiter syntax)")
+        "LOGIN_RATE_LIMIT", "30 per minute;300 per hour",
+        help="failed sign-ins (wrong credentials) allowed per client IP (flask-limiter syntax); "
+             "the per-account lockout stops guessing one account's password")
+    login_success_rate_limit: str = setting(
+        "LOGIN_SUCCESS_RATE_LIMIT", "1000 per 10 minutes",
+        help="successful sign-ins allowed per client IP (a whole office behind one NAT)")
     token_rate_limit_ip: str = setting(
         "TOKEN_RATE_LIMIT_IP", "600 per minute",
-        help="token-endpoint requests allowed per client IP")
+        help="token-endpoint requests allowed per client IP, failed client authentications "
+             "included")
     token_rate_limit_client: str = setting(
         "TOKEN_RATE_LIMIT_CLIENT", "300 per minute",
-        help="token-endpoint requests allowed per client_id")
+        help="token-endpoint requests allowed per confidential client, counted once it "
+             "authenticated")
     rate_limits_enabled: bool = setting("RATE_LIMITS_ENABLED", True, parse_bool,
                                         help="turn the login/token rate limits on (benchmarks may turn them off)")
     # Enrollment and first login (issue 4); enrollment/config.py turns these into EnrollmentConfig.

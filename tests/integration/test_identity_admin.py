@@ -6,9 +6,11 @@ import json
 import re
 
 from click.testing import CliRunner
+from cryptography.fernet import Fernet
 
 from services.common.db import upgrade
 from services.identity.cli import commands
+from services.identity.oidc import keys
 from tests.integration.test_oidc_flow import PASSWORD, add_client, add_user, basic, csrf_of
 
 ADMIN = {"scope": "iam.admin", "aud": "identity"}
@@ -128,14 +130,91 @@ def test_without_trusted_proxies_x_forwarded_for_is_ignored(make_app):
     assert _failed_logins(app, 1, forwarded_for="203.0.113.9") == [429]
 
 
-def test_token_endpoint_is_rate_limited_per_client(make_app):
-    app = make_app("identity", token_rate_limit_client="2 per minute")
+def _machine_client(app):
+    """One machine client of ``app`` (made with ``key_activation_delay=0``), and keys."""
+    ctx = app.extensions["portico"]
+    with ctx.db.transaction() as session:
+        keys.ensure_keys(session, Fernet(ctx.settings.key_encryption_key))
+    return add_client(app, grant_types=["client_credentials"], scope="api.read",
+                      redirect_uris=[], allowed_audiences=["tracking"])
+
+
+def test_token_endpoint_is_rate_limited_per_authenticated_client(make_app):
+    app = make_app("identity", token_rate_limit_client="2 per minute", key_activation_delay=0)
+    client_id, secret = _machine_client(app)
     api = app.test_client()
-    answers = [api.post("/token", data={"grant_type": "client_credentials"},
-                        headers=basic("some-client", "x")) for _ in range(3)]
-    assert answers[2].status_code == 429
-    assert answers[2].json["error"] == "too_many_requests"
-    assert "Retry-After" in answers[2].headers
+    # The view's path (a resource indicator) counts the client as the fast route does.
+    answers = [api.post("/token", data={"grant_type": "client_credentials",
+                                        "resource": "tracking"},
+                        headers=basic(client_id, secret)) for _ in range(3)]
+    assert [a.status_code for a in answers] == [200, 200, 429]
+    assert answers[2].json == {"error": "too_many_requests",
+                               "error_description": "Too many requests: slow down."}
+    assert int(answers[2].headers["Retry-After"]) > 0
+    assert answers[2].headers["Cache-Control"] == "no-store"
+
+
+def test_strangers_naming_a_client_cannot_spend_its_token_budget(make_app):
+    """Issue 24: posting a client's id 300 times a minute locked it out of /token."""
+    app = make_app("identity", token_rate_limit_client="2 per minute",
+                   token_rate_limit_ip="6 per minute", key_activation_delay=0)
+    client_id, secret = _machine_client(app)
+    api = app.test_client()
+    stranger = {"REMOTE_ADDR": "203.0.113.66"}
+    forged = [api.post("/token", data=data, environ_base=stranger, headers=headers).status_code
+              for data, headers in [({"grant_type": "client_credentials"},
+                                     basic(client_id, "guess")),
+                                    ({"grant_type": "client_credentials",
+                                      "client_id": client_id}, {}),
+                                    ({"grant_type": "client_credentials", "client_id": client_id,
+                                      "client_secret": "guess"}, {})] * 2]
+    assert forged == [401] * 6
+    # The stranger's own address is what runs out (unauthenticated failures count there).
+    assert api.post("/token", data={"grant_type": "client_credentials"}, environ_base=stranger,
+                    headers=basic(client_id, "guess")).status_code == 429
+    # The client itself still has its whole budget.
+    real = [api.post("/token", data={"grant_type": "client_credentials"},
+                     headers=basic(client_id, secret)).status_code for _ in range(3)]
+    assert real[2] == 429 and 429 not in real[:2]
+
+
+def _sign_ins(app, count, password=PASSWORD):
+    """``count`` sign-ins of alice, each from its own browser, all from one address (an
+    office's NAT)."""
+    statuses = []
+    for _ in range(count):
+        browser = app.test_client()
+        csrf = csrf_of(browser.get("/login").get_data(as_text=True))
+        statuses.append(browser.post("/login", data={
+            "username": "alice", "password": password, "csrf_token": csrf}).status_code)
+    return statuses
+
+
+def test_successful_sign_ins_from_one_address_do_not_count_as_failures(make_app):
+    """Issue 24: the 11th colleague behind one office NAT signing in got 429."""
+    app = make_app("identity", session_cookie_secure=False, login_rate_limit="3 per minute",
+                   login_success_rate_limit="6 per minute")
+    add_user(app)
+    assert _sign_ins(app, 6) == [303] * 6
+    # The high ceiling for successes is a ceiling still: 429 (problem+json, Retry-After).
+    refused = app.test_client()
+    csrf = csrf_of(refused.get("/login").get_data(as_text=True))
+    answer = refused.post("/login", data={"username": "alice", "password": PASSWORD,
+                                          "csrf_token": csrf})
+    assert answer.status_code == 429
+    assert answer.headers["Content-Type"] == "application/problem+json"
+    assert int(answer.headers["Retry-After"]) > 0
+    assert answer.json["type"].endswith("too-many-requests")
+
+
+def test_failed_sign_ins_are_limited_per_address_whatever_the_successes(make_app):
+    app = make_app("identity", session_cookie_secure=False, login_rate_limit="3 per minute")
+    add_user(app)
+    add_user(app, username="bob")
+    assert _sign_ins(app, 2) == [303, 303]
+    assert _sign_ins(app, 4, password="nope-nope-nope") == [401, 401, 401, 429]
+    # Failures reached: even a right password waits (per address, not per account).
+    assert _sign_ins(app, 1) == [429]
 
 
 def test_login_never_reveals_whether_a_username_exists(make_app):

@@ -12,7 +12,7 @@ from typing import Any
 from authlib.integrations.flask_oauth2 import AuthorizationServer as FlaskAuthorizationServer
 from authlib.oauth2.rfc6749 import OAuth2Error
 from authlib.oauth2.rfc9207 import IssuerParameter
-from flask import Flask, g, request
+from flask import Flask, current_app, g, request
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
@@ -21,6 +21,7 @@ from services.common.auth import deny_key
 from services.common.events import utcnow
 
 from .. import clients
+from ..limits import TokenLimits, token_limits
 from . import entitlements
 from .client_cache import UNREAD, ClientCache, version_key
 from .endpoints import IntrospectionEndpoint, RevocationEndpoint
@@ -51,6 +52,30 @@ class InvalidTargetError(OAuth2Error):
     """RFC 8707: the requested resource/audience is not one this client may ask for."""
 
     error = "invalid_target"
+
+
+class TooManyTokenRequests(OAuth2Error):
+    """A client that authenticated has used up its ``/token`` budget: 429, Retry-After."""
+
+    error = "too_many_requests"
+    status_code = 429
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(description="Too many requests: slow down.")
+        self.retry_after = retry_after
+
+    def get_headers(self):
+        return [*super().get_headers(), ("Retry-After", str(self.retry_after))]
+
+
+def count_client(limits: TokenLimits, environ: dict[str, Any],
+                 client: RegisteredClient) -> int | None:
+    """Count a ``/token`` request against the client it authenticated as: None within
+    its limit, else the seconds to wait. A public client proves nothing by naming itself,
+    so its requests are limited per address only (a stranger cannot spend its budget)."""
+    if client.public:
+        return None
+    return limits.apply_to_client(environ, client.get_client_id())
 
 
 class Provider:
@@ -173,6 +198,16 @@ class AuthorizationServer(FlaskAuthorizationServer):
         return response
 
     # authlib hooks ---------------------------------------------------------------
+    def authenticate_client(self, oauth_request, methods, endpoint="token"):
+        """authlib's client authentication, then (at ``/token``) the per-client limit."""
+        client = super().authenticate_client(oauth_request, methods, endpoint)
+        limits = token_limits(current_app)
+        if endpoint == "token" and limits is not None:
+            retry_after = count_client(limits, request.environ, client)
+            if retry_after is not None:
+                raise TooManyTokenRequests(retry_after)
+        return client
+
     def query_client(self, client_id: str) -> RegisteredClient | None:
         ahead = getattr(g.get("oauth_request"), "read_ahead", None)
         if ahead is not None:  # introspection read the clients version already

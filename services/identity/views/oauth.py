@@ -321,7 +321,7 @@ def too_many_token_requests(retry_after: int) -> Response:
 def token():
     limits = token_limits(current_app)
     if limits is not None:
-        retry_after = limits.apply(request.environ, request.headers, request.form)
+        retry_after = limits.apply(request.environ)  # per client: once authenticated
         if retry_after is not None:
             return too_many_token_requests(retry_after)
     malformed = _malformed_client_request()
