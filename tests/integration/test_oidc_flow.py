@@ -68,7 +68,7 @@ def add_user(app, username="alice", company_id="acme"):
         return user.id
 
 
-def add_client(app, **fields):
+def add_client(app, client_id=None, **fields):
     spec = {"name": "Relying party", "redirect_uris": [REDIRECT],
             "post_logout_redirect_uris": ["https://rp.example.com/bye"],
             "grant_types": ["authorization_code", "refresh_token"],
@@ -77,7 +77,7 @@ def add_client(app, **fields):
     ctx = app.extensions["portico"]
     with ctx.db.transaction() as session:
         client, secret = clients.create_client(session, ctx.settings.client_secret_pepper,
-                                               ClientSchema().load(spec))
+                                               ClientSchema().load(spec), client_id)
         return client.client_id, secret
 
 

@@ -161,14 +161,15 @@ class IntrospectionEndpoint(_HintRefusedWith400, _IntrospectionEndpoint):
         return _find(self, token_string, token_type_hint)
 
     def check_permission(self, token, client, request) -> bool:
-        """The token's own client, or a resource server the token is meant for."""
+        """The token's own client, or a resource server the token names in its ``aud``
+        (its client id is the audience). A client that may merely *ask* for the same
+        audiences learns nothing about another client's token: it is told inactive."""
         if token.check_client(client):
             return True
         if isinstance(token, AccessRecord):
             aud = token.claims.get("aud")
             auds = {aud} if isinstance(aud, str) else set(aud or [])
-            return bool(auds & set(client.row.allowed_audiences or []) | (
-                auds & {client.get_client_id()}))
+            return client.get_client_id() in auds
         return False
 
     def introspect_token(self, token) -> dict[str, Any]:
