@@ -370,6 +370,34 @@ def test_a_refused_refresh_does_not_use_the_token_up(idp):
     assert seen.json["active"] is True  # the family was not revoked
 
 
+def test_a_refresh_cannot_widen_the_audience_beyond_the_grant(idp):
+    """Issue 24: a refresh could ask for any audience the client is allowed, not only the
+    one the user's grant was for."""
+    add_user(idp)
+    client_id, secret = add_client(idp, allowed_audiences=["permissions", "tracking"])
+    code = code_from(authorize(idp.test_client(), code_params(client_id, resource="tracking")))
+    first = exchange(idp, client_id, secret, code).json
+    api = idp.test_client()
+
+    def refresh(**extra):
+        return api.post("/token", data={"grant_type": "refresh_token",
+                                         "refresh_token": first["refresh_token"], **extra},
+                        headers=basic(client_id, secret))
+
+    def audience(access_token):
+        seen = api.post("/introspect", data={"token": access_token},
+                        headers=basic(client_id, secret))
+        return seen.json["aud"]
+
+    assert audience(first["access_token"]) == "tracking"
+    for wider in ("permissions", ["tracking", "permissions"]):
+        refused = refresh(resource=wider)
+        assert refused.status_code == 400 and refused.json["error"] == "invalid_target"
+    same = refresh(resource="tracking")  # the token was not used up by the refusals
+    assert same.status_code == 200, same.json
+    assert audience(same.json["access_token"]) == "tracking"
+
+
 def test_a_client_authenticates_one_way_and_names_one_client(idp):
     """RFC 6749 §2.3: one authentication method per request. authlib took the first that
     worked; a request sending two, or naming two clients, is now invalid_request."""

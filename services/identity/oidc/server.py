@@ -126,11 +126,14 @@ class Provider:
 
 def audience_for(client: RegisteredClient, requested: list[str],
                  origin_resource: str | None) -> str | list[str]:
-    """RFC 8707 ``resource`` (or ``audience``) among the client's allowed audiences; else
-    what the code or refresh token was issued for; else the client's audiences."""
+    """RFC 8707 ``resource`` (or ``audience``) among the client's allowed audiences and,
+    for a code or refresh token issued for a resource (``origin_resource``), only that
+    one: a refresh narrows the grant, never widens it. Without one asked for: what the
+    code or refresh token was issued for; else the client's audiences."""
     allowed = list(client.row.allowed_audiences or [])
-    if not requested and origin_resource:
-        requested = [origin_resource]
+    if origin_resource:
+        allowed = [origin_resource] if origin_resource in allowed else []
+        requested = requested or [origin_resource]
     if requested:
         unknown = [r for r in requested if r not in allowed]
         if unknown:
