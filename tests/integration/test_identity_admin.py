@@ -11,7 +11,17 @@ from cryptography.fernet import Fernet
 from services.common.db import upgrade
 from services.identity.cli import commands
 from services.identity.oidc import keys
-from tests.integration.test_oidc_flow import PASSWORD, add_client, add_user, basic, csrf_of
+from tests.integration.test_oidc_flow import (
+    PASSWORD,
+    add_client,
+    add_user,
+    authorize,
+    basic,
+    code_from,
+    code_params,
+    csrf_of,
+    exchange,
+)
 
 ADMIN = {"scope": "iam.admin", "aud": "identity"}
 
@@ -294,3 +304,39 @@ def test_iamctl_bootstrap_clients_users_and_keys(database_url, redis_url, namesp
     rotated = _run(["keys", "rotate"], env)
     assert rotated.exit_code == 0, rotated.output
     assert {r["alg"] for r in json.loads(rotated.output)["rotated"]} == {"ES256", "RS256"}
+
+
+def test_deleting_a_client_revokes_its_tokens(make_app, token_issuer):
+    """Issue 24: a deleted client's access tokens stayed ``active`` at introspection (and
+    valid at every service) until they expired; its refresh tokens stayed usable."""
+    from sqlalchemy import select
+
+    from services.identity.oidc.models import RefreshToken
+    from tests.support import watch_flask
+
+    app = make_app("identity", session_cookie_secure=False, key_activation_delay=0)
+    _machine_client(app)  # the signing keys
+    add_user(app)
+    client_id, secret = add_client(app, allowed_audiences=["tracking"])
+    resource_server = basic(*add_client(app, client_id="tracking",
+                                        grant_types=["client_credentials"], scope="api.read",
+                                        redirect_uris=[]))
+    code = code_from(authorize(app.test_client(), code_params(client_id)))
+    tokens = exchange(app, client_id, secret, code).json
+    _, flask_only = watch_flask(app)
+    api = app.test_client()
+
+    def introspected():
+        return [c.post("/introspect", data={"token": tokens["access_token"]},
+                       headers=resource_server).json for c in (api, flask_only)]
+
+    assert [seen["active"] for seen in introspected()] == [True, True]
+    admin = {"Authorization": "Bearer " + token_issuer.issue(**ADMIN)}
+    assert api.delete(f"/admin/v1/clients/{client_id}", headers=admin).status_code == 204
+    assert introspected() == [{"active": False}, {"active": False}]
+    userinfo = api.get("/userinfo", headers={"Authorization": "Bearer " + tokens["access_token"]})
+    assert userinfo.status_code == 401
+    with app.extensions["portico"].db.read() as session:
+        revoked = session.scalars(select(RefreshToken.revoked_at).where(
+            RefreshToken.client_id == client_id)).all()
+    assert revoked and all(when is not None for when in revoked)

@@ -17,7 +17,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from services.common.app import context
-from services.common.auth import deny_key
+from services.common.auth import client_revocation_key, deny_key
 from services.common.events import utcnow
 
 from .. import clients
@@ -93,8 +93,10 @@ class Provider:
         self.watched = ctx.watched
         self.watched.watch(version_key(self.namespace))
         self.watched.watch(deny_key(self.namespace, ""))
+        self.watched.watch(client_revocation_key(self.namespace, ""))
         self.clients = ClientCache(ctx.redis, self.namespace, self._load_client, self.watched)
-        clients.watch_client_changes(ctx.db.sessions, ctx.redis, self.namespace)
+        clients.watch_client_changes(ctx.db.sessions, ctx.redis, self.namespace,
+                                     ctx.settings.max_token_lifetime)
 
     def _load_client(self, client_id: str) -> RegisteredClient | None:
         with self.db.read() as session:
