@@ -34,11 +34,11 @@ class IdentitySettings(CommonSettings):
     key_encryption_key: str = setting(
         "KEY_ENCRYPTION_KEY", DEV_KEY_ENCRYPTION_KEY,
         help="Fernet key encrypting the private parts of the signing keys at rest "
-             "(a dev key by default: set it in production)")
+             "(a dev key by default: set it in production)", secret=True)
     client_secret_pepper: str = setting(
         "CLIENT_SECRET_PEPPER", DEV_CLIENT_SECRET_PEPPER,
         help="HMAC key of the stored client-secret digests (a dev value by default: set it in "
-             "production; changing it invalidates every client secret)")
+             "production; changing it invalidates every client secret)", secret=True)
     session_cookie_secure: bool = setting(
         "SESSION_COOKIE_SECURE", _secure_cookie_default, parse_bool,
         help="mark the login-session cookie Secure (turn off only for plain-http development)")
@@ -91,10 +91,11 @@ class IdentitySettings(CommonSettings):
     account_fingerprint_key: str = setting(
         "ACCOUNT_FINGERPRINT_KEY", "portico-dev-account-fingerprint-key",
         help="HMAC key of the account-number fingerprints (a dev value by default: set it in "
-             "production; changing it breaks matching of stored accounts)")
+             "production; changing it breaks matching of stored accounts)", secret=True)
     access_code_key: str = setting(
         "ACCESS_CODE_KEY", "portico-dev-access-code-key",
-        help="HMAC key of the stored access-code digests (a dev value by default: set it in production)")
+        help="HMAC key of the stored access-code digests (a dev value by default: set it in production)",
+        secret=True)
     access_code_ttl_days: int = setting("ACCESS_CODE_TTL_DAYS", 14, parse_positive_int,
                                         help="days an issued Access Code stays valid")
     verification_link_ttl_hours: int = setting(
