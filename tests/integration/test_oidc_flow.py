@@ -398,6 +398,30 @@ def test_a_refresh_cannot_widen_the_audience_beyond_the_grant(idp):
     assert audience(same.json["access_token"]) == "tracking"
 
 
+def test_access_tokens_carry_the_users_sign_in_time(idp):
+    """RFC 9068 ``auth_time``: what a resource server needs to ask for a recent sign-in
+    (RFC 9470), as identity's own email change does; a refresh keeps the sign-in's."""
+    import base64
+    import json
+    import time
+
+    def claims(access_token):
+        payload = access_token.split(".")[1]
+        return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+
+    add_user(idp)
+    client_id, secret = add_client(idp)
+    before = int(time.time())
+    code = code_from(authorize(idp.test_client(), code_params(client_id)))
+    first = exchange(idp, client_id, secret, code).json
+    signed_in = claims(first["access_token"])["auth_time"]
+    assert before <= signed_in <= time.time()
+    refreshed = idp.test_client().post("/token", data={
+        "grant_type": "refresh_token", "refresh_token": first["refresh_token"]},
+        headers=basic(client_id, secret)).json
+    assert claims(refreshed["access_token"])["auth_time"] == signed_in
+
+
 def test_a_client_authenticates_one_way_and_names_one_client(idp):
     """RFC 6749 §2.3: one authentication method per request. authlib took the first that
     worked; a request sending two, or naming two clients, is now invalid_request."""

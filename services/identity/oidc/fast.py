@@ -163,7 +163,7 @@ class FastTokenEndpoints:
             token, _ = issue_tokens(self.provider, client, user=record.user,
                                     scope=record.get_scope(), include_refresh_token=True,
                                     requested=[], origin_resource=record.row.resource,
-                                    planned=planned)
+                                    planned=planned, auth_time=record.row.auth_time)
         except (redis.RedisError, SigningKeyUnavailable, *DEPENDENCY_ERRORS) as exc:
             return _unavailable(exc)
         except Exception:

@@ -150,16 +150,19 @@ def audience_for(client: RegisteredClient, requested: list[str],
 def issue_tokens(provider: Provider, client: RegisteredClient, *, user, scope: str,
                  include_refresh_token: bool, requested: list[str],
                  origin_resource: str | None, planned: PlannedSuccessor | None = None,
-                 ) -> tuple[dict[str, Any], AccessToken]:
+                 auth_time: int | None = None) -> tuple[dict[str, Any], AccessToken]:
     """The token response's body and its signed access token, for every grant and for
     authlib's server and the fast routes alike. ``user`` None: client_credentials.
-    ``planned``: the jti, issue time and refresh token a one-statement rotation stored."""
+    ``planned``: the jti, issue time and refresh token a one-statement rotation stored.
+    ``auth_time``: when the user signed in (RFC 9068 §2.2.1), so that a resource server
+    can ask for a recent sign-in (RFC 9470), as identity's email change does."""
     settings = provider.settings
     ttl = provider.lifetime(client, "access")
     audience = audience_for(client, requested, origin_resource)
     extra: dict[str, Any] = {}
     if user is not None:
         extra["company_id"] = user.company_id
+        extra["auth_time"] = auth_time
         if "entitlements" in scope.split():
             extra["entitlements"] = provider.entitlements.for_user(user.id)
     access = mint_access_token(
@@ -230,7 +233,8 @@ class AuthorizationServer(FlaskAuthorizationServer):
             requested=request.form.getlist("resource") + request.form.getlist("audience"),
             origin_resource=origin.row.resource if origin is not None else None,
             # A refresh rotated in one statement has recorded its successors already.
-            planned=getattr(oauth_request, "planned_successor", None))
+            planned=getattr(oauth_request, "planned_successor", None),
+            auth_time=origin.row.auth_time if origin is not None else None)
         g.issued_access_token = access
         return token
 
