@@ -37,7 +37,7 @@ def _open() -> tuple[IdentitySettings, Database]:
     db = Database(settings.database_url)
     # Client changes made here must invalidate every running replica's client cache too.
     watch_client_changes(db.sessions, redis.Redis.from_url(settings.redis_url),
-                         settings.redis_namespace)
+                         settings.redis_namespace, settings.max_token_lifetime)
     missing = set(Base.metadata.tables) - set(inspect(db.engine).get_table_names())
     if missing:
         click.echo("error: the identity database is not migrated; run `iamctl migrate identity`",

@@ -132,9 +132,32 @@ def rotate_secret(session: Session, pepper: str, client_id: str) -> tuple[OAuthC
 
 
 def delete_client(session: Session, client_id: str) -> None:
-    """Delete a client and revoke everything issued to it: its refresh tokens here, its
-    access tokens at every service by the Redis key written with the commit."""
+    """Delete a client and revoke everything issued to it (see :func:`_revoke_tokens`)."""
     session.delete(get_client(session, client_id))
+    _revoke_tokens(session, client_id)
+
+
+def disable_client(session: Session, client_id: str) -> OAuthClient:
+    """Disable a client: the provider no longer knows it (no authorization, no token, no
+    introspection by it) and everything issued to it is revoked. Already disabled: kept."""
+    client = get_client(session, client_id)
+    if client.disabled_at is None:
+        client.disabled_at = utcnow()
+        _revoke_tokens(session, client_id)
+    return client
+
+
+def enable_client(session: Session, client_id: str) -> OAuthClient:
+    """Enable a disabled client again; the tokens revoked when it was disabled stay revoked."""
+    client = get_client(session, client_id)
+    client.disabled_at = None
+    _mark_changed(session)
+    return client
+
+
+def _revoke_tokens(session: Session, client_id: str) -> None:
+    """Revoke what was issued to ``client_id``: its refresh tokens here, its access tokens
+    at every service by the Redis key written just before the commit."""
     session.execute(update(RefreshToken).where(RefreshToken.client_id == client_id,
                                                RefreshToken.revoked_at.is_(None))
                     .values(revoked_at=utcnow()))

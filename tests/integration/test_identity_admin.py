@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 
+import pytest
 from click.testing import CliRunner
 from cryptography.fernet import Fernet
 
@@ -306,7 +307,8 @@ def test_iamctl_bootstrap_clients_users_and_keys(database_url, redis_url, namesp
     assert {r["alg"] for r in json.loads(rotated.output)["rotated"]} == {"ES256", "RS256"}
 
 
-def test_deleting_a_client_revokes_its_tokens(make_app, token_issuer):
+@pytest.mark.parametrize("how", ["delete", "disable"])
+def test_deleting_or_disabling_a_client_revokes_its_tokens(make_app, token_issuer, how):
     """Issue 24: a deleted client's access tokens stayed ``active`` at introspection (and
     valid at every service) until they expired; its refresh tokens stayed usable."""
     from sqlalchemy import select
@@ -332,11 +334,25 @@ def test_deleting_a_client_revokes_its_tokens(make_app, token_issuer):
 
     assert [seen["active"] for seen in introspected()] == [True, True]
     admin = {"Authorization": "Bearer " + token_issuer.issue(**ADMIN)}
-    assert api.delete(f"/admin/v1/clients/{client_id}", headers=admin).status_code == 204
+    if how == "delete":
+        assert api.delete(f"/admin/v1/clients/{client_id}", headers=admin).status_code == 204
+    else:
+        disabled = api.post(f"/admin/v1/clients/{client_id}/disable", headers=admin)
+        assert disabled.status_code == 200 and disabled.json["disabled_at"]
     assert introspected() == [{"active": False}, {"active": False}]
+    refresh = api.post("/token", data={"grant_type": "refresh_token",
+                                       "refresh_token": tokens["refresh_token"]},
+                       headers=basic(client_id, secret))
+    assert refresh.status_code == 401 and refresh.json["error"] == "invalid_client"
     userinfo = api.get("/userinfo", headers={"Authorization": "Bearer " + tokens["access_token"]})
     assert userinfo.status_code == 401
     with app.extensions["portico"].db.read() as session:
         revoked = session.scalars(select(RefreshToken.revoked_at).where(
             RefreshToken.client_id == client_id)).all()
     assert revoked and all(when is not None for when in revoked)
+    if how == "disable":  # enabled again: it may sign users in; what was revoked stays so
+        assert api.post(f"/admin/v1/clients/{client_id}/enable",
+                        headers=admin).json["disabled_at"] is None
+        code = code_from(authorize(app.test_client(), code_params(client_id)))
+        assert exchange(app, client_id, secret, code).status_code == 200
+        assert introspected() == [{"active": False}, {"active": False}]

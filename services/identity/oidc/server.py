@@ -101,7 +101,7 @@ class Provider:
     def _load_client(self, client_id: str) -> RegisteredClient | None:
         with self.db.read() as session:
             row = session.get(OAuthClient, client_id)
-            if row is None:
+            if row is None or row.disabled_at is not None:
                 return None
             session.expunge(row)
         # Shared by the threads of this process: read-only from here on.
