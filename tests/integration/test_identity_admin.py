@@ -293,6 +293,15 @@ def test_iamctl_bootstrap_clients_users_and_keys(database_url, redis_url, namesp
                               "http://localhost:3000/cb", "--public"], env).output)
     assert "client_secret" not in public and public["token_endpoint_auth_method"] == "none"
 
+    # A resource server registered under its audience, so that it may introspect.
+    tracking = ["clients", "create", "--name", "Tracking", "--grant", "client_credentials",
+                "--client-id", "tracking"]
+    assert json.loads(_run(tracking, env).output)["client_id"] == "tracking"
+    again = _run(tracking, env)
+    assert again.exit_code == 1 and "exists already" in again.output
+    malformed = _run([*tracking[:-1], "no spaces"], env)
+    assert malformed.exit_code == 1 and "--client-id" in malformed.output
+
     user = _run(["users", "create", "--username", "bob", "--password", "a-long-passphrase-1",
                  "--email", "bob@example.com", "--given-name", "Bob", "--family-name", "Builder",
                  "--company-id", "acme"], env)
