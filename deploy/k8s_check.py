@@ -47,6 +47,21 @@ NOT_SECRET_SUFFIX = re.compile(
 )
 # user:password@ inside a URL.
 URL_CREDENTIALS = re.compile(r"://[^/\s:@]+:[^/\s@]+@")
+# The keys each service's processes load (its settings' ``secret=True`` variables, which
+# tests/deploy compares with this table): every container of that service must get each
+# from the Secret, or in production (PORTICO_ENV=production) it refuses to start, and in
+# development it would run on the key anyone can read in the source.
+SERVICE_SECRETS = {
+    "identity": ("EVENT_SEALING_KEY", "KEY_ENCRYPTION_KEY", "CLIENT_SECRET_PEPPER",
+                 "ACCOUNT_FINGERPRINT_KEY", "ACCESS_CODE_KEY"),
+    "permissions": ("EVENT_SEALING_KEY",),
+    "tracking": ("EVENT_SEALING_KEY",),
+    "notifier": ("EVENT_SEALING_KEY",),
+}
+SECRET_OBJECT = "portico-secrets"  # noqa: S105 (the Secret's name, not a value)
+NAME = "app.kubernetes.io/name"
+# Paths the public Ingress must never route: operators' and the kubelet's endpoints.
+INTERNAL_PATHS = ("/metrics", "/readyz")
 
 RULES = """\
 every container of a Deployment/StatefulSet/DaemonSet: readinessProbe and livenessProbe
@@ -58,6 +73,10 @@ every Portico pod template carries app.kubernetes.io/part-of=portico (NetworkPol
 every object carries app.kubernetes.io/component (the documented apply order selects on it)
 no Secret object is rendered; no literal value for a secret-like env var or ConfigMap key;
   no user:password@ in any env value or ConfigMap value
+every container of a Portico service gets each key that service needs (SERVICE_SECRETS)
+  from the Secret portico-secrets
+an Ingress routes no internal path (/metrics, /readyz): only exact or prefix paths that
+  cannot match them
 a default-deny NetworkPolicy (all pods, Ingress and Egress, no rules) exists
 every Portico web Deployment has a HorizontalPodAutoscaler and a PodDisruptionBudget
 prod: every Portico Deployment runs at least 2 replicas (the HPA's minimum where one scales it)
@@ -272,6 +291,31 @@ def _literal_secret(where: str, name: str, value: str) -> list[str]:
     return []
 
 
+def _missing_secrets(where: str, service: str | None, container: dict[str, Any]) -> list[str]:
+    """The keys ``service`` needs that ``container`` does not get from the Secret."""
+    given = {var.get("name") for var in container.get("env") or []
+             if ((var.get("valueFrom") or {}).get("secretKeyRef") or {}).get("name")
+             == SECRET_OBJECT}
+    return [f"{where}: {name} is not set from the Secret {SECRET_OBJECT}"
+            for name in SERVICE_SECRETS.get(service or "", ()) if name not in given]
+
+
+def _ingress_violations(ingress: dict[str, Any]) -> list[str]:
+    """Each path of ``ingress`` that would route an internal endpoint to the public."""
+    out = []
+    for rule in (ingress.get("spec") or {}).get("rules") or []:
+        for path in ((rule.get("http") or {}).get("paths")) or []:
+            value = str(path.get("path") or "/")
+            kind = path.get("pathType", "Prefix")
+            for internal in INTERNAL_PATHS:
+                if (value == internal if kind == "Exact"
+                        else internal == value.rstrip("/") or internal.startswith(
+                            value.rstrip("/") + "/")):
+                    out.append(f"{ref(ingress)}: path {value} ({kind}) routes {internal} "
+                               f"to the public")
+    return out
+
+
 def _pod_violations(obj: dict[str, Any], template: dict[str, Any], pinned_images: bool) -> list[str]:
     pod = template.get("spec") or {}
     out = []
@@ -290,6 +334,9 @@ def _pod_violations(obj: dict[str, Any], template: dict[str, Any], pinned_images
         out += _container_resources(where, container)
         out += _container_security(where, container, pod)
         out += _env_secrets(where, container)
+        if is_main and _is_portico(obj):
+            out += _missing_secrets(where, _labels(template.get("metadata")).get(NAME),
+                                    container)
         image = str(container.get("image", ""))
         if pinned_images and ("@" not in image and (":" not in image.rsplit("/", 1)[-1]
                                                     or image.endswith(":latest"))):
@@ -329,6 +376,8 @@ def check_policy(objects: list[dict[str, Any]], *, min_replicas: int = 1,
             out.append(f"{ref(obj)}: no {COMPONENT} label")
         if obj.get("kind") == "Secret":
             out.append(f"{ref(obj)}: a Secret is in the manifests (create it out of band)")
+        if obj.get("kind") == "Ingress":
+            out += _ingress_violations(obj)
         if obj.get("kind") == "ConfigMap":
             for key, value in (obj.get("data") or {}).items():
                 out += _literal_secret(f"{ref(obj)}: key {key}", key, str(value))

@@ -13,6 +13,13 @@ watched keys (:class:`services.common.watched.WatchedKeys`), held in process and
 the moment Redis pushes their change. (A key withdrawn from the JWKS
 stops a token already seen by a process within ``claims_ttl``.)
 
+A client that identity deletes has all its tokens revoked at once: identity writes
+:func:`client_revocation_key` (the time of the deletion, see :func:`revoke_client`), and
+a token of that client issued up to then is refused as a revoked ``jti`` is. That key is
+read together with the ``jti``'s (one ``MGET``, :meth:`DenyList.revoked`), or, where a
+caller reads only the ``jti``'s key itself (:func:`fast_route_claims`,
+:func:`settle_revocation`), through the watched keys (held in process).
+
 A hot view may fold that deny-list read into its own Redis round trip:
 ``require_auth(defer_revocation=True)`` postpones it, the view fetches
 :func:`revocation_key` together with its own keys and hands the value to
@@ -150,9 +157,60 @@ def deny_key(namespace: str, jti: str) -> str:
     return key(namespace, "revoked-jti", jti)
 
 
+def client_revocation_key(namespace: str, client_id: str) -> str:
+    """The Redis key that revokes every token issued to ``client_id`` up to the time it
+    holds (``client_id=""``: the prefix of such keys)."""
+    return key(namespace, "revoked-client", client_id)
+
+
+def revocation_keys(namespace: str, claims: dict[str, Any]) -> list[str]:
+    """The keys that say whether the token of ``claims`` is revoked: its ``jti``'s, then
+    its client's (either missing when the token has no such claim)."""
+    keys = []
+    if claims.get("jti"):
+        keys.append(deny_key(namespace, str(claims["jti"])))
+    if claims.get("client_id"):
+        keys.append(client_revocation_key(namespace, str(claims["client_id"])))
+    return keys
+
+
+def revoked_by(claims: dict[str, Any], values: list[bytes | str | None]) -> bool:
+    """Whether the values read at :func:`revocation_keys` (in that order) revoke the
+    token of ``claims``: its ``jti`` is on the deny-list, or its client was deleted at or
+    after the token was issued."""
+    found = list(values)
+    if claims.get("jti") and found.pop(0) is not None:
+        return True
+    if claims.get("client_id"):
+        return client_revoked(claims, found.pop(0))
+    return False
+
+
+def client_revoked(claims: dict[str, Any], value: bytes | str | None) -> bool:
+    """Whether ``value``, read at the token's :func:`client_revocation_key`, revokes it.
+    A token issued in the very second of the revocation is revoked too."""
+    if value is None:
+        return False
+    try:
+        revoked_at = float(value)
+    except ValueError:
+        return True  # not written by identity: fail closed
+    issued_at = claims.get("iat")
+    return not isinstance(issued_at, int | float) or issued_at <= revoked_at
+
+
+def revoke_client(client: redis.Redis, namespace: str, client_id: str,
+                  ttl_seconds: int) -> None:
+    """Revoke every token issued to ``client_id`` until now, for ``ttl_seconds`` (the
+    longest a token of any client may live, after which none issued before is left)."""
+    client.set(client_revocation_key(namespace, client_id), str(int(time.time())).encode(),
+               ex=max(int(ttl_seconds), 1))
+
+
 class DenyList:
-    """The revoked ``jti``s identity writes to Redis (see :func:`revoke_jti`), read through
-    ``watched`` when given (held in process until Redis pushes a change)."""
+    """The revoked ``jti``s and clients identity writes to Redis (see :func:`revoke_jti`,
+    :func:`revoke_client`), read through ``watched`` when given (held in process until
+    Redis pushes a change)."""
 
     def __init__(self, client: redis.Redis, namespace: str,
                  watched: WatchedKeys | None = None) -> None:
@@ -161,19 +219,47 @@ class DenyList:
         self.watched = watched
         if watched is not None:
             watched.watch(self.key(""))
+            watched.watch(client_revocation_key(namespace, ""))
 
     def key(self, jti: str) -> str:
         return deny_key(self.namespace, jti)
 
+    def _mget(self, keys: list[str]) -> list[bytes | str | None]:
+        if self.watched is not None:
+            return self.watched.mget(keys)
+        return list(self.redis.mget(keys))
+
     def is_revoked(self, jti: str) -> bool:
         """Fails closed: if Redis cannot answer, the token is treated as revoked."""
         try:
-            if self.watched is not None:
-                return self.watched.mget([self.key(jti)])[0] is not None
-            return bool(self.redis.exists(self.key(jti)))
+            return self._mget([self.key(jti)])[0] is not None
         except redis.RedisError:
             log.warning("deny-list unavailable; refusing token")
             return True
+
+    def revoked(self, claims: dict[str, Any]) -> bool:
+        """Whether the token of ``claims`` is revoked, by its ``jti`` or its client (one
+        read of both keys). Fails closed as :meth:`is_revoked` does."""
+        keys = revocation_keys(self.namespace, claims)
+        if not keys:
+            return False
+        try:
+            return revoked_by(claims, self._mget(keys))
+        except redis.RedisError:
+            log.warning("deny-list unavailable; refusing token")
+            return True
+
+    def client_revoked(self, claims: dict[str, Any]) -> bool:
+        """Whether the token's client was revoked after it was issued (fails closed)."""
+        if not claims.get("client_id"):
+            return False
+        try:
+            value = self._mget([client_revocation_key(self.namespace,
+                                                      str(claims["client_id"]))])[0]
+        except redis.RedisError:
+            log.warning("deny-list unavailable; refusing token")
+            return True
+        return client_revoked(claims, value)
 
 
 class TokenVerifier:
@@ -203,11 +289,17 @@ class TokenVerifier:
             claims = self._verify_signed(token, now)
             deadline = min(now + self.claims.ttl, float(claims["exp"]) + self.leeway)
             self.claims.put(digest, claims, deadline)
-        if check_revocation:
-            jti = claims.get("jti")
-            if self.is_revoked is not None and jti and self.is_revoked(str(jti)):
-                raise InvalidToken("the token has been revoked")
+        if check_revocation and self.revoked(claims):
+            raise InvalidToken("the token has been revoked")
         return dict(claims)
+
+    def revoked(self, claims: dict[str, Any]) -> bool:
+        """Whether the token of (verified) ``claims`` is revoked: by the Redis deny-list
+        (its ``jti`` or its client, one read), else by ``is_revoked`` (``jti`` only)."""
+        if self.deny_list is not None and self.is_revoked == self.deny_list.is_revoked:
+            return self.deny_list.revoked(claims)
+        jti = claims.get("jti")
+        return self.is_revoked is not None and bool(jti) and self.is_revoked(str(jti))
 
     def _verify_signed(self, token: str, now: float) -> dict[str, Any]:
         try:
@@ -299,7 +391,7 @@ def fast_route_claims(verifier: TokenVerifier, authorization: str
     jti = claims.get("jti")
     if not jti or verifier.is_revoked is None:
         return claims, None
-    if verifier.deny_list is None:
+    if verifier.deny_list is None or verifier.deny_list.client_revoked(claims):
         return None
     return claims, verifier.deny_list.key(str(jti))
 
@@ -330,6 +422,7 @@ def _authenticate(*, check_revocation: bool) -> dict[str, Any]:
         raise _unauthorized(exc.reason) from None
     if not check_revocation and claims.get("jti") and verifier.is_revoked is not None:
         g.revocation_pending = str(claims["jti"])
+        g.revocation_claims = claims
     g.token_claims = claims
     return claims
 
@@ -356,7 +449,9 @@ def settle_revocation(value: bytes | str | None, *, unavailable: bool = False) -
         _check_pending_revocation()
         return
     g.revocation_pending = None
-    if value:
+    verifier: TokenVerifier = current_app.extensions["portico.auth"]
+    if value or (verifier.deny_list is not None
+                 and verifier.deny_list.client_revoked(g.get("revocation_claims") or {})):
         raise _unauthorized("the token has been revoked")
 
 
@@ -366,7 +461,7 @@ def _check_pending_revocation() -> None:
         return
     g.revocation_pending = None
     verifier: TokenVerifier = current_app.extensions["portico.auth"]
-    if verifier.is_revoked is not None and verifier.is_revoked(jti):
+    if verifier.revoked(g.get("revocation_claims") or {"jti": jti}):
         raise _unauthorized("the token has been revoked")
 
 

@@ -4,6 +4,10 @@ A settings class is a frozen dataclass whose fields are declared with
 :func:`setting`. :func:`load` reads each field's variable, parses it and stops
 start-up with one clear line naming the variable when a value is bad or a
 required one is missing.
+
+Keys and peppers have development defaults so that ``make run`` works with nothing
+set; they are declared ``secret=True``. With ``PORTICO_ENV=production`` :func:`load`
+refuses to start while any of them still has its development value.
 """
 
 from __future__ import annotations
@@ -57,18 +61,29 @@ def parse_non_negative_int(raw: str) -> int:
     return value
 
 
+def parse_environment(raw: str) -> str:
+    value = raw.strip().lower()
+    if value not in {"development", "production"}:
+        raise ValueError("expected development or production")
+    return value
+
+
 def setting(
     env: str,
     default: Any = _MISSING,
     parse: Callable[[str], Any] = str,
     help: str = "",
+    *,
+    secret: bool = False,
 ) -> Any:
     """Declare a dataclass field read from the environment variable ``env``.
 
     Without a default the variable is required. ``default`` may be a callable
     taking the environment mapping, for defaults derived from other variables.
+    ``secret``: a key whose default is for development only (refused in production).
     """
-    metadata = {"env": env, "parse": parse, "help": help, "default": default}
+    metadata = {"env": env, "parse": parse, "help": help, "default": default,
+                "secret": secret}
     if default is _MISSING:
         return dataclasses.field(metadata=metadata)
     return dataclasses.field(default=None, metadata=metadata)
@@ -101,7 +116,26 @@ def load(cls: type[S], environ: Mapping[str, str] | None = None, **overrides: An
             values[field.name] = meta["parse"](raw)
         except (ValueError, TypeError) as exc:
             raise ConfigError(f"{name} has a bad value: {exc}") from None
+    if values.get("environment") == "production":
+        _refuse_development_secrets(cls, values)
     return cls(**values)
+
+
+def secret_settings(cls: type) -> list[str]:
+    """The variables of ``cls`` that hold keys (``secret=True``): each must be set to a
+    value of its own in production."""
+    return [f.metadata["env"] for f in dataclasses.fields(cls) if f.metadata.get("secret")]
+
+
+def _refuse_development_secrets(cls: type, values: Mapping[str, Any]) -> None:
+    """In production, a key that is still its development default is a ConfigError: anyone
+    can read that default in the source (an account number is then recoverable from its
+    fingerprint, a sealed event readable, a client secret's digest forgeable)."""
+    for field in dataclasses.fields(cls):
+        meta = field.metadata
+        if meta.get("secret") and values.get(field.name) == meta["default"]:
+            raise ConfigError(f"{meta['env']} is the development default, which production "
+                              f"(PORTICO_ENV=production) refuses: set a key of its own")
 
 
 def load_or_exit(cls: type[S], environ: Mapping[str, str] | None = None, **overrides: Any) -> S:
@@ -152,7 +186,8 @@ class CommonSettings:
     db_pool_size: int = setting("DB_POOL_SIZE", 10, parse_positive_int, help="database connections a process keeps open for reuse: at least a gunicorn worker's threads, or connections are opened and closed per request; twice as many more may open for a burst")
     redis_url: str = setting("REDIS_URL", "redis://127.0.0.1:6390/0", help="Redis for streams, sessions, rate limits and caches (make run starts an embedded one when unset)")
     redis_namespace: str = setting("REDIS_NAMESPACE", "portico", help="prefix of every Redis key and stream name")
-    event_sealing_key: str = setting("EVENT_SEALING_KEY", "cG9ydGljby1kZXYtc2VhbGluZy1rZXktMzItYnl0ZXM=", help="Fernet key that seals secrets inside events (a dev key by default: set it in production)")
+    environment: str = setting("PORTICO_ENV", "development", parse_environment, help="development or production: in production a service refuses to start while any key (EVENT_SEALING_KEY and the service's own) still has its development default")
+    event_sealing_key: str = setting("EVENT_SEALING_KEY", "cG9ydGljby1kZXYtc2VhbGluZy1rZXktMzItYnl0ZXM=", help="Fernet key that seals secrets inside events (a dev key by default: set it in production)", secret=True)
     log_level: str = setting("LOG_LEVEL", "INFO", help="logging level")
     log_json: bool = setting("LOG_JSON", True, parse_bool, help="JSON log lines (false: plain text)")
     access_log: str = setting("ACCESS_LOG", "all", parse_access_log,

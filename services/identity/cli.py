@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import secrets
 import sys
 from datetime import timedelta
@@ -27,6 +28,7 @@ from .clients import watch_client_changes
 from .lifecycle.cli import commands as lifecycle_commands
 from .models import Base, OutboxEvent
 from .oidc import keys
+from .oidc.models import OAuthClient
 from .oidc.purge import DEFAULT_GRACE, purge_spent_records
 from .schemas import ClientSchema, client_json
 from .service import NewUser, create_user
@@ -38,7 +40,7 @@ def _open() -> tuple[IdentitySettings, Database]:
     db = Database(settings.database_url)
     # Client changes made here must invalidate every running replica's client cache too.
     watch_client_changes(db.sessions, redis.Redis.from_url(settings.redis_url),
-                         settings.redis_namespace)
+                         settings.redis_namespace, settings.max_token_lifetime)
     missing = set(Base.metadata.tables) - set(inspect(db.engine).get_table_names())
     if missing:
         click.echo("error: the identity database is not migrated; run `iamctl migrate identity`",
@@ -77,9 +79,17 @@ def clients_group() -> None:
 @click.option("--audience", "audiences", multiple=True, help="allowed token audience (repeatable)")
 @click.option("--backchannel-logout-uri", default=None,
               help="where to POST a logout token when a user's login session ends")
+@click.option("--client-id", default=None,
+              help="the client's id (default: random); a resource server that introspects "
+                   "tokens meant for it takes its audience as id")
 def clients_create(name, redirect_uris, post_logout_redirect_uris, grants, scope, public,
-                   first_party, auth_method, audiences, backchannel_logout_uri) -> None:
+                   first_party, auth_method, audiences, backchannel_logout_uri,
+                   client_id) -> None:
     """Register a client and print it (with its secret, shown once) as JSON."""
+    if client_id is not None and not re.fullmatch(r"[A-Za-z0-9._-]{1,64}", client_id):
+        click.echo("error: --client-id takes 1 to 64 letters, digits, '.', '_' or '-'",
+                   err=True)
+        sys.exit(1)
     settings, db = _open()
     method = auth_method or ("none" if public else "client_secret_basic")
     if public and method != "none":
@@ -96,8 +106,11 @@ def clients_create(name, redirect_uris, post_logout_redirect_uris, grants, scope
     try:
         spec = ClientSchema().load(payload)
         with db.transaction() as session:
+            if client_id is not None and session.get(OAuthClient, client_id) is not None:
+                click.echo(f"error: a client {client_id} exists already", err=True)
+                sys.exit(1)
             client, secret = client_cases.create_client(session, settings.client_secret_pepper,
-                                                        spec)
+                                                        spec, client_id)
             body = client_json(client, secret)
     except ValidationError as exc:
         click.echo(f"error: {json.dumps(exc.messages)}", err=True)

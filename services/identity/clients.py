@@ -18,18 +18,23 @@ import secrets
 from dataclasses import dataclass, field
 
 import redis
-from sqlalchemy import event, select
+from sqlalchemy import event, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from services.common.auth import revoke_client
 from services.common.errors import NotFound
-from services.common.events import Envelope, record_event
+from services.common.events import Envelope, record_event, utcnow
 
 from .models import OutboxEvent
 from .oidc.client_cache import bump_version
-from .oidc.models import OAuthClient
+from .oidc.models import OAuthClient, RefreshToken
 
 log = logging.getLogger("portico.identity.clients")
 CHANGED = "portico.oidc_clients_changed"
+REVOKED = "portico.oidc_clients_revoked"  # the ids whose tokens a commit revokes
+# Seconds a client's revocation outlives the longest token lifetime: the services accept
+# a token this long after it expired (``TokenVerifier.leeway``).
+REVOCATION_MARGIN = 60
 
 PUBLIC_METHOD = "none"
 AUTH_METHODS = ("client_secret_basic", "client_secret_post", "private_key_jwt", "none")
@@ -127,16 +132,48 @@ def rotate_secret(session: Session, pepper: str, client_id: str) -> tuple[OAuthC
 
 
 def delete_client(session: Session, client_id: str) -> None:
+    """Delete a client and revoke everything issued to it (see :func:`_revoke_tokens`)."""
     session.delete(get_client(session, client_id))
+    _revoke_tokens(session, client_id)
+
+
+def disable_client(session: Session, client_id: str) -> OAuthClient:
+    """Disable a client: the provider no longer knows it (no authorization, no token, no
+    introspection by it) and everything issued to it is revoked. Already disabled: kept."""
+    client = get_client(session, client_id)
+    if client.disabled_at is None:
+        client.disabled_at = utcnow()
+        _revoke_tokens(session, client_id)
+    return client
+
+
+def enable_client(session: Session, client_id: str) -> OAuthClient:
+    """Enable a disabled client again; the tokens revoked when it was disabled stay revoked."""
+    client = get_client(session, client_id)
+    client.disabled_at = None
     _mark_changed(session)
+    return client
+
+
+def _revoke_tokens(session: Session, client_id: str) -> None:
+    """Revoke what was issued to ``client_id``: its refresh tokens here, its access tokens
+    at every service by the Redis key written just before the commit."""
+    session.execute(update(RefreshToken).where(RefreshToken.client_id == client_id,
+                                               RefreshToken.revoked_at.is_(None))
+                    .values(revoked_at=utcnow()))
+    _mark_changed(session)
+    session.info.setdefault(REVOKED, set()).add(client_id)
 
 
 def _mark_changed(session: Session) -> None:
     session.info[CHANGED] = True
 
 
-def watch_client_changes(sessions: sessionmaker, client: redis.Redis, namespace: str) -> None:
-    """Bump the clients version around every commit of a session that changed a client.
+def watch_client_changes(sessions: sessionmaker, client: redis.Redis, namespace: str,
+                         token_lifetime: int = 3600) -> None:
+    """Bump the clients version around every commit of a session that changed a client,
+    and, before a commit that deletes clients, revoke their tokens (``revoke_client``:
+    kept ``token_lifetime`` seconds, the longest any of their tokens may live).
 
     Before the commit, so that a Redis that cannot be written aborts the change (the admin
     sees an error and nothing changed); after it, because a replica may have reloaded the
@@ -145,6 +182,8 @@ def watch_client_changes(sessions: sessionmaker, client: redis.Redis, namespace:
     """
 
     def before_commit(session: Session) -> None:
+        for client_id in session.info.pop(REVOKED, ()):
+            revoke_client(client, namespace, client_id, token_lifetime + REVOCATION_MARGIN)
         if session.info.get(CHANGED):
             bump_version(client, namespace)
 
@@ -157,6 +196,7 @@ def watch_client_changes(sessions: sessionmaker, client: redis.Redis, namespace:
 
     def after_rollback(session: Session) -> None:
         session.info.pop(CHANGED, None)
+        session.info.pop(REVOKED, None)
 
     event.listen(sessions, "before_commit", before_commit)
     event.listen(sessions, "after_commit", after_commit)

@@ -212,6 +212,14 @@ def clients_paths(spec: APISpec) -> None:
         "delete": {"summary": "Delete a client", "security": ADMIN, "parameters": CLIENT_ID,
                    "responses": {"204": {"description": "Deleted"},
                                  "404": _problem("No such client"), **DENIED}}})
+    for action, summary in (("disable", "Disable a client: no new tokens, and every token "
+                                        "issued to it revoked at once"),
+                            ("enable", "Enable a disabled client (its revoked tokens stay "
+                                       "revoked)")):
+        spec.path(f"/admin/v1/clients/{{client_id}}/{action}", operations={"post": {
+            "summary": summary, "security": ADMIN, "parameters": CLIENT_ID,
+            "responses": {"200": {"description": "The client", **_json("ClientOut")},
+                          "404": _problem("No such client"), **DENIED}}})
     spec.path("/admin/v1/clients/{client_id}/secret", operations={"post": {
         "summary": "Rotate a confidential client's secret", "security": ADMIN,
         "parameters": CLIENT_ID,

@@ -115,6 +115,7 @@ class ClientOut(Schema):
     id_token_ttl = fields.Integer(allow_none=True)
     refresh_token_ttl = fields.Integer(allow_none=True)
     backchannel_logout_uri = fields.String(allow_none=True)
+    disabled_at = UTCDateTime(allow_none=True)
     created_at = UTCDateTime()
 
 

@@ -34,11 +34,11 @@ class IdentitySettings(CommonSettings):
     key_encryption_key: str = setting(
         "KEY_ENCRYPTION_KEY", DEV_KEY_ENCRYPTION_KEY,
         help="Fernet key encrypting the private parts of the signing keys at rest "
-             "(a dev key by default: set it in production)")
+             "(a dev key by default: set it in production)", secret=True)
     client_secret_pepper: str = setting(
         "CLIENT_SECRET_PEPPER", DEV_CLIENT_SECRET_PEPPER,
         help="HMAC key of the stored client-secret digests (a dev value by default: set it in "
-             "production; changing it invalidates every client secret)")
+             "production; changing it invalidates every client secret)", secret=True)
     session_cookie_secure: bool = setting(
         "SESSION_COOKIE_SECURE", _secure_cookie_default, parse_bool,
         help="mark the login-session cookie Secure (turn off only for plain-http development)")
@@ -71,24 +71,31 @@ class IdentitySettings(CommonSettings):
     admin_audience: str = setting("IDENTITY_AUDIENCE", "identity",
                                   help="audience the admin API's bearer tokens must carry")
     login_rate_limit: str = setting(
-        "LOGIN_RATE_LIMIT", "10 per minute;100 per hour",
-        help="credential POSTs allowed per client IP (flask-limiter syntax)")
+        "LOGIN_RATE_LIMIT", "30 per minute;300 per hour",
+        help="failed sign-ins (wrong credentials) allowed per client IP (flask-limiter syntax); "
+             "the per-account lockout stops guessing one account's password")
+    login_success_rate_limit: str = setting(
+        "LOGIN_SUCCESS_RATE_LIMIT", "1000 per 10 minutes",
+        help="successful sign-ins allowed per client IP (a whole office behind one NAT)")
     token_rate_limit_ip: str = setting(
         "TOKEN_RATE_LIMIT_IP", "600 per minute",
-        help="token-endpoint requests allowed per client IP")
+        help="token-endpoint requests allowed per client IP, failed client authentications "
+             "included")
     token_rate_limit_client: str = setting(
         "TOKEN_RATE_LIMIT_CLIENT", "300 per minute",
-        help="token-endpoint requests allowed per client_id")
+        help="token-endpoint requests allowed per confidential client, counted once it "
+             "authenticated")
     rate_limits_enabled: bool = setting("RATE_LIMITS_ENABLED", True, parse_bool,
                                         help="turn the login/token rate limits on (benchmarks may turn them off)")
     # Enrollment and first login (issue 4); enrollment/config.py turns these into EnrollmentConfig.
     account_fingerprint_key: str = setting(
         "ACCOUNT_FINGERPRINT_KEY", "portico-dev-account-fingerprint-key",
         help="HMAC key of the account-number fingerprints (a dev value by default: set it in "
-             "production; changing it breaks matching of stored accounts)")
+             "production; changing it breaks matching of stored accounts)", secret=True)
     access_code_key: str = setting(
         "ACCESS_CODE_KEY", "portico-dev-access-code-key",
-        help="HMAC key of the stored access-code digests (a dev value by default: set it in production)")
+        help="HMAC key of the stored access-code digests (a dev value by default: set it in production)",
+        secret=True)
     access_code_ttl_days: int = setting("ACCESS_CODE_TTL_DAYS", 14, parse_positive_int,
                                         help="days an issued Access Code stays valid")
     verification_link_ttl_hours: int = setting(

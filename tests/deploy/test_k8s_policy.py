@@ -81,6 +81,7 @@ def test_prod_overlay_is_production_shaped(k8s_check):
     config = _find(prod, "ConfigMap", "portico-config")["data"]
     assert config["PGSSLMODE"] in {"require", "verify-ca", "verify-full"}
     assert config["OIDC_ISSUER"].startswith("https://")
+    assert config["PORTICO_ENV"] == "production"  # development keys refused at start-up
     # A company's first enrollment founds it: the help desk reviews enrollments first.
     assert config["ENROLLMENT_REVIEW_ALL"] == "true"
     for service in ("identity", "permissions", "tracking", "notifier"):
@@ -149,6 +150,10 @@ def _cron(objects: Objects) -> dict[str, Any]:
     return cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
 
 
+def _ingress_paths(objects: Objects) -> list[dict[str, Any]]:
+    return _find(objects, "Ingress", "identity")["spec"]["rules"][0]["http"]["paths"]
+
+
 def _drop_default_deny(objects: Objects) -> None:
     objects.remove(_find(objects, "NetworkPolicy", "default-deny-all"))
 
@@ -188,6 +193,21 @@ BREAKAGES: dict[str, tuple[Callable[[Objects], None], str]] = {
     "component label lost": (lambda o: _find(o, "NetworkPolicy", "allow-dns-egress")["metadata"]["labels"]
                              .pop("app.kubernetes.io/component"),
                              "NetworkPolicy/allow-dns-egress: no app.kubernetes.io/component label"),
+    "an identity key not given": (
+        lambda o: _cron(o).update(env=[v for v in _cron(o)["env"]
+                                       if v["name"] != "ACCOUNT_FINGERPRINT_KEY"]),
+        "CronJob/identity-rotate-keys container rotate-keys: ACCOUNT_FINGERPRINT_KEY is not set "
+        "from the Secret portico-secrets"),
+    "a key given literally": (
+        lambda o: _worker(o).update(env=[v if v["name"] != "EVENT_SEALING_KEY"
+                                         else {"name": v["name"], "value": "x"}
+                                         for v in _worker(o)["env"]]),
+        "tracking-worker container worker: EVENT_SEALING_KEY is not set from the Secret"),
+    "everything routed": (lambda o: _ingress_paths(o).append({"path": "/", "pathType": "Prefix"}),
+                          "Ingress/identity: path / (Prefix) routes /metrics to the public"),
+    "readyz routed": (lambda o: _ingress_paths(o).append({"path": "/readyz/",
+                                                          "pathType": "Prefix"}),
+                      "Ingress/identity: path /readyz/ (Prefix) routes /readyz to the public"),
     "pod label lost": (lambda o: _find(o, "Deployment", "permissions-web")["spec"]["template"]["metadata"]
                        ["labels"].pop("app.kubernetes.io/part-of"),
                        "Deployment/permissions-web: pod template lacks the label"),
@@ -249,3 +269,50 @@ def test_check_script_passes_and_fails(k8s_check, base, monkeypatch, capsys):
     monkeypatch.setattr(k8s_check, "render", lambda target: broken)
     assert k8s_check.main([]) == 1
     assert "no livenessProbe" in capsys.readouterr().out
+
+
+def test_the_keys_checked_are_the_keys_each_service_declares(k8s_check):
+    """The policy's table of keys per service is what the settings classes mark secret
+    (issue 24: ACCOUNT_FINGERPRINT_KEY and ACCESS_CODE_KEY were never set in production)."""
+    import importlib
+
+    from services.common.config import secret_settings
+
+    for service, names in k8s_check.SERVICE_SECRETS.items():
+        module = importlib.import_module(f"services.{service}.settings")
+        assert set(names) == set(secret_settings(getattr(module, f"{service.capitalize()}Settings")))
+    assert set(k8s_check.SERVICE_SECRETS) == {"identity", "permissions", "tracking", "notifier"}
+
+
+def test_every_key_is_in_the_secret_example():
+    example = yaml.safe_load((REPO / "deploy/k8s/secrets.example.yaml").read_text())["stringData"]
+    for name in ("event-sealing-key", "key-encryption-key", "client-secret-pepper",
+                 "account-fingerprint-key", "access-code-key"):
+        assert example[name] == "REPLACE_ME"
+
+
+def test_the_public_ingress_routes_no_internal_endpoint(k8s_check, base):
+    """Issue 24: /metrics and /readyz were reachable through the public ingress."""
+    ingress = _find(base, "Ingress", "identity")
+    assert k8s_check.check_policy([ingress, *[o for o in base if o is not ingress]]) == []
+    paths = [(p["path"], p["pathType"]) for p in _ingress_paths(base)]
+    assert ("/", "Prefix") not in paths
+    for internal in ("/metrics", "/readyz", "/healthz"):
+        assert not [p for p, kind in paths
+                    if internal == p or (kind == "Prefix" and internal.startswith(p + "/"))]
+
+
+def test_every_identity_route_is_routed_unless_internal(make_app, base):
+    """The ingress lists identity's public prefixes: a page missing from it would be
+    unreachable, an internal endpoint in it public."""
+    internal = {"/metrics", "/readyz", "/healthz"}
+    paths = _ingress_paths(base)
+
+    def routed(rule: str) -> bool:
+        return any(rule == p["path"] if p["pathType"] == "Exact"
+                   else rule == p["path"] or rule.startswith(p["path"] + "/") for p in paths)
+
+    rules = {r.rule for r in make_app("identity").url_map.iter_rules()}
+    assert internal <= rules
+    assert sorted(r for r in rules - internal if not routed(r)) == []
+    assert sorted(r for r in internal if routed(r)) == []

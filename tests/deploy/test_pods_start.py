@@ -97,6 +97,9 @@ def _environment(base: list[dict[str, Any]], container: dict[str, Any], *, datab
         if value.startswith("/tmp/"):
             env[name] = str(tmp / value.removeprefix("/tmp/"))
     env["REDIS_NAMESPACE"] = namespace
+    # As the prod overlay runs them: a key that a container is not given is then its
+    # development default, and the process refuses to start (issue 24).
+    env["PORTICO_ENV"] = "production"
     return env
 
 

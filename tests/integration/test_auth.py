@@ -242,3 +242,40 @@ def test_a_deferred_check_fails_closed_when_redis_is_down(deferred, token_issuer
     verifier.deny_list, verifier.is_revoked = down, down.is_revoked
     token = token_issuer.issue(aud="tracking", scope="tracking.read")
     assert client.get("/forgets", headers=bearer(token)).status_code == 401
+
+
+@pytest.mark.parametrize("path", ["/probe", "/folded", "/forgets"])
+def test_the_tokens_of_a_deleted_client_are_refused_on_the_next_request(
+        client, deferred, token_issuer, redis_client, namespace, path):
+    """Issue 24: deleting a client left its access tokens valid until they expired."""
+    from services.common.auth import revoke_client
+
+    api = client if path == "/probe" else deferred[0]
+    token = token_issuer.issue(aud="tracking", scope="tracking.read", client_id="gone-rp")
+    other = token_issuer.issue(aud="tracking", scope="tracking.read", client_id="other-rp")
+    assert api.get(path, headers=bearer(token)).status_code == 200
+    revoke_client(redis_client, namespace, "gone-rp", 60)  # as identity does on deletion
+    response = api.get(path, headers=bearer(token))
+    assert response.status_code == 401 and "revoked" in response.json["detail"]
+    assert api.get(path, headers=bearer(other)).status_code == 200
+    # A client registered again under the same id: what it is issued from now on is valid.
+    later = token_issuer.issue(aud="tracking", scope="tracking.read", client_id="gone-rp",
+                               iat=int(time.time()) + 2)
+    assert api.get(path, headers=bearer(later)).status_code == 200
+
+
+def test_the_client_revocation_is_read_in_the_same_round_trip_as_the_jti(
+        client, token_issuer, redis_client, namespace):
+    from services.common.auth import revoke_client
+
+    watched = client.application.extensions["portico"].watched
+    counting = watched.redis = CountingRedis(watched.redis)
+    token = token_issuer.issue(aud="tracking", scope="tracking.read", client_id="rp-held")
+    trips = []
+    for _ in range(3):
+        counting.round_trips = 0
+        assert client.get("/probe", headers=bearer(token)).status_code == 200
+        trips.append(counting.round_trips)
+    assert trips == [1, 0, 0]
+    revoke_client(redis_client, namespace, "rp-held", 60)
+    assert client.get("/probe", headers=bearer(token)).status_code == 401

@@ -104,3 +104,18 @@ def test_duplicate_attempt_is_audited_against_the_existing_enrollment(app, clien
     items = client.get(f"/admin/v1/audit?subject_id={first['enrollment_id']}",
                        headers=headers).get_json()["items"]
     assert items[0]["action"] == "enrollment.duplicate_suppressed"
+
+
+def test_the_per_code_activation_limit_keys_on_the_code_meant_not_as_typed(make_app):
+    """Issue 24: ``ABCD-EFGH…`` and ``abcdefgh…`` each had their own budget."""
+    app = limited_app(make_app, activation_rate_limit_target="2 per hour",
+                      activation_rate_limit_ip="100 per minute")
+    client = app.test_client()
+    spellings = ["ABCD-EFGH-JKMN-PQRS", "abcdefghjkmnpqrs", "abcd efgh jkmn pqrs"]
+    statuses = [client.post("/v1/activation", json={"access_code": code, "pin": "1",
+                                                   "verification_word": "w"}).status_code
+                for code in spellings]
+    assert statuses[2] == 429 and 429 not in statuses[:2]
+    # Another code keeps its own budget.
+    assert client.post("/v1/activation", json={"access_code": "ABCD-EFGH-JKMN-PQRT", "pin": "1",
+                                               "verification_word": "w"}).status_code != 429

@@ -5,11 +5,24 @@ from __future__ import annotations
 import json
 import re
 
+import pytest
 from click.testing import CliRunner
+from cryptography.fernet import Fernet
 
 from services.common.db import upgrade
 from services.identity.cli import commands
-from tests.integration.test_oidc_flow import PASSWORD, add_client, add_user, basic, csrf_of
+from services.identity.oidc import keys
+from tests.integration.test_oidc_flow import (
+    PASSWORD,
+    add_client,
+    add_user,
+    authorize,
+    basic,
+    code_from,
+    code_params,
+    csrf_of,
+    exchange,
+)
 
 ADMIN = {"scope": "iam.admin", "aud": "identity"}
 
@@ -128,14 +141,91 @@ def test_without_trusted_proxies_x_forwarded_for_is_ignored(make_app):
     assert _failed_logins(app, 1, forwarded_for="203.0.113.9") == [429]
 
 
-def test_token_endpoint_is_rate_limited_per_client(make_app):
-    app = make_app("identity", token_rate_limit_client="2 per minute")
+def _machine_client(app):
+    """One machine client of ``app`` (made with ``key_activation_delay=0``), and keys."""
+    ctx = app.extensions["portico"]
+    with ctx.db.transaction() as session:
+        keys.ensure_keys(session, Fernet(ctx.settings.key_encryption_key))
+    return add_client(app, grant_types=["client_credentials"], scope="api.read",
+                      redirect_uris=[], allowed_audiences=["tracking"])
+
+
+def test_token_endpoint_is_rate_limited_per_authenticated_client(make_app):
+    app = make_app("identity", token_rate_limit_client="2 per minute", key_activation_delay=0)
+    client_id, secret = _machine_client(app)
     api = app.test_client()
-    answers = [api.post("/token", data={"grant_type": "client_credentials"},
-                        headers=basic("some-client", "x")) for _ in range(3)]
-    assert answers[2].status_code == 429
-    assert answers[2].json["error"] == "too_many_requests"
-    assert "Retry-After" in answers[2].headers
+    # The view's path (a resource indicator) counts the client as the fast route does.
+    answers = [api.post("/token", data={"grant_type": "client_credentials",
+                                        "resource": "tracking"},
+                        headers=basic(client_id, secret)) for _ in range(3)]
+    assert [a.status_code for a in answers] == [200, 200, 429]
+    assert answers[2].json == {"error": "too_many_requests",
+                               "error_description": "Too many requests: slow down."}
+    assert int(answers[2].headers["Retry-After"]) > 0
+    assert answers[2].headers["Cache-Control"] == "no-store"
+
+
+def test_strangers_naming_a_client_cannot_spend_its_token_budget(make_app):
+    """Issue 24: posting a client's id 300 times a minute locked it out of /token."""
+    app = make_app("identity", token_rate_limit_client="2 per minute",
+                   token_rate_limit_ip="6 per minute", key_activation_delay=0)
+    client_id, secret = _machine_client(app)
+    api = app.test_client()
+    stranger = {"REMOTE_ADDR": "203.0.113.66"}
+    forged = [api.post("/token", data=data, environ_base=stranger, headers=headers).status_code
+              for data, headers in [({"grant_type": "client_credentials"},
+                                     basic(client_id, "guess")),
+                                    ({"grant_type": "client_credentials",
+                                      "client_id": client_id}, {}),
+                                    ({"grant_type": "client_credentials", "client_id": client_id,
+                                      "client_secret": "guess"}, {})] * 2]
+    assert forged == [401] * 6
+    # The stranger's own address is what runs out (unauthenticated failures count there).
+    assert api.post("/token", data={"grant_type": "client_credentials"}, environ_base=stranger,
+                    headers=basic(client_id, "guess")).status_code == 429
+    # The client itself still has its whole budget.
+    real = [api.post("/token", data={"grant_type": "client_credentials"},
+                     headers=basic(client_id, secret)).status_code for _ in range(3)]
+    assert real[2] == 429 and 429 not in real[:2]
+
+
+def _sign_ins(app, count, password=PASSWORD):
+    """``count`` sign-ins of alice, each from its own browser, all from one address (an
+    office's NAT)."""
+    statuses = []
+    for _ in range(count):
+        browser = app.test_client()
+        csrf = csrf_of(browser.get("/login").get_data(as_text=True))
+        statuses.append(browser.post("/login", data={
+            "username": "alice", "password": password, "csrf_token": csrf}).status_code)
+    return statuses
+
+
+def test_successful_sign_ins_from_one_address_do_not_count_as_failures(make_app):
+    """Issue 24: the 11th colleague behind one office NAT signing in got 429."""
+    app = make_app("identity", session_cookie_secure=False, login_rate_limit="3 per minute",
+                   login_success_rate_limit="6 per minute")
+    add_user(app)
+    assert _sign_ins(app, 6) == [303] * 6
+    # The high ceiling for successes is a ceiling still: 429 (problem+json, Retry-After).
+    refused = app.test_client()
+    csrf = csrf_of(refused.get("/login").get_data(as_text=True))
+    answer = refused.post("/login", data={"username": "alice", "password": PASSWORD,
+                                          "csrf_token": csrf})
+    assert answer.status_code == 429
+    assert answer.headers["Content-Type"] == "application/problem+json"
+    assert int(answer.headers["Retry-After"]) > 0
+    assert answer.json["type"].endswith("too-many-requests")
+
+
+def test_failed_sign_ins_are_limited_per_address_whatever_the_successes(make_app):
+    app = make_app("identity", session_cookie_secure=False, login_rate_limit="3 per minute")
+    add_user(app)
+    add_user(app, username="bob")
+    assert _sign_ins(app, 2) == [303, 303]
+    assert _sign_ins(app, 4, password="nope-nope-nope") == [401, 401, 401, 429]
+    # Failures reached: even a right password waits (per address, not per account).
+    assert _sign_ins(app, 1) == [429]
 
 
 def test_login_never_reveals_whether_a_username_exists(make_app):
@@ -203,6 +293,15 @@ def test_iamctl_bootstrap_clients_users_and_keys(database_url, redis_url, namesp
                               "http://localhost:3000/cb", "--public"], env).output)
     assert "client_secret" not in public and public["token_endpoint_auth_method"] == "none"
 
+    # A resource server registered under its audience, so that it may introspect.
+    tracking = ["clients", "create", "--name", "Tracking", "--grant", "client_credentials",
+                "--client-id", "tracking"]
+    assert json.loads(_run(tracking, env).output)["client_id"] == "tracking"
+    again = _run(tracking, env)
+    assert again.exit_code == 1 and "exists already" in again.output
+    malformed = _run([*tracking[:-1], "no spaces"], env)
+    assert malformed.exit_code == 1 and "--client-id" in malformed.output
+
     user = _run(["users", "create", "--username", "bob", "--password", "a-long-passphrase-1",
                  "--email", "bob@example.com", "--given-name", "Bob", "--family-name", "Builder",
                  "--company-id", "acme"], env)
@@ -215,3 +314,54 @@ def test_iamctl_bootstrap_clients_users_and_keys(database_url, redis_url, namesp
     rotated = _run(["keys", "rotate"], env)
     assert rotated.exit_code == 0, rotated.output
     assert {r["alg"] for r in json.loads(rotated.output)["rotated"]} == {"ES256", "RS256"}
+
+
+@pytest.mark.parametrize("how", ["delete", "disable"])
+def test_deleting_or_disabling_a_client_revokes_its_tokens(make_app, token_issuer, how):
+    """Issue 24: a deleted client's access tokens stayed ``active`` at introspection (and
+    valid at every service) until they expired; its refresh tokens stayed usable."""
+    from sqlalchemy import select
+
+    from services.identity.oidc.models import RefreshToken
+    from tests.support import watch_flask
+
+    app = make_app("identity", session_cookie_secure=False, key_activation_delay=0)
+    _machine_client(app)  # the signing keys
+    add_user(app)
+    client_id, secret = add_client(app, allowed_audiences=["tracking"])
+    resource_server = basic(*add_client(app, client_id="tracking",
+                                        grant_types=["client_credentials"], scope="api.read",
+                                        redirect_uris=[]))
+    code = code_from(authorize(app.test_client(), code_params(client_id)))
+    tokens = exchange(app, client_id, secret, code).json
+    _, flask_only = watch_flask(app)
+    api = app.test_client()
+
+    def introspected():
+        return [c.post("/introspect", data={"token": tokens["access_token"]},
+                       headers=resource_server).json for c in (api, flask_only)]
+
+    assert [seen["active"] for seen in introspected()] == [True, True]
+    admin = {"Authorization": "Bearer " + token_issuer.issue(**ADMIN)}
+    if how == "delete":
+        assert api.delete(f"/admin/v1/clients/{client_id}", headers=admin).status_code == 204
+    else:
+        disabled = api.post(f"/admin/v1/clients/{client_id}/disable", headers=admin)
+        assert disabled.status_code == 200 and disabled.json["disabled_at"]
+    assert introspected() == [{"active": False}, {"active": False}]
+    refresh = api.post("/token", data={"grant_type": "refresh_token",
+                                       "refresh_token": tokens["refresh_token"]},
+                       headers=basic(client_id, secret))
+    assert refresh.status_code == 401 and refresh.json["error"] == "invalid_client"
+    userinfo = api.get("/userinfo", headers={"Authorization": "Bearer " + tokens["access_token"]})
+    assert userinfo.status_code == 401
+    with app.extensions["portico"].db.read() as session:
+        revoked = session.scalars(select(RefreshToken.revoked_at).where(
+            RefreshToken.client_id == client_id)).all()
+    assert revoked and all(when is not None for when in revoked)
+    if how == "disable":  # enabled again: it may sign users in; what was revoked stays so
+        assert api.post(f"/admin/v1/clients/{client_id}/enable",
+                        headers=admin).json["disabled_at"] is None
+        code = code_from(authorize(app.test_client(), code_params(client_id)))
+        assert exchange(app, client_id, secret, code).status_code == 200
+        assert introspected() == [{"active": False}, {"active": False}]

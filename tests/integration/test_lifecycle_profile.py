@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import re
+import time
 
 import pytest
 
@@ -27,8 +29,10 @@ NEW = "Quiet-Lantern-77#"
 
 @pytest.fixture
 def me(app, token_issuer):
+    """A user and a bearer token of a sign-in just now (``auth_time``)."""
     user_id = add_user(app, email="ana@example.com")
-    token = token_issuer.issue(sub=user_id, aud="identity", scope="openid profile")
+    token = token_issuer.issue(sub=user_id, aud="identity", scope="openid profile",
+                               auth_time=int(time.time()))
     return user_id, {"Authorization": f"Bearer {token}"}
 
 
@@ -149,3 +153,72 @@ def test_account_page_updates_and_keeps_this_session(app, client):
     assert client.get("/account").status_code == 200  # this session stays
     assert other.get("/account").status_code == 302  # the other one ended
     assert audit_rows(app, "password.changed")[0]["detail"]["sessions"] == 1
+
+
+@pytest.mark.parametrize("auth_time", ["ten minutes ago", "absent"])
+def test_an_email_change_by_api_needs_a_sign_in_within_five_minutes(
+        app, client, me, token_issuer, auth_time):
+    """Issue 24: changing the email address needed no recent sign-in. RFC 9470's answer
+    tells the client to sign the user in again (max_age)."""
+    user_id, _fresh = me
+    claims = {} if auth_time == "absent" else {"auth_time": int(time.time()) - 600}
+    stale = {"Authorization": "Bearer " + token_issuer.issue(
+        sub=user_id, aud="identity", scope="openid profile", **claims)}
+    refused = client.patch("/v1/me", headers=stale, json={"email": "thief@example.com"})
+    assert refused.status_code == 401
+    assert problem(refused)["type"].endswith("insufficient-user-authentication")
+    challenge = refused.headers["WWW-Authenticate"]
+    assert 'error="insufficient_user_authentication"' in challenge and 'max_age="300"' in challenge
+    assert events(app, "identity.contact.change_requested") == []
+    # Other fields need no fresh sign-in; nor does the address already on file.
+    for harmless in ({"phone": "+1 202 555 0143"}, {"email": "ana@example.com"}):
+        assert client.patch("/v1/me", headers=stale, json=harmless).status_code == 200
+    assert events(app, "identity.contact.change_requested") == []
+
+
+def _age_login_session(app, client, seconds: int) -> None:
+    """Make the browser's login session as if its sign-in was ``seconds`` ago."""
+    from services.common.streams import key
+
+    ctx = app.extensions["portico"]
+    sid = client.get_cookie("portico_session").value
+    session_key = key(ctx.settings.redis_namespace, "session", sid)
+    stored = json.loads(ctx.redis.get(session_key))
+    stored["auth_time"] -= seconds
+    ctx.redis.set(session_key, json.dumps(stored), keepttl=True)
+
+
+def test_the_account_page_asks_for_the_password_again_before_an_email_change(app, client):
+    """Issue 24: an open session older than 5 minutes could change the email address."""
+    add_user(app)
+    login(client)
+    _age_login_session(app, client, 600)
+    page = client.get("/account")
+    form = {"job_title": "Analyst", "phone": "+1 202 555 0143", "preferred_language": "en",
+            "email": "ana.new@example.com", "csrf_token": csrf_of(page.text)}
+    asked = client.post("/account", data=form)
+    assert asked.status_code == 401
+    assert 'name="current_password"' in asked.text and "ana.new@example.com" in asked.text
+    wrong = client.post("/account", data={**form, "current_password": "not-my-password"})
+    assert wrong.status_code == 401 and "not correct" in wrong.text
+    assert events(app, "identity.contact.change_requested") == []
+    # The address on file with other changes: no password needed.
+    kept = client.post("/account", data={**form, "email": "ana.garcia@example.com",
+                                         "job_title": "Controller"})
+    assert kept.status_code == 200
+    confirmed = client.post("/account", data={**form, "current_password": PASSWORD})
+    assert confirmed.status_code == 200
+    [requested] = events(app, "identity.contact.change_requested")
+    assert requested.data["new_email"] == "ana.new@example.com"
+
+
+def test_a_fresh_sign_in_changes_the_email_without_asking_again(app, client):
+    add_user(app)
+    login(client)
+    page = client.get("/account")
+    saved = client.post("/account", data={
+        "job_title": "Analyst", "phone": "+1 202 555 0143", "preferred_language": "en",
+        "email": "ana.new@example.com", "csrf_token": csrf_of(page.text)})
+    assert saved.status_code == 200 and 'name="current_password"' not in saved.text.split(
+        "Change your password")[0]
+    assert len(events(app, "identity.contact.change_requested")) == 1

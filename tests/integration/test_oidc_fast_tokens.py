@@ -291,11 +291,13 @@ def test_token_limits_count_each_request_once_whichever_path_answers(make_app):
         api.post("/token", data={**plain, "resource": "tracking"},  # the view's
                  headers=basic(client_id, secret)),
         api.post("/token", data=plain, headers=basic(client_id, secret)),
+        api.post("/token", data=plain, headers=basic(client_id, secret)),
     ]
-    assert [a.status_code for a in answers] == [200, 401, 200, 429]
-    assert answers[3].json["error"] == "too_many_requests"
-    assert int(answers[3].headers["Retry-After"]) > 0
-    assert answers[3].headers["Cache-Control"] == "no-store"
+    # The failed authentication is not the client's: it counts per address only.
+    assert [a.status_code for a in answers] == [200, 401, 200, 200, 429]
+    assert answers[4].json["error"] == "too_many_requests"
+    assert int(answers[4].headers["Retry-After"]) > 0
+    assert answers[4].headers["Cache-Control"] == "no-store"
     assert entered == ["/token", "/token", "/token"]
     # Another client has its own budget (the per-address limit is far away).
     other_id, other_secret = add_client(app, grant_types=["client_credentials"],
@@ -338,3 +340,22 @@ def test_behind_a_trusted_proxy_the_token_limit_per_address_keys_by_the_forwarde
     assert [token("198.51.100.7") for _ in range(3)] == [200, 200, 429]
     assert token("203.0.113.9") == 200  # another address behind the same ingress
     assert entered == ["/token"]  # only the refused one reached the view
+
+
+def test_only_the_tokens_client_or_a_resource_server_in_its_aud_may_introspect_it(
+        paths, idp, machine):
+    """Issue 24: any client whose allowed audiences overlapped a token's could introspect it."""
+    client_id, secret = machine  # its token's aud: ["permissions", "tracking"]
+    overlapping = add_client(idp, grant_types=["client_credentials"], scope="api.read",
+                             redirect_uris=[], allowed_audiences=["tracking"])
+    resource_server = add_client(idp, client_id="tracking", grant_types=["client_credentials"],
+                                 scope="api.read", redirect_uris=[])
+    token = paths.served.post("/token", data={"grant_type": "client_credentials"},
+                              headers=basic(client_id, secret)).json["access_token"]
+    for (introspecting_id, introspecting_secret), active in [
+            ((client_id, secret), True), (overlapping, False), (resource_server, True)]:
+        served, view = paths.both("/introspect", {"token": token},
+                                  basic(introspecting_id, introspecting_secret))
+        assert served.json["active"] is view.json["active"] is active, introspecting_id
+        if not active:
+            assert served.json == view.json == {"active": False}

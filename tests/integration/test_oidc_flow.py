@@ -68,7 +68,7 @@ def add_user(app, username="alice", company_id="acme"):
         return user.id
 
 
-def add_client(app, **fields):
+def add_client(app, client_id=None, **fields):
     spec = {"name": "Relying party", "redirect_uris": [REDIRECT],
             "post_logout_redirect_uris": ["https://rp.example.com/bye"],
             "grant_types": ["authorization_code", "refresh_token"],
@@ -77,7 +77,7 @@ def add_client(app, **fields):
     ctx = app.extensions["portico"]
     with ctx.db.transaction() as session:
         client, secret = clients.create_client(session, ctx.settings.client_secret_pepper,
-                                               ClientSchema().load(spec))
+                                               ClientSchema().load(spec), client_id)
         return client.client_id, secret
 
 
@@ -368,6 +368,58 @@ def test_a_refused_refresh_does_not_use_the_token_up(idp):
     seen = api.post("/introspect", data={"token": first["access_token"]},
                     headers=basic(client_id, secret))
     assert seen.json["active"] is True  # the family was not revoked
+
+
+def test_a_refresh_cannot_widen_the_audience_beyond_the_grant(idp):
+    """Issue 24: a refresh could ask for any audience the client is allowed, not only the
+    one the user's grant was for."""
+    add_user(idp)
+    client_id, secret = add_client(idp, allowed_audiences=["permissions", "tracking"])
+    code = code_from(authorize(idp.test_client(), code_params(client_id, resource="tracking")))
+    first = exchange(idp, client_id, secret, code).json
+    api = idp.test_client()
+
+    def refresh(**extra):
+        return api.post("/token", data={"grant_type": "refresh_token",
+                                         "refresh_token": first["refresh_token"], **extra},
+                        headers=basic(client_id, secret))
+
+    def audience(access_token):
+        seen = api.post("/introspect", data={"token": access_token},
+                        headers=basic(client_id, secret))
+        return seen.json["aud"]
+
+    assert audience(first["access_token"]) == "tracking"
+    for wider in ("permissions", ["tracking", "permissions"]):
+        refused = refresh(resource=wider)
+        assert refused.status_code == 400 and refused.json["error"] == "invalid_target"
+    same = refresh(resource="tracking")  # the token was not used up by the refusals
+    assert same.status_code == 200, same.json
+    assert audience(same.json["access_token"]) == "tracking"
+
+
+def test_access_tokens_carry_the_users_sign_in_time(idp):
+    """RFC 9068 ``auth_time``: what a resource server needs to ask for a recent sign-in
+    (RFC 9470), as identity's own email change does; a refresh keeps the sign-in's."""
+    import base64
+    import json
+    import time
+
+    def claims(access_token):
+        payload = access_token.split(".")[1]
+        return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+
+    add_user(idp)
+    client_id, secret = add_client(idp)
+    before = int(time.time())
+    code = code_from(authorize(idp.test_client(), code_params(client_id)))
+    first = exchange(idp, client_id, secret, code).json
+    signed_in = claims(first["access_token"])["auth_time"]
+    assert before <= signed_in <= time.time()
+    refreshed = idp.test_client().post("/token", data={
+        "grant_type": "refresh_token", "refresh_token": first["refresh_token"]},
+        headers=basic(client_id, secret)).json
+    assert claims(refreshed["access_token"])["auth_time"] == signed_in
 
 
 def test_a_client_authenticates_one_way_and_names_one_client(idp):

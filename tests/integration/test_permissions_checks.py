@@ -152,6 +152,39 @@ def test_a_lost_invalidation_is_stale_for_at_most_the_cache_max_age(
             "allowed": False, "reason": "subject_inactive"}
 
 
+def test_a_lost_push_is_stale_for_at_most_the_cache_max_age(make_app, permissions_url,
+                                                             company_a):
+    """A replica whose watch missed the push of a version bump keeps the old version in
+    process; its snapshot under that version must still age out after
+    PERMISSIONS_CACHE_MAX_AGE and be rebuilt from the database."""
+    import time
+
+    from services.permissions.handlers import registry
+
+    w = company_a
+    replica = make_app("permissions", database_url=permissions_url, cache_max_age_s=2)
+    api = replica.test_client()
+    assert w.check("ua", "cards.view", client=api)["allowed"] is True
+    watched = replica.extensions["portico"].watched
+    version_key = replica.extensions["permissions.invalidator"].version_key("ua")
+    held = watched.mget([version_key])[0]
+    with w.db.transaction() as session:
+        registry(session, Envelope.new("identity.user.deactivated", "identity",
+                                       {"user_id": "ua", "reason": "inactivity"},
+                                       subject="ua"))
+    watched.mget([version_key])  # takes the push in ...
+    watched._values[version_key] = held  # ... which this replica is made to have missed
+    assert watched.mget([version_key])[0] == held
+    # Stale at first (the push was lost), ...
+    assert w.check("ua", "cards.view", client=api)["allowed"] is True
+    # ... for no longer than the maximum age.
+    deadline = time.monotonic() + 2.5
+    while w.check("ua", "cards.view", client=api)["allowed"] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert w.check("ua", "cards.view", client=api) == {
+        "allowed": False, "reason": "subject_inactive"}
+
+
 @pytest.mark.parametrize("batch", [False, True])
 def test_a_warm_check_makes_no_redis_round_trip(company_a, batch):
     """The versions and the caller's deny-list entry are read once, then held by the

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from services.common.app import context
-from services.common.auth import revoke_jti
+from services.common.auth import revoke_client, revoke_jti
 from tests.integration.test_permissions_fixtures import (
     World,
     company_a,
@@ -122,6 +122,19 @@ def test_a_revoked_token_gets_the_views_401(paths, redis_client, namespace):
     one = {"subject": "ua", "action": "cards.view"}
     assert paths.both("/v1/check", one, headers)[0][0] == "200 OK"
     revoke_jti(redis_client, namespace, "jti-fast", 60)
+    for path, body in (("/v1/check", one), ("/v1/check/batch", {"checks": [one]})):
+        served, flask_only = paths.both(path, body, headers)
+        assert served == flask_only
+        assert served[0].startswith("401") and b"revoked" in served[3]
+
+
+def test_a_deleted_clients_token_gets_the_views_401(paths, redis_client, namespace):
+    """Issue 24: a deleted client's tokens were accepted until they expired."""
+    w = paths.w
+    headers = w.headers("svc", scope="permissions.check", client_id="deleted-rp")
+    one = {"subject": "ua", "action": "cards.view"}
+    assert paths.both("/v1/check", one, headers)[0][0] == "200 OK"
+    revoke_client(redis_client, namespace, "deleted-rp", 60)
     for path, body in (("/v1/check", one), ("/v1/check/batch", {"checks": [one]})):
         served, flask_only = paths.both(path, body, headers)
         assert served == flask_only

@@ -74,6 +74,21 @@ def remove(client_id: str):
     return "", 204
 
 
+@bp.post("/<client_id>/disable")
+@require_auth(ADMIN)
+def disable(client_id: str):
+    """Disable the client and revoke every token issued to it."""
+    with context().db.transaction() as session:
+        return jsonify(client_json(clients.disable_client(session, client_id)))
+
+
+@bp.post("/<client_id>/enable")
+@require_auth(ADMIN)
+def enable(client_id: str):
+    with context().db.transaction() as session:
+        return jsonify(client_json(clients.enable_client(session, client_id)))
+
+
 @bp.post("/<client_id>/secret")
 @require_auth(ADMIN)
 def rotate_secret(client_id: str):

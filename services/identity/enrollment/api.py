@@ -16,6 +16,7 @@ from services.common.powers import require_power
 
 from . import activation, audit, service
 from .i18n import _
+from .ratelimit import code_target
 from .schemas import (
     SECURITY_QUESTIONS,
     ActivatedSchema,
@@ -93,7 +94,8 @@ def refused() -> Problem:
 def activate():
     body = _body()
     code = body.get("access_code") if isinstance(body.get("access_code"), str) else None
-    limit("activate", "activation_rate_limit_ip", "activation_rate_limit_target", code)
+    limit("activate", "activation_rate_limit_ip", "activation_rate_limit_target",
+          code_target(code))
     data = load(ActivationSchema(), body)
     config = cfg()
     with context().db.transaction() as session:

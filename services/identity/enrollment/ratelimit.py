@@ -18,6 +18,8 @@ from limits.strategies import MovingWindowRateLimiter
 
 from services.common.errors import Problem
 
+from .codes import normalize_access_code
+
 
 class TooManyRequests(Problem):
     def __init__(self, retry_after: int) -> None:
@@ -29,6 +31,14 @@ class TooManyRequests(Problem):
 def target_key(value: str) -> str:
     """Targets (emails, codes) are hashed before they become part of a Redis key."""
     return hashlib.sha256(value.strip().lower().encode()).hexdigest()[:32]
+
+
+def code_target(typed: str | None) -> str | None:
+    """The per-code limit's target: the code a person meant, however it was typed (so
+    ``ABCD-EFGH-…`` and ``abcdefgh…`` share one budget); a malformed one as typed."""
+    if typed is None:
+        return None
+    return normalize_access_code(typed) or typed
 
 
 class RateGuard:

@@ -18,7 +18,7 @@ from . import activation, service
 from .codes import token_digest
 from .i18n import N_, _, current_language
 from .models import Enrollment
-from .ratelimit import TooManyRequests
+from .ratelimit import TooManyRequests, code_target
 from .schemas import (
     SECURITY_QUESTIONS,
     ActivationSchema,
@@ -161,7 +161,7 @@ def activate():
         return _expired_form("enrollment/activate.html", errors={})
     try:
         limit("activate", "activation_rate_limit_ip", "activation_rate_limit_target",
-              request.form.get("access_code", "")[:64])
+              code_target(request.form.get("access_code", "")[:64]))
         data = ActivationSchema().load(request.form.to_dict())
     except TooManyRequests as exc:
         return _too_many(exc)

@@ -111,7 +111,9 @@ def openapi_paths(spec: APISpec) -> APISpec:
         "get": {"summary": "The caller's profile", "security": PROFILE,
                 "responses": {"200": _json("Profile"), **denied}},
         "patch": {"summary": "Update job title, phone (E.164), language, notification "
-                             "preferences; a new email is verified first",
+                             "preferences; a new email is verified first and needs a "
+                             "sign-in within 5 minutes (the token's auth_time; else 401 "
+                             "insufficient_user_authentication with max_age)",
                   "security": PROFILE, **_body("ProfileUpdate"),
                   "responses": {"200": _json("ProfileChanged"), "422": PROBLEM, **denied}}})
     spec.path("/v1/me/password", operations={"post": {

@@ -1,19 +1,28 @@
 """``/account`` (HTML, login session) and ``/v1/me`` (bearer token: audience identity,
-scope ``profile``): the user's own profile, email change and password change."""
+scope ``profile``): the user's own profile, email change and password change.
+
+Changing the email address (where password resets are sent) needs a sign-in within the
+last ``RECENT_SIGN_IN`` seconds, so that a session left open on a shared computer, or a
+stolen token, cannot take the account over: the page asks for the password again; the
+API answers RFC 9470's ``insufficient_user_authentication`` with ``max_age``, and the
+client signs the user in again (``max_age=300`` or ``prompt=login`` at /authorize).
+"""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from flask import Blueprint, redirect, request, url_for
 from marshmallow import ValidationError
 
 from services.common.app import context
-from services.common.auth import authenticate, require_auth
+from services.common.auth import authenticate, current_claims, require_auth
 from services.common.errors import Problem
 from services.identity import sessions
 from services.identity.enrollment.ratelimit import TooManyRequests
 from services.identity.models import User, UserStatus
+from services.identity.passwords import verify_password
 from services.identity.views.security import hardened
 
 from . import profile
@@ -40,6 +49,24 @@ from .web import (
 
 bp = Blueprint("lifecycle_profile", __name__)
 SCOPE = "profile"
+RECENT_SIGN_IN = 300  # seconds: how recent a sign-in an email change needs
+
+
+def _signed_in_recently(auth_time: Any) -> bool:
+    return isinstance(auth_time, int | float) and time.time() - auth_time <= RECENT_SIGN_IN
+
+
+def _asks_email_change(user_id: str, changes: dict[str, Any]) -> bool:
+    """Whether ``changes`` ask for a new email address (neither the current one nor the
+    one already waiting for confirmation)."""
+    if "email" not in changes:
+        return False
+    with context().db.transaction() as session:
+        user = session.get(User, user_id)
+        current = profile.view(session, cfg(), user)
+    wanted = changes["email"].strip().lower()
+    return wanted not in {(current["email"] or "").lower(),
+                          (current["pending_email"] or "").lower()}
 
 
 def _token_user_id() -> str:
@@ -68,6 +95,15 @@ def read_me():
 def update_me():
     user_id = _token_user_id()
     changes = load(ProfileUpdateSchema(), body())
+    if (_asks_email_change(user_id, changes)
+            and not _signed_in_recently(current_claims().get("auth_time"))):
+        detail = _("Changing the email address needs a sign-in within the last 5 minutes: "
+                   "sign in again, then retry.")
+        raise Problem(401, "insufficient-user-authentication", detail, headers={
+            "WWW-Authenticate": 'Bearer realm="portico", '
+                                'error="insufficient_user_authentication", '
+                                'error_description="A more recent sign-in is required", '
+                                f'max_age="{RECENT_SIGN_IN}"'}, max_age=RECENT_SIGN_IN)
     with context().db.transaction() as session:
         result = profile.update_profile(session, cfg(), user_id, changes, user_actor(user_id))
     return json_response(ProfileChangedSchema().dump({
@@ -149,10 +185,27 @@ def account():
         values["status_changes"] = changes["notifications"]["status_changes"]
         return _account_page(session.user_id, 422, values=values,
                              errors=translated(exc.messages))
+    if (_asks_email_change(session.user_id, data)
+            and not _signed_in_recently(session.auth_time)
+            and not _password_confirms(session.user_id, form.get("current_password", ""))):
+        values = {k: v for k, v in changes.items() if k != "notifications"}
+        values["status_changes"] = changes["notifications"]["status_changes"]
+        message = (_("The password is not correct.") if form.get("current_password")
+                   else _("To change your email address, enter your password again."))
+        return _account_page(session.user_id, 401, values=values, reauthenticate=True,
+                             errors={"current_password": [message]})
     with context().db.transaction() as db_session:
         result = profile.update_profile(db_session, cfg(), session.user_id, data,
                                         user_actor(session.user_id))
     return _account_page(session.user_id, saved=result)
+
+
+def _password_confirms(user_id: str, password: str) -> bool:
+    if not password:
+        return False
+    with context().db.read() as session:
+        user = session.get(User, user_id)
+        return user is not None and verify_password(user.password_hash, password[:1024])
 
 
 @bp.post("/account/password")

@@ -17,14 +17,14 @@ from authlib.oauth2.rfc7662 import IntrospectionEndpoint as _IntrospectionEndpoi
 from flask import g
 from sqlalchemy import select
 
-from services.common.auth import deny_key
+from services.common.auth import revocation_keys, revoked_by
 
 from .models import RefreshToken
 from .records import RefreshRecord, aware, digest
 from .tokens import (
     TokenRejected,
     decode_own_token,
-    is_jti_revoked,
+    is_token_revoked,
     revoke_access_token,
 )
 
@@ -72,8 +72,7 @@ def _find(endpoint, token_string: str, hint: str | None):
     claims = _own_claims(provider, token_string)
     if claims is None:
         return None
-    jti = str(claims.get("jti", ""))
-    return AccessRecord(claims, bool(jti) and is_jti_revoked(provider.redis, provider.namespace, jti))
+    return AccessRecord(claims, is_token_revoked(provider.redis, provider.namespace, claims))
 
 
 def _own_claims(provider, token_string: str) -> dict[str, Any] | None:
@@ -89,8 +88,8 @@ def _own_claims(provider, token_string: str) -> dict[str, Any] | None:
 class ReadAhead:
     """What introspecting an access token needs from Redis, read together before client
     authentication (held in process by the provider's watched keys, else one MGET): the
-    clients version (see ``ClientCache.get``) and the token's deny-list entry. ``claims``
-    is None for a token this issuer did not sign."""
+    clients version (see ``ClientCache.get``) and the token's deny-list entries (its
+    ``jti``'s and its client's). ``claims`` is None for a token this issuer did not sign."""
 
     token: str
     claims: dict[str, Any] | None
@@ -105,13 +104,13 @@ def read_ahead(provider, form) -> ReadAhead | None:
     if not token or _may_be_refresh_token(token, form.get("token_type_hint")):
         return None
     claims = _own_claims(provider, token)
-    jti = str(claims.get("jti", "")) if claims else ""
+    keys = revocation_keys(provider.namespace, claims) if claims else []
     try:
-        replies = provider.watched.mget(
-            [provider.clients.key, *([deny_key(provider.namespace, jti)] if jti else [])])
+        replies = provider.watched.mget([provider.clients.key, *keys])
     except redis.RedisError:
         return None
-    return ReadAhead(token, claims, bool(jti) and replies[1] is not None, replies[0])
+    revoked = bool(claims) and bool(keys) and revoked_by(claims, replies[1:])
+    return ReadAhead(token, claims, revoked, replies[0])
 
 
 class UnsupportedTokenType(OAuth2Error):
@@ -161,14 +160,15 @@ class IntrospectionEndpoint(_HintRefusedWith400, _IntrospectionEndpoint):
         return _find(self, token_string, token_type_hint)
 
     def check_permission(self, token, client, request) -> bool:
-        """The token's own client, or a resource server the token is meant for."""
+        """The token's own client, or a resource server the token names in its ``aud``
+        (its client id is the audience). A client that may merely *ask* for the same
+        audiences learns nothing about another client's token: it is told inactive."""
         if token.check_client(client):
             return True
         if isinstance(token, AccessRecord):
             aud = token.claims.get("aud")
             auds = {aud} if isinstance(aud, str) else set(aud or [])
-            return bool(auds & set(client.row.allowed_audiences or []) | (
-                auds & {client.get_client_id()}))
+            return client.get_client_id() in auds
         return False
 
     def introspect_token(self, token) -> dict[str, Any]:

@@ -54,7 +54,7 @@ from .endpoints import AccessRecord, IntrospectionEndpoint, read_ahead
 from .grants import machine_scope, rotate_in_one_statement
 from .keys import SigningKeyUnavailable
 from .records import RegisteredClient
-from .server import OAUTH_UNAVAILABLE, AuthorizationServer, issue_tokens
+from .server import OAUTH_UNAVAILABLE, AuthorizationServer, count_client, issue_tokens
 
 log = logging.getLogger("portico.identity.oidc")
 
@@ -123,11 +123,15 @@ class FastTokenEndpoints:
             fields = _REFRESH
         else:
             return None
-        headers = {"Authorization": request.header("Authorization")}
-        if self.limits is not None and self.limits.apply(request.environ, headers, form):
+        if self.limits is not None and self.limits.apply(request.environ):
             return None  # the view answers 429 (the request was counted once, here)
+        headers = {"Authorization": request.header("Authorization")}
         client = self._client(headers, form, public_allowed=fields is _REFRESH)
-        if client is None or not client.check_grant_type(grant_type):
+        if client is None:
+            return None
+        if self.limits is not None and count_client(self.limits, request.environ, client):
+            return None  # as above
+        if not client.check_grant_type(grant_type):
             return None
         if fields is _CLIENT_CREDENTIALS:
             return self._client_credentials(client, form)
@@ -159,7 +163,7 @@ class FastTokenEndpoints:
             token, _ = issue_tokens(self.provider, client, user=record.user,
                                     scope=record.get_scope(), include_refresh_token=True,
                                     requested=[], origin_resource=record.row.resource,
-                                    planned=planned)
+                                    planned=planned, auth_time=record.row.auth_time)
         except (redis.RedisError, SigningKeyUnavailable, *DEPENDENCY_ERRORS) as exc:
             return _unavailable(exc)
         except Exception:

@@ -121,7 +121,8 @@ _ROTATED_SUCCESSOR = insert(_TOKENS).from_select(
 # bring back and are not among them).
 _ROTATE_IN_ONE = DriverStatement(
     select(_CLAIMED.c.family_id, _CLAIMED.c.client_id, _CLAIMED.c.user_id, _CLAIMED.c.scope,
-           _CLAIMED.c.resource, _CLAIMED.c.user_status, _CLAIMED.c.user_company_id)
+           _CLAIMED.c.resource, _CLAIMED.c.auth_time, _CLAIMED.c.user_status,
+           _CLAIMED.c.user_company_id)
     .add_cte(_ROTATED_ISSUED).add_cte(_ROTATED_SUCCESSOR))
 
 

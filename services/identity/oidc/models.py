@@ -45,6 +45,9 @@ class OAuthClient(Base):
     id_token_ttl: Mapped[int | None] = mapped_column(Integer, nullable=True)
     refresh_token_ttl: Mapped[int | None] = mapped_column(Integer, nullable=True)
     backchannel_logout_uri: Mapped[str | None] = mapped_column(String(2000), nullable=True)
+    # A disabled client is unknown to the provider (no authorization, no token) and every
+    # token issued to it is revoked; the admin may enable it again.
+    disabled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow,
                                                  onupdate=utcnow)

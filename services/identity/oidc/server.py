@@ -12,15 +12,16 @@ from typing import Any
 from authlib.integrations.flask_oauth2 import AuthorizationServer as FlaskAuthorizationServer
 from authlib.oauth2.rfc6749 import OAuth2Error
 from authlib.oauth2.rfc9207 import IssuerParameter
-from flask import Flask, g, request
+from flask import Flask, current_app, g, request
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from services.common.app import context
-from services.common.auth import deny_key
+from services.common.auth import client_revocation_key, deny_key
 from services.common.events import utcnow
 
 from .. import clients
+from ..limits import TokenLimits, token_limits
 from . import entitlements
 from .client_cache import UNREAD, ClientCache, version_key
 from .endpoints import IntrospectionEndpoint, RevocationEndpoint
@@ -53,6 +54,30 @@ class InvalidTargetError(OAuth2Error):
     error = "invalid_target"
 
 
+class TooManyTokenRequests(OAuth2Error):
+    """A client that authenticated has used up its ``/token`` budget: 429, Retry-After."""
+
+    error = "too_many_requests"
+    status_code = 429
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(description="Too many requests: slow down.")
+        self.retry_after = retry_after
+
+    def get_headers(self):
+        return [*super().get_headers(), ("Retry-After", str(self.retry_after))]
+
+
+def count_client(limits: TokenLimits, environ: dict[str, Any],
+                 client: RegisteredClient) -> int | None:
+    """Count a ``/token`` request against the client it authenticated as: None within
+    its limit, else the seconds to wait. A public client proves nothing by naming itself,
+    so its requests are limited per address only (a stranger cannot spend its budget)."""
+    if client.public:
+        return None
+    return limits.apply_to_client(environ, client.get_client_id())
+
+
 class Provider:
     """What the grants and endpoints reach: settings, database, Redis and the keyring."""
 
@@ -68,13 +93,15 @@ class Provider:
         self.watched = ctx.watched
         self.watched.watch(version_key(self.namespace))
         self.watched.watch(deny_key(self.namespace, ""))
+        self.watched.watch(client_revocation_key(self.namespace, ""))
         self.clients = ClientCache(ctx.redis, self.namespace, self._load_client, self.watched)
-        clients.watch_client_changes(ctx.db.sessions, ctx.redis, self.namespace)
+        clients.watch_client_changes(ctx.db.sessions, ctx.redis, self.namespace,
+                                     ctx.settings.max_token_lifetime)
 
     def _load_client(self, client_id: str) -> RegisteredClient | None:
         with self.db.read() as session:
             row = session.get(OAuthClient, client_id)
-            if row is None:
+            if row is None or row.disabled_at is not None:
                 return None
             session.expunge(row)
         # Shared by the threads of this process: read-only from here on.
@@ -101,11 +128,14 @@ class Provider:
 
 def audience_for(client: RegisteredClient, requested: list[str],
                  origin_resource: str | None) -> str | list[str]:
-    """RFC 8707 ``resource`` (or ``audience``) among the client's allowed audiences; else
-    what the code or refresh token was issued for; else the client's audiences."""
+    """RFC 8707 ``resource`` (or ``audience``) among the client's allowed audiences and,
+    for a code or refresh token issued for a resource (``origin_resource``), only that
+    one: a refresh narrows the grant, never widens it. Without one asked for: what the
+    code or refresh token was issued for; else the client's audiences."""
     allowed = list(client.row.allowed_audiences or [])
-    if not requested and origin_resource:
-        requested = [origin_resource]
+    if origin_resource:
+        allowed = [origin_resource] if origin_resource in allowed else []
+        requested = requested or [origin_resource]
     if requested:
         unknown = [r for r in requested if r not in allowed]
         if unknown:
@@ -120,16 +150,19 @@ def audience_for(client: RegisteredClient, requested: list[str],
 def issue_tokens(provider: Provider, client: RegisteredClient, *, user, scope: str,
                  include_refresh_token: bool, requested: list[str],
                  origin_resource: str | None, planned: PlannedSuccessor | None = None,
-                 ) -> tuple[dict[str, Any], AccessToken]:
+                 auth_time: int | None = None) -> tuple[dict[str, Any], AccessToken]:
     """The token response's body and its signed access token, for every grant and for
     authlib's server and the fast routes alike. ``user`` None: client_credentials.
-    ``planned``: the jti, issue time and refresh token a one-statement rotation stored."""
+    ``planned``: the jti, issue time and refresh token a one-statement rotation stored.
+    ``auth_time``: when the user signed in (RFC 9068 §2.2.1), so that a resource server
+    can ask for a recent sign-in (RFC 9470), as identity's email change does."""
     settings = provider.settings
     ttl = provider.lifetime(client, "access")
     audience = audience_for(client, requested, origin_resource)
     extra: dict[str, Any] = {}
     if user is not None:
         extra["company_id"] = user.company_id
+        extra["auth_time"] = auth_time
         if "entitlements" in scope.split():
             extra["entitlements"] = provider.entitlements.for_user(user.id)
     access = mint_access_token(
@@ -173,6 +206,16 @@ class AuthorizationServer(FlaskAuthorizationServer):
         return response
 
     # authlib hooks ---------------------------------------------------------------
+    def authenticate_client(self, oauth_request, methods, endpoint="token"):
+        """authlib's client authentication, then (at ``/token``) the per-client limit."""
+        client = super().authenticate_client(oauth_request, methods, endpoint)
+        limits = token_limits(current_app)
+        if endpoint == "token" and limits is not None:
+            retry_after = count_client(limits, request.environ, client)
+            if retry_after is not None:
+                raise TooManyTokenRequests(retry_after)
+        return client
+
     def query_client(self, client_id: str) -> RegisteredClient | None:
         ahead = getattr(g.get("oauth_request"), "read_ahead", None)
         if ahead is not None:  # introspection read the clients version already
@@ -190,7 +233,8 @@ class AuthorizationServer(FlaskAuthorizationServer):
             requested=request.form.getlist("resource") + request.form.getlist("audience"),
             origin_resource=origin.row.resource if origin is not None else None,
             # A refresh rotated in one statement has recorded its successors already.
-            planned=getattr(oauth_request, "planned_successor", None))
+            planned=getattr(oauth_request, "planned_successor", None),
+            auth_time=origin.row.auth_time if origin is not None else None)
         g.issued_access_token = access
         return token
 

@@ -21,7 +21,13 @@ from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
-from services.common.auth import deny_key, is_access_token_header, revoke_jti
+from services.common.auth import (
+    deny_key,
+    is_access_token_header,
+    revocation_keys,
+    revoke_jti,
+    revoked_by,
+)
 from services.common.db import is_postgresql
 from services.common.events import utcnow
 
@@ -86,6 +92,13 @@ def decode_own_token(keyring: Keyring, token: str, issuer: str, check_exp: bool 
 
 def is_jti_revoked(client: redis.Redis, namespace: str, jti: str) -> bool:
     return bool(client.exists(deny_key(namespace, jti)))
+
+
+def is_token_revoked(client: redis.Redis, namespace: str, claims: dict[str, Any]) -> bool:
+    """Whether the access token of ``claims`` is revoked, by its ``jti`` or because its
+    client was deleted (one ``MGET``)."""
+    keys = revocation_keys(namespace, claims)
+    return bool(keys) and revoked_by(claims, client.mget(keys))
 
 
 def revoke_access_token(client: redis.Redis, namespace: str, jti: str, exp: float) -> None:

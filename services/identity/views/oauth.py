@@ -37,7 +37,7 @@ from ..models import User
 from ..oidc.grants import AuthenticatedUser
 from ..oidc.models import Consent
 from ..oidc.server import current_server
-from ..oidc.tokens import TokenRejected, decode_own_token, is_jti_revoked
+from ..oidc.tokens import TokenRejected, decode_own_token, is_token_revoked
 from .security import hardened, no_store
 
 bp = Blueprint("oauth", __name__)
@@ -321,7 +321,7 @@ def too_many_token_requests(retry_after: int) -> Response:
 def token():
     limits = token_limits(current_app)
     if limits is not None:
-        retry_after = limits.apply(request.environ, request.headers, request.form)
+        retry_after = limits.apply(request.environ)  # per client: once authenticated
         if retry_after is not None:
             return too_many_token_requests(retry_after)
     malformed = _malformed_client_request()
@@ -386,7 +386,7 @@ def userinfo():
                                   access_token=True)
     except TokenRejected:
         return _bearer_error("The access token is not valid.")
-    if is_jti_revoked(provider.redis, provider.namespace, str(claims.get("jti", ""))):
+    if is_token_revoked(provider.redis, provider.namespace, claims):
         return _bearer_error("The access token has been revoked.")
     scopes = set(str(claims.get("scope", "")).split())
     if "openid" not in scopes:
