@@ -34,6 +34,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from .config import CommonSettings
 from .db import Database
+from .domain_errors import Conflict, DomainError, Forbidden, Invalid, NotFound
 from .errors import (
     DEPENDENCY_ERRORS,
     Problem,
@@ -304,6 +305,18 @@ def log_dependency_unavailable(exc: Exception) -> None:
                                                  "request_id": request_id()})
 
 
+# A use case's refusal → its HTTP status (the first class it is an instance of).
+DOMAIN_STATUS: tuple[tuple[type[DomainError], int], ...] = (
+    (NotFound, 404), (Conflict, 409), (Forbidden, 403), (Invalid, 422))
+
+
+def domain_problem(exc: DomainError) -> Problem:
+    """The problem+json answer to a use case's refusal (a bare DomainError: 400)."""
+    status = next((code for cls, code in DOMAIN_STATUS if isinstance(exc, cls)), 400)
+    errors = exc.errors if isinstance(exc, Invalid) else None
+    return Problem(status, exc.kind, exc.detail, errors=errors, **exc.extra)
+
+
 def _install_errors(app: Flask) -> None:
     def _dependency_down(exc: Exception) -> Response:
         log_dependency_unavailable(exc)
@@ -315,6 +328,10 @@ def _install_errors(app: Flask) -> None:
     @app.errorhandler(Problem)
     def _problem(exc: Problem) -> Response:
         return problem_response(exc, request_id())
+
+    @app.errorhandler(DomainError)
+    def _refused(exc: DomainError) -> Response:
+        return problem_response(domain_problem(exc), request_id())
 
     @app.errorhandler(ValidationError)
     def _invalid(exc: ValidationError) -> Response:
