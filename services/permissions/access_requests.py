@@ -16,20 +16,10 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from services.common import tracking_numbers
+from services.common.domain_errors import Conflict, Forbidden, IllegalTransition, Invalid, NotFound
 
 from .admins import is_administrator
-from .domain import (
-    OPEN_STATES,
-    ConflictError,
-    Forbidden,
-    IllegalTransition,
-    Invalid,
-    Missing,
-    RequestState,
-    audit,
-    publish,
-    transition,
-)
+from .domain import OPEN_STATES, RequestState, audit, publish, transition
 from .grants import Actor, grant_entitlement
 from .models import AccessRequest, Company, CompanyAccount, Entitlement, User
 
@@ -128,8 +118,8 @@ def create_access_request(session: Session, *, actor: Actor, entitlements: list[
     if errors:
         raise Invalid(errors)
     if company.principal_user_id is None:
-        raise ConflictError("The company has no principal administrator yet; the help desk "
-                            "designates one.", kind="no-principal")
+        raise Conflict("The company has no principal administrator yet; the help desk "
+                       "designates one.", kind="no-principal")
     req = AccessRequest(
         id=str(uuid.uuid4()), tracking_number=tracking_numbers.generate(),
         company_id=company.id, requester_id=actor.id, target_user_id=target.id,
@@ -148,7 +138,7 @@ def create_access_request(session: Session, *, actor: Actor, entitlements: list[
 def _load(session: Session, request_id: str) -> AccessRequest:
     req = session.get(AccessRequest, request_id)
     if req is None:
-        raise Missing("No such access request.")
+        raise NotFound("No such access request.")
     return req
 
 
@@ -175,13 +165,13 @@ def approve_access_request(session: Session, *, request_id: str, actor: Actor,
     _require_open(req, now)
     state = transition(req.status, RequestState.APPROVED)
     if req.needs_cosign and req.status != RequestState.COSIGNED:
-        raise ConflictError("A request the principal makes for themself needs the help "
-                            "desk's co-signature first.", kind="cosign-required")
+        raise Conflict("A request the principal makes for themself needs the help "
+                       "desk's co-signature first.", kind="cosign-required")
     company = session.get(Company, req.company_id)
     target = session.get(User, req.target_user_id)
     assert company is not None and target is not None
     if target.status != "active":
-        raise ConflictError("The user is no longer active.", kind="user-inactive")
+        raise Conflict("The user is no longer active.", kind="user-inactive")
     errors: dict[str, list[str]] = {}
     catalog = _check_entitlements(session, company, list(req.entitlements), errors)
     if errors:
@@ -221,7 +211,7 @@ def cosign_access_request(session: Session, *, request_id: str, actor: Actor,
     if actor.id == req.requester_id:
         raise Forbidden("The requester cannot co-sign their own request.")
     if not req.needs_cosign:
-        raise ConflictError("This request needs no co-signature.", kind="cosign-not-needed")
+        raise Conflict("This request needs no co-signature.", kind="cosign-not-needed")
     _require_open(req, now)
     req.status = transition(req.status, RequestState.COSIGNED).value
     req.cosigned_by = actor.id
@@ -276,7 +266,7 @@ def get_access_request(session: Session, *, request_id: str, actor: Actor) -> Ac
     company = session.get(Company, req.company_id)
     principal = company.principal_user_id if company else None
     if not (actor.helpdesk or actor.id in (req.requester_id, req.target_user_id, principal)):
-        raise Missing("No such access request.")
+        raise NotFound("No such access request.")
     return req
 
 

@@ -10,7 +10,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from .domain import Forbidden, Invalid, Missing, audit, publish
+from services.common.domain_errors import Forbidden, Invalid, NotFound
+
+from .domain import audit, publish
 from .grants import Actor, assign_role, revoke_role
 from .models import Company, Entitlement, SecondaryAdministrator, User
 
@@ -31,7 +33,7 @@ def is_administrator(session: Session, company_id: str, user_id: str) -> bool:
 def _company(session: Session, company_id: str) -> Company:
     company = session.get(Company, company_id)
     if company is None:
-        raise Missing("No such company.")
+        raise NotFound("No such company.")
     return company
 
 
@@ -53,7 +55,7 @@ def _active_member(session: Session, company: Company, user_id: str, field: str)
 def company_view(session: Session, company_id: str, actor: Actor) -> dict[str, Any]:
     company = _company(session, company_id)
     if not (actor.helpdesk or is_administrator(session, company_id, actor.id)):
-        raise Missing("No such company.")
+        raise NotFound("No such company.")
     secondaries = session.scalars(select(SecondaryAdministrator.user_id)
                                   .where(SecondaryAdministrator.company_id == company_id)
                                   .order_by(SecondaryAdministrator.user_id))
@@ -123,7 +125,7 @@ def remove_secondary(session: Session, *, company_id: str, user_id: str, actor: 
         raise Forbidden("Only the help desk or the principal administrator may do this.")
     secondary = session.get(SecondaryAdministrator, (company_id, user_id))
     if secondary is None:
-        raise Missing("No such secondary administrator.")
+        raise NotFound("No such secondary administrator.")
     session.delete(secondary)
     revoke_role(session, user_id=user_id, role=ADMIN_ROLE, actor_id=actor.id, now=now, why=why)
     audit(session, actor_id=actor.id, action="secondary.removed", target_type="company",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from services.common.db import Database
+from services.common.domain_errors import DomainError
 from services.common.events import utcnow
 
 from .cache import INVALIDATOR, Invalidator
@@ -83,7 +84,6 @@ def platform_group() -> None:
 def platform_grant(user_id: str, role: str, why: str) -> None:
     """Give USER_ID the platform role ROLE as the operator: the bootstrap of the first
     platform administrator and help desk. Audited with the actor ``operator``."""
-    from .domain import PermissionsError
     from .platform import operator_grants_platform_role
 
     _, db, invalidator = _database_and_invalidator()
@@ -92,7 +92,7 @@ def platform_grant(user_id: str, role: str, why: str) -> None:
             session.info[INVALIDATOR] = invalidator
             operator_grants_platform_role(session, user_id=user_id, role=role, why=why,
                                           now=utcnow())
-    except PermissionsError as exc:
+    except DomainError as exc:
         raise click.ClickException(_refusal(exc)) from None
     finally:
         db.dispose()
@@ -105,7 +105,6 @@ def platform_grant(user_id: str, role: str, why: str) -> None:
 @click.option("--why", required=True, help="recorded in the audit log")
 def platform_revoke(user_id: str, role: str, why: str) -> None:
     """Take the platform role ROLE from USER_ID as the operator (audited)."""
-    from .domain import PermissionsError
     from .platform import revoke_platform_role
 
     _, db, invalidator = _database_and_invalidator()
@@ -114,7 +113,7 @@ def platform_revoke(user_id: str, role: str, why: str) -> None:
             session.info[INVALIDATOR] = invalidator
             revoke_platform_role(session, user_id=user_id, role=role, actor=None, why=why,
                                  now=utcnow())
-    except PermissionsError as exc:
+    except DomainError as exc:
         raise click.ClickException(_refusal(exc)) from None
     finally:
         db.dispose()

@@ -1,6 +1,7 @@
-"""Domain vocabulary shared by the use cases: the access-request state machine, the
-exceptions a use case raises (mapped to problem+json in one place, ``api/errors.py``),
-and the helpers that record an event and an audit entry."""
+"""Domain vocabulary shared by the use cases: the access-request state machine and the
+helpers that record an event and an audit entry. The use cases' refusals are the
+kernel's (:mod:`services.common.domain_errors`), answered as problem+json by the app
+factory."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from services.common.domain_errors import IllegalTransition
 from services.common.events import Envelope, record_event
 
 from .models import AuditEntry, OutboxEvent
@@ -58,53 +60,6 @@ MEMBERSHIP_TRANSITIONS: dict[MembershipState, frozenset[MembershipState]] = {
     MembershipState.EXPIRED: frozenset(),
     MembershipState.CANCELLED: frozenset(),
 }
-
-
-class PermissionsError(Exception):
-    """Base of the use cases' refusals; ``kind`` becomes the problem type."""
-
-    kind = "error"
-
-    def __init__(self, detail: str, kind: str | None = None) -> None:
-        super().__init__(detail)
-        self.detail = detail
-        if kind:
-            self.kind = kind
-
-
-class IllegalTransition(PermissionsError):
-    """The request is not in a state that allows this (→ 409)."""
-
-    kind = "illegal-transition"
-
-
-class ConflictError(PermissionsError):
-    """The action conflicts with the current state of the data (→ 409)."""
-
-    kind = "conflict"
-
-
-class Forbidden(PermissionsError):
-    """The caller may not do this, whatever their token says (→ 403)."""
-
-    kind = "forbidden"
-
-
-class Missing(PermissionsError):
-    """The thing does not exist, or the caller may not know that it does (→ 404)."""
-
-    kind = "not-found"
-
-
-class Invalid(PermissionsError):
-    """Per-field validation errors (→ 422), e.g. ``{"entitlements.0": ["..."]}``."""
-
-    kind = "validation-error"
-
-    def __init__(self, errors: dict[str, list[str]],
-                 detail: str = "The request has invalid fields.") -> None:
-        super().__init__(detail)
-        self.errors = errors
 
 
 def transition(current: str, target: RequestState) -> RequestState:

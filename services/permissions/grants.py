@@ -11,6 +11,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from services.common.auth import token_scopes
+from services.common.domain_errors import Forbidden, NotFound
 from services.common.powers import (
     HELPDESK,
     HELPDESK_SUPERVISOR,
@@ -20,7 +21,7 @@ from services.common.powers import (
 )
 
 from .cache import note_changed
-from .domain import Forbidden, Missing, audit, publish
+from .domain import audit, publish
 from .models import Company, Entitlement, Grant, HomeSection, PlatformRole, RoleEntitlement, User
 
 ADMIN_SCOPE = "permissions.admin"
@@ -122,7 +123,7 @@ def revoke_grant(session: Session, *, grant_id: str, actor: Actor, now: datetime
     administrator may revoke grants within the company."""
     grant = session.get(Grant, grant_id)
     if grant is None or grant.revoked_at is not None:
-        raise Missing("No such live grant.")
+        raise NotFound("No such live grant.")
     company = session.get(Company, grant.company_id)
     is_principal = company is not None and company.principal_user_id == actor.id
     if not (actor.helpdesk or is_principal):
@@ -159,9 +160,9 @@ def user_entitlements(session: Session, *, user_id: str, actor: Actor, trusted_c
     """The user's live grants (``GET /v1/users/<id>/entitlements``)."""
     user = session.get(User, user_id)
     if user is None:
-        raise Missing("No such user.")
+        raise NotFound("No such user.")
     if not (trusted_client or may_view_user(session, actor, user)):
-        raise Missing("No such user.")
+        raise NotFound("No such user.")
     grants = live_grants(session, user.id, now) if user.status == "active" else []
     return {"user_id": user.id, "company_id": user.company_id, "status": user.status,
             "entitlements": sorted({g.entitlement_key for g in grants}),
@@ -175,7 +176,7 @@ def home_page(session: Session, *, user_id: str, actor: Actor, language: str | N
     """The home-page sections ``user_id``'s live entitlements allow, in their language."""
     user = session.get(User, user_id)
     if user is None or not (actor.helpdesk or actor.id == user.id):
-        raise Missing("No such user.")
+        raise NotFound("No such user.")
     lang = language if language in ("en", "es") else user.preferred_language
     lang = lang if lang in ("en", "es") else "en"
     keys = ({g.entitlement_key for g in live_grants(session, user.id, now)}

@@ -22,18 +22,10 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from services.common import tracking_numbers
+from services.common.domain_errors import Forbidden, IllegalTransition, Invalid, NotFound
 
 from .cache import note_changed
-from .domain import (
-    MEMBERSHIP_TRANSITIONS,
-    Forbidden,
-    IllegalTransition,
-    Invalid,
-    MembershipState,
-    Missing,
-    audit,
-    publish,
-)
+from .domain import MEMBERSHIP_TRANSITIONS, MembershipState, audit, publish
 from .grants import Actor, assign_role
 from .models import Company, CompanyAccount, MembershipRequest, User
 
@@ -133,7 +125,7 @@ def request_membership(session: Session, *, user: User, accounts: Any, now: date
 def _load(session: Session, request_id: str) -> MembershipRequest:
     req = session.get(MembershipRequest, request_id)
     if req is None:
-        raise Missing("No such membership request.")
+        raise NotFound("No such membership request.")
     return req
 
 
@@ -264,7 +256,7 @@ def get_membership_request(session: Session, *, request_id: str,
     req = _load(session, request_id)
     if not (actor.helpdesk or actor.id == req.user_id
             or _is_principal(session, req.company_id, actor)):
-        raise Missing("No such membership request.")
+        raise NotFound("No such membership request.")
     return req
 
 

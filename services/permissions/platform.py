@@ -16,10 +16,11 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from services.common.domain_errors import Conflict, Forbidden, Invalid, NotFound
 from services.common.powers import PLATFORM_ROLES
 
 from .cache import note_changed
-from .domain import ConflictError, Forbidden, Invalid, Missing, audit, publish
+from .domain import audit, publish
 from .grants import Actor
 from .models import PlatformRole, User
 
@@ -64,7 +65,7 @@ def grant_platform_role(session: Session, *, user_id: str, role: str, actor: Act
     if user is None:
         raise Invalid({"user_id": ["No such user."]})
     if user.status != "active":
-        raise ConflictError("The user is not active.", kind="user-inactive")
+        raise Conflict("The user is not active.", kind="user-inactive")
     return _grant(session, user_id=user_id, role=role, actor_id=actor.id, why=why, now=now)
 
 
@@ -102,7 +103,7 @@ def revoke_platform_role(session: Session, *, user_id: str, role: str, actor: Ac
     _known_role(role)
     row = session.get(PlatformRole, (user_id, role))
     if row is None:
-        raise Missing("The user does not hold this platform role.")
+        raise NotFound("The user does not hold this platform role.")
     actor_id = actor.id if actor is not None else OPERATOR
     session.delete(row)
     audit(session, actor_id=actor_id, action="platform_role.revoked", target_type="user",

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from services.common.api import Blueprint
 from services.common.auth import require_auth
 
 from .. import access_requests as use_cases
 from ..models import AccessRequest
 from . import schemas
-from .common import Blueprint, actor, now, settings, unit_of_work
+from .common import actor, now, settings, unit_of_work
 
 blp = Blueprint("access_requests", __name__, url_prefix="/v1/access-requests",
                 description="Access requests: only the principal administrator decides.")

@@ -6,12 +6,13 @@ from typing import Any
 
 from flask import Response
 
+from services.common.api import Blueprint
 from services.common.auth import require_auth
 
 from .. import admins, platform
 from .. import grants as grant_cases
 from . import schemas
-from .common import Blueprint, actor, now, unit_of_work
+from .common import actor, now, unit_of_work
 
 blp = Blueprint("admin", __name__, url_prefix="/admin/v1",
                 description="Help desk: principals, administrators, programs, revocations; "

@@ -7,7 +7,7 @@ A check reads the subjects' version keys and the caller's deny-list entry togeth
 round trip when they are held, one MGET for those that are not. Bodies are read
 by :mod:`check_parsing`, not by flask-smorest's per-request wrappers; the
 ``blp.arguments``/``blp.response`` decorators only document the views (see
-:func:`services.common.openapi.documented`).
+:func:`services.common.api.documented`).
 
 Below Flask, :func:`init_fast_checks` answers the common case of both routes (a
 well-formed body, a caller allowed to ask, Redis answering, the token not revoked)
@@ -22,6 +22,7 @@ from typing import Any
 
 from flask import Flask, Response, current_app, jsonify, request
 
+from services.common.api import Blueprint, documented
 from services.common.app import context
 from services.common.auth import (
     current_claims,
@@ -31,15 +32,14 @@ from services.common.auth import (
     settle_revocation,
     token_scopes,
 )
+from services.common.domain_errors import Forbidden, Invalid
 from services.common.fastpath import FastAnswer, FastRequest, json_answer
-from services.common.openapi import documented
 
 from ..cache import SnapshotCache
 from ..checks import decide_many
-from ..domain import Forbidden, Invalid
 from . import schemas
 from .check_parsing import fast_batch, fast_check, load_batch, load_check
-from .common import Blueprint, now, settings
+from .common import now, settings
 
 blp = Blueprint("checks", __name__, url_prefix="/v1/check",
                 description="Allow or deny, with the reason.")

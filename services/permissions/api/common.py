@@ -1,4 +1,4 @@
-"""What every view shares: the blueprint class, the clock, the caller, the unit of work."""
+"""What every view shares: the clock, the caller, the unit of work."""
 
 from __future__ import annotations
 
@@ -7,11 +7,8 @@ from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any
 
-import flask_smorest
 from flask import Flask, current_app
-from marshmallow import ValidationError
 from sqlalchemy.orm import Session
-from webargs.flaskparser import FlaskParser
 
 from services.common.app import context
 from services.common.auth import current_claims, token_scopes
@@ -21,20 +18,6 @@ from ..cache import INVALIDATOR
 from ..grants import Actor, resolve_actor
 
 CLOCK = "permissions.clock"
-
-
-class ProblemParser(FlaskParser):
-    """Raise marshmallow's ValidationError (→ the kernel's 422 problem with per-field
-    errors) instead of flask-smorest's own error body, without the location prefix."""
-
-    def _on_validation_error(self, error: ValidationError, req: Any, schema: Any,
-                             location: str, *, error_status_code: Any,
-                             error_headers: Any) -> Any:
-        raise error
-
-
-class Blueprint(flask_smorest.Blueprint):
-    ARGUMENTS_PARSER = ProblemParser()
 
 
 def now(app: Flask | None = None) -> datetime:

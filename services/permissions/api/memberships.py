@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from services.common.api import Blueprint
 from services.common.auth import require_auth
 
 from .. import memberships as use_cases
 from ..models import MembershipRequest
 from . import schemas
-from .common import Blueprint, actor, now, unit_of_work
+from .common import actor, now, unit_of_work
 
 blp = Blueprint("memberships", __name__, url_prefix="/v1/membership-requests",
                 description="Membership requests: the principal administrator or the help "

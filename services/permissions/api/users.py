@@ -7,11 +7,12 @@ from typing import Any
 
 from flask import request
 
+from services.common.api import Blueprint
 from services.common.auth import require_auth
 
 from .. import grants as use_cases
 from . import schemas
-from .common import Blueprint, actor, now, scopes, unit_of_work
+from .common import actor, now, scopes, unit_of_work
 
 blp = Blueprint("users", __name__, url_prefix="/v1", description="Entitlements and home page.")
 
