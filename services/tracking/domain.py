@@ -1,12 +1,15 @@
 """The transaction state machine: every status and the transitions allowed between them.
 
 No Flask and no database here: the rules are plain data so that the views, the
-event handlers and the tests read the same table.
+event handlers and the tests read the same table. The refusals are the kernel's
+(:mod:`services.common.domain_errors`), answered as problem+json by the app factory.
 """
 
 from __future__ import annotations
 
 import enum
+
+from services.common import domain_errors
 
 
 class Status(enum.StrEnum):
@@ -38,11 +41,12 @@ TRANSITIONS: dict[Status, frozenset[Status]] = {
 STATUS_VALUES = tuple(s.value for s in Status)
 
 
-class IllegalTransition(Exception):
-    """A status change the state machine forbids (answered 409 by the API)."""
+class IllegalTransition(domain_errors.IllegalTransition):
+    """A status change the state machine forbids; the answer names both statuses."""
 
     def __init__(self, current: str, requested: str) -> None:
-        super().__init__(f"A transaction cannot move from {current} to {requested}.")
+        super().__init__(f"A transaction cannot move from {current} to {requested}.",
+                         current_status=current, requested_status=requested)
         self.current = current
         self.requested = requested
 
@@ -56,13 +60,28 @@ def check_move(current: str, new: str) -> None:
         raise IllegalTransition(current, new)
 
 
-class TransactionNotFound(Exception):
-    """No transaction the caller may see has this tracking number."""
+class TransactionNotFound(domain_errors.NotFound):
+    """No transaction the caller may see has this tracking number (the answer says no
+    more, so that it leaks nothing about another's transaction)."""
+
+    def __init__(self, tracking_number: str) -> None:
+        super().__init__("No transaction with this tracking number was found.")
+        self.tracking_number = tracking_number
 
 
-class TransactionExists(Exception):
+class TransactionExists(domain_errors.Conflict):
     """A transaction with this tracking number is already registered."""
 
+    def __init__(self, tracking_number: str) -> None:
+        super().__init__("A transaction with this tracking number is already registered.",
+                         kind="transaction-exists")
+        self.tracking_number = tracking_number
 
-class IdempotencyKeyReused(Exception):
+
+class IdempotencyKeyReused(domain_errors.Invalid):
     """An Idempotency-Key was used before with a different request."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(detail="This Idempotency-Key was already used with a different "
+                                "request.", kind="idempotency-key-reused")
+        self.key = key

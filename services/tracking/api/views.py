@@ -10,16 +10,15 @@ from flask import Response, current_app, json, request, url_for
 from flask.typing import ResponseReturnValue
 
 from services.common import powers, tracking_numbers
+from services.common.api import Blueprint, documented, parse_query
 from services.common.app import context, request_id
 from services.common.auth import current_claims, require_auth
 from services.common.errors import Problem
-from services.common.openapi import documented
 
 from .. import overview as ov
 from .. import service
 from ..history import as_utc
 from ..idempotency import fingerprint, run_once
-from . import ApiBlueprint, parse_query
 from .schemas import (
     LANGUAGES,
     NOT_A_TRACKING_NUMBER,
@@ -31,7 +30,7 @@ from .schemas import (
     TransactionSchema,
 )
 
-blp = ApiBlueprint("transactions", __name__, url_prefix="/v1",
+blp = Blueprint("transactions", __name__, url_prefix="/v1",
                    description="Transactions, their status history and the tracking overview")
 
 READ_SCOPE = "tracking.read"
