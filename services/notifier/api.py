@@ -8,22 +8,18 @@ Errors, including flask-smorest's argument validation, are the kernel's problem+
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, NoReturn, TypeVar, cast
+from typing import Any
 
 from flask import Flask
 from flask.views import MethodView
-from flask_smorest import Api, Blueprint
-from marshmallow import ValidationError
-from webargs.flaskparser import FlaskParser
 
+from services.common.api import Blueprint, ProblemApi
+from services.common.api import init_api as init_kernel_api
 from services.common.app import context
 from services.common.auth import authenticate
-from services.common.errors import Conflict, NotFound
 from services.common.powers import HELPDESK, require_power
 
 from . import service
-from .models import IllegalTransition
 from .schemas import (
     MessageDetailSchema,
     MessagePageSchema,
@@ -34,55 +30,13 @@ from .schemas import (
 )
 
 ADMIN_SCOPE = "notifier.admin"
-F = TypeVar("F", bound=Callable[..., Any])
+# A client token with ``notifier.admin``, or a person who holds the help-desk platform
+# power (asked of permissions on each request, never read from the token).
+require_admin = require_power(HELPDESK, scope=ADMIN_SCOPE)
 
-
-class ProblemParser(FlaskParser):
-    """Turns webargs' 422 into a marshmallow ValidationError for the kernel's handler."""
-
-    def handle_error(self, error: ValidationError, req: Any, schema: Any, *,
-                     error_status_code: int | None, error_headers: Any) -> NoReturn:
-        messages = error.messages
-        # webargs nests messages under the location ("query", "json"); fields are unique.
-        if isinstance(messages, dict) and set(messages) <= {"query", "json", "form", "view_args"}:
-            flat: dict[str, Any] = {}
-            for part in messages.values():
-                flat.update(part if isinstance(part, dict) else {"_schema": part})
-            messages = flat
-        raise ValidationError(messages)
-
-
-class ApiBlueprint(Blueprint):
-    ARGUMENTS_PARSER = ProblemParser()
-
-
-class KernelErrorsApi(Api):
-    """flask-smorest without its JSON error handler: the kernel's problem+json stays."""
-
-    def _register_error_handlers(self) -> None:
-        pass
-
-
-def require_admin(view: F) -> F:
-    """A client token with ``notifier.admin``, or a person who holds the help-desk platform
-    power (asked of permissions on each request, never read from the token)."""
-    return cast(F, require_power(HELPDESK, scope=ADMIN_SCOPE)(view))
-
-
-blp = ApiBlueprint("messages", __name__, url_prefix="/v1",
-                   description="Outgoing email: the delivery log, dead letters and statistics")
+blp = Blueprint("messages", __name__, url_prefix="/v1",
+                description="Outgoing email: the delivery log, dead letters and statistics")
 SECURED = {"security": [{"bearerAuth": []}]}
-# Ids are SQL INTEGER: a larger number names no row, and PostgreSQL refuses to bind it.
-MAX_PK = 2**31 - 1
-
-
-def _message(session: Any, pk: int) -> Any:
-    if pk > MAX_PK:
-        raise NotFound("No message with this id.")
-    try:
-        return service.get_message(session, pk)
-    except service.MessageNotFound:
-        raise NotFound("No message with this id.") from None
 
 
 @blp.route("/messages")
@@ -98,7 +52,7 @@ class Messages(MethodView):
                                         tracking_number=args["tracking_number"],
                                         event_id=args["event_id"])
         before = int(args["cursor"]) if args["cursor"] else None
-        if before is not None and before > MAX_PK:
+        if before is not None and before > service.MAX_PK:
             before = None  # every id is below it
         with context().db.read() as session:
             items, next_pk = service.list_messages(session, filters, before=before,
@@ -115,7 +69,7 @@ class Message(MethodView):
     def get(self, pk: int) -> Any:
         """One message with its delivery attempts; never a body that carried a secret."""
         with context().db.read() as session:
-            message = _message(session, pk)
+            message = service.get_message(session, pk)
             message.delivery_attempts = service.attempts_of(session, pk)
             session.expunge_all()
         return message
@@ -130,21 +84,9 @@ class Resend(MethodView):
     def post(self, args: dict[str, Any], pk: int) -> Any:
         """Queue a dead-lettered message again (attempts reset; audited)."""
         actor = str(authenticate().get("sub") or "unknown")
-        if pk > MAX_PK:
-            raise NotFound("No message with this id.")
-        try:
-            with context().db.transaction() as session:
-                message = service.resend_message(session, pk, actor=actor,
-                                                 reason=args.get("reason", ""))
-            return message
-        except service.MessageNotFound:
-            raise NotFound("No message with this id.") from None
-        except IllegalTransition as exc:
-            raise Conflict(f"Only a dead message can be resent; this one is {exc.current.value}.",
-                           kind="illegal-transition") from None
-        except service.BodiesGone:
-            raise Conflict("The message's bodies were purged; it cannot be resent.",
-                           kind="bodies-purged") from None
+        with context().db.transaction() as session:
+            return service.resend_message(session, pk, actor=actor,
+                                          reason=args.get("reason", ""))
 
 
 @blp.route("/stats")
@@ -158,11 +100,5 @@ class Stats(MethodView):
             return service.delivery_stats(session)
 
 
-def init_api(app: Flask) -> Api:
-    app.config.update(API_TITLE="Portico notifier", API_VERSION="v1", OPENAPI_VERSION="3.0.3",
-                      OPENAPI_URL_PREFIX="/", OPENAPI_JSON_PATH="openapi.json")
-    api = KernelErrorsApi(app)
-    api.spec.components.security_scheme(
-        "bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})
-    api.register_blueprint(blp)
-    return api
+def init_api(app: Flask) -> ProblemApi:
+    return init_kernel_api(app, title="Portico notifier", version="v1", blueprints=(blp,))

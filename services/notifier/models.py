@@ -19,6 +19,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from services.common import domain_errors
 from services.common.db import new_metadata
 from services.common.events import OutboxMixin, ProcessedEventMixin, utcnow
 
@@ -55,8 +56,8 @@ ALLOWED_TRANSITIONS: dict[MessageStatus, frozenset[MessageStatus]] = {
 }
 
 
-class IllegalTransition(Exception):
-    """A message cannot move from its status to the one asked for (409 at the API)."""
+class IllegalTransition(domain_errors.IllegalTransition):
+    """A message cannot move from its status to the one asked for."""
 
     def __init__(self, current: MessageStatus, wanted: MessageStatus) -> None:
         super().__init__(f"a {current.value} message cannot become {wanted.value}")

@@ -9,17 +9,28 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from services.common import domain_errors
 from services.common.events import utcnow
 
-from .models import AuditEntry, DeliveryAttempt, MessageStatus, OutgoingMessage
+from .models import AuditEntry, DeliveryAttempt, IllegalTransition, MessageStatus, OutgoingMessage
+
+# Ids are SQL INTEGER: a larger number names no row, and PostgreSQL refuses to bind it.
+MAX_PK = 2**31 - 1
 
 
-class MessageNotFound(LookupError):
-    pass
+class MessageNotFound(domain_errors.NotFound):
+    def __init__(self, pk: int) -> None:
+        super().__init__("No message with this id.")
+        self.pk = pk
 
 
-class BodiesGone(Exception):
+class BodiesGone(domain_errors.Conflict):
     """A message whose bodies were purged cannot be sent again."""
+
+    def __init__(self, pk: int) -> None:
+        super().__init__("The message's bodies were purged; it cannot be resent.",
+                         kind="bodies-purged")
+        self.pk = pk
 
 
 @dataclass(frozen=True)
@@ -57,7 +68,7 @@ def list_messages(session: Session, filters: MessageFilter, *, before: int | Non
 
 
 def get_message(session: Session, pk: int) -> OutgoingMessage:
-    message = session.get(OutgoingMessage, pk)
+    message = session.get(OutgoingMessage, pk) if pk <= MAX_PK else None
     if message is None:
         raise MessageNotFound(pk)
     return message
@@ -74,13 +85,17 @@ def resend_message(session: Session, pk: int, *, actor: str, reason: str = "") -
     It keeps its Message-ID: a recipient's mailbox that de-duplicates will not show a
     second copy if the first one did arrive after all.
     """
-    message = session.get(OutgoingMessage, pk, with_for_update=True)
+    message = session.get(OutgoingMessage, pk, with_for_update=True) if pk <= MAX_PK else None
     if message is None:
         raise MessageNotFound(pk)
     if message.body_text is None:
         raise BodiesGone(pk)
     previous_error = message.last_error
-    message.move_to(MessageStatus.QUEUED)
+    try:
+        message.move_to(MessageStatus.QUEUED)
+    except IllegalTransition as exc:
+        raise domain_errors.IllegalTransition(
+            f"Only a dead message can be resent; this one is {exc.current.value}.") from None
     message.attempts = 0
     message.next_attempt_at = utcnow()
     message.last_error = None

@@ -112,6 +112,13 @@ def test_unknown_message_and_unknown_route_are_404_problems(client, admin):
     for path in ("/v1/messages/999", "/v1/nothing-here"):
         response = client.get(path, headers=admin)
         assert response.status_code == 404 and response.content_type == PROBLEM
+    # An id beyond SQL INTEGER names no row (PostgreSQL would refuse to bind it).
+    for response in (client.get("/v1/messages/999", headers=admin),
+                     client.get(f"/v1/messages/{2**31}", headers=admin),
+                     client.post(f"/v1/messages/{2**31}/resend", headers=admin)):
+        assert response.status_code == 404 and response.content_type == PROBLEM
+        body = response.get_json()
+        assert body["type"].endswith("/not-found") and body["detail"] == "No message with this id."
 
 
 def test_viewing_a_message_never_shows_a_secret_body(notifier, client, admin):
@@ -152,11 +159,26 @@ def test_resending_a_dead_message_queues_it_again_and_is_audited(notifier, clien
 
     again = client.post(f"/v1/messages/{row.id}/resend", headers=admin)
     assert again.status_code == 409 and again.content_type == PROBLEM
+    assert again.get_json()["type"].endswith("/illegal-transition")
+    assert again.get_json()["detail"] == "Only a dead message can be resent; this one is queued."
     notifier.sink.handler.reply = None
     notifier.deliver_all()
     assert notifier.sink.message_id_counts() == {row.message_id: 1}
     invalid = client.post(f"/v1/messages/{row.id}/resend", headers=admin, json={"reason": 5})
     assert invalid.status_code == 422 and "reason" in invalid.get_json()["errors"]
+
+
+def test_a_message_whose_secret_body_was_purged_cannot_be_resent(notifier, client, admin):
+    notifier.publish(emailed_samples("en")["identity.access_code.issued"])
+    notifier.consume()
+    notifier.deliver_all()
+    (row,) = notifier.messages()
+    assert row.status == MessageStatus.SENT and row.body_text is None
+    refused = client.post(f"/v1/messages/{row.id}/resend", headers=admin)
+    assert refused.status_code == 409 and refused.content_type == PROBLEM
+    body = refused.get_json()
+    assert body["type"].endswith("/bodies-purged")
+    assert body["detail"] == "The message's bodies were purged; it cannot be resent."
 
 
 def test_stats_count_messages_by_status_and_template(notifier, client, admin):
