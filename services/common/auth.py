@@ -334,14 +334,6 @@ class TokenVerifier:
             raise InvalidToken("the token is not valid yet")
 
 
-def redis_deny_list(client: redis.Redis, namespace: str) -> Callable[[str], bool]:
-    """``is_revoked(jti)`` backed by the keys identity writes on revocation.
-
-    Fails closed: if Redis cannot answer, the token is treated as revoked.
-    """
-    return DenyList(client, namespace).is_revoked
-
-
 def revoke_jti(client: redis.Redis, namespace: str, jti: str, ttl_seconds: int) -> None:
     """Put ``jti`` on the deny-list until the token would have expired anyway."""
     client.set(deny_key(namespace, jti), b"1", ex=max(int(ttl_seconds), 1))

@@ -25,7 +25,7 @@ import logging
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -101,9 +101,6 @@ class Envelope:
     @property
     def occurred(self) -> datetime:
         return datetime.fromisoformat(self.occurred_at)
-
-    def without_sealed(self) -> Envelope:
-        return replace(self, sealed=None)
 
 
 _ENVELOPE_FIELDS = tuple(Envelope.__dataclass_fields__)

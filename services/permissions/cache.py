@@ -72,12 +72,6 @@ class Invalidator:
 _default: Invalidator | None = None
 
 
-def set_default_invalidator(invalidator: Invalidator | None) -> None:
-    """The invalidator used for sessions that carry none (the event worker's)."""
-    global _default
-    _default = invalidator
-
-
 def _default_invalidator() -> Invalidator | None:
     global _default
     if _default is None:

@@ -133,11 +133,6 @@ class _Arrival:
     at: datetime
 
 
-def ingest_event(session: Session, envelope: Envelope) -> None:
-    """Apply one event of docs/events.md's mapping table (idempotent, order-independent)."""
-    ingest_events(session, [envelope])
-
-
 def ingest_events(session: Session, envelopes: list[Envelope]) -> None:
     """Apply events in arrival order, with a handful of statements for the whole list:
     the duplicate check, the transactions loaded ``FOR UPDATE`` (in tracking-number
