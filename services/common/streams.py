@@ -34,7 +34,6 @@ SUBSCRIPTIONS: dict[str, tuple[str, ...]] = {
     "permissions": ("identity",),
     "tracking": ("identity", "permissions", "tracking"),
     "notifier": ("identity", "permissions", "tracking"),
-    "identity": ("permissions",),
 }
 
 # Event types published on purpose with no consumer yet (audit facts); see docs/events.md.

@@ -7,7 +7,8 @@ import importlib
 import re
 from pathlib import Path
 
-from services.common.streams import SERVICES, UNCONSUMED
+from services.common.sealed_retention import readers_by_stream
+from services.common.streams import SERVICES, SUBSCRIPTIONS, UNCONSUMED
 
 ROOT = Path(__file__).resolve().parents[2]
 TYPE = r"(?:identity|permissions|tracking|notifier)\.[a-z_]+\.[a-z_]+"
@@ -51,3 +52,11 @@ def test_every_catalogued_type_has_a_consumer_or_is_declared_unconsumed():
 def test_every_type_named_in_code_is_in_the_catalogue():
     assert published_literals() <= catalogue()
 
+
+
+def test_every_subscribed_group_has_a_consumer():
+    """A group in SUBSCRIPTIONS is one that sealed-entry retention waits for: a group
+    without handlers would never acknowledge, so its streams' sealed entries would stay."""
+    assert set(SUBSCRIPTIONS) == set(consumed())
+    readers = readers_by_stream(SUBSCRIPTIONS, "portico")
+    assert readers["portico.events.permissions"] == {"tracking", "notifier"}
