@@ -1,8 +1,8 @@
-"""The generic event worker of a service: its outbox relay and, when it consumes events,
-its consumer group (``iamctl worker <service>``).
+"""The generic event worker of a service: its outbox relay when it publishes events and
+its consumer group when it consumes them (``iamctl worker <service>``).
 
-A service takes part by having ``OutboxEvent`` and ``ProcessedEvent`` in its
-``models`` module and, to consume, ``registry = HandlerRegistry()`` in its
+A service publishes by having ``OutboxEvent`` in its ``models`` module, and consumes
+by having ``ProcessedEvent`` there and ``registry = HandlerRegistry()`` in its
 ``handlers`` module. Its group is named after it and reads the streams listed in
 ``streams.SUBSCRIPTIONS``. Two optional hooks:
 
@@ -105,8 +105,8 @@ def build_service_worker(service: str, settings: Any, worker: WorkerSettings | N
                          *, environ: Mapping[str, str] | None = None,
                          redis_client: Any = None,
                          metrics: CollectorRegistry | None = None) -> list[Runnable]:
-    """The relay of ``service``'s outbox and, if it has a handler registry, its consumer;
-    their counters (and those of the service's own loops) in ``metrics``."""
+    """The relay of ``service``'s outbox if it has one and, if it has a handler registry,
+    its consumer; their counters (and those of the service's own loops) in ``metrics``."""
     from .app import make_redis  # flask is only needed here, not by importers of worker
 
     worker = worker or load(WorkerSettings, environ)
@@ -116,11 +116,14 @@ def build_service_worker(service: str, settings: Any, worker: WorkerSettings | N
     namespace = settings.redis_namespace
     retention = (timedelta(hours=worker.outbox_retention_hours)
                  if worker.outbox_retention_hours else None)
-    runnables: list[Runnable] = [_Relay(
-        OutboxRelay(db, models.OutboxEvent, client, events_stream(service, namespace),
-                    maxlen=worker.stream_maxlen, retention=retention, registry=metrics),
-        interval=worker.relay_interval_ms / 1000,
-    )]
+    runnables: list[Runnable] = []
+    outbox = getattr(models, "OutboxEvent", None)
+    if outbox is not None:
+        runnables.append(_Relay(
+            OutboxRelay(db, outbox, client, events_stream(service, namespace),
+                        maxlen=worker.stream_maxlen, retention=retention, registry=metrics),
+            interval=worker.relay_interval_ms / 1000,
+        ))
     handlers = _optional_module(f"services.{service}.handlers")
     registry = getattr(handlers, "registry", None) if handlers else None
     if isinstance(registry, HandlerRegistry):

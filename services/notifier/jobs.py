@@ -1,7 +1,8 @@
 """What the notifier adds to its generic worker (services/common/worker.py).
 
-The common worker runs the outbox relay and the consumer group of every service and
-calls ``services.<service>.jobs.runnables``; the notifier adds its SMTP sender.
+The common worker runs the consumer group of every service (and the outbox relay of
+those that publish: not the notifier) and calls ``services.<service>.jobs.runnables``;
+the notifier adds its SMTP sender.
 """
 
 from __future__ import annotations

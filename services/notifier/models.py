@@ -21,15 +21,11 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from services.common import domain_errors
 from services.common.db import new_metadata
-from services.common.events import OutboxMixin, ProcessedEventMixin, utcnow
+from services.common.events import ProcessedEventMixin, utcnow
 
 
 class Base(DeclarativeBase):
     metadata = new_metadata()
-
-
-class OutboxEvent(OutboxMixin, Base):
-    pass
 
 
 class ProcessedEvent(ProcessedEventMixin, Base):

@@ -147,6 +147,17 @@ def test_iamctl_worker_relays_and_stops_cleanly_on_sigterm(database_url, redis_u
     assert [line["msg"] for line in lines if line["logger"] == "portico.worker"][-1] == "worker stopped"
 
 
+def test_a_service_without_an_outbox_runs_no_relay(database_url, redis_url, namespace):
+    """The notifier publishes no event: its worker consumes and sends, and relays nothing."""
+    from services.notifier.settings import NotifierSettings
+
+    settings = load(NotifierSettings, {}, database_url=database_url("notifier"),
+                    redis_url=redis_url, redis_namespace=namespace)
+    runnables = build_service_worker("notifier", settings, load(WorkerSettings, {}))
+    kinds = [type(r).__name__ for r in runnables]
+    assert kinds == ["Consumer"] + ["Sender"] * settings.senders
+
+
 def test_heartbeat_is_touched_while_every_thread_lives_and_not_after_one_dies(tmp_path):
     import threading
     import time
