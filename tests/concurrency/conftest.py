@@ -41,6 +41,8 @@ ROUNDS = 5
 # queue them and hide the race.
 POOL = CONTENDERS + 5
 PASSWORD = "Velvet-Harbor-42!"
+PIN = "4071"
+WORD = "Ñandú Río"
 ANSWERS = {"first_pet": "Rex", "birth_city": "Toluca", "first_job": "Cashier"}
 
 
@@ -112,6 +114,33 @@ class Identity:
                 session.add(SecurityAnswer(user_id=user.id, question=question,
                                            answer_hash=hash_secret(normalize_answer(answer))))
             return user.id
+
+    def enrollment_with_code(self, n: int) -> tuple[str, str]:
+        """Enroll person ``n`` (their own email and company), follow the verification
+        link; (enrollment id, access code)."""
+        client = self.client()
+        created = client.post("/v1/enrollments", json={
+            "given_name": "Ana", "family_name": "García", "email": f"ana{n}@example.com",
+            "phone": "+1 202 555 0143", "job_title": "Finance manager",
+            "preferred_language": "en",
+            "company": {"name": f"Acme {n}", "tax_id": f"12-34567{n:02d}",
+                        "address": {"line1": "1 Main St", "city": "Springfield",
+                                    "region": "IL", "postal_code": "62701", "country": "US"}},
+            "account_numbers": ["378282246310005"], "pin": PIN, "verification_word": WORD})
+        assert created.status_code == 201, created.get_json()
+        enrollment_id = created.get_json()["enrollment_id"]
+        [submitted] = [e for e in self.events("identity.enrollment.submitted")
+                       if e.data["enrollment_id"] == enrollment_id]
+        token = re.search(r"token=([^&]+)", self.unseal(submitted)["verification_url"]).group(1)
+        verified = client.post("/v1/enrollments/verify", json={"token": token})
+        assert verified.get_json()["status"] == "code_issued", verified.get_json()
+        [issued] = [e for e in self.events("identity.access_code.issued")
+                    if e.data["enrollment_id"] == enrollment_id]
+        return enrollment_id, self.unseal(issued)["access_code"]
+
+    def activate(self, client, code: str, pin: str = PIN, word: str = WORD):
+        return client.post("/v1/activation", json={"access_code": code, "pin": pin,
+                                                    "verification_word": word})
 
     def events(self, type_: str) -> list[Envelope]:
         with self.db.read() as session:
