@@ -97,6 +97,8 @@ def rounds() -> int:
 class Identity:
     """Identity (enrollment and lifecycle wired by its app factory), with helpers."""
 
+    password = PASSWORD  # every user's
+
     def __init__(self, app) -> None:
         self.app = app
         self.ctx = app.extensions["portico"]
@@ -141,6 +143,18 @@ class Identity:
     def activate(self, client, code: str, pin: str = PIN, word: str = WORD):
         return client.post("/v1/activation", json={"access_code": code, "pin": pin,
                                                     "verification_word": word})
+
+    def login_form(self) -> tuple[Any, Callable[[str, str], Any]]:
+        """A browser that has opened the login page, and ``post(username, password)``."""
+        browser = self.client()
+        page = browser.get("/login")
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
+
+        def post(username: str, password: str):
+            return browser.post("/login", data={"username": username, "password": password,
+                                                "csrf_token": csrf, "next": "/account"})
+
+        return browser, post
 
     def events(self, type_: str) -> list[Envelope]:
         with self.db.read() as session:
