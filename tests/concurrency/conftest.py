@@ -98,6 +98,7 @@ class Identity:
     """Identity (enrollment and lifecycle wired by its app factory), with helpers."""
 
     password = PASSWORD  # every user's
+    answers = ANSWERS  # every user's security answers
 
     def __init__(self, app) -> None:
         self.app = app
