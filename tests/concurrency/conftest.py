@@ -11,24 +11,30 @@ and pooled database connection), held at a ``threading.Barrier`` until all are r
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
 import threading
+import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
+from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from cryptography.fernet import Fernet
 from sqlalchemy import select
 
 from services.common.db import upgrade
 from services.common.events import Envelope, Sealer, utcnow
+from services.identity import clients
 from services.identity.enrollment.codes import hash_secret, normalize_answer
 from services.identity.enrollment.models import SecurityAnswer
 from services.identity.models import OutboxEvent as IdentityOutbox
 from services.identity.oidc import keys
+from services.identity.schemas import ClientSchema
 from services.identity.service import NewUser, create_user
 from services.permissions.admins import designate_principal
 from services.permissions.grants import Actor
@@ -44,6 +50,8 @@ PASSWORD = "Velvet-Harbor-42!"
 PIN = "4071"
 WORD = "Ñandú Río"
 ANSWERS = {"first_pet": "Rex", "birth_city": "Toluca", "first_job": "Cashier"}
+REDIRECT = "https://rp.example.com/callback"
+VERIFIER = "v" * 20 + "erifier-" + "x" * 30
 
 
 def _ci() -> bool:
@@ -156,6 +164,36 @@ class Identity:
                                                 "csrf_token": csrf, "next": "/account"})
 
         return browser, post
+
+    def add_client(self) -> tuple[str, dict[str, str]]:
+        """A confidential first-party client: (client id, its Basic auth header)."""
+        spec = {"name": "Relying party", "redirect_uris": [REDIRECT],
+                "grant_types": ["authorization_code", "refresh_token"],
+                "scope": "openid profile offline_access", "first_party": True}
+        with self.db.transaction() as session:
+            client, secret = clients.create_client(
+                session, self.ctx.settings.client_secret_pepper, ClientSchema().load(spec))
+            client_id = client.client_id
+        basic = base64.b64encode(f"{client_id}:{secret}".encode()).decode()
+        return client_id, {"Authorization": f"Basic {basic}"}
+
+    def authorization_code(self, client_id: str, username: str) -> str:
+        """Sign ``username`` in and authorize ``client_id`` (PKCE S256): the code."""
+        browser, post = self.login_form()
+        path = "/authorize?" + urlencode({
+            "response_type": "code", "client_id": client_id, "redirect_uri": REDIRECT,
+            "scope": "openid offline_access", "state": "st", "nonce": uuid.uuid4().hex,
+            "code_challenge": create_s256_code_challenge(VERIFIER),
+            "code_challenge_method": "S256"})
+        assert post(username, PASSWORD).status_code == 303
+        answer = browser.get(path)
+        assert answer.status_code == 302, answer.text
+        return parse_qs(urlsplit(answer.headers["Location"]).query)["code"][0]
+
+    def redeem(self, code: str, auth: dict[str, str]):
+        return self.client().post("/token", headers=auth, data={
+            "grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT,
+            "code_verifier": VERIFIER})
 
     def events(self, type_: str) -> list[Envelope]:
         with self.db.read() as session:
