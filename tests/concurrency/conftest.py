@@ -116,6 +116,10 @@ class Identity:
     def client(self):
         return self.app.test_client()
 
+    @property
+    def permissions_url(self) -> str:
+        return self.ctx.settings.permissions_url.rstrip("/")
+
     def add_user(self, username: str) -> str:
         with self.db.transaction() as session:
             user = create_user(session, NewUser(
@@ -169,7 +173,7 @@ class Identity:
         """A confidential first-party client: (client id, its Basic auth header)."""
         spec = {"name": "Relying party", "redirect_uris": [REDIRECT],
                 "grant_types": ["authorization_code", "refresh_token"],
-                "scope": "openid profile offline_access", "first_party": True}
+                "scope": "openid profile offline_access entitlements", "first_party": True}
         with self.db.transaction() as session:
             client, secret = clients.create_client(
                 session, self.ctx.settings.client_secret_pepper, ClientSchema().load(spec))
@@ -177,12 +181,13 @@ class Identity:
         basic = base64.b64encode(f"{client_id}:{secret}".encode()).decode()
         return client_id, {"Authorization": f"Basic {basic}"}
 
-    def authorization_code(self, client_id: str, username: str) -> str:
+    def authorization_code(self, client_id: str, username: str,
+                           scope: str = "openid offline_access") -> str:
         """Sign ``username`` in and authorize ``client_id`` (PKCE S256): the code."""
         browser, post = self.login_form()
         path = "/authorize?" + urlencode({
             "response_type": "code", "client_id": client_id, "redirect_uri": REDIRECT,
-            "scope": "openid offline_access", "state": "st", "nonce": uuid.uuid4().hex,
+            "scope": scope, "state": "st", "nonce": uuid.uuid4().hex,
             "code_challenge": create_s256_code_challenge(VERIFIER),
             "code_challenge_method": "S256"})
         assert post(username, PASSWORD).status_code == 303

@@ -4,20 +4,31 @@ left valid, whichever request saved its tokens last."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 pytestmark = pytest.mark.concurrency
 
 
-def test_a_code_redeemed_together_answers_once_and_leaves_no_valid_token(identity, race,
-                                                                         contenders, rounds):
+def _slow_entitlements(request, context):
+    # Permissions answering in 300 ms (the HTTP boundary, mocked): the winner issues its
+    # tokens that long after claiming the code, so the replays arrive in between. Before
+    # the fix their revocation found nothing saved yet and the winner's tokens lived on.
+    time.sleep(0.3)
+    return {"entitlements": [{"key": "reports.view"}]}
+
+
+def test_a_code_redeemed_together_answers_once_and_leaves_no_valid_token(
+        identity, race, contenders, rounds, requests_mock):
     client_id, auth = identity.add_client()
-    # Twice the rounds: before the fix, a round failed only if every replay came before
-    # the winner's save, about one round in two.
-    for round_ in range(2 * rounds):
+    for round_ in range(rounds):
         username = f"ana.{round_}"
-        identity.add_user(username)
-        code = identity.authorization_code(client_id, username)
+        user_id = identity.add_user(username)
+        requests_mock.get(f"{identity.permissions_url}/v1/users/{user_id}/entitlements",
+                          json=_slow_entitlements)
+        code = identity.authorization_code(client_id, username,
+                                           scope="openid offline_access entitlements")
         answers = race(contenders, lambda i, code=code: identity.redeem(code, auth))
         codes = [a.status_code for a in answers]
         assert sorted(codes) == [200] + [400] * (contenders - 1), (round_, codes)
