@@ -130,11 +130,10 @@ class Identity:
                                            answer_hash=hash_secret(normalize_answer(answer))))
             return user.id
 
-    def enrollment_with_code(self, n: int) -> tuple[str, str]:
-        """Enroll person ``n`` (their own email and company), follow the verification
-        link; (enrollment id, access code)."""
-        client = self.client()
-        created = client.post("/v1/enrollments", json={
+    def enroll(self, n: int) -> tuple[str, str]:
+        """Enroll person ``n`` (their own email and company): (enrollment id, the token of
+        the verification link)."""
+        created = self.client().post("/v1/enrollments", json={
             "given_name": "Ana", "family_name": "García", "email": f"ana{n}@example.com",
             "phone": "+1 202 555 0143", "job_title": "Finance manager",
             "preferred_language": "en",
@@ -147,11 +146,21 @@ class Identity:
         [submitted] = [e for e in self.events("identity.enrollment.submitted")
                        if e.data["enrollment_id"] == enrollment_id]
         token = re.search(r"token=([^&]+)", self.unseal(submitted)["verification_url"]).group(1)
-        verified = client.post("/v1/enrollments/verify", json={"token": token})
+        return enrollment_id, token
+
+    def access_codes(self, enrollment_id: str) -> list[str]:
+        """The access codes issued to the enrollment (from the welcome emails' events)."""
+        return [self.unseal(e)["access_code"] for e in self.events("identity.access_code.issued")
+                if e.data["enrollment_id"] == enrollment_id]
+
+    def enrollment_with_code(self, n: int) -> tuple[str, str]:
+        """Enroll person ``n`` and follow the verification link: (enrollment id, access
+        code)."""
+        enrollment_id, token = self.enroll(n)
+        verified = self.client().post("/v1/enrollments/verify", json={"token": token})
         assert verified.get_json()["status"] == "code_issued", verified.get_json()
-        [issued] = [e for e in self.events("identity.access_code.issued")
-                    if e.data["enrollment_id"] == enrollment_id]
-        return enrollment_id, self.unseal(issued)["access_code"]
+        [code] = self.access_codes(enrollment_id)
+        return enrollment_id, code
 
     def activate(self, client, code: str, pin: str = PIN, word: str = WORD):
         return client.post("/v1/activation", json={"access_code": code, "pin": pin,

@@ -1,5 +1,6 @@
-"""First login under concurrency: one activation ticket makes one account, and wrong
-PIN/Word attempts sent together lock the enrollment at the threshold."""
+"""Enrollment and first login under concurrency: a verification link issues one access
+code, one activation ticket makes one account, and wrong PIN/Word attempts sent together
+lock the enrollment at the threshold."""
 
 from __future__ import annotations
 
@@ -18,6 +19,19 @@ def _credentials(ticket: str, username: str) -> dict:
             "security_questions": [{"question": "first_pet", "answer": "Rex"},
                                    {"question": "birth_city", "answer": "Toluca"},
                                    {"question": "first_job", "answer": "Cashier"}]}
+
+
+def test_a_verification_link_followed_together_issues_one_access_code(identity, race,
+                                                                     contenders, rounds):
+    for round_ in range(rounds):
+        enrollment_id, token = identity.enroll(round_)
+        answers = race(contenders, lambda i, token=token: identity.client().post(
+            "/v1/enrollments/verify", json={"token": token}))
+        codes = [a.status_code for a in answers]
+        assert sorted(codes) == [200] + [400] * (contenders - 1), (round_, codes)
+        assert {a.get_json()["type"].rsplit("/", 1)[-1] for a in answers
+                if a.status_code == 400} == {"verification-link-invalid"}
+        assert len(identity.access_codes(enrollment_id)) == 1, round_
 
 
 def test_one_ticket_posted_together_creates_one_account(identity, race, contenders, rounds):
