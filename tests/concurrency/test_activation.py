@@ -81,3 +81,21 @@ def test_wrong_pins_sent_together_lock_the_enrollment_at_the_threshold(identity,
         assert len(locked) == 1, round_
         # Locked: the right trio is refused too.
         assert identity.activate(identity.client(), code).status_code == 400
+
+
+def test_one_username_chosen_together_in_many_activations_goes_to_one(identity, race,
+                                                                      contenders):
+    tickets = []
+    for n in range(contenders):
+        _, code = identity.enrollment_with_code(50 + n)
+        tickets.append(identity.activate(identity.client(), code).get_json()["activation_token"])
+    answers = race(contenders, lambda i: identity.client().post(
+        "/v1/activation/credentials", json=_credentials(tickets[i], "same.name")))
+    codes = [a.status_code for a in answers]
+    assert sorted(codes) == [201] + [422] * (contenders - 1), codes
+    assert all("username" in a.get_json()["errors"] for a in answers if a.status_code == 422)
+    # A loser's ticket was not used up: it may choose another name.
+    loser = codes.index(422)
+    again = identity.client().post("/v1/activation/credentials",
+                                   json=_credentials(tickets[loser], "another.name"))
+    assert again.status_code == 201, again.get_json()

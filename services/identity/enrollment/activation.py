@@ -18,10 +18,11 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
-from services.common.errors import Problem, validation_problem
+from services.common.errors import Conflict, Problem, validation_problem
 from services.identity.models import User
 from services.identity.service import NewUser, create_user
 
@@ -205,11 +206,18 @@ def set_credentials(session: Session, cfg: EnrollmentConfig, ticket: str | None,
         errors["username"] = [_("This username is taken. Choose another one.")]
     if errors:
         raise validation_problem(errors)
-    user = create_user(session, NewUser(
-        username=username, password=credentials.password, email=enrollment.email,
-        given_name=enrollment.given_name, family_name=enrollment.family_name,
-        company_id=enrollment.company_id, phone_number=enrollment.phone,
-        preferred_language=enrollment.preferred_language, email_verified=True))
+    try:
+        # A savepoint: another activation may take the name between the check above and
+        # this insert (the unique index then refuses it, or create_user's own check).
+        with session.begin_nested():
+            user = create_user(session, NewUser(
+                username=username, password=credentials.password, email=enrollment.email,
+                given_name=enrollment.given_name, family_name=enrollment.family_name,
+                company_id=enrollment.company_id, phone_number=enrollment.phone,
+                preferred_language=enrollment.preferred_language, email_verified=True))
+    except (IntegrityError, Conflict):
+        raise validation_problem(
+            {"username": [_("This username is taken. Choose another one.")]}) from None
     for question, answer in credentials.security_answers:
         session.add(SecurityAnswer(user_id=user.id, question=question,
                                    answer_hash=hash_secret(normalize_answer(answer))))
