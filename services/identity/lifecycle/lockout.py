@@ -60,11 +60,19 @@ def locked_until(sec: UserSecurity | None, now: datetime) -> datetime | None:
 def lift_expired_lock(session: Session, cfg: LifecycleConfig, user: User) -> None:
     """A ``locked`` user whose lock has run out is active again, with a fresh count."""
     sec = security_of(session, user.id)
-    if user.status == UserStatus.LOCKED and locked_until(sec, cfg.now()) is None:
-        transition(user, UserStatus.ACTIVE)
-        sec.failed_logins = 0
-        sec.locked_until = None
-        record(session, cfg, "user.lock_expired", SYSTEM, user.id)
+    if user.status != UserStatus.LOCKED or locked_until(sec, cfg.now()) is not None:
+        return
+    # Several logins may find the same run-out lock. Take the security row (before the
+    # user's, the order note_failure takes them in) and look again: only the first
+    # restarts the count; a later one would wipe the misses counted since.
+    session.refresh(sec, with_for_update=True)
+    session.refresh(user)
+    if user.status != UserStatus.LOCKED or locked_until(sec, cfg.now()) is not None:
+        return
+    transition(user, UserStatus.ACTIVE)
+    sec.failed_logins = 0
+    sec.locked_until = None
+    record(session, cfg, "user.lock_expired", SYSTEM, user.id)
 
 
 def note_failure(session: Session, cfg: LifecycleConfig, user: User) -> bool:
@@ -101,7 +109,13 @@ def note_failure(session: Session, cfg: LifecycleConfig, user: User) -> bool:
 
 def note_success(session: Session, user: User) -> None:
     sec = security_of(session, user.id)
-    sec.failed_logins = 0
+    if sec.failed_logins:
+        # Written now, before the user's row (its last login) at commit: rows are taken
+        # in the order note_failure takes them, so the two cannot deadlock.
+        session.execute(update(UserSecurity).where(UserSecurity.user_id == user.id)
+                        .values(failed_logins=0)
+                        .execution_options(synchronize_session=False))
+        set_committed_value(sec, "failed_logins", 0)
 
 
 def unlock(session: Session, cfg: LifecycleConfig, user: User, actor: Actor,
