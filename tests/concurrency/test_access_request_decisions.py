@@ -4,9 +4,12 @@ concurrency")."""
 
 from __future__ import annotations
 
+from datetime import UTC, timedelta
+
 import pytest
 from sqlalchemy import select
 
+from services.permissions.access_requests import expire_pending_requests
 from services.permissions.models import AccessRequest, Grant
 
 pytestmark = pytest.mark.concurrency
@@ -96,4 +99,35 @@ def test_cancel_racing_approval_has_one_winner(company, race, contenders, rounds
             grants = session.scalars(select(Grant).where(
                 Grant.source == f"request:{request_id}")).all()
         assert status == {"approve": "approved", "cancel": "cancelled"}[winner]
+        assert len(grants) == (1 if winner == "approve" else 0)
+
+
+def test_the_expiry_job_racing_approvals_has_one_winner(company, race, contenders, rounds):
+    """The job (run by several workers at once) expires what the principal approves at the
+    same moment: one of them wins; an expired request has no grant."""
+    w = company
+    for round_ in range(rounds):
+        request_id = _request(w, f"u{round_}")
+        with w.db.read() as session:
+            expires_at = session.get(AccessRequest, request_id).expires_at
+        after = expires_at.replace(tzinfo=expires_at.tzinfo or UTC) + timedelta(seconds=1)
+
+        def act(i: int, request_id=request_id, after=after):
+            if i % 2:
+                answer = w.client().post(f"/v1/access-requests/{request_id}/approve",
+                                         json={"comment": "ok"}, headers=w.headers("pa"))
+                return "approve", int(answer.status_code == 200), answer.status_code
+            with w.db.transaction() as session:
+                expired, _ = expire_pending_requests(session, after, reminder_days=0)
+            return "expire", expired, None
+
+        outcomes = race(contenders, act)
+        assert sum(won for _, won, _ in outcomes) == 1, (round_, outcomes)
+        assert {code for verb, _, code in outcomes if verb == "approve"} <= {200, 409}
+        winner = next(verb for verb, won, _ in outcomes if won)
+        with w.db.read() as session:
+            status = session.get(AccessRequest, request_id).status
+            grants = session.scalars(select(Grant).where(
+                Grant.source == f"request:{request_id}")).all()
+        assert status == {"approve": "approved", "expire": "expired"}[winner]
         assert len(grants) == (1 if winner == "approve" else 0)
