@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
@@ -176,6 +176,23 @@ class Credentials:
     security_answers: list[tuple[str, str]]  # (question key, answer)
 
 
+def _claim_ticket_and_code(session: Session, enrollment: Enrollment, code: AccessCode,
+                           now: datetime) -> bool:
+    """Use up the activation ticket and the access code if they are still unused (two
+    conditional updates); False if a concurrent request has."""
+    ticket_claimed = _written(session, update(Enrollment).where(
+        Enrollment.id == enrollment.id, Enrollment.status == S.CODE_ISSUED,
+        Enrollment.activation_ticket_digest == enrollment.activation_ticket_digest,
+    ).values(activation_ticket_digest=None)) == 1
+    if not ticket_claimed or _written(session, update(AccessCode).where(
+            AccessCode.id == code.id, AccessCode.used_at.is_(None),
+            AccessCode.voided_at.is_(None)).values(used_at=now)) != 1:
+        return False
+    set_committed_value(enrollment, "activation_ticket_digest", None)
+    set_committed_value(code, "used_at", now)
+    return True
+
+
 def set_credentials(session: Session, cfg: EnrollmentConfig, ticket: str | None,
                     credentials: Credentials, actor: audit.Actor) -> Activated:
     """Create the active user from the enrollment; consume the access code.
@@ -190,15 +207,8 @@ def set_credentials(session: Session, cfg: EnrollmentConfig, ticket: str | None,
     if code is None or aware(code.expires_at) <= cfg.now():
         raise TicketInvalid()
     now = cfg.now()
-    if _written(session, update(Enrollment).where(
-            Enrollment.id == enrollment.id, Enrollment.status == S.CODE_ISSUED,
-            Enrollment.activation_ticket_digest == enrollment.activation_ticket_digest
-    ).values(activation_ticket_digest=None)) != 1 or _written(session, update(AccessCode).where(
-            AccessCode.id == code.id, AccessCode.used_at.is_(None),
-            AccessCode.voided_at.is_(None)).values(used_at=now)) != 1:
+    if not _claim_ticket_and_code(session, enrollment, code, now):
         raise TicketInvalid()
-    set_committed_value(enrollment, "activation_ticket_digest", None)
-    set_committed_value(code, "used_at", now)
     username = credentials.username.strip()
     problems = check_new_password(credentials.password, username, enrollment.email)
     errors: dict[str, list[str]] = {"password": problems} if problems else {}
