@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: install run test lint migrate clean bench k8s-check lock
+.PHONY: install run test test-concurrency lint migrate clean bench k8s-check lock
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,12 @@ run: install ## start the whole suite locally on embedded defaults
 
 test: install ## run the whole test suite
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# SQLite serialises writes and hides races: these run on PostgreSQL even when `make test`
+# runs on SQLite (TEST_DATABASE_URL, default: the local server's postgres database).
+test-concurrency: install ## run the concurrency tests (tests/concurrency) on PostgreSQL
+	TEST_DATABASE_URL=$${TEST_DATABASE_URL:-postgresql://postgres@127.0.0.1:5432/postgres} \
+		$(BIN)/python -m pytest -m concurrency $(PYTEST_ARGS)
 
 bench: install ## run every benchmark on loopback and rewrite docs/benchmarks.md
 	$(BIN)/python -m bench.run $(BENCH)

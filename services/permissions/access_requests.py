@@ -12,8 +12,9 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from services.common import tracking_numbers
 from services.common.domain_errors import Conflict, Forbidden, IllegalTransition, Invalid, NotFound
@@ -157,13 +158,38 @@ def _require_open(req: AccessRequest, now: datetime) -> None:
         raise IllegalTransition("The request has expired.")
 
 
+def _move(session: Session, req: AccessRequest, target: RequestState) -> RequestState:
+    """Claim the transition ``req.status → target`` in the database: one conditional
+    ``UPDATE access_requests SET status = :target WHERE id = :id AND status = :seen``.
+
+    ``:seen`` is the status the caller read and judged (checked against
+    :data:`domain.TRANSITIONS` first). Of several transactions deciding one request at
+    once, the first to update the row wins; the others wait for its row lock, then match
+    no row (PostgreSQL re-reads the row once the winner commits) and get
+    :class:`IllegalTransition` (→ 409) before they have written anything else."""
+    seen = req.status
+    state = transition(seen, target)
+    moved = session.execute(
+        update(AccessRequest)
+        .where(AccessRequest.id == req.id, AccessRequest.status == seen)
+        .values(status=state.value)
+        .execution_options(synchronize_session=False)).rowcount  # type: ignore[attr-defined]
+    if moved != 1:
+        session.refresh(req)
+        raise IllegalTransition(f"The request is {req.status}; it cannot become "
+                                f"{target.value}.")
+    set_committed_value(req, "status", state.value)  # written already
+    return state
+
+
 def approve_access_request(session: Session, *, request_id: str, actor: Actor,
                            comment: str | None, now: datetime) -> AccessRequest:
-    """Approve and create the grants in the same transaction."""
+    """Approve and create the grants in the same transaction, once the approval has won
+    the request (:func:`_move`): a concurrent decision never leaves grants behind."""
     req = _load(session, request_id)
     _require_principal(session, req, actor)
     _require_open(req, now)
-    state = transition(req.status, RequestState.APPROVED)
+    transition(req.status, RequestState.APPROVED)
     if req.needs_cosign and req.status != RequestState.COSIGNED:
         raise Conflict("A request the principal makes for themself needs the help "
                        "desk's co-signature first.", kind="cosign-required")
@@ -176,6 +202,7 @@ def approve_access_request(session: Session, *, request_id: str, actor: Actor,
     catalog = _check_entitlements(session, company, list(req.entitlements), errors)
     if errors:
         raise Invalid(errors, "The company's program no longer allows these entitlements.")
+    state = _move(session, req, RequestState.APPROVED)
     for key in req.entitlements:
         limited = req.accounts if (req.accounts and catalog[key].account_scopable) else None
         grant_entitlement(session, user=target, key=key, actor_id=actor.id,
@@ -189,7 +216,7 @@ def reject_access_request(session: Session, *, request_id: str, actor: Actor,
     req = _load(session, request_id)
     _require_principal(session, req, actor)
     _require_open(req, now)
-    _decide(session, req, transition(req.status, RequestState.REJECTED), actor.id, comment, now)
+    _decide(session, req, _move(session, req, RequestState.REJECTED), actor.id, comment, now)
     return req
 
 
@@ -198,7 +225,7 @@ def cancel_access_request(session: Session, *, request_id: str, actor: Actor,
     req = _load(session, request_id)
     if req.requester_id != actor.id:
         raise Forbidden("Only the requester may cancel a request.")
-    _decide(session, req, transition(req.status, RequestState.CANCELLED), actor.id, comment, now)
+    _decide(session, req, _move(session, req, RequestState.CANCELLED), actor.id, comment, now)
     return req
 
 
@@ -213,7 +240,7 @@ def cosign_access_request(session: Session, *, request_id: str, actor: Actor,
     if not req.needs_cosign:
         raise Conflict("This request needs no co-signature.", kind="cosign-not-needed")
     _require_open(req, now)
-    req.status = transition(req.status, RequestState.COSIGNED).value
+    _move(session, req, RequestState.COSIGNED)
     req.cosigned_by = actor.id
     _audit(session, req, actor.id, "request.cosigned", comment, now)
     _publish(session, req, "permissions.request.cosigned",
@@ -223,7 +250,7 @@ def cosign_access_request(session: Session, *, request_id: str, actor: Actor,
 
 def _decide(session: Session, req: AccessRequest, state: RequestState, actor_id: str,
             comment: str | None, now: datetime) -> None:
-    req.status = state.value
+    """Record the decision ``state`` that :func:`_move` has claimed."""
     req.decided_by = actor_id
     req.decided_at = now
     req.comment = comment
@@ -242,7 +269,8 @@ def expire_pending_requests(session: Session, now: datetime,
                                  AccessRequest.expires_at <= now)
                           .order_by(AccessRequest.expires_at).with_for_update(skip_locked=True))
     for req in due:
-        _decide(session, req, transition(req.status, RequestState.EXPIRED), "system",
+        # Locked by the query (FOR UPDATE), so the conditional update cannot lose.
+        _decide(session, req, _move(session, req, RequestState.EXPIRED), "system",
                 "expired without a decision", now)
         expired += 1
     soon = session.scalars(select(AccessRequest)

@@ -65,6 +65,14 @@ def designate_principal(suite: Suite, helpdesk: dict[str, str], person: Person) 
 def admit_member(suite: Suite, helpdesk: dict[str, str], person: Person) -> None:
     """Help desk: approve ``person``'s membership of a company that already had members
     (the principal could too, from their own sign-in)."""
+    if person.user_id is None:  # activated in the browser: the help desk looks them up
+        lookup = requests.get(f"{suite.identity}/admin/v1/users", timeout=10,
+                              params={"q": person.username},
+                              headers=_bearer(suite.client_token(helpdesk, "iam.helpdesk",
+                                                                 "identity")))
+        assert lookup.status_code == 200, lookup.text
+        person.user_id = next(u["id"] for u in lookup.json()["items"]
+                              if u["username"] == person.username)
     token = suite.client_token(helpdesk, "permissions.admin", "permissions")
     deadline = time.monotonic() + EVENTUALLY
     while True:  # permissions learns of the newcomer from identity's event

@@ -4,18 +4,25 @@
 code counts toward the enrollment's lock (``ACTIVATION_MAX_ATTEMPTS``); the per-IP rate
 limit guards guesses of the code itself. A correct trio yields a short-lived ticket that
 ``set_credentials`` redeems; the code is consumed only when the user is created.
+
+Concurrency (PostgreSQL, many replicas): the miss count goes up in SQL
+(``failed_attempts + 1 ... RETURNING``) and the lock is a conditional update, so wrong
+attempts sent together still lock at the threshold, once; the ticket and the code are
+claimed by conditional updates before the user is created, so one ticket makes one user.
 """
 
 from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
-from services.common.errors import Problem, validation_problem
+from services.common.errors import Conflict, Problem, validation_problem
 from services.identity.models import User
 from services.identity.service import NewUser, create_user
 
@@ -32,9 +39,15 @@ from .codes import (
 )
 from .config import EnrollmentConfig
 from .i18n import _
-from .models import AccessCode, Enrollment, EnrollmentStatus, SecurityAnswer
+from .models import (
+    ENROLLMENT_TRANSITIONS,
+    AccessCode,
+    Enrollment,
+    EnrollmentStatus,
+    SecurityAnswer,
+)
 from .policy import check_new_password
-from .service import _audit, _person, aware, publish, transition
+from .service import IllegalTransition, _audit, _person, aware, publish, transition
 
 S = EnrollmentStatus
 
@@ -67,6 +80,40 @@ def _active_code(session: Session, cfg: EnrollmentConfig, typed: str) -> AccessC
         AccessCode.used_at.is_(None), AccessCode.voided_at.is_(None)))
 
 
+def _written(session: Session, statement) -> int:
+    """Rows a conditional UPDATE changed (the ORM objects are set by the caller)."""
+    result = session.execute(statement.execution_options(synchronize_session=False))
+    return result.rowcount  # type: ignore[attr-defined]
+
+
+def _count_miss(session: Session, enrollment: Enrollment) -> int:
+    """``failed_attempts + 1`` in one statement: concurrent misses each get their own
+    number (an ORM read-modify-write lost most of them)."""
+    attempts = session.execute(
+        update(Enrollment).where(Enrollment.id == enrollment.id)
+        .values(failed_attempts=Enrollment.failed_attempts + 1)
+        .returning(Enrollment.failed_attempts)
+        .execution_options(synchronize_session=False)).scalar_one()
+    set_committed_value(enrollment, "failed_attempts", attempts)
+    return attempts
+
+
+def _lock(session: Session, cfg: EnrollmentConfig, enrollment: Enrollment) -> bool:
+    """Lock the enrollment unless a concurrent miss has (True: this call locked it)."""
+    seen = enrollment.status
+    if S.LOCKED not in ENROLLMENT_TRANSITIONS[seen]:
+        raise IllegalTransition(seen, S.LOCKED)
+    now = cfg.now()
+    if _written(session, update(Enrollment).where(
+            Enrollment.id == enrollment.id, Enrollment.status == seen).values(
+            status=S.LOCKED, locked_at=now, activation_ticket_digest=None)) != 1:
+        return False
+    for name, value in (("status", S.LOCKED), ("locked_at", now),
+                        ("activation_ticket_digest", None)):
+        set_committed_value(enrollment, name, value)
+    return True
+
+
 def activate(session: Session, cfg: EnrollmentConfig, access_code: str, pin: str, word: str,
              actor: audit.Actor) -> ActivationResult:
     code = _active_code(session, cfg, access_code)
@@ -82,14 +129,10 @@ def activate(session: Session, cfg: EnrollmentConfig, access_code: str, pin: str
         _audit(session, "activation.refused", actor, enrollment, status=enrollment.status.value)
         return ActivationResult(Outcome.REFUSED, enrollment_id=enrollment.id)
     if not (pin_ok and word_ok):
-        enrollment.failed_attempts += 1
-        _audit(session, "activation.failed", actor, enrollment,
-               attempt=enrollment.failed_attempts)
-        locked = enrollment.failed_attempts >= cfg.activation_max_attempts
+        attempt = _count_miss(session, enrollment)
+        _audit(session, "activation.failed", actor, enrollment, attempt=attempt)
+        locked = attempt >= cfg.activation_max_attempts and _lock(session, cfg, enrollment)
         if locked:
-            transition(enrollment, S.LOCKED)
-            enrollment.locked_at = cfg.now()
-            enrollment.activation_ticket_digest = None
             publish(session, cfg, "identity.enrollment.locked", enrollment, _person(enrollment))
             _audit(session, "enrollment.locked", actor, enrollment)
         return ActivationResult(Outcome.REFUSED, enrollment_id=enrollment.id, locked_now=locked)
@@ -133,14 +176,38 @@ class Credentials:
     security_answers: list[tuple[str, str]]  # (question key, answer)
 
 
+def _claim_ticket_and_code(session: Session, enrollment: Enrollment, code: AccessCode,
+                           now: datetime) -> bool:
+    """Use up the activation ticket and the access code if they are still unused (two
+    conditional updates); False if a concurrent request has."""
+    ticket_claimed = _written(session, update(Enrollment).where(
+        Enrollment.id == enrollment.id, Enrollment.status == S.CODE_ISSUED,
+        Enrollment.activation_ticket_digest == enrollment.activation_ticket_digest,
+    ).values(activation_ticket_digest=None)) == 1
+    if not ticket_claimed or _written(session, update(AccessCode).where(
+            AccessCode.id == code.id, AccessCode.used_at.is_(None),
+            AccessCode.voided_at.is_(None)).values(used_at=now)) != 1:
+        return False
+    set_committed_value(enrollment, "activation_ticket_digest", None)
+    set_committed_value(code, "used_at", now)
+    return True
+
+
 def set_credentials(session: Session, cfg: EnrollmentConfig, ticket: str | None,
                     credentials: Credentials, actor: audit.Actor) -> Activated:
-    """Create the active user from the enrollment; consume the access code."""
+    """Create the active user from the enrollment; consume the access code.
+
+    The ticket and the code are claimed (conditional updates) before anything else is
+    written: of several requests with one ticket, the first claims them and the others,
+    once it commits, find nothing to claim (:class:`TicketInvalid`)."""
     enrollment = enrollment_for_ticket(session, cfg, ticket)
     code = session.scalar(select(AccessCode).where(
         AccessCode.enrollment_id == enrollment.id, AccessCode.used_at.is_(None),
         AccessCode.voided_at.is_(None)))
     if code is None or aware(code.expires_at) <= cfg.now():
+        raise TicketInvalid()
+    now = cfg.now()
+    if not _claim_ticket_and_code(session, enrollment, code, now):
         raise TicketInvalid()
     username = credentials.username.strip()
     problems = check_new_password(credentials.password, username, enrollment.email)
@@ -149,20 +216,24 @@ def set_credentials(session: Session, cfg: EnrollmentConfig, ticket: str | None,
         errors["username"] = [_("This username is taken. Choose another one.")]
     if errors:
         raise validation_problem(errors)
-    user = create_user(session, NewUser(
-        username=username, password=credentials.password, email=enrollment.email,
-        given_name=enrollment.given_name, family_name=enrollment.family_name,
-        company_id=enrollment.company_id, phone_number=enrollment.phone,
-        preferred_language=enrollment.preferred_language, email_verified=True))
+    try:
+        # A savepoint: another activation may take the name between the check above and
+        # this insert (the unique index then refuses it, or create_user's own check).
+        with session.begin_nested():
+            user = create_user(session, NewUser(
+                username=username, password=credentials.password, email=enrollment.email,
+                given_name=enrollment.given_name, family_name=enrollment.family_name,
+                company_id=enrollment.company_id, phone_number=enrollment.phone,
+                preferred_language=enrollment.preferred_language, email_verified=True))
+    except (IntegrityError, Conflict):
+        raise validation_problem(
+            {"username": [_("This username is taken. Choose another one.")]}) from None
     for question, answer in credentials.security_answers:
         session.add(SecurityAnswer(user_id=user.id, question=question,
                                    answer_hash=hash_secret(normalize_answer(answer))))
-    now = cfg.now()
-    code.used_at = now
     transition(enrollment, S.ACTIVATED)
     enrollment.activated_at = now
     enrollment.user_id = user.id
-    enrollment.activation_ticket_digest = None
     publish(session, cfg, "identity.user.activated", enrollment, {
         "user_id": user.id, "enrollment_id": enrollment.id, "email": enrollment.email,
         "given_name": enrollment.given_name, "family_name": enrollment.family_name,

@@ -12,9 +12,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, overload
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from services.common import tracking_numbers
 from services.common.errors import Conflict, NotFound, Problem
@@ -187,19 +188,32 @@ def submit_enrollment(session: Session, cfg: EnrollmentConfig, data: dict[str, A
 def verify_email(session: Session, cfg: EnrollmentConfig, token: str,
                  actor: audit.Actor) -> Enrollment:
     """Follow the single-use verification link: email verified, then an access code is
-    issued, or the enrollment waits for the help desk when its company needs review."""
+    issued, or the enrollment waits for the help desk when its company needs review.
+
+    The link is claimed by a conditional update (``SET verification_digest = NULL WHERE
+    verification_digest = :digest AND status = 'submitted'``) before anything else is
+    written: of several requests following it at once, one issues the access code and
+    the others find the link used."""
+    digest = token_digest(token)
     enrollment = session.scalar(select(Enrollment).where(
-        Enrollment.verification_digest == token_digest(token)))
+        Enrollment.verification_digest == digest))
     if enrollment is None or enrollment.status != S.SUBMITTED:
         raise LinkInvalid()
+    claimed = session.execute(
+        update(Enrollment).where(Enrollment.id == enrollment.id,
+                                 Enrollment.verification_digest == digest,
+                                 Enrollment.status == S.SUBMITTED)
+        .values(verification_digest=None)
+        .execution_options(synchronize_session=False)).rowcount  # type: ignore[attr-defined]
+    if claimed != 1:
+        raise LinkInvalid()  # followed by a concurrent request
+    set_committed_value(enrollment, "verification_digest", None)
     expires = aware(enrollment.verification_expires_at)
     if expires is None or expires <= cfg.now():
         transition(enrollment, S.EXPIRED)
-        enrollment.verification_digest = None
         _audit(session, "enrollment.link_expired", actor, enrollment)
         return enrollment
     transition(enrollment, S.EMAIL_VERIFIED)
-    enrollment.verification_digest = None
     enrollment.verified_at = cfg.now()
     publish(session, cfg, "identity.enrollment.verified", enrollment, _person(enrollment))
     _audit(session, "enrollment.email_verified", actor, enrollment)

@@ -6,13 +6,21 @@ lock lifts by itself at the first login attempt after it. Wrong passwords for in
 disabled users are counted and locked too (``locked_until`` only, their status stays), so
 no status can be guessed at without limit. While locked, every answer is the generic
 refusal, right password or not: a lock must not become an oracle for the password.
+
+Wrong passwords sent together (many replicas, PostgreSQL) are each counted: the count
+goes up in SQL (``failed_logins + 1 ... RETURNING``), never read and written back, and
+the row lock that statement takes orders the misses, so exactly one of them reaches the
+threshold and locks; a miss that finds the account locked meanwhile is not counted.
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from sqlalchemy import func, or_, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from services.identity.models import User, UserStatus
 
@@ -30,6 +38,20 @@ from .domain import (
 from .models import UserSecurity
 
 
+def security_row(session: Session, user_id: str) -> UserSecurity:
+    """The user's security row, inserted first if missing (``ON CONFLICT DO NOTHING``):
+    the first wrong passwords of a user, sent together, must not collide on inserting it."""
+    row = session.get(UserSecurity, user_id)
+    if row is not None:
+        return row
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    session.execute(dialect.insert(UserSecurity).values(user_id=user_id, failed_logins=0)
+                    .on_conflict_do_nothing(index_elements=["user_id"]))
+    found = session.get(UserSecurity, user_id)
+    assert found is not None
+    return found
+
+
 def locked_until(sec: UserSecurity | None, now: datetime) -> datetime | None:
     until = aware(sec.locked_until) if sec else None
     return until if until is not None and until > now else None
@@ -38,21 +60,42 @@ def locked_until(sec: UserSecurity | None, now: datetime) -> datetime | None:
 def lift_expired_lock(session: Session, cfg: LifecycleConfig, user: User) -> None:
     """A ``locked`` user whose lock has run out is active again, with a fresh count."""
     sec = security_of(session, user.id)
-    if user.status == UserStatus.LOCKED and locked_until(sec, cfg.now()) is None:
-        transition(user, UserStatus.ACTIVE)
-        sec.failed_logins = 0
-        sec.locked_until = None
-        record(session, cfg, "user.lock_expired", SYSTEM, user.id)
+    if user.status != UserStatus.LOCKED or locked_until(sec, cfg.now()) is not None:
+        return
+    # Several logins may find the same run-out lock. Take the security row (before the
+    # user's, the order note_failure takes them in) and look again: only the first
+    # restarts the count; a later one would wipe the misses counted since.
+    session.refresh(sec, with_for_update=True)
+    session.refresh(user)
+    if user.status != UserStatus.LOCKED or locked_until(sec, cfg.now()) is not None:
+        return
+    transition(user, UserStatus.ACTIVE)
+    sec.failed_logins = 0
+    sec.locked_until = None
+    record(session, cfg, "user.lock_expired", SYSTEM, user.id)
 
 
 def note_failure(session: Session, cfg: LifecycleConfig, user: User) -> bool:
     """Count one wrong password; True when this one locked the user."""
-    sec = security_of(session, user.id)
-    sec.failed_logins = (sec.failed_logins or 0) + 1
-    record(session, cfg, "login.failed", SYSTEM, user.id, reason="bad_password",
-           attempt=sec.failed_logins)
-    if sec.failed_logins < cfg.lockout_threshold:
+    sec = security_row(session, user.id)
+    now = cfg.now()
+    attempt = session.execute(
+        update(UserSecurity)
+        .where(UserSecurity.user_id == user.id,
+               or_(UserSecurity.locked_until.is_(None), UserSecurity.locked_until <= now))
+        .values(failed_logins=func.coalesce(UserSecurity.failed_logins, 0) + 1)
+        .returning(UserSecurity.failed_logins)
+        .execution_options(synchronize_session=False)).scalar_one_or_none()
+    if attempt is None:  # a concurrent miss locked the account after this one was judged
+        record(session, cfg, "login.refused", SYSTEM, user.id, reason="locked")
         return False
+    set_committed_value(sec, "failed_logins", attempt)
+    record(session, cfg, "login.failed", SYSTEM, user.id, reason="bad_password",
+           attempt=attempt)
+    if attempt < cfg.lockout_threshold:
+        return False
+    # This transaction holds the row (the UPDATE above) until it commits: no other miss
+    # is counted in between, so the lock below is taken once.
     sec.locked_until = cfg.now() + timedelta(minutes=cfg.lockout_minutes)
     sec.failed_logins = 0
     if user.status == UserStatus.ACTIVE:
@@ -66,7 +109,13 @@ def note_failure(session: Session, cfg: LifecycleConfig, user: User) -> bool:
 
 def note_success(session: Session, user: User) -> None:
     sec = security_of(session, user.id)
-    sec.failed_logins = 0
+    if sec.failed_logins:
+        # Written now, before the user's row (its last login) at commit: rows are taken
+        # in the order note_failure takes them, so the two cannot deadlock.
+        session.execute(update(UserSecurity).where(UserSecurity.user_id == user.id)
+                        .values(failed_logins=0)
+                        .execution_options(synchronize_session=False))
+        set_committed_value(sec, "failed_logins", 0)
 
 
 def unlock(session: Session, cfg: LifecycleConfig, user: User, actor: Actor,

@@ -19,7 +19,7 @@ from services.identity.models import User, UserStatus
 
 from . import inactivity, lockout
 from .config import LifecycleConfig
-from .domain import SYSTEM, record, security_of
+from .domain import SYSTEM, record
 
 
 @dataclass(frozen=True)
@@ -56,7 +56,7 @@ def _judge(session: Session, cfg: LifecycleConfig, user: User | None,
         return "bad-credentials"
     # Held for the whole judgement: the session's identity map keeps only objects someone
     # references, so each rule's own ``security_of`` reloaded the row (three SELECTs).
-    security = security_of(session, user.id)
+    security = lockout.security_row(session, user.id)
     if lockout.locked_until(security, cfg.now()) is not None:
         record(session, cfg, "login.refused", SYSTEM, user.id, reason="locked")
         return "locked"

@@ -13,8 +13,9 @@ from datetime import timedelta
 from typing import Any
 
 import redis
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from services.common import tracking_numbers
 from services.common.errors import Problem
@@ -133,7 +134,11 @@ def request_email_change(session: Session, cfg: LifecycleConfig, user: User, new
 
 def confirm_email_change(session: Session, cfg: LifecycleConfig, token: str | None,
                          actor: Actor) -> User:
-    """Follow the link sent to the new address: it becomes the user's email."""
+    """Follow the link sent to the new address: it becomes the user's email.
+
+    The link is claimed by a conditional update (``SET confirmed_at ... WHERE
+    confirmed_at IS NULL AND voided_at IS NULL``) before the email changes: of several
+    requests carrying it at once, one changes the email, the others find it used."""
     change = session.scalar(select(ContactChange).where(
         ContactChange.token_digest == token_digest(token))) if token else None
     if change is None or change.confirmed_at is not None or change.voided_at is not None or (
@@ -142,9 +147,18 @@ def confirm_email_change(session: Session, cfg: LifecycleConfig, token: str | No
     user = get_user(session, change.user_id)
     if user.email.lower() != change.old_email.lower():
         raise EmailLinkInvalid()  # the address changed another way meanwhile
+    now = cfg.now()
+    claimed = session.execute(
+        update(ContactChange)
+        .where(ContactChange.id == change.id, ContactChange.confirmed_at.is_(None),
+               ContactChange.voided_at.is_(None))
+        .values(confirmed_at=now)
+        .execution_options(synchronize_session=False)).rowcount  # type: ignore[attr-defined]
+    if claimed != 1:
+        raise EmailLinkInvalid()  # confirmed or voided by a concurrent request
+    set_committed_value(change, "confirmed_at", now)
     user.email = change.new_email
     user.email_verified = True
-    change.confirmed_at = cfg.now()
     data = _contact_data(session, cfg, user)
     publish(session, cfg, "identity.contact.changed", user,
             {**data, "old_email": change.old_email}, tracking_number=change.tracking_number)

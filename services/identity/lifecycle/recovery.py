@@ -4,6 +4,11 @@ forgot username (a reminder to the address on file).
 Both requests answer the same whether or not an account matched; what happened is in
 the audit log only. The reset link alone is never enough (the question must be answered)
 and neither is the answer alone (it is asked only behind a live link). No Flask here.
+
+Under concurrency (PostgreSQL, many replicas) the link is claimed by a conditional update
+(``SET used_at ... WHERE used_at IS NULL AND voided_at IS NULL``) before the password
+changes, so it works once; wrong answers are counted in SQL (``failed_answers + 1 ...
+RETURNING``), so answers sent together still void it at the threshold.
 """
 
 from __future__ import annotations
@@ -11,11 +16,12 @@ from __future__ import annotations
 import enum
 import random
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import redis
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from services.common import tracking_numbers
 from services.common.errors import Problem
@@ -114,6 +120,32 @@ def question_for(session: Session, cfg: LifecycleConfig, token: str | None) -> R
                          aware(reset.expires_at).isoformat())
 
 
+def _count_wrong_answer(session: Session, reset: PasswordReset) -> int:
+    """``failed_answers + 1`` in one statement: each of concurrent misses is counted."""
+    attempt = session.execute(
+        update(PasswordReset).where(PasswordReset.id == reset.id)
+        .values(failed_answers=PasswordReset.failed_answers + 1)
+        .returning(PasswordReset.failed_answers)
+        .execution_options(synchronize_session=False)).scalar_one()
+    set_committed_value(reset, "failed_answers", attempt)
+    return attempt
+
+
+def _claim(session: Session, reset: PasswordReset, column: str, now: datetime) -> bool:
+    """End the link (``used_at`` or ``voided_at`` := now) if it is still live; whether
+    this call did. Concurrent claims wait for the first one's row lock, then find it
+    ended."""
+    ended = session.execute(
+        update(PasswordReset)
+        .where(PasswordReset.id == reset.id, PasswordReset.used_at.is_(None),
+               PasswordReset.voided_at.is_(None))
+        .values({column: now})
+        .execution_options(synchronize_session=False)).rowcount  # type: ignore[attr-defined]
+    if ended == 1:
+        set_committed_value(reset, column, now)
+    return ended == 1
+
+
 class ResetOutcome(enum.StrEnum):
     DONE = "done"
     WRONG_ANSWER = "wrong_answer"  # the caller commits: the miss must count
@@ -130,16 +162,16 @@ def complete_password_reset(session: Session, cfg: LifecycleConfig, client: redi
     stored = session.scalar(select(SecurityAnswer.answer_hash).where(
         SecurityAnswer.user_id == user.id, SecurityAnswer.question == reset.question))
     if not verify_secret(stored, normalize_answer(answer)):
-        reset.failed_answers += 1
-        voided = reset.failed_answers >= cfg.password_reset_max_answers
-        if voided:
-            reset.voided_at = cfg.now()
+        attempt = _count_wrong_answer(session, reset)
+        voided = attempt >= cfg.password_reset_max_answers and _claim(
+            session, reset, "voided_at", cfg.now())
         record(session, cfg, "password_reset.wrong_answer", actor, user.id,
-               tracking_number=reset.tracking_number, attempt=reset.failed_answers,
+               tracking_number=reset.tracking_number, attempt=attempt,
                link_voided=voided)
         return ResetOutcome.WRONG_ANSWER
+    if not _claim(session, reset, "used_at", cfg.now()):
+        raise ResetLinkInvalid()  # used or voided by a concurrent request
     ended = replace_password(session, cfg, client, namespace, user, password)
-    reset.used_at = cfg.now()
     publish(session, cfg, "identity.password.changed", user, {**person(user), "via": "reset"},
             tracking_number=reset.tracking_number)
     record(session, cfg, "password.changed", actor, user.id,

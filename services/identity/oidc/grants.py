@@ -11,7 +11,14 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from authlib.oauth2.rfc6749 import InvalidRequestError, InvalidScopeError, OAuth2Error, grants
+from authlib.oauth2.rfc6749 import (
+    InvalidGrantError,
+    InvalidRequestError,
+    InvalidScopeError,
+    OAuth2Error,
+    UnauthorizedClientError,
+    grants,
+)
 from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
 from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oauth2.rfc7636.challenge import compare_s256_code_challenge
@@ -47,15 +54,6 @@ class AuthenticatedUser:
 
     def get_user_id(self) -> str:
         return self.user.id
-
-
-def _active_user(provider, user_id: str) -> User | None:
-    with provider.db.read() as session:
-        user = session.get(User, user_id)
-        if user is None or user.status != UserStatus.ACTIVE:
-            return None
-        session.expunge(user)
-        return user
 
 
 @dataclass(frozen=True)
@@ -127,16 +125,24 @@ _ROTATE_IN_ONE = DriverStatement(
 
 
 _CODES = AuthorizationCode.__table__
-# A whole successful code claim as one statement (see ``_ROTATE_IN_ONE``): one round trip
-# instead of five (BEGIN, SELECT, UPDATE, COMMIT, then the user in a read of its own).
-_CLAIM_CODE = DriverStatement(
-    update(_CODES)
-    .where(_CODES.c.code_digest == bindparam("digest"), _CODES.c.client_id == bindparam("for_client"),
-           _CODES.c.used_at.is_(None), _CODES.c.expires_at > bindparam("now"),
-           _USERS.c.id == _CODES.c.user_id)
-    .values(used_at=bindparam("now"))
-    .returning(*_CODES.c, _USERS.c.status.label("user_status"),
-               _USERS.c.company_id.label("user_company_id")))
+# Claim an unused, unexpired code of this client with its user in one statement
+# (PostgreSQL: ``UPDATE .. FROM users .. RETURNING``), in the transaction that then saves
+# the tokens (see ``AuthorizationCodeGrant.create_token_response``).
+_CLAIM_CODE = (update(_CODES)
+               .where(_CODES.c.code_digest == bindparam("digest"),
+                      _CODES.c.client_id == bindparam("for_client"),
+                      _CODES.c.used_at.is_(None), _CODES.c.expires_at > bindparam("now"),
+                      _USERS.c.id == _CODES.c.user_id)
+               .values(used_at=bindparam("now"))
+               .returning(*_CODES.c, _USERS.c.status.label("user_status"),
+                          _USERS.c.company_id.label("user_company_id")))
+_FIND_CODE = select(_CODES).where(_CODES.c.code_digest == bindparam("digest"))
+_CODE_USER = select(_USERS.c.id.label("user_id"), _USERS.c.status.label("user_status"),
+                    _USERS.c.company_id.label("user_company_id")).where(
+    _USERS.c.id == bindparam("user_id"))
+_CLAIM_CODE_BY_DIGEST = (update(_CODES).where(_CODES.c.code_digest == bindparam("digest"),
+                                              _CODES.c.used_at.is_(None))
+                         .values(used_at=bindparam("now")))
 
 
 @dataclass(frozen=True)
@@ -208,45 +214,95 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
             remember_participant(self.provider.redis, self.provider.namespace, end_user.sid,
                                  request.client.get_client_id(), settings.session_ttl)
 
+    def validate_token_request(self):
+        """Client authentication and the form only (as authlib's, up to the code): the code
+        is claimed and checked in ``create_token_response``, in the transaction that also
+        saves the tokens. The client is read before that transaction opens (on SQLite a
+        second connection would wait for its write lock)."""
+        client = self.authenticate_token_endpoint_client()
+        if not client.check_grant_type(self.GRANT_TYPE):
+            raise UnauthorizedClientError(
+                f"The client is not authorized to use 'grant_type={self.GRANT_TYPE}'")
+        if self.request.form.get("code") is None:
+            raise InvalidRequestError("Missing 'code' in request.")
+        self.request.client = client
+
+    def create_token_response(self):
+        """Claim the code, check the request against it (redirect URI, PKCE), issue the
+        tokens and save them, in one database transaction.
+
+        Why one: a replay revokes the code's token family (RFC 9700 §4.5). With the claim
+        committed on its own, a replay arriving between the claim and the save revoked
+        nothing yet saved, and the winner's tokens stayed valid. Now the claim's row lock
+        is held until the tokens are committed: a concurrent replay waits for it, finds
+        the code used, and revokes the family with the tokens in it. A refusal after the
+        claim (wrong verifier or redirect URI, an inactive user) still uses the code up,
+        and a replay's revocation stands: both commit although the request fails."""
+        # The signing keys are read now if due, not from inside the transaction.
+        self.provider.keyring.material()
+        failure: OAuth2Error | None = None
+        try:
+            with self.provider.db.engine.begin() as connection:
+                self.request.db_connection = connection
+                try:
+                    self._validate_code()
+                    return super().create_token_response()
+                except OAuth2Error as error:
+                    failure = error
+        finally:
+            self.request.db_connection = None
+        raise failure
+
+    def _validate_code(self) -> None:
+        """The rest of authlib's ``validate_token_request``: claim the code, compare the
+        redirect URI, then its ``after`` hook (PKCE's verifier check)."""
+        client = self.request.client
+        authorization_code = self.query_authorization_code(self.request.form["code"], client)
+        if not authorization_code:
+            raise InvalidGrantError("Invalid 'code' in request.")
+        original_redirect_uri = authorization_code.get_redirect_uri()
+        if original_redirect_uri and self.request.payload.redirect_uri != original_redirect_uri:
+            raise InvalidGrantError("Invalid 'redirect_uri' in request.")
+        self.request.authorization_code = authorization_code
+        self.execute_hook("after_validate_token_request", None)
+
     def query_authorization_code(self, code: str, client) -> CodeRecord | None:
-        """Claim the code atomically. A code already used revokes its family (RFC 9700 §4.5).
+        """Claim the code (in the request's transaction). A code already used revokes its
+        family (RFC 9700 §4.5).
 
         On PostgreSQL an unused, unexpired code of this client is claimed with its user in
-        one autocommitted statement; any other code takes the transaction below, which
-        tells a replay from the rest (the statement changed nothing then)."""
+        one statement; any other code is looked at to tell a replay from the rest (the
+        statement changed nothing then)."""
         provider = self.provider
-        if is_postgresql(provider.db.engine):
-            found = _CLAIM_CODE.first(provider.db, {
-                "digest": digest(code), "for_client": client.get_client_id(), "now": utcnow()})
+        conn = self.request.db_connection
+        params = {"digest": digest(code), "for_client": client.get_client_id(), "now": utcnow()}
+        if is_postgresql(conn):
+            found = conn.execute(_CLAIM_CODE, params).first()
             if found is not None:
                 record = CodeRecord(found)
                 record.user = TokenUser.of_row(found)
                 return record
-        with provider.db.transaction() as session:
-            row = session.get(AuthorizationCode, digest(code))
-            if row is None or row.client_id != client.get_client_id():
-                return None
-            claimed = session.execute(
-                update(AuthorizationCode)
-                .where(AuthorizationCode.code_digest == row.code_digest,
-                       AuthorizationCode.used_at.is_(None))
-                .values(used_at=utcnow())).rowcount  # type: ignore[attr-defined]
-            if not claimed:
-                provider.revoke_family(session, row.family_id, reason="code-replay")
-                return None
-            if aware(row.expires_at) <= utcnow():
-                return None
-            session.expunge(row)
-            return CodeRecord(row)
+        row = conn.execute(_FIND_CODE, params).first()
+        if row is None or row.client_id != client.get_client_id():
+            return None
+        claimed = conn.execute(_CLAIM_CODE_BY_DIGEST, params).rowcount  # type: ignore[attr-defined]
+        if not claimed:
+            provider.revoke_family(conn, row.family_id, reason="code-replay")
+            return None
+        if aware(row.expires_at) <= params["now"]:
+            return None
+        record = CodeRecord(row)
+        # Read on this transaction's connection: on SQLite another one would wait for it.
+        user = conn.execute(_CODE_USER, {"user_id": row.user_id}).first()
+        record.user = None if user is None else TokenUser.of_row(user)
+        return record
 
     def delete_authorization_code(self, authorization_code: CodeRecord) -> None:
         """Nothing to do: the code was marked used when it was claimed."""
 
     def authenticate_user(self, authorization_code: CodeRecord) -> User | TokenUser | None:
-        user = authorization_code.user  # claimed with the code, if in one statement
-        if user is not None:
-            return user if user.status == UserStatus.ACTIVE else None
-        return _active_user(self.provider, authorization_code.row.user_id)
+        user = authorization_code.user  # read with the code, in the request's transaction
+        return user if user is not None and user.status == UserStatus.ACTIVE else None
 
 
 class S256CodeChallenge(CodeChallenge):
