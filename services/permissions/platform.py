@@ -85,11 +85,7 @@ def _grant(session: Session, *, user_id: str, role: str, actor_id: str, why: str
     row = PlatformRole(user_id=user_id, role=role, granted_by=actor_id, why=why,
                        granted_at=now)
     session.add(row)
-    audit(session, actor_id=actor_id, action="platform_role.granted", target_type="user",
-          target_id=user_id, why=why, now=now, details={"role": role})
-    publish(session, "permissions.platform_role.granted",
-            {"user_id": user_id, "role": role, "actor_id": actor_id}, subject=user_id)
-    note_changed(session, user_id)
+    _record(session, "granted", user_id=user_id, role=role, actor_id=actor_id, why=why, now=now)
     session.flush()
     return role_view(row)
 
@@ -106,8 +102,14 @@ def revoke_platform_role(session: Session, *, user_id: str, role: str, actor: Ac
         raise NotFound("The user does not hold this platform role.")
     actor_id = actor.id if actor is not None else OPERATOR
     session.delete(row)
-    audit(session, actor_id=actor_id, action="platform_role.revoked", target_type="user",
+    _record(session, "revoked", user_id=user_id, role=role, actor_id=actor_id, why=why, now=now)
+
+
+def _record(session: Session, verb: str, *, user_id: str, role: str, actor_id: str, why: str,
+            now: datetime) -> None:
+    """Audit and publish a grant or revocation; the holder's next check sees it."""
+    audit(session, actor_id=actor_id, action=f"platform_role.{verb}", target_type="user",
           target_id=user_id, why=why, now=now, details={"role": role})
-    publish(session, "permissions.platform_role.revoked",
+    publish(session, f"permissions.platform_role.{verb}",
             {"user_id": user_id, "role": role, "actor_id": actor_id}, subject=user_id)
     note_changed(session, user_id)

@@ -232,3 +232,28 @@ def oidc_login(identity: str, client: dict[str, Any], username: str,
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+def sections(permissions: str, user_id: str, token: str) -> set[str]:
+    """The keys of ``user_id``'s home-page sections, as permissions answers them."""
+    answer = requests.get(f"{permissions}/v1/users/{user_id}/home", headers=bearer(token),
+                          timeout=TIMEOUT)
+    assert answer.status_code == 200, answer.text
+    return {section["key"] for section in answer.json()["sections"]}
+
+
+def tracked(tracking: str, number: str, token: str) -> dict | None:
+    """The transaction ``number`` if tracking shows it to the token's holder, else None."""
+    answer = requests.get(f"{tracking}/v1/transactions/{number}", headers=bearer(token),
+                          timeout=TIMEOUT)
+    return answer.json() if answer.status_code == 200 else None
+
+
+def register_apps(suite: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """With the bootstrap admin client, register an internal app (code + PKCE) and a
+    help-desk operator tool (client_credentials): both with their secrets."""
+    identity = suite.url("identity")
+    admin = suite.bootstrap()["admin_client"]
+    admin_token = client_credentials_token(identity, admin["client_id"], admin["client_secret"])
+    return (register_client(identity, admin_token, app_client_spec()),
+            register_client(identity, admin_token, operator_client_spec()))

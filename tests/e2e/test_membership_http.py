@@ -10,41 +10,25 @@ import requests
 
 from tests.e2e.journey import (
     TIMEOUT,
-    app_client_spec,
     bearer,
     client_credentials_token,
     enroll_and_activate,
     eventually,
     oidc_login,
-    operator_client_spec,
-    register_client,
+    register_apps,
+    sections,
+    tracked,
     wait_for_mail,
 )
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 
 
-def sections(permissions: str, user_id: str, token: str) -> set[str]:
-    answer = requests.get(f"{permissions}/v1/users/{user_id}/home", headers=bearer(token),
-                          timeout=TIMEOUT)
-    assert answer.status_code == 200, answer.text
-    return {section["key"] for section in answer.json()["sections"]}
-
-
-def tracked(tracking: str, number: str, token: str) -> dict | None:
-    answer = requests.get(f"{tracking}/v1/transactions/{number}", headers=bearer(token),
-                          timeout=TIMEOUT)
-    return answer.json() if answer.status_code == 200 else None
-
-
 def test_a_stranger_with_a_companys_tax_id_waits_for_its_principal(start_suite):
     suite = start_suite()
     identity, permissions, tracking = (suite.url(s) for s in ("identity", "permissions",
                                                                "tracking"))
-    admin = suite.bootstrap()["admin_client"]
-    admin_token = client_credentials_token(identity, admin["client_id"], admin["client_secret"])
-    app = register_client(identity, admin_token, app_client_spec())
-    console = register_client(identity, admin_token, operator_client_spec())
+    app, console = register_apps(suite)
     ops = client_credentials_token(identity, console["client_id"], console["client_secret"],
                                    audience="permissions")
 

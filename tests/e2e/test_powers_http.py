@@ -14,13 +14,11 @@ import requests
 
 from tests.e2e.journey import (
     TIMEOUT,
-    app_client_spec,
     bearer,
-    client_credentials_token,
     enroll_and_activate,
     eventually,
     oidc_login,
-    register_client,
+    register_apps,
 )
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
@@ -35,9 +33,7 @@ def test_help_desk_power_comes_from_permissions_and_is_revoked_at_once(start_sui
     suite = start_suite()
     identity, tracking = suite.url("identity"), suite.url("tracking")
     boot = suite.bootstrap()
-    admin = boot["admin_client"]
-    admin_token = client_credentials_token(identity, admin["client_id"], admin["client_secret"])
-    app = register_client(identity, admin_token, app_client_spec())
+    app, _ = register_apps(suite)
 
     ana = enroll_and_activate(identity, suite.mail_dir, "ana@example.com", "Ana")
     pat = enroll_and_activate(identity, suite.mail_dir, "pat@example.com", "Pat",
