@@ -24,9 +24,9 @@ from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oauth2.rfc7636.challenge import compare_s256_code_challenge
 from authlib.oidc.core import grants as oidc_grants
 from joserfc.jwk import KeySet
-from sqlalchemy import DateTime, String, bindparam, insert, select, update
+from sqlalchemy import String, bindparam, insert, select, update
 
-from services.common.db import DriverStatement, is_postgresql
+from services.common.db import DriverStatement, UTCDateTime, is_postgresql
 from services.common.events import utcnow
 from services.common.streams import key
 
@@ -107,14 +107,14 @@ _CLAIMED = (update(_TOKENS)
 _ROTATED_ISSUED = insert(IssuedAccessToken.__table__).from_select(
     ["jti", "family_id", "expires_at"],
     select(bindparam("a_jti", type_=String), _CLAIMED.c.family_id,
-           bindparam("a_expires_at", type_=DateTime(timezone=True)))).cte("rotated_issued")
+           bindparam("a_expires_at", type_=UTCDateTime()))).cte("rotated_issued")
 _ROTATED_SUCCESSOR = insert(_TOKENS).from_select(
     ["token_digest", "family_id", "client_id", "user_id", "scope", "resource", "auth_time",
      "sid", "created_at", "expires_at"],
     select(bindparam("r_digest", type_=String), _CLAIMED.c.family_id, _CLAIMED.c.client_id,
            _CLAIMED.c.user_id, _CLAIMED.c.scope, _CLAIMED.c.resource, _CLAIMED.c.auth_time,
-           _CLAIMED.c.sid, bindparam("now", type_=DateTime(timezone=True)),
-           bindparam("r_expires_at", type_=DateTime(timezone=True)))).cte("rotated_successor")
+           _CLAIMED.c.sid, bindparam("now", type_=UTCDateTime()),
+           bindparam("r_expires_at", type_=UTCDateTime()))).cte("rotated_successor")
 # What issuing the successors reads of the claimed row (its timestamps cost the most to
 # bring back and are not among them).
 _ROTATE_IN_ONE = DriverStatement(
