@@ -20,7 +20,7 @@ from sqlalchemy import select
 from services.common.auth import revocation_keys, revoked_by
 
 from .models import RefreshToken
-from .records import RefreshRecord, aware, digest
+from .records import RefreshRecord, digest
 from .tokens import (
     TokenRejected,
     decode_own_token,
@@ -177,7 +177,7 @@ class IntrospectionEndpoint(_HintRefusedWith400, _IntrospectionEndpoint):
             row = token.row
             return {"active": True, "token_type": "refresh_token", "client_id": row.client_id,
                     "sub": row.user_id, "scope": row.scope, "iss": issuer,
-                    "exp": int(aware(row.expires_at).timestamp())}
+                    "exp": int(row.expires_at.timestamp())}
         claims = token.claims
         body = {"active": True, "token_type": "Bearer"}
         for name in ("scope", "client_id", "sub", "aud", "iss", "exp", "iat", "nbf", "jti",

@@ -33,7 +33,7 @@ from services.common.streams import key
 from ..models import User, UserStatus
 from .backchannel import remember_participant
 from .models import AuthorizationCode, IssuedAccessToken, RefreshToken
-from .records import CodeRecord, RefreshRecord, aware, digest
+from .records import CodeRecord, RefreshRecord, digest
 
 AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"]
 ACR = "urn:portico:acr:password"
@@ -289,7 +289,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         if not claimed:
             provider.revoke_family(conn, row.family_id, reason="code-replay")
             return None
-        if aware(row.expires_at) <= params["now"]:
+        if row.expires_at <= params["now"]:
             return None
         record = CodeRecord(row)
         # Read on this transaction's connection: on SQLite another one would wait for it.
@@ -463,7 +463,7 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
             if not claimed:
                 self.provider.revoke_family(conn, found.family_id, reason="refresh-replay")
                 return None
-        if aware(found.expires_at) <= now:
+        if found.expires_at <= now:
             return None
         record = RefreshRecord(found)
         record.user = TokenUser.of_row(found)

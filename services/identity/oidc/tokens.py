@@ -33,7 +33,6 @@ from services.common.events import utcnow
 
 from .keys import Keyring
 from .models import IssuedAccessToken, RefreshToken
-from .records import aware
 
 ACCEPTED_ALGS = ["ES256", "RS256"]
 
@@ -149,7 +148,7 @@ def revoke_family(session: Session | Connection, client: redis.Redis, namespace:
     count = result.rowcount or 0  # type: ignore[attr-defined]
     for row in session.execute(select(_ISSUED.c.jti, _ISSUED.c.expires_at).where(
             _ISSUED.c.family_id == family_id)):
-        expires = aware(row.expires_at)
+        expires = row.expires_at
         if expires > now:
             revoke_access_token(client, namespace, row.jti, expires.timestamp())
             count += 1
