@@ -124,7 +124,7 @@ def make_engine(url: str, *, pool_size: int = 5, echo: bool = False,
 
 
 # Pool liveness trade-off. ``pool_pre_ping`` costs a ``SELECT 1`` round trip on every
-# checkout, i.e. on every request (a third of a client lookup's cost). Off by default
+# checkout, i.e. on every request. Off by default
 # (``DB_POOL_PRE_PING=true`` turns it back on), a connection is pinged only when it sat
 # idle in the pool longer than IDLE_PING_AFTER, which is when a server restart, failover or
 # idle-killing firewall can have cut it unseen; ``pool_recycle`` retires old connections.
@@ -285,11 +285,9 @@ class DriverStatement:
     one-statement write or read on PostgreSQL.
 
     SQLAlchemy's execution around a cached statement (execution context, result
-    wrapping) cost more CPU than the statement and its round trip: a refresh rotation
-    took ~225 µs through ``Connection.execute`` and ~135 µs this way. Switching a pooled
-    connection of the main engine to autocommit and back, and its reset on check-in, cost
-    ~70 µs more of every call; connections that are always in autocommit need neither
-    (``_ROTATE_IN_ONE`` on this machine: ~200 → ~130 µs of client CPU). The statement is
+    wrapping) costs more CPU than the statement and its round trip, and switching a pooled
+    connection of the main engine to autocommit and back, with its reset on check-in,
+    more again; connections that are always in autocommit need neither. The statement is
     still built with SQLAlchemy; bind values pass through their column types'
     processors; a driver error is raised as SQLAlchemy's, without parameters; a
     connection the server cut is discarded rather than handed back to the pool. Rows are

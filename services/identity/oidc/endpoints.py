@@ -152,7 +152,7 @@ class IntrospectionEndpoint(_HintRefusedWith400, _IntrospectionEndpoint):
     CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
 
     def authenticate_endpoint_client(self, request):
-        # Two Redis round trips were a third of an introspection's CPU; one does.
+        # One Redis round trip where authentication and the token look-up would make two.
         request.read_ahead = read_ahead(self.server.provider, request.form)
         return super().authenticate_endpoint_client(request)
 

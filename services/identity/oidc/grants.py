@@ -96,7 +96,7 @@ _CLAIM_BY_ID = (update(_TOKENS).where(_TOKENS.c.id == bindparam("token_id"),
 # from the claimed row, record the new access token's jti and insert the successor. It
 # answers the claimed row, or nothing, in which case the request takes the general path
 # (a transaction that claims whatever it can and tells a replay from the rest). One round
-# trip instead of four (BEGIN, claim, inserts, COMMIT): ~12% of a refresh's CPU.
+# trip instead of four (BEGIN, claim, inserts, COMMIT).
 _CLAIMED = (update(_TOKENS)
             .where(_TOKENS.c.token_digest == bindparam("digest"),
                    _TOKENS.c.client_id == bindparam("for_client"),
@@ -400,8 +400,7 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
                 return super().create_token_response()
         failure: OAuth2Error | None = None
         try:
-            # A Core connection, not an ORM session: nothing here needs the ORM, and the
-            # session's own bookkeeping was a tenth of a refresh's CPU.
+            # A Core connection: nothing here needs the ORM session's bookkeeping.
             with self.provider.db.engine.begin() as connection:
                 self.request.db_connection = connection
                 try:

@@ -110,9 +110,7 @@ _ISSUED = IssuedAccessToken.__table__
 _REFRESH = RefreshToken.__table__
 _REFRESH_COLUMNS = ("token_digest", "family_id", "client_id", "user_id", "scope", "resource",
                     "auth_time", "sid", "created_at", "expires_at")
-# Built once, with bind parameters: building an ORM insert per call (``.values()`` and the
-# ORM's bulk-insert path) cost about a third of a refresh's CPU, and SQLAlchemy memoises a
-# statement object's cache key, so reusing one object also skips recomputing that key.
+# Built once with bind parameters: an ORM insert and its cache key rebuilt per call cost more.
 _INSERT_ISSUED = insert(_ISSUED).values(jti=bindparam("a_jti"), family_id=bindparam("a_family"),
                                         expires_at=bindparam("a_expires_at"))
 _INSERT_REFRESH = insert(_REFRESH).values({c: bindparam(f"r_{c}") for c in _REFRESH_COLUMNS})
