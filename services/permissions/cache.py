@@ -41,7 +41,10 @@ log = logging.getLogger("portico.permissions.cache")
 
 Snapshot = dict[str, Any]
 CHANGED = "permissions.changed_users"
+# Where the app keeps its Invalidator and SnapshotCache (``app.extensions``); a session
+# that changes grants carries the invalidator under INVALIDATOR (``session.info``).
 INVALIDATOR = "permissions.invalidator"
+SNAPSHOTS = "permissions.snapshots"
 
 
 class Invalidator:
