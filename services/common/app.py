@@ -75,8 +75,7 @@ class ThreadBoundRedis(redis.Redis):
     """A client whose single commands run on their thread's own connection.
 
     Why not redis-py's default: its pool checks a connection out and back in around
-    every command (a lock, a liveness check of the socket, bookkeeping), ~30 of the
-    ~95 µs of CPU an MGET cost on this 2-core machine (68 µs this way), and the hot
+    every command (a lock, a liveness check of the socket, bookkeeping), and the hot
     endpoints make one Redis call each. A thread keeps one connection instead, made
     outside the pool so that a finished thread's is closed when collected; a forked
     child makes its own. It is checked for liveness before each command as the pool
@@ -193,8 +192,8 @@ def freeze_startup_heap(app: Flask) -> None:
     """Move what exists at the first request (modules, the app, its pools) out of the
     garbage collector's sight, once per process (``gc.freeze``).
 
-    Those ~100,000 long-lived objects were walked by every full collection: 40-80 ms
-    during which no thread of the worker runs, the tail of every endpoint's latency.
+    Every full collection walked them, and no thread of the worker runs meanwhile: the
+    tail of every endpoint's latency.
     They are not garbage (they live as long as the process), so nothing is lost. Not in
     tests, where many apps come and go in one process and must stay collectable.
     """

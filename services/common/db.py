@@ -12,13 +12,14 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
 
 import psycopg
 from psycopg.rows import namedtuple_row
-from sqlalchemy import MetaData, create_engine, event, text
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy import DateTime, MetaData, TypeDecorator, create_engine, event, text
+from sqlalchemy.engine import Connection, Dialect, Engine
 from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -34,6 +35,32 @@ NAMING_CONVENTION = {
 
 def new_metadata() -> MetaData:
     return MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A moment in time, stored in UTC and always read back timezone-aware in UTC.
+
+    The column is a plain ``DateTime(timezone=True)`` (migrations and autogenerate see
+    no difference), but SQLite keeps no offset: it would store an aware non-UTC time as
+    its wall clock and hand back naive datetimes. Binding converts to UTC and reading
+    attaches UTC, so no caller has to repair what the database returned. A naive value
+    is taken to be UTC already, as every clock in the services is.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is not None:
+            return value.astimezone(UTC)
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
 
 
 def make_engine(url: str, *, pool_size: int = 5, echo: bool = False,
@@ -97,7 +124,7 @@ def make_engine(url: str, *, pool_size: int = 5, echo: bool = False,
 
 
 # Pool liveness trade-off. ``pool_pre_ping`` costs a ``SELECT 1`` round trip on every
-# checkout, i.e. on every request (a third of a client lookup's cost). Off by default
+# checkout, i.e. on every request. Off by default
 # (``DB_POOL_PRE_PING=true`` turns it back on), a connection is pinged only when it sat
 # idle in the pool longer than IDLE_PING_AFTER, which is when a server restart, failover or
 # idle-killing firewall can have cut it unseen; ``pool_recycle`` retires old connections.
@@ -258,11 +285,9 @@ class DriverStatement:
     one-statement write or read on PostgreSQL.
 
     SQLAlchemy's execution around a cached statement (execution context, result
-    wrapping) cost more CPU than the statement and its round trip: a refresh rotation
-    took ~225 µs through ``Connection.execute`` and ~135 µs this way. Switching a pooled
-    connection of the main engine to autocommit and back, and its reset on check-in, cost
-    ~70 µs more of every call; connections that are always in autocommit need neither
-    (``_ROTATE_IN_ONE`` on this machine: ~200 → ~130 µs of client CPU). The statement is
+    wrapping) costs more CPU than the statement and its round trip, and switching a pooled
+    connection of the main engine to autocommit and back, with its reset on check-in,
+    more again; connections that are always in autocommit need neither. The statement is
     still built with SQLAlchemy; bind values pass through their column types'
     processors; a driver error is raised as SQLAlchemy's, without parameters; a
     connection the server cut is discarded rather than handed back to the pool. Rows are

@@ -32,10 +32,10 @@ from typing import Any
 import redis
 from cryptography.fernet import Fernet, InvalidToken
 from prometheus_client import CollectorRegistry, Counter
-from sqlalchemy import DateTime, Integer, String, Text, delete, select, update
+from sqlalchemy import Integer, String, Text, delete, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from .db import Database, is_postgresql
+from .db import Database, UTCDateTime, is_postgresql
 from .metrics import counter
 
 
@@ -134,8 +134,8 @@ class OutboxMixin:
     event_id: Mapped[str] = mapped_column(String(36), unique=True)
     event_type: Mapped[str] = mapped_column(String(120))
     payload: Mapped[str] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True,
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    published_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True,
                                                           nullable=True)
 
 
@@ -146,7 +146,7 @@ class ProcessedEventMixin:
 
     consumer_group: Mapped[str] = mapped_column(String(80), primary_key=True)
     event_id: Mapped[str] = mapped_column(String(36), primary_key=True)
-    processed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    processed_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 def record_event(session: Session, outbox_model: type, envelope: Envelope) -> Envelope:

@@ -40,8 +40,8 @@ _PATTERNS = [
 # Every pattern above needs a secret key's name, "bearer"/"basic" or a run of 15 digits
 # in its match, so text without any of them is returned after one search instead of
 # five substitutions (every request's log line pays this on each of its strings). The
-# search runs case-sensitively on the case-folded text: a third of the time of a
-# case-insensitive search (6.4 → 2.7 µs for a request id), and casefold() maps at least
+# search runs case-sensitively on the case-folded text, quicker than a case-insensitive
+# search, and casefold() maps at least
 # what (?i) does (the long s, the Kelvin sign) onto the lowercase names.
 _MAY_HOLD_SECRET = re.compile(_KEYS + r"|bearer|basic|\d{15}")
 _SECRET_KEY_SET = frozenset(SECRET_KEYS)
@@ -173,8 +173,8 @@ class AccessLog:
     would write.
 
     Why not that call: a record's life (made, handed from logger to handler, formatted,
-    its fields redacted one by one) cost ~30-60 µs of each request under load, ~12% of a
-    warm permission check's CPU under gunicorn. When the root logger's only handler is
+    its fields redacted one by one) costs every request CPU the hot endpoints cannot spare.
+    When the root logger's only handler is
     the service's JSON one (deployed services: ``configure_logging``), the line is put
     together here, byte for byte what :class:`JsonFormatter` writes (a test holds the
     two to it): the strings JSON-escaped as ``json.dumps`` does, every one of them

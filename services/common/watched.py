@@ -1,9 +1,8 @@
 """Redis keys held in process until Redis says they changed.
 
 A hot read that must see every change at once (a revoked entitlement denied on the very
-next check, from every replica) used to pay a Redis round trip per request: on this
-2-core machine ~35% of a warm permission check's CPU, most of it the two socket calls
-and the thread switches around them. :class:`WatchedKeys` answers such reads from
+next check, from every replica) used to pay a Redis round trip per request (two socket
+calls and the thread switches around them). :class:`WatchedKeys` answers such reads from
 memory instead, and learns of changes from Redis's server-assisted client-side caching
 (https://redis.io/docs/latest/develop/reference/client-side-caching/): one connection
 per process, in RESP3, asks Redis to push an invalidation for every change to any key
@@ -245,8 +244,8 @@ class WatchedKeys:
 def readable(conn: redis.connection.AbstractConnection) -> bool:
     """Whether ``conn``'s socket has data or an end of file waiting (or is unusable).
 
-    One poll(2): redis-py's ``can_read()`` costs three system calls and an exception
-    (~19 µs here). Bytes redis-py has already read into its own buffer are not seen."""
+    One poll(2): redis-py's ``can_read()`` costs three system calls and an exception.
+    Bytes redis-py has already read into its own buffer are not seen."""
     sock = getattr(conn, "_sock", None)
     if sock is None:
         return False

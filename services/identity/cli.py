@@ -24,6 +24,7 @@ from services.common.errors import Problem
 from services.common.events import Envelope, record_event
 
 from . import clients as client_cases
+from . import scopes
 from .clients import watch_client_changes
 from .lifecycle.cli import commands as lifecycle_commands
 from .models import Base, OutboxEvent
@@ -213,7 +214,7 @@ def bootstrap(username: str, email: str) -> None:
             staff_activated(session, user)
             spec = ClientSchema().load({
                 "name": "Portico administration", "grant_types": ["client_credentials"],
-                "scope": "iam.admin", "token_endpoint_auth_method": "client_secret_basic",
+                "scope": scopes.ADMIN, "token_endpoint_auth_method": "client_secret_basic",
                 "first_party": True, "allowed_audiences": [settings.admin_audience]})
             client, secret = client_cases.create_client(session, settings.client_secret_pepper,
                                                         spec)

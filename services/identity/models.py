@@ -10,10 +10,10 @@ import enum
 import uuid
 from datetime import datetime
 
-from sqlalchemy import Boolean, DateTime, Enum, String
+from sqlalchemy import Boolean, Enum, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from services.common.db import new_metadata
+from services.common.db import UTCDateTime, new_metadata
 from services.common.events import OutboxMixin, ProcessedEventMixin, utcnow
 
 
@@ -72,8 +72,8 @@ class User(Base):
         Enum(UserStatus, name="user_status", native_enum=False,
              values_callable=lambda e: [m.value for m in e]),
         default=UserStatus.ACTIVE)
-    last_login_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     @staticmethod
     def key_for(username: str) -> str:

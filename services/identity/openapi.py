@@ -16,6 +16,7 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 from flask import Flask, Response, jsonify
 from marshmallow import Schema, fields, validate
 
+from . import scopes
 from .clients import GRANT_TYPES
 from .enrollment.openapi import openapi_paths as enrollment_paths
 from .lifecycle.openapi import openapi_paths as lifecycle_paths
@@ -144,7 +145,7 @@ SCHEMAS: dict[str, type[Schema]] = {
     "TokenResponse": TokenResponseSchema, "TokenHint": TokenHintSchema,
     "Introspection": IntrospectionSchema, "Userinfo": UserinfoSchema,
 }
-ADMIN = [{"bearer": ["iam.admin"]}]
+ADMIN = [{"bearer": [scopes.ADMIN]}]
 # Client authentication: HTTP Basic, or the form fields (client_secret_post,
 # private_key_jwt, public clients) — hence the empty alternative.
 CLIENT_AUTH = [{"clientSecretBasic": []}, {}]

@@ -7,8 +7,6 @@ from urllib.parse import urlparse
 
 from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
 
-from services.common.fields import UTCDateTime
-
 from .clients import AUTH_METHODS, GRANT_TYPES, ClientSpec
 
 LOOPBACK_HOSTS = {"localhost"}
@@ -115,8 +113,8 @@ class ClientOut(Schema):
     id_token_ttl = fields.Integer(allow_none=True)
     refresh_token_ttl = fields.Integer(allow_none=True)
     backchannel_logout_uri = fields.String(allow_none=True)
-    disabled_at = UTCDateTime(allow_none=True)
-    created_at = UTCDateTime()
+    disabled_at = fields.DateTime(allow_none=True)
+    created_at = fields.DateTime()
 
 
 def client_json(client, secret: str | None = None) -> dict:

@@ -23,7 +23,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from email.header import Header
 from email.message import Message
 from email.mime.multipart import MIMEMultipart
@@ -50,12 +50,6 @@ log = logging.getLogger("portico.notifier.delivery")
 DUE_STATES = (MessageStatus.QUEUED, MessageStatus.RETRYING)
 
 
-def _aware(moment: datetime | None) -> datetime | None:
-    if moment is None:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
 def build_email(message: OutgoingMessage, text: str, html: str, sender: str) -> Message:
     """The multipart/alternative email of ``message``, with its stable Message-ID.
 
@@ -66,7 +60,7 @@ def build_email(message: OutgoingMessage, text: str, html: str, sender: str) -> 
     email["From"] = sender
     email["To"] = message.recipient
     email["Subject"] = _header(message.subject)  # type: ignore[assignment]
-    email["Date"] = format_datetime(_aware(message.created_at) or utcnow())
+    email["Date"] = format_datetime(message.created_at or utcnow())
     email["Message-ID"] = message.message_id
     email["Auto-Submitted"] = "auto-generated"
     if message.tracking_number:

@@ -8,7 +8,6 @@ from datetime import datetime
 
 from sqlalchemy import (
     Boolean,
-    DateTime,
     Enum,
     ForeignKey,
     Index,
@@ -20,7 +19,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from services.common import domain_errors
-from services.common.db import new_metadata
+from services.common.db import UTCDateTime, new_metadata
 from services.common.events import ProcessedEventMixin, utcnow
 
 
@@ -87,19 +86,19 @@ class OutgoingMessage(Base):
         Enum(MessageStatus, native_enum=False, length=12, values_callable=lambda e: [m.value for m in e]),
         default=MessageStatus.QUEUED)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
-    next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-    sending_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    sending_since: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
     tracking_number: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
     subject: Mapped[str] = mapped_column(String(255))
     carries_secret: Mapped[bool] = mapped_column(Boolean, default=False)
     body_text: Mapped[str | None] = mapped_column(Text, nullable=True)
     body_html: Mapped[str | None] = mapped_column(Text, nullable=True)
-    body_purged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow,
+    body_purged_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow,
                                                  onupdate=utcnow)
-    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
     def move_to(self, wanted: MessageStatus) -> None:
         """Change status along an allowed transition, else :class:`IllegalTransition`."""
@@ -129,7 +128,7 @@ class DeliveryAttempt(Base):
     outcome: Mapped[str] = mapped_column(String(24))
     smtp_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
-    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 class AuditEntry(Base):
@@ -138,7 +137,7 @@ class AuditEntry(Base):
     __tablename__ = "audit_log"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     actor: Mapped[str] = mapped_column(String(120))
     action: Mapped[str] = mapped_column(String(40))
     message_pk: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
@@ -159,4 +158,4 @@ class Recipient(Base):
     given_name: Mapped[str] = mapped_column(String(120), default="")
     preferred_language: Mapped[str] = mapped_column(String(5), default="en")
     status_changes: Mapped[bool] = mapped_column(Boolean, default=True)
-    as_of: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    as_of: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -21,6 +21,7 @@ class RecipientUnknown(LookupError):
 
 
 def _aware(moment: datetime) -> datetime:
+    """An event's ``occurred_at`` written without an offset is UTC, as producers' clocks are."""
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
@@ -28,7 +29,7 @@ def upsert_recipient(session: Session, user_id: str, occurred: datetime, data: d
     """Apply the contact details in ``data`` unless a newer event already did."""
     found = session.get(Recipient, user_id)
     occurred = _aware(occurred)
-    if found is not None and _aware(found.as_of) > occurred:
+    if found is not None and found.as_of > occurred:
         return
     if found is None:
         found = Recipient(user_id=user_id, email=data.get("email") or "", as_of=occurred)

@@ -25,17 +25,11 @@ from .grants import Actor, grant_entitlement
 from .models import AccessRequest, Company, CompanyAccount, Entitlement, User
 
 
-def _aware(moment: datetime) -> datetime:
-    from datetime import UTC
-
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
 def _created_data(req: AccessRequest, principal_id: str | None) -> dict[str, Any]:
     return {"request_id": req.id, "requester_id": req.requester_id,
             "target_user_id": req.target_user_id, "entitlements": list(req.entitlements),
             "justification": req.justification, "principal_admin_id": principal_id,
-            "needs_cosign": req.needs_cosign, "expires_at": _aware(req.expires_at).isoformat()}
+            "needs_cosign": req.needs_cosign, "expires_at": req.expires_at.isoformat()}
 
 
 def _decision_data(req: AccessRequest) -> dict[str, Any]:
@@ -154,7 +148,7 @@ def _require_principal(session: Session, req: AccessRequest, actor: Actor) -> No
 
 
 def _require_open(req: AccessRequest, now: datetime) -> None:
-    if req.status in OPEN_STATES and now >= _aware(req.expires_at):
+    if req.status in OPEN_STATES and now >= req.expires_at:
         raise IllegalTransition("The request has expired.")
 
 

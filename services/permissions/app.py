@@ -13,7 +13,7 @@ from services.common.events import utcnow
 
 from .api import init_api
 from .api.checks import init_fast_checks
-from .cache import Invalidator, SnapshotCache
+from .cache import INVALIDATOR, SNAPSHOTS, Invalidator, SnapshotCache
 from .checks import load_snapshots
 from .settings import PermissionsSettings
 
@@ -29,11 +29,11 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
             return load_snapshots(session, user_ids, utcnow())
 
     invalidator = Invalidator(ctx.redis, settings.redis_namespace)
-    app.extensions["permissions.invalidator"] = invalidator
+    app.extensions[INVALIDATOR] = invalidator
     # A check's keys: the subjects' versions and (init_auth watches those) the caller's
     # deny-list entry.
     ctx.watched.watch(invalidator.version_key(""))
-    app.extensions["permissions.snapshots"] = SnapshotCache(
+    app.extensions[SNAPSHOTS] = SnapshotCache(
         ctx.redis, settings.redis_namespace, load, watched=ctx.watched,
         max_entries=settings.cache_max_entries, max_age=settings.cache_max_age_s)
     init_api(app)

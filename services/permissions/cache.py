@@ -41,7 +41,10 @@ log = logging.getLogger("portico.permissions.cache")
 
 Snapshot = dict[str, Any]
 CHANGED = "permissions.changed_users"
+# Where the app keeps its Invalidator and SnapshotCache (``app.extensions``); a session
+# that changes grants carries the invalidator under INVALIDATOR (``session.info``).
 INVALIDATOR = "permissions.invalidator"
+SNAPSHOTS = "permissions.snapshots"
 
 
 class Invalidator:
@@ -219,10 +222,9 @@ class SnapshotCache:
 
 def untracked(value: Any) -> Any:
     """``value`` with its lists as tuples: CPython stops tracking (for its cycle collector)
-    a tuple or dict that holds only strings, numbers, None and untracked containers. A
-    warm cache of 10,000 snapshots as lists was ~280,000 tracked objects that every full
-    collection walked (100-250 ms with no thread of the worker running); as tuples it is
-    ~20,000. Snapshots are never modified once cached, so tuples lose nothing."""
+    a tuple or dict that holds only strings, numbers, None and untracked containers, so
+    full collections, which stop every thread of the worker, do not walk a warm cache.
+    Snapshots are never modified once cached, so tuples lose nothing."""
     if isinstance(value, list | tuple):
         return tuple(untracked(item) for item in value)
     if isinstance(value, dict):

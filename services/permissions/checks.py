@@ -66,17 +66,11 @@ def load_snapshots(session: Session, user_ids: Iterable[str], now: datetime) -> 
                or_(Grant.expires_at.is_(None), Grant.expires_at > now)))
     for grant in grants:
         fps = None if grant.accounts is None else sorted(a["fingerprint"] for a in grant.accounts)
-        expires = None if grant.expires_at is None else _timestamp(grant.expires_at)
+        expires = None if grant.expires_at is None else grant.expires_at.timestamp()
         snapshots[grant.user_id]["g"].setdefault(grant.entitlement_key, []).append([fps, expires])
     return snapshots
 
 
-def _timestamp(moment: datetime) -> float:
-    if moment.tzinfo is None:  # SQLite hands back naive datetimes; we only store UTC
-        from datetime import UTC
-
-        moment = moment.replace(tzinfo=UTC)
-    return moment.timestamp()
 
 
 def decide_many(snapshots: dict[str, Snapshot], checks: list[dict[str, Any]],

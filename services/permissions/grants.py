@@ -20,11 +20,10 @@ from services.common.powers import (
     is_client_token,
 )
 
+from . import scopes
 from .cache import note_changed
 from .domain import audit, publish
 from .models import Company, Entitlement, Grant, HomeSection, PlatformRole, RoleEntitlement, User
-
-ADMIN_SCOPE = "permissions.admin"
 
 
 @dataclass(frozen=True)
@@ -64,7 +63,7 @@ def resolve_actor(session: Session, claims: dict[str, Any]) -> Actor:
     scopes count, and only for a client."""
     sub = str(claims.get("sub", ""))
     if is_client_token(claims):
-        admin = ADMIN_SCOPE in token_scopes(claims)
+        admin = scopes.ADMIN in token_scopes(claims)
         return Actor(sub, helpdesk=admin, supervisor=admin)
     powers = platform_powers(session, sub)
     return Actor(sub, helpdesk=HELPDESK in powers, supervisor=HELPDESK_SUPERVISOR in powers,

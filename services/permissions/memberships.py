@@ -15,7 +15,7 @@ one wins, the others get 409.
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select, update
@@ -32,10 +32,6 @@ from .models import Company, CompanyAccount, MembershipRequest, User
 M = MembershipState
 DEFAULT_ROLE = "account_manager"  # what a company's first member gets too (readmodel)
 MEMBER, PENDING, REJECTED = "member", "pending", "rejected"  # User.membership
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def company_user_ids(session: Session, company_id: str) -> list[str]:
@@ -83,7 +79,7 @@ def _data(session: Session, req: MembershipRequest) -> dict[str, Any]:
             if user else "",
             "accounts": _last5s(req.accounts), "status": req.status,
             "decided_by": req.decided_by, "comment": req.comment,
-            "expires_at": _aware(req.expires_at).isoformat()}
+            "expires_at": req.expires_at.isoformat()}
 
 
 # The event each state is announced by (docs/events.md).
@@ -147,7 +143,7 @@ def _require_pending(req: MembershipRequest, target: MembershipState, now: datet
     if target not in MEMBERSHIP_TRANSITIONS[MembershipState(req.status)]:
         raise IllegalTransition(f"The membership request is {req.status}; it cannot become "
                                 f"{target.value}.")
-    if now >= _aware(req.expires_at):
+    if now >= req.expires_at:
         raise IllegalTransition("The membership request has expired.")
 
 

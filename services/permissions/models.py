@@ -18,7 +18,6 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     Boolean,
-    DateTime,
     ForeignKey,
     Index,
     Integer,
@@ -28,7 +27,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from services.common.db import new_metadata
+from services.common.db import UTCDateTime, new_metadata
 from services.common.events import OutboxMixin, ProcessedEventMixin, utcnow
 
 
@@ -123,7 +122,7 @@ class User(Base):
     # (see memberships.py): such a user holds no company power and is in no company view.
     membership: Mapped[str] = mapped_column(String(20), default="member",
                                             server_default="member")
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 class SecondaryAdministrator(Base):
@@ -131,7 +130,7 @@ class SecondaryAdministrator(Base):
 
     company_id: Mapped[str] = mapped_column(ForeignKey("companies.id"), primary_key=True)
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), primary_key=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 # -- grants and requests ---------------------------------------------------------------
@@ -149,9 +148,9 @@ class Grant(Base):
     entitlement_key: Mapped[str] = mapped_column(ForeignKey("entitlements.key"))
     accounts: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, nullable=True)
     source: Mapped[str] = mapped_column(String(80))  # "role:<key>", "request:<id>", "operator"
-    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
 class PlatformRole(Base):
@@ -167,7 +166,7 @@ class PlatformRole(Base):
     role: Mapped[str] = mapped_column(String(40), primary_key=True)
     granted_by: Mapped[str] = mapped_column(String(64))
     why: Mapped[str] = mapped_column(Text)
-    granted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    granted_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 class AccessRequest(Base):
@@ -187,10 +186,10 @@ class AccessRequest(Base):
     cosigned_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
     decided_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
     comment: Mapped[str | None] = mapped_column(Text, nullable=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    reminded_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-    decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    reminded_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
 class MembershipRequest(Base):
@@ -211,9 +210,9 @@ class MembershipRequest(Base):
     status: Mapped[str] = mapped_column(String(20), default="pending")
     decided_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
     comment: Mapped[str | None] = mapped_column(Text, nullable=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
 class AuditEntry(Base):
@@ -222,7 +221,7 @@ class AuditEntry(Base):
     __tablename__ = "audit_log"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    occurred_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     actor_id: Mapped[str] = mapped_column(String(64))
     action: Mapped[str] = mapped_column(String(80))
     target_type: Mapped[str] = mapped_column(String(40))

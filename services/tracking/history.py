@@ -17,7 +17,9 @@ STATUS_CHANGED = "tracking.status.changed"
 
 
 def as_utc(value: datetime) -> datetime:
-    """SQLite hands datetimes back naive; every stored time is UTC."""
+    """``value`` in UTC; without an offset it is UTC already. For times that did not come
+    through a ``UTCDateTime`` column: an event's, a query's, a cursor's, and the driver-level
+    look-up's rows (psycopg gives them in the session's time zone)."""
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 

@@ -162,7 +162,7 @@ def ingest_events(session: Session, envelopes: list[Envelope]) -> None:
             applied = True
             publish_change(session, tx, None, comment, tx.correlation_id)
         else:
-            applied = (tx.type == rule.type and at >= as_utc(tx.last_event_at)
+            applied = (tx.type == rule.type and at >= tx.last_event_at
                        and can_move(tx.status, rule.status))
             _fill_in(tx, rule, envelope, at)
             if applied:
@@ -241,5 +241,5 @@ def _fill_in(tx: Transaction, rule: Rule, envelope: Envelope, at: Any) -> None:
     generic_en, _ = TITLES[rule.type]
     if tx.title_en == generic_en:
         tx.title_en, tx.title_es = titles(rule.type, envelope.data)
-    if at < as_utc(tx.created_at):
+    if at < tx.created_at:
         tx.created_at = at

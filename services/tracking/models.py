@@ -7,7 +7,6 @@ from datetime import datetime
 from sqlalchemy import (
     BigInteger,
     Boolean,
-    DateTime,
     ForeignKey,
     Index,
     Integer,
@@ -16,7 +15,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from services.common.db import new_metadata
+from services.common.db import UTCDateTime, new_metadata
 from services.common.events import OutboxMixin, ProcessedEventMixin, utcnow
 
 # BIGINT on PostgreSQL; SQLite only auto-increments an INTEGER primary key.
@@ -48,11 +47,11 @@ class Transaction(Base):
     title_en: Mapped[str] = mapped_column(String(200))
     title_es: Mapped[str] = mapped_column(String(200))
     status: Mapped[str] = mapped_column(String(20))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     correlation_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
     # occurred_at of the event (or API call) that set the current status.
-    last_event_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_event_at: Mapped[datetime] = mapped_column(UTCDateTime())
     source: Mapped[str] = mapped_column(String(40))
     client_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
 
@@ -80,13 +79,13 @@ class StatusChange(Base):
     transaction_id: Mapped[int] = mapped_column(ForeignKey("transactions.id",
                                                            ondelete="CASCADE"))
     status: Mapped[str] = mapped_column(String(20))
-    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
     actor: Mapped[str | None] = mapped_column(String(160), nullable=True)
     comment: Mapped[str | None] = mapped_column(Text, nullable=True)
     event_id: Mapped[str | None] = mapped_column(String(64), unique=True, nullable=True)
     event_type: Mapped[str | None] = mapped_column(String(120), nullable=True)
     applied: Mapped[bool] = mapped_column(Boolean, default=True)
-    recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     transaction: Mapped[Transaction] = relationship(back_populates="history")
 
@@ -105,5 +104,5 @@ class IdempotencyKey(Base):
     request_hash: Mapped[str] = mapped_column(String(64))
     status_code: Mapped[int] = mapped_column(Integer)
     response_body: Mapped[str] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow,
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow,
                                                  index=True)

@@ -61,7 +61,7 @@ class Page:
 
 
 def encode_cursor(tx: Any, sort: str) -> str:
-    raw = json.dumps({"t": as_utc(tx.created_at).isoformat(), "i": tx.id, "s": sort},
+    raw = json.dumps({"t": tx.created_at.isoformat(), "i": tx.id, "s": sort},
                      separators=(",", ":"))
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 

@@ -79,11 +79,11 @@ _LOOKUP = (select(_TX.id, _TX.tracking_number, _TX.type, _TX.status, _TX.owner_u
                StatusChange.__table__, _HISTORY.transaction_id == _TX.id))
            .order_by(_HISTORY.at, _HISTORY.id))
 # Built once: SQLAlchemy memoises a statement object's cache key, so reusing this one
-# object skips rebuilding that key on every look-up (it was ~7% of a look-up's CPU).
+# object skips rebuilding that key on every look-up.
 _LOOKUP_BY_NUMBER = _LOOKUP.where(_TX.tracking_number == bindparam("tracking_number"))
-# Below SQLAlchemy's execution on PostgreSQL (see DriverStatement): it and the result's
-# column descriptions (19 of them, built anew by psycopg for each result) were a fifth
-# of a look-up's CPU. Every column is a plain type: the driver's values are the rows'.
+# Below SQLAlchemy's execution on PostgreSQL (see DriverStatement), which with the result's
+# column descriptions cost more than the query. The driver's values are the rows' (times
+# aware, put in UTC by ``history.as_utc`` when presented).
 _LOOKUP_ON_DRIVER = DriverStatement(_LOOKUP_BY_NUMBER)
 
 

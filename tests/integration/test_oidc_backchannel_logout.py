@@ -26,7 +26,6 @@ from services.identity.lifecycle.revocation import sign_out_everywhere
 from services.identity.oidc import backchannel
 from services.identity.oidc.backchannel import EVENT, MAX_ATTEMPTS, BackchannelSender
 from services.identity.oidc.models import BackchannelLogout
-from services.identity.oidc.records import aware
 from tests.integration.test_oidc_flow import (
     add_client,
     add_user,
@@ -162,7 +161,7 @@ def test_a_failing_client_is_retried_later_then_delivered(idp, party):
     assert sender.deliver_due() == 1
     [row] = _rows(idp)
     assert row.delivered_at is None and row.last_error == "answered 503"
-    assert aware(row.next_attempt_at) > utcnow() + timedelta(seconds=5)  # backoff from 10 s
+    assert row.next_attempt_at > utcnow() + timedelta(seconds=5)  # backoff from 10 s
     assert sender.deliver_due() == 0  # not due yet
     _make_due(idp)
     assert sender.deliver_due() == 1
@@ -202,7 +201,7 @@ def test_a_claimed_row_is_leased_so_a_killed_sender_is_taken_over_later(idp, par
     second = _sender(idp)
     assert second.deliver_due() == 0
     [row] = _rows(idp)
-    assert aware(row.next_attempt_at) > utcnow() + timedelta(seconds=50)  # the lease
+    assert row.next_attempt_at > utcnow() + timedelta(seconds=50)  # the lease
     _make_due(idp)  # the lease has run out
     assert second.deliver_due() == 1
     assert _rows(idp)[0].delivered_at is not None and len(party.received) == 1

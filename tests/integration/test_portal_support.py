@@ -109,11 +109,11 @@ class Suite:
             "notifications": {"status_changes": True}}, subject=user_id)
         ctx = self.permissions.extensions["portico"]
         with ctx.db.transaction() as session:
-            session.info[INVALIDATOR] = self.permissions.extensions["permissions.invalidator"]
+            session.info[INVALIDATOR] = self.permissions.extensions[INVALIDATOR]
             permissions_handlers(session, envelope)
         # A later employee of the company is a newcomer until admitted: the help desk admits.
         with ctx.db.transaction() as session:
-            session.info[INVALIDATOR] = self.permissions.extensions["permissions.invalidator"]
+            session.info[INVALIDATOR] = self.permissions.extensions[INVALIDATOR]
             pending = session.scalar(select(MembershipRequest.id).where(
                 MembershipRequest.user_id == user_id, MembershipRequest.status == "pending"))
             if pending is not None:

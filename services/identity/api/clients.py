@@ -10,11 +10,9 @@ from services.common.errors import Problem
 
 from .. import clients
 from ..schemas import ClientSchema, client_json
+from ..scopes import ADMIN
 
 bp = Blueprint("clients_api", __name__, url_prefix="/admin/v1/clients")
-
-ADMIN = "iam.admin"
-
 
 def _body() -> dict:
     body = request.get_json(silent=True)

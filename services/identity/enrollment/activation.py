@@ -47,7 +47,7 @@ from .models import (
     SecurityAnswer,
 )
 from .policy import check_new_password
-from .service import IllegalTransition, _audit, _person, aware, publish, transition
+from .service import IllegalTransition, _audit, _person, publish, transition
 
 S = EnrollmentStatus
 
@@ -136,7 +136,7 @@ def activate(session: Session, cfg: EnrollmentConfig, access_code: str, pin: str
             publish(session, cfg, "identity.enrollment.locked", enrollment, _person(enrollment))
             _audit(session, "enrollment.locked", actor, enrollment)
         return ActivationResult(Outcome.REFUSED, enrollment_id=enrollment.id, locked_now=locked)
-    if aware(code.expires_at) <= cfg.now():
+    if code.expires_at <= cfg.now():
         if enrollment.status == S.CODE_ISSUED:
             transition(enrollment, S.EXPIRED)
         _audit(session, "activation.code_expired", actor, enrollment)
@@ -155,7 +155,7 @@ def enrollment_for_ticket(session: Session, cfg: EnrollmentConfig,
     """The enrollment a live activation ticket belongs to, or :class:`TicketInvalid`."""
     enrollment = session.scalar(select(Enrollment).where(
         Enrollment.activation_ticket_digest == token_digest(ticket))) if ticket else None
-    expires = aware(enrollment.activation_ticket_expires_at) if enrollment else None
+    expires = enrollment.activation_ticket_expires_at if enrollment else None
     if enrollment is None or enrollment.status != S.CODE_ISSUED or expires is None or (
             expires <= cfg.now()):
         raise TicketInvalid()
@@ -204,7 +204,7 @@ def set_credentials(session: Session, cfg: EnrollmentConfig, ticket: str | None,
     code = session.scalar(select(AccessCode).where(
         AccessCode.enrollment_id == enrollment.id, AccessCode.used_at.is_(None),
         AccessCode.voided_at.is_(None)))
-    if code is None or aware(code.expires_at) <= cfg.now():
+    if code is None or code.expires_at <= cfg.now():
         raise TicketInvalid()
     now = cfg.now()
     if not _claim_ticket_and_code(session, enrollment, code, now):

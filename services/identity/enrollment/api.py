@@ -13,6 +13,7 @@ from services.common.app import context
 from services.common.errors import Problem
 from services.common.fields import whole_number
 from services.common.powers import require_power
+from services.identity.scopes import HELPDESK
 
 from . import activation, audit, service
 from .i18n import _
@@ -31,9 +32,6 @@ from .schemas import (
 from .web import anonymous, cfg, helpdesk, limit
 
 bp = Blueprint("enrollment_api", __name__)
-
-HELPDESK = "iam.helpdesk"
-
 
 def _body() -> dict[str, Any]:
     body = request.get_json(silent=True)

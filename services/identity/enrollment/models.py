@@ -12,7 +12,6 @@ from datetime import datetime
 
 from sqlalchemy import (
     Boolean,
-    DateTime,
     Enum,
     ForeignKey,
     Integer,
@@ -23,6 +22,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from services.common.db import UTCDateTime
 from services.common.events import utcnow
 from services.identity.models import Base, new_id
 
@@ -70,7 +70,7 @@ class Company(Base):
     country: Mapped[str] = mapped_column(String(2))
     tax_id_key: Mapped[str] = mapped_column(String(40))
     requires_review: Mapped[bool] = mapped_column(Boolean, default=False)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 class Enrollment(Base):
@@ -100,18 +100,18 @@ class Enrollment(Base):
     word_hash: Mapped[str] = mapped_column(String(255))
     verification_digest: Mapped[str | None] = mapped_column(String(64), unique=True,
                                                             nullable=True)
-    verification_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True),
+    verification_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(),
                                                                      nullable=True)
     activation_ticket_digest: Mapped[str | None] = mapped_column(String(64), unique=True,
                                                                  nullable=True)
     activation_ticket_expires_at: Mapped[datetime | None] = mapped_column(
-        DateTime(timezone=True), nullable=True)
+        UTCDateTime(), nullable=True)
     failed_attempts: Mapped[int] = mapped_column(Integer, default=0)
     user_id: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    verified_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-    activated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-    locked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    activated_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    locked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
     company: Mapped[Company] = relationship(lazy="joined")
     accounts: Mapped[list[EnrollmentAccount]] = relationship(
@@ -140,10 +140,10 @@ class AccessCode(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     enrollment_id: Mapped[str] = mapped_column(ForeignKey("enrollments.id"), index=True)
     digest: Mapped[str] = mapped_column(String(64), unique=True)
-    issued_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-    voided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    issued_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    voided_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     issued_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
@@ -157,7 +157,7 @@ class SecurityAnswer(Base):
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
     question: Mapped[str] = mapped_column(String(40))
     answer_hash: Mapped[str] = mapped_column(String(255))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 class AuditEvent(Base):
@@ -166,7 +166,7 @@ class AuditEvent(Base):
     __tablename__ = "audit_log"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    occurred_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow,
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow,
                                                   index=True)
     action: Mapped[str] = mapped_column(String(80), index=True)
     actor_type: Mapped[str] = mapped_column(String(20))

@@ -9,6 +9,7 @@ from __future__ import annotations
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 
+from .. import scopes
 from .schemas import (
     ActivatedSchema,
     ActivationSchema,
@@ -25,7 +26,7 @@ PROBLEM = {"description": "application/problem+json; `errors` maps dotted field 
 TOO_MANY = {"description": "Too many requests (per IP or per target); see Retry-After",
             "headers": {"Retry-After": {"schema": {"type": "integer"}}},
             "content": {"application/problem+json": {"schema": {"type": "object"}}}}
-HELPDESK = [{"bearer": ["iam.helpdesk"]}]
+HELPDESK = [{"bearer": [scopes.HELPDESK]}]
 
 
 def _json(schema: str) -> dict:

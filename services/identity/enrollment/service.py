@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import Any, overload
+from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
@@ -57,17 +57,6 @@ class LinkInvalid(Problem):
     def __init__(self) -> None:
         super().__init__(400, "verification-link-invalid",
                          "The verification link is not valid, was already used or has expired.")
-
-
-@overload
-def aware(moment: datetime) -> datetime: ...
-@overload
-def aware(moment: None) -> None: ...
-def aware(moment: datetime | None) -> datetime | None:
-    """SQLite hands back naive datetimes: read them as UTC."""
-    if moment is not None and moment.tzinfo is None:
-        return moment.replace(tzinfo=UTC)
-    return moment
 
 
 def transition(enrollment: Enrollment, wanted: EnrollmentStatus) -> None:
@@ -127,7 +116,7 @@ def _pending_with_email(session: Session, cfg: EnrollmentConfig,
                         email_key: str) -> Enrollment | None:
     for enrollment in session.scalars(select(Enrollment).where(
             Enrollment.email_key == email_key, Enrollment.status.in_(PENDING))):
-        expires = aware(enrollment.verification_expires_at)
+        expires = enrollment.verification_expires_at
         if enrollment.status == S.SUBMITTED and expires and expires <= cfg.now():
             transition(enrollment, S.EXPIRED)
             enrollment.verification_digest = None
@@ -208,7 +197,7 @@ def verify_email(session: Session, cfg: EnrollmentConfig, token: str,
     if claimed != 1:
         raise LinkInvalid()  # followed by a concurrent request
     set_committed_value(enrollment, "verification_digest", None)
-    expires = aware(enrollment.verification_expires_at)
+    expires = enrollment.verification_expires_at
     if expires is None or expires <= cfg.now():
         transition(enrollment, S.EXPIRED)
         _audit(session, "enrollment.link_expired", actor, enrollment)

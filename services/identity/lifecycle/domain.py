@@ -6,7 +6,6 @@ commit together.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -30,13 +29,6 @@ class IllegalUserTransition(Conflict):
     def __init__(self, current: UserStatus, wanted: UserStatus) -> None:
         super().__init__(f"The user is {current.value}; it cannot become {wanted.value}.",
                          kind="illegal-transition", status_now=current.value)
-
-
-def aware(moment: datetime | None) -> datetime | None:
-    """SQLite hands back naive datetimes: read them as UTC."""
-    if moment is not None and moment.tzinfo is None:
-        return moment.replace(tzinfo=UTC)
-    return moment
 
 
 def transition(user: User, wanted: UserStatus) -> None:

@@ -25,7 +25,6 @@ from .config import LifecycleConfig
 from .domain import (
     Actor,
     IllegalUserTransition,
-    aware,
     get_user,
     person,
     publish,
@@ -84,7 +83,7 @@ def user_view(session: Session, cfg: LifecycleConfig, user: User,
             "company_id": user.company_id, "company_name": company_name,
             "status": user.status.value, "locked_until": lockout.locked_until(sec, cfg.now()),
             "failed_logins": sec.failed_logins if sec else 0,
-            "last_login_at": aware(user.last_login_at), "created_at": aware(user.created_at)}
+            "last_login_at": user.last_login_at, "created_at": user.created_at}
 
 
 def _acted(session: Session, cfg: LifecycleConfig, user: User | None, actor: Actor,

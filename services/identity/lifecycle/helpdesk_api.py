@@ -15,9 +15,9 @@ from services.common import powers
 from services.common.app import context, request_id
 from services.common.auth import authenticate
 from services.common.powers import require_power
-from services.identity.enrollment.api import HELPDESK
 from services.identity.enrollment.config import config_from as enrollment_config
 from services.identity.enrollment.schemas import EnrollmentViewSchema
+from services.identity.scopes import HELPDESK
 
 from . import helpdesk
 from .domain import Actor, get_user

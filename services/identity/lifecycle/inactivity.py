@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from services.identity.models import User, UserStatus
 
 from .config import LifecycleConfig
-from .domain import SYSTEM, Actor, aware, person, publish, record, security_of, transition
+from .domain import SYSTEM, Actor, person, publish, record, security_of, transition
 from .models import CompanyPolicy, UserSecurity
 
 
@@ -32,8 +32,8 @@ def period_days(session: Session, cfg: LifecycleConfig, company_id: str | None) 
 
 
 def active_since(user: User, sec: UserSecurity | None) -> datetime:
-    moments = [aware(user.last_login_at), aware(user.created_at),
-               aware(sec.reactivated_at) if sec else None]
+    moments = [user.last_login_at, user.created_at,
+               sec.reactivated_at if sec else None]
     return max(m for m in moments if m is not None)
 
 
@@ -98,7 +98,7 @@ def sweep_one(session: Session, cfg: LifecycleConfig, user: User, now: datetime,
         report.deactivated.append(user.id)
         return
     warn_from = ends - timedelta(days=cfg.inactivity_warning_days)
-    warned = aware(sec.inactivity_warned_at) if sec else None
+    warned = sec.inactivity_warned_at if sec else None
     if now >= warn_from and (warned is None or warned < active_since(user, sec)):
         sec = sec or security_of(session, user.id)
         sec.inactivity_warned_at = now

@@ -29,7 +29,6 @@ from .domain import (
     SYSTEM,
     Actor,
     IllegalUserTransition,
-    aware,
     publish,
     record,
     security_of,
@@ -53,7 +52,7 @@ def security_row(session: Session, user_id: str) -> UserSecurity:
 
 
 def locked_until(sec: UserSecurity | None, now: datetime) -> datetime | None:
-    until = aware(sec.locked_until) if sec else None
+    until = sec.locked_until if sec else None
     return until if until is not None and until > now else None
 
 

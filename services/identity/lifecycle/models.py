@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, DateTime, ForeignKey, Integer, String
+from sqlalchemy import Boolean, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
+from services.common.db import UTCDateTime
 from services.common.events import utcnow
 from services.identity.models import Base
 
@@ -23,11 +24,11 @@ class UserSecurity(Base):
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"),
                                          primary_key=True)
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
-    locked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     # Inactivity counts from the latest of last login, activation and reactivation.
-    reactivated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True),
+    reactivated_at: Mapped[datetime | None] = mapped_column(UTCDateTime(),
                                                             nullable=True)
-    inactivity_warned_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True),
+    inactivity_warned_at: Mapped[datetime | None] = mapped_column(UTCDateTime(),
                                                                   nullable=True)
 
 
@@ -38,7 +39,7 @@ class CompanyPolicy(Base):
 
     company_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     inactivity_days: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 class PasswordHistory(Base):
@@ -49,7 +50,7 @@ class PasswordHistory(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     password_hash: Mapped[str] = mapped_column(String(255))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 class PasswordReset(Base):
@@ -63,10 +64,10 @@ class PasswordReset(Base):
     tracking_number: Mapped[str] = mapped_column(String(20), index=True)
     question: Mapped[str] = mapped_column(String(40))
     failed_answers: Mapped[int] = mapped_column(Integer, default=0)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-    voided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    voided_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
 class ContactChange(Base):
@@ -80,10 +81,10 @@ class ContactChange(Base):
     old_email: Mapped[str] = mapped_column(String(320))
     token_digest: Mapped[str] = mapped_column(String(64), unique=True)
     tracking_number: Mapped[str] = mapped_column(String(20), index=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    confirmed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-    voided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    voided_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
 class UserProfile(Base):
@@ -95,4 +96,4 @@ class UserProfile(Base):
                                          primary_key=True)
     job_title: Mapped[str | None] = mapped_column(String(120), nullable=True)
     notify_status_changes: Mapped[bool] = mapped_column(Boolean, default=True)
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -11,6 +11,7 @@ from typing import Any
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 
+from .. import scopes
 from .schemas import (
     EmailVerifySchema,
     HelpdeskUserSchema,
@@ -33,7 +34,7 @@ TOO_MANY = {"description": "Too many requests (per IP or per target); see Retry-
 NEUTRAL = {"description": "Accepted; the same answer whether or not an account matched",
            "content": {"application/json": {"schema": {"type": "object", "properties": {
                "detail": {"type": "string"}}}}}}
-HELPDESK = [{"bearer": ["iam.helpdesk"]}]
+HELPDESK = [{"bearer": [scopes.HELPDESK]}]
 PROFILE = [{"bearer": ["profile"]}]
 SCHEMAS = {"Why": WhySchema, "HelpdeskUser": HelpdeskUserSchema,
            "ResetRequest": ResetRequestSchema, "ResetToken": ResetTokenSchema,

@@ -25,7 +25,7 @@ from services.identity.passwords import verify_password
 
 from .config import LifecycleConfig
 from .credentials import replace_password
-from .domain import Actor, aware, get_user, person, profile_of, publish, record
+from .domain import Actor, get_user, person, profile_of, publish, record
 from .i18n import _
 from .models import ContactChange
 from .schemas import e164, normalized_email
@@ -41,7 +41,7 @@ def _pending(session: Session, cfg: LifecycleConfig, user_id: str) -> ContactCha
     for change in session.scalars(select(ContactChange).where(
             ContactChange.user_id == user_id, ContactChange.confirmed_at.is_(None),
             ContactChange.voided_at.is_(None)).order_by(ContactChange.id.desc())):
-        if aware(change.expires_at) > cfg.now():
+        if change.expires_at > cfg.now():
             return change
     return None
 
@@ -142,7 +142,7 @@ def confirm_email_change(session: Session, cfg: LifecycleConfig, token: str | No
     change = session.scalar(select(ContactChange).where(
         ContactChange.token_digest == token_digest(token))) if token else None
     if change is None or change.confirmed_at is not None or change.voided_at is not None or (
-            aware(change.expires_at) <= cfg.now()):
+            change.expires_at <= cfg.now()):
         raise EmailLinkInvalid()
     user = get_user(session, change.user_id)
     if user.email.lower() != change.old_email.lower():

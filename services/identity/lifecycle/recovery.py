@@ -36,7 +36,7 @@ from services.identity.models import User, UserStatus
 
 from .config import LifecycleConfig
 from .credentials import replace_password
-from .domain import Actor, aware, person, publish, record
+from .domain import Actor, person, publish, record
 from .models import PasswordReset
 
 # Who may reset: a temporary lock does not stop a reset; inactivity and disabling do
@@ -97,7 +97,7 @@ def live_reset(session: Session, cfg: LifecycleConfig, token: str | None) -> Pas
     reset = session.scalar(select(PasswordReset).where(
         PasswordReset.token_digest == token_digest(token))) if token else None
     if reset is None or reset.used_at is not None or reset.voided_at is not None or (
-            aware(reset.expires_at) <= cfg.now()):
+            reset.expires_at <= cfg.now()):
         raise ResetLinkInvalid()
     user = session.get(User, reset.user_id)
     if user is None or user.status not in CAN_RESET:
@@ -117,7 +117,7 @@ def question_for(session: Session, cfg: LifecycleConfig, token: str | None) -> R
     user = session.get(User, reset.user_id)
     assert user is not None
     return ResetQuestion(reset.question, user.preferred_language,
-                         aware(reset.expires_at).isoformat())
+                         reset.expires_at.isoformat())
 
 
 def _count_wrong_answer(session: Session, reset: PasswordReset) -> int:

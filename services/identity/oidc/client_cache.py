@@ -10,8 +10,7 @@ deleted or rotated client stops working at once everywhere.
 
 The version is read through :class:`services.common.watched.WatchedKeys` when the
 provider has one: held in process and dropped the moment Redis pushes its change, so a
-warm request makes no Redis round trip for it (it was a fifth of a client_credentials
-request's CPU here) and still sees the very next change.
+warm request makes no Redis round trip for it and still sees the very next change.
 
 A random value rather than a counter: a Redis that lost its data (flush, failover) and is
 bumped again cannot repeat a version some replica still holds (no ABA). When Redis cannot

@@ -1,9 +1,6 @@
 """The token and introspection endpoints' common requests, answered below Flask.
 
-Why: a client_credentials token cost ~700 µs of server CPU through Flask and authlib's
-request machinery, against ~530 µs for the issue's yardstick (a bare authlib + Flask
-endpoint that does nothing but sign); the request and app contexts, authlib's
-``OAuth2Request`` and the kernel's hooks were most of the difference (see
+Why: Flask's and authlib's request machinery cost a token more than signing it (see
 :mod:`services.common.fastpath` for the layer and its contract).
 
 What is answered here, and only in its plain form:

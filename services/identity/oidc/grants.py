@@ -24,16 +24,16 @@ from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oauth2.rfc7636.challenge import compare_s256_code_challenge
 from authlib.oidc.core import grants as oidc_grants
 from joserfc.jwk import KeySet
-from sqlalchemy import DateTime, String, bindparam, insert, select, update
+from sqlalchemy import String, bindparam, insert, select, update
 
-from services.common.db import DriverStatement, is_postgresql
+from services.common.db import DriverStatement, UTCDateTime, is_postgresql
 from services.common.events import utcnow
 from services.common.streams import key
 
 from ..models import User, UserStatus
 from .backchannel import remember_participant
 from .models import AuthorizationCode, IssuedAccessToken, RefreshToken
-from .records import CodeRecord, RefreshRecord, aware, digest
+from .records import CodeRecord, RefreshRecord, digest
 
 AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"]
 ACR = "urn:portico:acr:password"
@@ -96,7 +96,7 @@ _CLAIM_BY_ID = (update(_TOKENS).where(_TOKENS.c.id == bindparam("token_id"),
 # from the claimed row, record the new access token's jti and insert the successor. It
 # answers the claimed row, or nothing, in which case the request takes the general path
 # (a transaction that claims whatever it can and tells a replay from the rest). One round
-# trip instead of four (BEGIN, claim, inserts, COMMIT): ~12% of a refresh's CPU.
+# trip instead of four (BEGIN, claim, inserts, COMMIT).
 _CLAIMED = (update(_TOKENS)
             .where(_TOKENS.c.token_digest == bindparam("digest"),
                    _TOKENS.c.client_id == bindparam("for_client"),
@@ -107,14 +107,14 @@ _CLAIMED = (update(_TOKENS)
 _ROTATED_ISSUED = insert(IssuedAccessToken.__table__).from_select(
     ["jti", "family_id", "expires_at"],
     select(bindparam("a_jti", type_=String), _CLAIMED.c.family_id,
-           bindparam("a_expires_at", type_=DateTime(timezone=True)))).cte("rotated_issued")
+           bindparam("a_expires_at", type_=UTCDateTime()))).cte("rotated_issued")
 _ROTATED_SUCCESSOR = insert(_TOKENS).from_select(
     ["token_digest", "family_id", "client_id", "user_id", "scope", "resource", "auth_time",
      "sid", "created_at", "expires_at"],
     select(bindparam("r_digest", type_=String), _CLAIMED.c.family_id, _CLAIMED.c.client_id,
            _CLAIMED.c.user_id, _CLAIMED.c.scope, _CLAIMED.c.resource, _CLAIMED.c.auth_time,
-           _CLAIMED.c.sid, bindparam("now", type_=DateTime(timezone=True)),
-           bindparam("r_expires_at", type_=DateTime(timezone=True)))).cte("rotated_successor")
+           _CLAIMED.c.sid, bindparam("now", type_=UTCDateTime()),
+           bindparam("r_expires_at", type_=UTCDateTime()))).cte("rotated_successor")
 # What issuing the successors reads of the claimed row (its timestamps cost the most to
 # bring back and are not among them).
 _ROTATE_IN_ONE = DriverStatement(
@@ -289,7 +289,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         if not claimed:
             provider.revoke_family(conn, row.family_id, reason="code-replay")
             return None
-        if aware(row.expires_at) <= params["now"]:
+        if row.expires_at <= params["now"]:
             return None
         record = CodeRecord(row)
         # Read on this transaction's connection: on SQLite another one would wait for it.
@@ -400,8 +400,7 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
                 return super().create_token_response()
         failure: OAuth2Error | None = None
         try:
-            # A Core connection, not an ORM session: nothing here needs the ORM, and the
-            # session's own bookkeeping was a tenth of a refresh's CPU.
+            # A Core connection: nothing here needs the ORM session's bookkeeping.
             with self.provider.db.engine.begin() as connection:
                 self.request.db_connection = connection
                 try:
@@ -463,7 +462,7 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
             if not claimed:
                 self.provider.revoke_family(conn, found.family_id, reason="refresh-replay")
                 return None
-        if aware(found.expires_at) <= now:
+        if found.expires_at <= now:
             return None
         record = RefreshRecord(found)
         record.user = TokenUser.of_row(found)

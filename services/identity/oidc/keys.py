@@ -41,17 +41,9 @@ class SigningKeyUnavailable(Exception):
     """No usable signing key (the database has not been bootstrapped)."""
 
 
-def _as_aware(value: datetime | None) -> datetime | None:
-    if value is not None and value.tzinfo is None:
-        from datetime import UTC
-
-        return value.replace(tzinfo=UTC)
-    return value
-
-
 def key_state(key: SigningKey, now: datetime, newest_active: str | None) -> str:
-    activates = _as_aware(key.activates_at)
-    retire_after = _as_aware(key.retire_after)
+    activates = key.activates_at
+    retire_after = key.retire_after
     if activates is not None and activates > now:
         return "next"
     if key.kid == newest_active:
@@ -90,11 +82,11 @@ def create_key(session: Session, fernet: Fernet, alg: str, activates_at: datetim
 def _newest_active(rows: list[SigningKey], now: datetime) -> dict[str, str]:
     newest: dict[str, SigningKey] = {}
     for row in rows:
-        activates = _as_aware(row.activates_at)
+        activates = row.activates_at
         if activates is None or activates > now:
             continue
         current = newest.get(row.alg)
-        if current is None or activates > _as_aware(current.activates_at):  # type: ignore[operator]
+        if current is None or activates > current.activates_at:  # type: ignore[operator]
             newest[row.alg] = row
     return {alg: row.kid for alg, row in newest.items()}
 
@@ -137,7 +129,7 @@ def purge_retired(session: Session) -> int:
     now = utcnow()
     count = 0
     for row in session.scalars(select(SigningKey)):
-        retire_after = _as_aware(row.retire_after)
+        retire_after = row.retire_after
         if retire_after is not None and retire_after <= now:
             session.delete(row)
             count += 1

@@ -8,7 +8,6 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     Boolean,
-    DateTime,
     ForeignKey,
     Index,
     Integer,
@@ -19,6 +18,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
+from services.common.db import UTCDateTime
 from services.common.events import utcnow
 from services.identity.models import Base
 
@@ -47,9 +47,9 @@ class OAuthClient(Base):
     backchannel_logout_uri: Mapped[str | None] = mapped_column(String(2000), nullable=True)
     # A disabled client is unknown to the provider (no authorization, no token) and every
     # token issued to it is revoked; the admin may enable it again.
-    disabled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow,
+    disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow,
                                                  onupdate=utcnow)
 
 
@@ -62,10 +62,10 @@ class SigningKey(Base):
     alg: Mapped[str] = mapped_column(String(10), index=True)
     public_jwk: Mapped[dict[str, Any]] = mapped_column(JSON)
     private_encrypted: Mapped[str] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    activates_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    superseded_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-    retire_after: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    activates_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    superseded_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    retire_after: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
 class AuthorizationCode(Base):
@@ -90,8 +90,8 @@ class AuthorizationCode(Base):
     sid: Mapped[str | None] = mapped_column(String(64), nullable=True)
     acr: Mapped[str | None] = mapped_column(String(64), nullable=True)
     amr: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
-    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
-    used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
 class RefreshToken(Base):
@@ -110,10 +110,10 @@ class RefreshToken(Base):
     resource: Mapped[str | None] = mapped_column(String(2000), nullable=True)
     auth_time: Mapped[int] = mapped_column(Integer)
     sid: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
 class IssuedAccessToken(Base):
@@ -124,7 +124,7 @@ class IssuedAccessToken(Base):
 
     jti: Mapped[str] = mapped_column(String(64), primary_key=True)
     family_id: Mapped[str] = mapped_column(String(36), index=True)
-    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class Consent(Base):
@@ -140,7 +140,7 @@ class Consent(Base):
     client_id: Mapped[str] = mapped_column(String(64), ForeignKey("oauth_clients.client_id",
                                                                   ondelete="CASCADE"))
     scope: Mapped[str] = mapped_column(Text)
-    granted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    granted_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 class BackchannelLogout(Base):
@@ -156,9 +156,9 @@ class BackchannelLogout(Base):
     client_id: Mapped[str] = mapped_column(String(64))
     user_id: Mapped[str] = mapped_column(String(36))
     sid: Mapped[str] = mapped_column(String(64))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
-    delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-    abandoned_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    abandoned_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     last_error: Mapped[str | None] = mapped_column(String(200), nullable=True)

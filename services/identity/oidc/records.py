@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import time
-from datetime import UTC, datetime
 
 from authlib.oauth2.rfc6749 import ClientMixin, TokenMixin, list_to_scope, scope_to_list
 from authlib.oidc.core import AuthorizationCodeMixin
@@ -16,10 +15,6 @@ from .models import AuthorizationCode, OAuthClient, RefreshToken
 def digest(value: str) -> str:
     """SHA-256 of a high-entropy token: how codes and refresh tokens are stored."""
     return hashlib.sha256(value.encode()).hexdigest()
-
-
-def aware(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 class RegisteredClient(ClientMixin):
@@ -112,10 +107,10 @@ class RefreshRecord(TokenMixin):
         return self.row.scope
 
     def get_expires_in(self) -> int:
-        return int(aware(self.row.expires_at).timestamp() - time.time())
+        return int(self.row.expires_at.timestamp() - time.time())
 
     def is_expired(self) -> bool:
-        return aware(self.row.expires_at).timestamp() <= time.time()
+        return self.row.expires_at.timestamp() <= time.time()
 
     def is_revoked(self) -> bool:
         return self.row.revoked_at is not None or self.row.used_at is not None

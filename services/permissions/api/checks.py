@@ -35,7 +35,8 @@ from services.common.auth import (
 from services.common.domain_errors import Forbidden, Invalid
 from services.common.fastpath import FastAnswer, FastRequest, json_answer
 
-from ..cache import SnapshotCache
+from .. import scopes
+from ..cache import SNAPSHOTS, SnapshotCache
 from ..checks import decide_many
 from . import schemas
 from .check_parsing import fast_batch, fast_check, load_batch, load_check
@@ -44,7 +45,7 @@ from .common import now, settings
 blp = Blueprint("checks", __name__, url_prefix="/v1/check",
                 description="Allow or deny, with the reason.")
 
-CHECK_SCOPES = {"permissions.check", "permissions.read", "permissions.admin"}
+CHECK_SCOPES = {scopes.CHECK, scopes.READ, scopes.ADMIN}
 
 
 def _may_check(claims: dict[str, Any], subjects: set[str]) -> bool:
@@ -69,7 +70,7 @@ def _results(cache: SnapshotCache, subjects: list[str], checks: list[dict[str, A
 
 
 def _decide_all(checks: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    cache = current_app.extensions["permissions.snapshots"]
+    cache = current_app.extensions[SNAPSHOTS]
     subjects = _subjects(checks)
     deny_key = revocation_key()
     versions, extra = cache.versions(subjects, (deny_key,) if deny_key else ())
@@ -106,7 +107,7 @@ def init_fast_checks(app: Flask) -> None:
     body, no or an invalid token, a caller who may not ask, Redis not answering, a
     revoked token) is left to the views above, which answer it as they always have."""
     verifier = app.extensions["portico.auth"]
-    cache: SnapshotCache = app.extensions["permissions.snapshots"]
+    cache: SnapshotCache = app.extensions[SNAPSHOTS]
     batch_max = context(app).settings.check_batch_max
 
     def decided(request: FastRequest, checks: list[dict[str, Any]]

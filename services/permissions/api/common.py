@@ -44,5 +44,5 @@ def unit_of_work() -> Iterator[Session]:
     """A transaction whose permission changes reach every replica's cache once it commits."""
     app = current_app
     with context().db.transaction() as session:
-        session.info[INVALIDATOR] = app.extensions["permissions.invalidator"]
+        session.info[INVALIDATOR] = app.extensions[INVALIDATOR]
         yield session

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from marshmallow import Schema, fields, validate
@@ -10,15 +9,6 @@ from marshmallow import Schema, fields, validate
 KEY = validate.Length(min=1, max=80)
 ID = validate.Length(min=1, max=64)
 WHY = validate.Length(min=1, max=2000)
-
-
-class UTCDateTime(fields.DateTime):
-    """Always RFC 3339 with an offset (SQLite hands back naive UTC datetimes)."""
-
-    def _serialize(self, value: Any, attr: Any, obj: Any, **kwargs: Any) -> Any:
-        if isinstance(value, datetime) and value.tzinfo is None:
-            value = value.replace(tzinfo=UTC)
-        return super()._serialize(value, attr, obj, **kwargs)
 
 
 class AccessRequestCreate(Schema):
@@ -50,9 +40,9 @@ class AccessRequestOut(Schema):
     cosigned_by = fields.Str(allow_none=True)
     decided_by = fields.Str(allow_none=True)
     comment = fields.Str(allow_none=True)
-    created_at = UTCDateTime()
-    expires_at = UTCDateTime()
-    decided_at = UTCDateTime(allow_none=True)
+    created_at = fields.DateTime()
+    expires_at = fields.DateTime()
+    decided_at = fields.DateTime(allow_none=True)
 
     def _last5s(self, obj: Any) -> list[str] | None:
         return None if obj.accounts is None else [a["last5"] for a in obj.accounts]
@@ -98,7 +88,7 @@ class GrantOut(Schema):
     entitlement = fields.Str()
     accounts = fields.List(fields.Str(), allow_none=True)
     source = fields.Str()
-    expires_at = UTCDateTime(allow_none=True)
+    expires_at = fields.DateTime(allow_none=True)
 
 
 class EntitlementsOut(Schema):
@@ -173,7 +163,7 @@ class PlatformRoleOut(Schema):
     role = fields.Str()
     granted_by = fields.Str()
     why = fields.Str()
-    granted_at = UTCDateTime()
+    granted_at = fields.DateTime()
 
 
 class PlatformRoleList(Schema):
@@ -199,9 +189,9 @@ class MembershipRequestOut(Schema):
     status = fields.Str()
     decided_by = fields.Str(allow_none=True)
     comment = fields.Str(allow_none=True)
-    created_at = UTCDateTime()
-    expires_at = UTCDateTime()
-    decided_at = UTCDateTime(allow_none=True)
+    created_at = fields.DateTime()
+    expires_at = fields.DateTime()
+    decided_at = fields.DateTime(allow_none=True)
 
     def _last5s(self, obj: Any) -> list[str]:
         return [a["last5"] for a in obj.accounts or []]

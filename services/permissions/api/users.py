@@ -11,6 +11,7 @@ from services.common.api import Blueprint
 from services.common.auth import require_auth
 
 from .. import grants as use_cases
+from .. import scopes as permission_scopes
 from . import schemas
 from .common import actor, now, scopes, unit_of_work
 
@@ -26,7 +27,7 @@ def entitlements(user_id: str) -> dict[str, Any]:
     with unit_of_work() as session:
         return use_cases.user_entitlements(
             session, user_id=user_id, actor=actor(session), now=now(),
-            trusted_client="permissions.read" in scopes())
+            trusted_client=permission_scopes.READ in scopes())
 
 
 @blp.get("/users/<user_id>/home")
