@@ -15,6 +15,12 @@ from flask import Flask
 
 from tests.support import EmbeddedRedis, TestDatabases, delete_namespace, redis_answers
 
+# Fixtures of one area of the integration tests each. pytest reads ``pytest_plugins`` only
+# in the root conftest, so they are registered here rather than in tests/integration.
+pytest_plugins = [
+    "tests.integration.fixtures.permissions",
+]
+
 
 @pytest.fixture(scope="session")
 def redis_url() -> Iterator[str]:
