@@ -23,7 +23,7 @@ from urllib.parse import quote
 
 import redis
 from hypothesis import strategies as st
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, event, text
 from werkzeug.test import Client
 
 from services.devtools.ports import free_port
@@ -238,6 +238,14 @@ def give_signing_keys(app: Any) -> None:
     with ctx.db.transaction() as session:
         keys.ensure_keys(session, Fernet(ctx.settings.key_encryption_key))
 
+
+
+def statements(app) -> list[str]:
+    """SQL statements the app's engine runs from now on."""
+    seen: list[str] = []
+    event.listen(app.extensions["portico"].db.engine, "before_cursor_execute",
+                 lambda conn, cursor, sql, *args: seen.append(sql))
+    return seen
 
 # -- bodies of POST /v1/check, for the fast reader's agreement with the schema --------------
 
