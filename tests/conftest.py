@@ -18,6 +18,7 @@ from tests.support import EmbeddedRedis, TestDatabases, delete_namespace, redis_
 # Fixtures of one area of the integration tests each. pytest reads ``pytest_plugins`` only
 # in the root conftest, so they are registered here rather than in tests/integration.
 pytest_plugins = [
+    "tests.integration.fixtures.identity",
     "tests.integration.fixtures.oidc",
     "tests.integration.fixtures.permissions",
 ]
