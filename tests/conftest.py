@@ -19,8 +19,10 @@ from tests.support import EmbeddedRedis, TestDatabases, delete_namespace, redis_
 # in the root conftest, so they are registered here rather than in tests/integration.
 pytest_plugins = [
     "tests.integration.fixtures.identity",
+    "tests.integration.fixtures.notifier",
     "tests.integration.fixtures.oidc",
     "tests.integration.fixtures.permissions",
+    "tests.integration.fixtures.portal",
 ]
 
 

@@ -10,13 +10,7 @@ from sqlalchemy import select
 
 from services.common.events import Envelope
 from services.notifier.models import AuditEntry, MessageStatus
-from tests.integration.test_notifier_support import (  # noqa: F401 - fixtures
-    SECRETS,
-    emailed_samples,
-    notifier,
-    person,
-    smtp_sink,
-)
+from tests.integration.helpers.notifier import SECRETS, emailed_samples, person
 from tests.support import free_port
 
 PROBLEM = "application/problem+json"

@@ -19,12 +19,7 @@ from sqlalchemy import func, select
 from services.common.db import Database, upgrade
 from services.common.events import Envelope
 from services.notifier.models import MessageStatus, OutgoingMessage
-from tests.integration.test_notifier_support import (  # noqa: F401 - fixtures
-    SECRETS,
-    person,
-    sealed,
-    smtp_sink,
-)
+from tests.integration.helpers.notifier import SECRETS, person, sealed
 
 REPO = Path(__file__).resolve().parents[2]
 EVENTS = 200

@@ -15,12 +15,7 @@ from services.notifier.delivery import Sender, build_email
 from services.notifier.messages import BodyVault, bodies
 from services.notifier.models import DeliveryAttempt, MessageStatus, OutgoingMessage
 from services.notifier.smtp import SmtpTransport, never_delivered
-from tests.integration.test_notifier_support import (  # noqa: F401 - fixtures
-    activated,
-    notifier,
-    person,
-    smtp_sink,
-)
+from tests.integration.helpers.notifier import activated, person
 
 
 def queue_password_notices(notifier, count: int) -> list[Envelope]:

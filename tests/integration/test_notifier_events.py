@@ -13,15 +13,13 @@ from services.common.events import Envelope
 from services.notifier.handlers import registry
 from services.notifier.models import MessageStatus, OutgoingMessage, Recipient
 from services.notifier.recipients import RecipientUnknown
-from tests.integration.test_notifier_support import (  # noqa: F401 - fixtures
+from tests.integration.helpers.notifier import (
     SECRETS,
     TRACKING,
     activated,
     emailed_samples,
-    notifier,
     person,
     sample_users,
-    smtp_sink,
 )
 
 # Template(s) and recipients each event type produces, for lang "en" (see emailed_samples).
