@@ -1,4 +1,3 @@
-# ruff: noqa: F811 - pytest fixtures imported from test_notifier_support are parameters here
 """The admin API: bearer tokens, the delivery log, resends, statistics, OpenAPI, /readyz."""
 
 from __future__ import annotations

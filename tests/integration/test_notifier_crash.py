@@ -1,4 +1,3 @@
-# ruff: noqa: F811 - pytest fixtures imported from test_notifier_support are parameters here
 """The notifier worker killed mid-batch: nothing lost, nothing sent twice.
 
 Real processes (``iamctl worker notifier``), a real database migrated with

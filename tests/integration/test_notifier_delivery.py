@@ -1,4 +1,3 @@
-# ruff: noqa: F811 - pytest fixtures imported from test_notifier_support are parameters here
 """Delivery over a real SMTP server: outages, 4xx/5xx, interrupted sends."""
 
 from __future__ import annotations

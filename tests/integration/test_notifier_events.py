@@ -1,4 +1,3 @@
-# ruff: noqa: F811 - pytest fixtures imported from test_notifier_support are parameters here
 """Events in, emails out: every emailed event type, both languages, through real Redis
 Streams, a real database and a real SMTP server."""
 
