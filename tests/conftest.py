@@ -15,6 +15,16 @@ from flask import Flask
 
 from tests.support import EmbeddedRedis, TestDatabases, delete_namespace, redis_answers
 
+# Fixtures of one area of the integration tests each. pytest reads ``pytest_plugins`` only
+# in the root conftest, so they are registered here rather than in tests/integration.
+pytest_plugins = [
+    "tests.integration.fixtures.identity",
+    "tests.integration.fixtures.notifier",
+    "tests.integration.fixtures.oidc",
+    "tests.integration.fixtures.permissions",
+    "tests.integration.fixtures.portal",
+]
+
 
 @pytest.fixture(scope="session")
 def redis_url() -> Iterator[str]:

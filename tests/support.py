@@ -22,7 +22,8 @@ from typing import Any
 from urllib.parse import quote
 
 import redis
-from sqlalchemy import create_engine, text
+from hypothesis import strategies as st
+from sqlalchemy import create_engine, event, text
 from werkzeug.test import Client
 
 from services.devtools.ports import free_port
@@ -236,3 +237,28 @@ def give_signing_keys(app: Any) -> None:
     ctx = app.extensions["portico"]
     with ctx.db.transaction() as session:
         keys.ensure_keys(session, Fernet(ctx.settings.key_encryption_key))
+
+
+
+def statements(app) -> list[str]:
+    """SQL statements the app's engine runs from now on."""
+    seen: list[str] = []
+    event.listen(app.extensions["portico"].db.engine, "before_cursor_execute",
+                 lambda conn, cursor, sql, *args: seen.append(sql))
+    return seen
+
+# -- bodies of POST /v1/check, for the fast reader's agreement with the schema --------------
+
+_TEXT = st.one_of(st.text(max_size=3), st.text(min_size=60, max_size=140),
+                  st.sampled_from(["12345", "1234", "123456", "12345\n", "١٢٣٤٥", "fp-1", ""]))
+_VALUE = st.one_of(_TEXT, st.none(), st.integers(), st.booleans(), st.lists(st.integers()))
+_NAME = st.one_of(st.sampled_from(["u-1", "cards.view", "co-1"]), _VALUE)
+_RESOURCE = st.one_of(
+    _VALUE,
+    st.dictionaries(st.sampled_from(["company_id", "account_last5", "account_fingerprint",
+                                     "other"]), _VALUE, max_size=3))
+CHECK_BODIES = st.one_of(
+    _VALUE,
+    st.fixed_dictionaries({"subject": _NAME, "action": _NAME},
+                          optional={"resource": _RESOURCE, "extra": _VALUE}),
+)

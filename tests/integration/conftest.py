@@ -18,3 +18,9 @@ def captured_log(app) -> Iterator[io.StringIO]:
     configure_logging("tracking", "INFO", True, stream=stream)
     yield stream
     configure_logging("tracking", "INFO", True)
+
+
+@pytest.fixture
+def client(app):
+    """A test client of the test module's ``app``."""
+    return app.test_client()

@@ -7,20 +7,21 @@ from sqlalchemy import select
 
 from services.identity.enrollment.models import AccessCode, Enrollment, SecurityAnswer
 from services.identity.models import User
-from tests.integration.test_enrollment_support import (  # noqa: F401
+from tests.integration.helpers.enrollment import (
     PIN,
     WORD,
     access_code,
-    app_fixture,
-    client_fixture,
-    clock_fixture,
     enroll,
     enroll_and_verify,
-    events,
-    problem,
     verification_token,
 )
+from tests.integration.helpers.identity import events, problem
 from tests.support import give_signing_keys
+
+
+@pytest.fixture
+def app(enrollment_app):
+    return enrollment_app
 
 
 @pytest.fixture

@@ -5,16 +5,13 @@ from __future__ import annotations
 import pytest
 
 from services.identity.enrollment.models import AuditEvent, AuditLogIsAppendOnly
-from tests.integration.test_enrollment_support import (  # noqa: F401
-    access_code,
-    app_fixture,
-    client_fixture,
-    clock_fixture,
-    enroll,
-    enroll_and_verify,
-    problem,
-    valid_body,
-)
+from tests.integration.helpers.enrollment import access_code, enroll, enroll_and_verify, valid_body
+from tests.integration.helpers.identity import problem
+
+
+@pytest.fixture
+def app(enrollment_app):
+    return enrollment_app
 
 
 def limited_app(make_app, **rules):

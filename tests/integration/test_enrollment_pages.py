@@ -7,23 +7,22 @@ import json
 import re
 import unicodedata
 
+import pytest
 from sqlalchemy import select
 
 from services.identity.models import Base
-from tests.integration.test_enrollment_support import (  # noqa: F401
-    VALID_ACCOUNTS,
-    access_code,
-    app_fixture,
-    client_fixture,
-    clock_fixture,
-    events,
-    verification_token,
-)
+from tests.integration.helpers.enrollment import VALID_ACCOUNTS, access_code, verification_token
+from tests.integration.helpers.identity import events
 
 PIN = "58209463"
 WORD = "Quetzal Dorado"
 PASSWORD = "Lantern-Orchid-Meadow-77"
 ANSWERS = ("Firulais", "Guadalajara", "Panadero")
+
+
+@pytest.fixture
+def app(enrollment_app):
+    return enrollment_app
 
 
 def csrf(response) -> str:

@@ -9,18 +9,13 @@ from sqlalchemy import func, select
 from services.common import tracking_numbers
 from services.identity.enrollment.fingerprint import account_fingerprint
 from services.identity.enrollment.models import Company, Enrollment, EnrollmentAccount
-from tests.integration.test_enrollment_support import (  # noqa: F401
-    PIN,
-    VALID_ACCOUNTS,
-    WORD,
-    app_fixture,
-    client_fixture,
-    clock_fixture,
-    events,
-    problem,
-    unseal,
-    valid_body,
-)
+from tests.integration.helpers.enrollment import PIN, VALID_ACCOUNTS, valid_body
+from tests.integration.helpers.identity import events, problem, unseal
+
+
+@pytest.fixture
+def app(enrollment_app):
+    return enrollment_app
 
 
 def count(app, model) -> int:

@@ -12,7 +12,7 @@ from cryptography.fernet import Fernet
 from services.common.db import upgrade
 from services.identity.cli import commands
 from services.identity.oidc import keys
-from tests.integration.test_oidc_flow import (
+from tests.integration.helpers.oidc import (
     PASSWORD,
     add_client,
     add_user,

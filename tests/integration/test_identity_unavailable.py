@@ -7,7 +7,7 @@ from cryptography.fernet import Fernet
 
 from services.common.db import Database
 from services.identity.oidc import keys
-from tests.integration.test_oidc_flow import add_client
+from tests.integration.helpers.oidc import add_client
 from tests.support import free_port
 
 

@@ -5,22 +5,17 @@ from __future__ import annotations
 
 import pytest
 
-from tests.integration.test_enrollment_support import enroll_and_verify
-from tests.integration.test_lifecycle_support import (  # noqa: F401
-    add_user,
-    app_fixture,
-    audit_rows,
-    client_fixture,
-    clock_fixture,
-    events,
-    login,
-    problem,
-    unseal,
-    user_row,
-)
+from tests.integration.helpers.enrollment import enroll_and_verify
+from tests.integration.helpers.identity import events, problem, unseal
+from tests.integration.helpers.lifecycle import add_user, audit_rows, login, user_row
 from tests.support import give_signing_keys
 
 WHY = {"why": "caller verified by callback, ticket 4411"}
+
+
+@pytest.fixture
+def app(lifecycle_app):
+    return lifecycle_app
 
 
 @pytest.fixture

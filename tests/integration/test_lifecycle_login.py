@@ -6,18 +6,20 @@ import pytest
 from argon2 import PasswordHasher
 
 from services.identity.lifecycle import inactivity
-from tests.integration.test_lifecycle_support import (  # noqa: F401
+from tests.integration.helpers.identity import events
+from tests.integration.helpers.lifecycle import (
     PASSWORD,
     add_user,
-    app_fixture,
     audit_rows,
-    client_fixture,
-    clock_fixture,
-    events,
     login,
     user_row,
     wire,
 )
+
+
+@pytest.fixture
+def app(lifecycle_app):
+    return lifecycle_app
 
 
 @pytest.fixture

@@ -9,22 +9,22 @@ import time
 import pytest
 
 from services.identity.lifecycle.models import UserProfile
-from tests.integration.test_lifecycle_support import (  # noqa: F401
+from tests.integration.helpers.identity import events, problem, unseal
+from tests.integration.helpers.lifecycle import (
     PASSWORD,
     add_user,
-    app_fixture,
     audit_rows,
-    client_fixture,
-    clock_fixture,
     csrf_of,
-    events,
     login,
-    problem,
-    unseal,
     user_row,
 )
 
 NEW = "Quiet-Lantern-77#"
+
+
+@pytest.fixture
+def app(lifecycle_app):
+    return lifecycle_app
 
 
 @pytest.fixture

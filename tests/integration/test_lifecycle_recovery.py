@@ -6,27 +6,29 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import select
 
 from services.identity.lifecycle.revocation import end_login_sessions
 from services.identity.oidc.models import RefreshToken
-from tests.integration.test_lifecycle_support import (  # noqa: F401
+from tests.integration.helpers.identity import events, problem, unseal
+from tests.integration.helpers.lifecycle import (
+    ANSWERS,
     PASSWORD,
     add_user,
-    app_fixture,
     audit_rows,
-    client_fixture,
-    clock_fixture,
     csrf_of,
-    events,
     login,
-    problem,
-    unseal,
     user_row,
     wire,
 )
 
 NEW = "Quiet-Lantern-77#"
+
+
+@pytest.fixture
+def app(lifecycle_app):
+    return lifecycle_app
 
 
 def ask_reset(client, who="ana.garcia"):
@@ -48,8 +50,6 @@ def complete(client, token, answer, password=NEW):
 
 
 def answer_for(client, token):
-    from tests.integration.test_lifecycle_support import ANSWERS
-
     return ANSWERS[question(client, token).get_json()["question"]]
 
 
@@ -209,8 +209,6 @@ def test_reset_pages_in_spanish(app, client):
     assert form.status_code == 200 and 'lang="es"' in form.text
     assert form.headers["X-Frame-Options"] == "DENY"
     texts = {"first_pet": "mascota", "birth_city": "ciudad", "first_job": "empleo"}
-    from tests.integration.test_lifecycle_support import ANSWERS
-
     key = next(k for k, v in texts.items() if v in form.text.lower())
     done = client.post("/reset-password", data={
         "token": token, "answer": ANSWERS[key], "password": NEW, "password_confirm": NEW,

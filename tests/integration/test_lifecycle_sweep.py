@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
+import pytest
 from click.testing import CliRunner
 
 from services.identity.lifecycle import inactivity
 from services.identity.lifecycle.cli import commands, sweep_inactive
 from services.identity.lifecycle.config import config_from
-from tests.integration.test_lifecycle_support import (  # noqa: F401
-    add_user,
-    app_fixture,
-    audit_rows,
-    client_fixture,
-    clock_fixture,
-    events,
-    login,
-    user_row,
-)
+from tests.integration.helpers.identity import events
+from tests.integration.helpers.lifecycle import add_user, audit_rows, login, user_row
+
+
+@pytest.fixture
+def app(lifecycle_app):
+    return lifecycle_app
 
 
 def sweep(app, clock):

@@ -13,8 +13,7 @@ from services.common.events import utcnow
 from services.identity.lifecycle.models import UserSecurity
 from services.identity.models import User, UserStatus
 from services.identity.oidc.models import AuthorizationCode
-from tests.integration.test_oidc_client_cache import statements
-from tests.integration.test_oidc_flow import (
+from tests.integration.helpers.oidc import (
     add_client,
     add_user,
     authorize,
@@ -22,10 +21,8 @@ from tests.integration.test_oidc_flow import (
     code_from,
     code_params,
     exchange,
-    idp,
 )
-
-FIXTURES = (idp,)
+from tests.support import statements
 
 
 def _reads_of(table: str, seen: list[str]) -> int:

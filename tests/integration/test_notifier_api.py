@@ -1,4 +1,3 @@
-# ruff: noqa: F811 - pytest fixtures imported from test_notifier_support are parameters here
 """The admin API: bearer tokens, the delivery log, resends, statistics, OpenAPI, /readyz."""
 
 from __future__ import annotations
@@ -10,13 +9,7 @@ from sqlalchemy import select
 
 from services.common.events import Envelope
 from services.notifier.models import AuditEntry, MessageStatus
-from tests.integration.test_notifier_support import (  # noqa: F401 - fixtures
-    SECRETS,
-    emailed_samples,
-    notifier,
-    person,
-    smtp_sink,
-)
+from tests.integration.helpers.notifier import SECRETS, emailed_samples, person
 from tests.support import free_port
 
 PROBLEM = "application/problem+json"

@@ -1,4 +1,3 @@
-# ruff: noqa: F811 - pytest fixtures imported from test_notifier_support are parameters here
 """The notifier worker killed mid-batch: nothing lost, nothing sent twice.
 
 Real processes (``iamctl worker notifier``), a real database migrated with
@@ -19,12 +18,7 @@ from sqlalchemy import func, select
 from services.common.db import Database, upgrade
 from services.common.events import Envelope
 from services.notifier.models import MessageStatus, OutgoingMessage
-from tests.integration.test_notifier_support import (  # noqa: F401 - fixtures
-    SECRETS,
-    person,
-    sealed,
-    smtp_sink,
-)
+from tests.integration.helpers.notifier import SECRETS, person, sealed
 
 REPO = Path(__file__).resolve().parents[2]
 EVENTS = 200

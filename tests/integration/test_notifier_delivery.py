@@ -1,4 +1,3 @@
-# ruff: noqa: F811 - pytest fixtures imported from test_notifier_support are parameters here
 """Delivery over a real SMTP server: outages, 4xx/5xx, interrupted sends."""
 
 from __future__ import annotations
@@ -15,12 +14,7 @@ from services.notifier.delivery import Sender, build_email
 from services.notifier.messages import BodyVault, bodies
 from services.notifier.models import DeliveryAttempt, MessageStatus, OutgoingMessage
 from services.notifier.smtp import SmtpTransport, never_delivered
-from tests.integration.test_notifier_support import (  # noqa: F401 - fixtures
-    activated,
-    notifier,
-    person,
-    smtp_sink,
-)
+from tests.integration.helpers.notifier import activated, person
 
 
 def queue_password_notices(notifier, count: int) -> list[Envelope]:

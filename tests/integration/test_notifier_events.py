@@ -1,4 +1,3 @@
-# ruff: noqa: F811 - pytest fixtures imported from test_notifier_support are parameters here
 """Events in, emails out: every emailed event type, both languages, through real Redis
 Streams, a real database and a real SMTP server."""
 
@@ -13,15 +12,13 @@ from services.common.events import Envelope
 from services.notifier.handlers import registry
 from services.notifier.models import MessageStatus, OutgoingMessage, Recipient
 from services.notifier.recipients import RecipientUnknown
-from tests.integration.test_notifier_support import (  # noqa: F401 - fixtures
+from tests.integration.helpers.notifier import (
     SECRETS,
     TRACKING,
     activated,
     emailed_samples,
-    notifier,
     person,
     sample_users,
-    smtp_sink,
 )
 
 # Template(s) and recipients each event type produces, for lang "en" (see emailed_samples).

@@ -26,18 +26,15 @@ from services.identity.lifecycle.revocation import sign_out_everywhere
 from services.identity.oidc import backchannel
 from services.identity.oidc.backchannel import EVENT, MAX_ATTEMPTS, BackchannelSender
 from services.identity.oidc.models import BackchannelLogout
-from tests.integration.test_oidc_flow import (
+from tests.integration.helpers.oidc import (
     add_client,
     add_user,
     authorize,
     code_from,
     code_params,
     exchange,
-    idp,
 )
 from tests.support import iamctl_worker
-
-FIXTURES = (idp,)
 
 
 class RelyingParty:

@@ -11,7 +11,7 @@ from sqlalchemy import event
 from services.identity import clients
 from services.identity.oidc import keys
 from services.identity.schemas import ClientSchema
-from tests.integration.test_oidc_flow import (
+from tests.integration.helpers.oidc import (
     add_client,
     add_user,
     authorize,
@@ -20,7 +20,7 @@ from tests.integration.test_oidc_flow import (
     code_params,
     exchange,
 )
-from tests.support import CountingRedis
+from tests.support import CountingRedis, statements
 
 ADMIN = {"scope": "iam.admin", "aud": "identity"}
 
@@ -46,14 +46,6 @@ def machine_client(app, **fields):
 def token(app, client_id, secret, **form):
     return app.test_client().post("/token", data={"grant_type": "client_credentials", **form},
                                   headers=basic(client_id, secret))
-
-
-def statements(app) -> list[str]:
-    """SQL statements the app's engine runs from now on."""
-    seen: list[str] = []
-    event.listen(app.extensions["portico"].db.engine, "before_cursor_execute",
-                 lambda conn, cursor, sql, *args: seen.append(sql))
-    return seen
 
 
 def test_rotated_secret_stops_working_on_every_replica_at_once(replicas, token_issuer):

@@ -18,7 +18,7 @@ from services.common.db import is_postgresql
 from services.identity.oidc import fast, keys
 from services.identity.oidc.keys import SigningKeyUnavailable
 from services.identity.oidc.models import RefreshToken
-from tests.integration.test_oidc_flow import (
+from tests.integration.helpers.oidc import (
     add_client,
     add_user,
     authorize,
@@ -26,11 +26,9 @@ from tests.integration.test_oidc_flow import (
     code_from,
     code_params,
     exchange,
-    idp,
 )
 from tests.support import watch_flask
 
-FIXTURES = (idp,)
 # Claims that differ between two tokens issued for the same request.
 PER_TOKEN = {"jti", "iat", "nbf", "exp"}
 

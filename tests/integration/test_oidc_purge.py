@@ -17,7 +17,7 @@ from services.identity.oidc.models import (
     RefreshToken,
 )
 from services.identity.oidc.purge import PurgeReport, purge_spent_records
-from tests.integration.test_oidc_flow import (
+from tests.integration.helpers.oidc import (
     add_client,
     add_user,
     authorize,
@@ -25,10 +25,8 @@ from tests.integration.test_oidc_flow import (
     code_from,
     code_params,
     exchange,
-    idp,
 )
 
-FIXTURES = (idp,)
 GRACE = timedelta(hours=24)
 NOTHING = PurgeReport(access_token_records=0, refresh_tokens=0, authorization_codes=0)
 

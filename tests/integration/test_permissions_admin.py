@@ -4,14 +4,6 @@ document and problem+json errors."""
 from __future__ import annotations
 
 from services.permissions.models import AuditEntry
-from tests.integration.test_permissions_fixtures import (
-    company_a,
-    permissions_url,
-    world,
-)
-
-# pytest finds fixtures by name in this module's namespace.
-FIXTURES = (company_a, permissions_url, world)
 
 
 def entitlement_keys(w, user):

@@ -6,17 +6,8 @@ from __future__ import annotations
 import pytest
 
 from services.common.events import Envelope
-from tests.integration.test_permissions_fixtures import (
-    World,
-    company_a,
-    cut_off_from_redis,
-    permissions_url,
-    world,
-)
+from tests.integration.helpers.permissions import World, cut_off_from_redis
 from tests.support import CountingRedis
-
-# pytest finds fixtures by name in this module's namespace.
-FIXTURES = (company_a, permissions_url, world)
 
 
 def approve(w: World, user: str, keys: list[str], **body) -> None:

@@ -12,18 +12,8 @@ from hypothesis import strategies as st
 
 from services.common.app import context
 from services.common.auth import revoke_client, revoke_jti
-from tests.integration.test_permissions_fixtures import (
-    World,
-    company_a,
-    cut_off_from_redis,
-    permissions_url,
-    world,
-)
-from tests.support import watch_flask
-from tests.unit.test_permissions_rules import _CHECK
-
-# pytest finds fixtures by name in this module's namespace.
-FIXTURES = (company_a, permissions_url, world)
+from tests.integration.helpers.permissions import World, cut_off_from_redis
+from tests.support import CHECK_BODIES, watch_flask
 
 REQUEST_ID = "fast-vs-flask"
 
@@ -152,7 +142,7 @@ def test_when_the_cache_cannot_reach_redis_the_view_decides_from_the_database(pa
 
 @settings(max_examples=150, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(body=_CHECK, batch=st.booleans())
+@given(body=CHECK_BODIES, batch=st.booleans())
 def test_any_body_gets_the_answer_the_views_give(paths, body, batch):
     path, payload = ("/v1/check/batch", {"checks": [body]}) if batch else ("/v1/check", body)
     served, flask_only = paths.both(path, payload, paths.w.service_headers("permissions.check"))

@@ -2,15 +2,6 @@
 
 from __future__ import annotations
 
-from tests.integration.test_permissions_fixtures import (
-    company_a,
-    permissions_url,
-    world,
-)
-
-# pytest finds fixtures by name in this module's namespace.
-FIXTURES = (company_a, permissions_url, world)
-
 
 def home(w, user, viewer=None, **kwargs):
     return w.client.get(f"/v1/users/{user}/home", headers={**w.headers(viewer or user),

@@ -21,13 +21,6 @@ from services.permissions.models import (
     MembershipRequest,
     User,
 )
-from tests.integration.test_permissions_fixtures import (
-    permissions_url,
-    world,
-)
-
-# pytest finds fixtures by name in this module's namespace.
-FIXTURES = (permissions_url, world)
 
 A_ACCOUNTS = [("11111", "fp-aaaa-1")]
 STRANGER_ACCOUNTS = [("99999", "fp-ssss-9"), ("88888", "fp-ssss-8")]

@@ -11,13 +11,7 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from services.permissions.models import AuditEntry
-from tests.integration.test_permissions_fixtures import (
-    company_a,
-    permissions_url,
-    world,
-)
 
-FIXTURES = (company_a, permissions_url, world)
 WHY = {"why": "joins the help desk team"}
 
 

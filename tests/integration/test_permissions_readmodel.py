@@ -15,13 +15,6 @@ from services.permissions.models import (
     ProcessedEvent,
     User,
 )
-from tests.integration.test_permissions_fixtures import (
-    permissions_url,
-    world,
-)
-
-# pytest finds fixtures by name in this module's namespace.
-FIXTURES = (permissions_url, world)
 
 
 def activated(user_id="u-1", accounts=(("11111", "fp-1"),), **extra):

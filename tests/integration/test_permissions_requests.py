@@ -5,14 +5,6 @@ from __future__ import annotations
 from services.common import tracking_numbers
 from services.permissions.access_requests import expire_pending_requests
 from services.permissions.models import AccessRequest, AuditEntry
-from tests.integration.test_permissions_fixtures import (
-    company_a,
-    permissions_url,
-    world,
-)
-
-# pytest finds fixtures by name in this module's namespace.
-FIXTURES = (company_a, permissions_url, world)
 
 
 def test_a_user_request_gets_a_tracking_number_and_publishes_created(company_a):

@@ -8,11 +8,7 @@ import re
 import time
 from urllib.parse import parse_qs, urlsplit
 
-from tests.integration.test_portal_support import ISSUER, PORTAL, csrf_of
-from tests.integration.test_portal_support import suite as _suite
-
-# pytest finds fixtures by name in this module's namespace.
-suite = _suite
+from tests.integration.helpers.portal import ISSUER, PORTAL, csrf_of
 
 
 def html(response) -> str:

@@ -7,7 +7,6 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from hypothesis import example, given, settings
-from hypothesis import strategies as st
 from marshmallow import ValidationError
 
 from services.permissions.api.check_parsing import CHECK, fast_check
@@ -19,6 +18,7 @@ from services.permissions.domain import (
     RequestState,
     transition,
 )
+from tests.support import CHECK_BODIES
 
 NOW = datetime(2030, 1, 1, tzinfo=UTC)
 SNAPSHOT = {"s": "active", "c": "co-1",
@@ -92,27 +92,12 @@ def test_unknown_and_inactive_subjects_are_denied():
 
 # -- the hot path's body reader agrees with the marshmallow schema -------------------------
 
-_TEXT = st.one_of(st.text(max_size=3), st.text(min_size=60, max_size=140),
-                  st.sampled_from(["12345", "1234", "123456", "12345\n", "١٢٣٤٥", "fp-1", ""]))
-_VALUE = st.one_of(_TEXT, st.none(), st.integers(), st.booleans(), st.lists(st.integers()))
-_NAME = st.one_of(st.sampled_from(["u-1", "cards.view", "co-1"]), _VALUE)
-_RESOURCE = st.one_of(
-    _VALUE,
-    st.dictionaries(st.sampled_from(["company_id", "account_last5", "account_fingerprint",
-                                     "other"]), _VALUE, max_size=3))
-_CHECK = st.one_of(
-    _VALUE,
-    st.fixed_dictionaries({"subject": _NAME, "action": _NAME},
-                          optional={"resource": _RESOURCE, "extra": _VALUE}),
-)
-
-
 def _scoped(**resource):
     return {"subject": "u-1", "action": "cards.view", "resource": resource}
 
 
 @settings(max_examples=1000, deadline=None)
-@given(_CHECK)
+@given(CHECK_BODIES)
 @example(_scoped(account_last5="1234"))
 @example(_scoped(account_last5="12345\n"))
 @example(_scoped(account_last5="١٢٣٤٥"))

@@ -1,8 +1,7 @@
-"""Fixtures of the portal tests: identity, permissions and tracking as real Flask apps on
-their own databases and this test's Redis namespace, and every outbound HTTP call of the
-portal (and of the services among themselves) routed to them through requests-mock — the
-HTTP boundary is the only thing replaced. Events between services are handed over the way
-the consumers would: the outbox rows of one service fed to the next one's handlers.
+"""Helpers of the portal tests: the addresses of the services, answering requests-mock from
+a Flask app in process, and the ``Suite`` of apps a test drives. Events between services
+are handed over the way the consumers would: the outbox rows of one service fed to the next
+one's handlers. The ``suite`` fixture is in tests/integration/fixtures/portal.py.
 """
 
 from __future__ import annotations
@@ -12,21 +11,10 @@ import re
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs, urlencode, urlsplit
 
-import pytest
-import requests_mock as rm
-from cryptography.fernet import Fernet
 from sqlalchemy import select
 
-from examples.portal.app import create_app as create_portal
-from examples.portal.register import client_spec
-from examples.portal.settings import PortalSettings
-from services.common.config import load
-from services.common.db import upgrade
 from services.common.events import Envelope, utcnow
-from services.identity import clients
-from services.identity.oidc import keys
 from services.identity.oidc.tokens import mint_access_token
-from services.identity.schemas import ClientSchema
 from services.identity.service import NewUser, create_user
 from services.permissions.cache import INVALIDATOR
 from services.permissions.grants import Actor
@@ -167,34 +155,3 @@ class Suite:
         done = portal.get(f"/callback?{back.query}")
         assert done.status_code == 303, done.get_data(as_text=True)
         return portal
-
-
-@pytest.fixture
-def suite(make_app, database_url, redis_url, namespace, requests_mock) -> Suite:
-    identity = make_app("identity", session_cookie_secure=False, key_activation_delay=0,
-                        rate_limits_enabled=False)
-    settings = identity.extensions["portico"].settings
-    with identity.extensions["portico"].db.transaction() as session:
-        keys.ensure_keys(session, Fernet(settings.key_encryption_key))
-    permissions_db = database_url("permissions")
-    upgrade("permissions", permissions_db)  # the catalog and home sections are seeded here
-    permissions = make_app("permissions", database_url=permissions_db)
-    tracking = make_app("tracking")
-    for base, app in ((ISSUER, identity), (PERMISSIONS, permissions), (TRACKING, tracking)):
-        requests_mock.register_uri(rm.ANY, re.compile("^" + re.escape(base) + "/"),
-                                   content=forward_to(app))
-
-    portal_settings = load(PortalSettings, {}, issuer=ISSUER, client_id="x", client_secret="")
-    ctx = identity.extensions["portico"]
-    with ctx.db.transaction() as session:
-        client, secret = clients.create_client(session, ctx.settings.client_secret_pepper,
-                                               ClientSchema().load(client_spec(portal_settings)))
-        client_id = client.client_id
-    portal = create_portal({"issuer": ISSUER, "client_id": client_id, "client_secret": secret,
-                            "permissions_url": PERMISSIONS, "tracking_url": TRACKING,
-                            "base_url": PORTAL, "redis_url": redis_url,
-                            "redis_prefix": f"{namespace}:portal",
-                            "secret_key": "test-secret-key"})
-    portal.config["TESTING"] = True
-    return Suite(identity=identity, permissions=permissions, tracking=tracking, portal=portal,
-                 portal_client_id=client_id, portal_client_secret=secret)

@@ -1,41 +1,24 @@
-"""Helpers of the lifecycle tests (no tests here): identity with enrollment and the
-lifecycle wired, a controllable clock, users with security answers, login, events."""
+"""Helpers of the lifecycle tests: wiring enrollment and the lifecycle into identity, users
+with security answers, login, and the audit log. The app is ``lifecycle_app`` in
+tests/integration/fixtures/identity.py."""
 
 from __future__ import annotations
 
 import json
 import re
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import pytest
 from sqlalchemy import select
 
-from services.common.events import Envelope, Sealer
 from services.identity import enrollment, lifecycle
 from services.identity.enrollment.codes import hash_secret, normalize_answer
 from services.identity.enrollment.models import AuditEvent, SecurityAnswer
-from services.identity.models import OutboxEvent, User
+from services.identity.models import User
 from services.identity.service import NewUser, create_user
+from tests.integration.helpers.identity import Clock
 
 PASSWORD = "Velvet-Harbor-42!"
 ANSWERS = {"first_pet": "Rex", "birth_city": "Toluca", "first_job": "Cashier"}
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime.now(UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> None:
-        self.now += timedelta(**delta)
-
-
-@pytest.fixture(name="clock")
-def clock_fixture() -> Clock:
-    return Clock()
 
 
 def wire(app, clock: Clock | None = None):
@@ -47,16 +30,6 @@ def wire(app, clock: Clock | None = None):
         app.extensions["lifecycle"].clock = clock
         app.extensions["enrollment"].clock = clock
     return app
-
-
-@pytest.fixture(name="app")
-def app_fixture(make_app, clock):
-    return wire(make_app("identity", session_cookie_secure=False), clock)
-
-
-@pytest.fixture(name="client")
-def client_fixture(app):
-    return app.test_client()
 
 
 def add_user(app, username: str = "ana.garcia", *, email: str | None = None,
@@ -94,17 +67,6 @@ def login(client, username: str = "ana.garcia", password: str = PASSWORD, **quer
         "next": "/account"})
 
 
-def events(app, type_: str | None = None) -> list[Envelope]:
-    with app.extensions["portico"].db.read() as session:
-        rows = session.scalars(select(OutboxEvent).order_by(OutboxEvent.id)).all()
-        found = [Envelope.from_json(r.payload) for r in rows]
-    return [e for e in found if type_ is None or e.type == type_]
-
-
-def unseal(app, envelope: Envelope) -> dict[str, Any]:
-    return Sealer(app.extensions["portico"].settings.event_sealing_key).unseal(envelope.sealed)
-
-
 def audit_rows(app, action: str | None = None) -> list[dict[str, Any]]:
     with app.extensions["portico"].db.read() as session:
         rows = session.scalars(select(AuditEvent).order_by(AuditEvent.id)).all()
@@ -113,8 +75,3 @@ def audit_rows(app, action: str | None = None) -> list[dict[str, Any]]:
                   "occurred_at": r.occurred_at, "detail": json.loads(r.detail)}
                  for r in rows]
     return [r for r in found if action is None or r["action"] == action]
-
-
-def problem(response) -> dict[str, Any]:
-    assert response.mimetype == "application/problem+json", response.data
-    return json.loads(response.data)

@@ -1,7 +1,6 @@
-"""Shared fixtures of the permissions tests (imported by the test_permissions_* modules).
-
-The database is built by the service's own Alembic migrations (so the seeded catalog is
-the migration's), Redis is real, tokens come from ``token_issuer``.
+"""Helpers of the permissions tests: the ``World`` a test drives, a clock, and cutting a
+cache off from Redis. The fixtures built on them are in
+tests/integration/fixtures/permissions.py.
 """
 
 from __future__ import annotations
@@ -10,10 +9,8 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import pytest
 from sqlalchemy import select
 
-from services.common.db import upgrade
 from services.common.events import Envelope, utcnow
 from services.permissions.api.common import CLOCK
 from services.permissions.cache import INVALIDATOR
@@ -162,32 +159,3 @@ class _InvalidatingTransaction:
 
     def __exit__(self, *exc):
         return self.tx.__exit__(*exc)
-
-
-@pytest.fixture
-def permissions_url(database_url) -> str:
-    url = database_url("permissions")
-    upgrade("permissions", url)
-    return url
-
-
-@pytest.fixture
-def world(make_app, permissions_url, token_issuer) -> World:
-    return World(make_app("permissions", database_url=permissions_url), token_issuer)
-
-
-@pytest.fixture
-def company_a(world: World) -> World:
-    """Company A: principal ``pa``, secondary ``sa``, user ``ua``; company B: principal
-    ``pb``; the help desk ``hd-1``. Company A has accounts 11111 and 22222."""
-    world.make_helpdesk()
-    accounts = [("11111", "fp-aaaa-1"), ("22222", "fp-aaaa-2")]
-    for user in ("pa", "sa", "ua"):
-        world.activate(user, "co-a", accounts=accounts)
-    world.activate("pb", "co-b", accounts=[("33333", "fp-bbbb-3")])
-    assert world.designate("co-a", "pa").status_code == 200
-    assert world.designate("co-b", "pb").status_code == 200
-    response = world.client.put("/admin/v1/companies/co-a/administrators/sa",
-                                json={"why": "backup admin"}, headers=world.headers("hd-1"))
-    assert response.status_code == 200, response.json
-    return world

@@ -1,20 +1,14 @@
-"""Helpers shared by the enrollment tests (no tests here): an app with enrollment wired,
-a valid enrollment body, a controllable clock, and reading sealed secrets from the outbox."""
+"""Helpers of the enrollment tests: a valid enrollment body, enrolling, and the secrets
+identity mails (read from its outbox). The app is ``enrollment_app`` in
+tests/integration/fixtures/identity.py."""
 
 from __future__ import annotations
 
 import copy
-import json
 import re
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import pytest
-from sqlalchemy import select
-
-from services.common.events import Envelope, Sealer
-from services.identity.enrollment import models as enrollment_models  # noqa: F401
-from services.identity.models import OutboxEvent
+from tests.integration.helpers.identity import events, unseal
 
 VALID_ACCOUNTS = ["378282246310005", "371449635398431"]
 PIN = "4071"
@@ -32,45 +26,6 @@ def valid_body(**changes: Any) -> dict[str, Any]:
     }
     body.update(copy.deepcopy(changes))
     return body
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime.now(UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> None:
-        self.now += timedelta(**delta)
-
-
-@pytest.fixture(name="clock")
-def clock_fixture() -> Clock:
-    return Clock()
-
-
-@pytest.fixture(name="app")
-def app_fixture(make_app, clock):
-    app = make_app("identity")
-    app.extensions["enrollment"].clock = clock
-    return app
-
-
-@pytest.fixture(name="client")
-def client_fixture(app):
-    return app.test_client()
-
-
-def events(app, type_: str | None = None) -> list[Envelope]:
-    with app.extensions["portico"].db.read() as session:
-        rows = session.scalars(select(OutboxEvent).order_by(OutboxEvent.id)).all()
-        found = [Envelope.from_json(r.payload) for r in rows]
-    return [e for e in found if type_ is None or e.type == type_]
-
-
-def unseal(app, envelope: Envelope) -> dict[str, Any]:
-    return Sealer(app.extensions["portico"].settings.event_sealing_key).unseal(envelope.sealed)
 
 
 def verification_token(app, enrollment_id: str | None = None) -> str:
@@ -98,8 +53,3 @@ def enroll_and_verify(app, client, **changes: Any) -> dict[str, Any]:
     response = client.post("/v1/enrollments/verify", json={"token": token})
     assert response.status_code == 200, response.get_json()
     return response.get_json()
-
-
-def problem(response) -> dict[str, Any]:
-    assert response.mimetype == "application/problem+json", response.data
-    return json.loads(response.data)

@@ -1,7 +1,6 @@
-"""Shared pieces of the notifier tests: a real in-process SMTP server (aiosmtpd), the
-notifier on a real database and Redis, and one sample event of every emailed type.
-
-Holds no tests itself; test modules import its fixtures.
+"""Helpers of the notifier tests: a real in-process SMTP server (aiosmtpd), the notifier and
+the pieces a test drives directly, and one sample event of every emailed type. The
+fixtures built on them are in tests/integration/fixtures/notifier.py.
 """
 
 from __future__ import annotations
@@ -15,7 +14,6 @@ from email.parser import BytesParser
 from pathlib import Path
 from typing import Any
 
-import pytest
 from aiosmtpd.controller import Controller
 from prometheus_client import CollectorRegistry
 from sqlalchemy import select
@@ -96,13 +94,6 @@ class SmtpSink:
         return counts
 
 
-@pytest.fixture
-def smtp_sink(tmp_path):
-    sink = SmtpSink(tmp_path / "mail").start()
-    yield sink
-    sink.stop()
-
-
 class Notifier:
     """The notifier app and the pieces a test drives directly."""
 
@@ -159,14 +150,6 @@ class Notifier:
         with self.db.read() as session:
             return "\n".join(str(tuple(row)) for table in Base.metadata.sorted_tables
                              for row in session.execute(select(table)))
-
-
-@pytest.fixture
-def notifier(make_app, redis_client, namespace, smtp_sink, permissions_answers):
-    app = make_app("notifier", smtp_port=smtp_sink.port, backoff_base=0.01, backoff_max=0.05,
-                   max_attempts=3, smtp_timeout=3.0, helpdesk_phone="800 555 0199",
-                   **permissions_answers.SETTINGS)
-    return Notifier(app, redis_client, namespace, smtp_sink)
 
 
 # -- sample events ----------------------------------------------------------------------
