@@ -13,10 +13,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from services.common.domain_errors import Conflict, Forbidden, Invalid, NotFound
+from services.common.events import insert_ignoring_conflicts
 from services.common.powers import PLATFORM_ROLES
 
 from .cache import note_changed
@@ -79,15 +80,18 @@ def operator_grants_platform_role(session: Session, *, user_id: str, role: str, 
 
 def _grant(session: Session, *, user_id: str, role: str, actor_id: str, why: str,
            now: datetime) -> dict[str, Any]:
-    held = session.get(PlatformRole, (user_id, role))
-    if held is not None:
-        return role_view(held)
-    row = PlatformRole(user_id=user_id, role=role, granted_by=actor_id, why=why,
-                       granted_at=now)
-    session.add(row)
-    _record(session, "granted", user_id=user_id, role=role, actor_id=actor_id, why=why, now=now)
-    session.flush()
-    return role_view(row)
+    """Insert the role unless it is held: of grants sent together exactly one inserts and
+    records it; the others wait for it (PostgreSQL) and answer the held role."""
+    inserted = session.execute(
+        insert_ignoring_conflicts(session, PlatformRole)
+        .values(user_id=user_id, role=role, granted_by=actor_id, why=why, granted_at=now)
+        .returning(PlatformRole.user_id)).first()
+    if inserted is not None:
+        _record(session, "granted", user_id=user_id, role=role, actor_id=actor_id, why=why,
+                now=now)
+    held = session.get(PlatformRole, (user_id, role), populate_existing=True)
+    assert held is not None
+    return role_view(held)
 
 
 def revoke_platform_role(session: Session, *, user_id: str, role: str, actor: Actor | None,
@@ -97,11 +101,12 @@ def revoke_platform_role(session: Session, *, user_id: str, role: str, actor: Ac
     if actor is not None:
         _require_platform_admin(actor)
     _known_role(role)
-    row = session.get(PlatformRole, (user_id, role))
-    if row is None:
+    # One conditional DELETE: of revocations sent together exactly one removes the row.
+    removed = session.execute(delete(PlatformRole).where(
+        PlatformRole.user_id == user_id, PlatformRole.role == role)).rowcount  # type: ignore[attr-defined]
+    if removed != 1:
         raise NotFound("The user does not hold this platform role.")
     actor_id = actor.id if actor is not None else OPERATOR
-    session.delete(row)
     _record(session, "revoked", user_id=user_id, role=role, actor_id=actor_id, why=why, now=now)
 
 
