@@ -34,8 +34,8 @@ def _audited(w, action: str) -> int:
 
 def test_a_grant_sent_together_is_recorded_once(staff, race, contenders, rounds):
     w = staff
+    url = "/admin/v1/platform-roles/agent/helpdesk_agent"
     for round_ in range(rounds):
-        url = "/admin/v1/platform-roles/agent/helpdesk_agent"
         answers = race(contenders, lambda _: w.client().put(url, json=WHY,
                                                             headers=w.headers("root")))
         assert [a.status_code for a in answers] == [200] * contenders, round_
