@@ -9,7 +9,7 @@ from marshmallow import ValidationError
 from sqlalchemy import select
 
 from services.common.app import context
-from services.common.errors import Problem
+from services.common.domain_errors import Invalid
 from services.common.streams import key
 from services.identity import sessions
 from services.identity.views.security import hardened
@@ -241,11 +241,9 @@ def credentials():
     except activation.TicketInvalid:
         context().redis.delete(_ticket_key(sid))
         return redirect(url_for("enrollment.activate", ui_locales=current_language()), 303)
-    except Problem as problem:
-        if problem.status != 422:
-            raise
+    except Invalid as refused:
         return _page("enrollment/credentials.html", 422, values=values, questions=_questions(),
-                     errors=_form_errors(problem.errors or {}))
+                     errors=_form_errors(refused.errors or {}))
     context().redis.delete(_ticket_key(sid))
     return _page("enrollment/activated.html", 201, username=done.username,
                  tracking_number=done.tracking_number)

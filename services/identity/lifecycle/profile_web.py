@@ -18,6 +18,7 @@ from marshmallow import ValidationError
 
 from services.common.app import context
 from services.common.auth import authenticate, current_claims, require_auth
+from services.common.domain_errors import Invalid
 from services.common.errors import Problem
 from services.identity import sessions
 from services.identity.enrollment.ratelimit import TooManyRequests
@@ -229,11 +230,10 @@ def account_password():
                 keep_sid=session.sid)
     except ValidationError as exc:
         return _account_page(session.user_id, 422, password_errors=translated(exc.messages))
-    except Problem as problem:
-        if problem.status not in (400, 422):
-            raise
-        return _account_page(session.user_id, problem.status,
-                             password_errors=problem.errors or {})
+    except profile.WrongCurrentPassword as refused:
+        return _account_page(session.user_id, 400, password_errors=refused.errors or {})
+    except Invalid as refused:
+        return _account_page(session.user_id, 422, password_errors=refused.errors or {})
     return _account_page(session.user_id, password_changed=tracking)
 
 

@@ -8,6 +8,7 @@ from flask import Blueprint, request
 from marshmallow import ValidationError
 
 from services.common.app import context
+from services.common.domain_errors import Invalid
 from services.common.errors import Problem
 from services.identity.enrollment.i18n import _ as enrollment_gettext
 from services.identity.enrollment.ratelimit import TooManyRequests
@@ -173,10 +174,8 @@ def reset_password():
     except recovery.ResetLinkInvalid:
         return page("lifecycle/message.html", 400, title=_("This link cannot be used"),
                     message=_(LINK_INVALID))
-    except Problem as problem:
-        if problem.status != 422:
-            raise
-        return page("lifecycle/reset_password.html", 422, errors=problem.errors or {},
+    except Invalid as refused:
+        return page("lifecycle/reset_password.html", 422, errors=refused.errors or {},
                     **values)
     if outcome == recovery.ResetOutcome.WRONG_ANSWER:
         return page("lifecycle/reset_password.html", 400, errors={},
