@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from flask import current_app, request
 
 from services.common.app import context, request_id
 from services.common.auth import current_claims
+from services.identity.api.common import counted_first, text_in
 
 from .audit import Actor
 from .config import EnrollmentConfig, config_from
+from .i18n import _
 from .ratelimit import target_key
 
 
@@ -36,3 +41,11 @@ def limit(scope: str, ip_rule: str, target_rule: str | None = None,
     guard.hit(f"{scope}-ip", getattr(settings, ip_rule), client_ip())
     if target_rule and target:
         guard.hit(f"{scope}-target", getattr(settings, target_rule), target_key(target))
+
+
+def limited(scope: str, ip_rule: str, target_rule: str, target: str,
+            key: Callable[[str | None], str | None] = lambda typed: typed) -> Callable[[Any], Any]:
+    """An API view whose requests are counted with :func:`limit` before their body is
+    validated: per client IP, and per the body's ``target`` field (as ``key`` reads it)."""
+    return counted_first(
+        lambda body: limit(scope, ip_rule, target_rule, key(text_in(body, target))), _)

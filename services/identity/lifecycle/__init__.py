@@ -1,7 +1,8 @@
 """The account lifecycle: lockout, inactivity, help desk, recovery and profile.
 
-``init_app(app)`` registers the pages and the JSON APIs on identity's app and puts the
-lifecycle rules in front of the login page. Keep this module light: ``service.py``
+``init_app(app)`` registers the pages (``*_pages.py``) on identity's app and puts the
+lifecycle rules in front of the login page; the JSON APIs (``*_api.py``) are registered
+with identity's other APIs (services/identity/api). Keep this module light: ``service.py``
 imports :mod:`.login_rules`, so nothing here may import the views at import time.
 """
 
@@ -29,16 +30,14 @@ def init_app(app: Flask) -> None:
     from services.identity.enrollment.ratelimit import RateGuard
 
     from . import models  # noqa: F401  (registers the tables on identity's Base)
-    from .helpdesk_api import bp as helpdesk_bp
-    from .profile_web import bp as profile_bp
-    from .recovery_web import bp as recovery_bp
+    from .profile_pages import bp as profile_bp
+    from .recovery_pages import bp as recovery_bp
 
     settings = context(app).settings
     guard = RateGuard(settings.redis_url, settings.redis_namespace,
                       enabled=settings.rate_limits_enabled)
     app.extensions["lifecycle"] = LifecycleExtension(guard=guard)
     init_i18n(app)
-    app.register_blueprint(helpdesk_bp)
     app.register_blueprint(recovery_bp)
     app.register_blueprint(profile_bp)
     _guard_login(app)
