@@ -7,6 +7,8 @@ permissions says that person holds the help-desk platform power.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import wraps
 from typing import Any
 
 from marshmallow import RAISE
@@ -34,6 +36,7 @@ from .schemas import (
 from .web import cfg, client_ip
 
 blp = Blueprint("lifecycle_helpdesk", __name__, tag=LIFECYCLE, gettext=_)
+WHY = "`why` required, audited and published."
 
 
 def require_helpdesk(view):
@@ -44,6 +47,27 @@ def require_helpdesk(view):
 
 def agent() -> Actor:
     return Actor("helpdesk", str(authenticate().get("sub")), client_ip(), request_id())
+
+
+def helpdesk_action(rule: str, status: int = 200, schema: Any = HelpdeskActionSchema,
+                    description: str | None = None) -> Callable[[Any], Any]:
+    """``POST rule``: a help-desk action, its ``why`` (required, audited and published) in
+    the body and passed to the view."""
+
+    def decorate(view: Any) -> Any:
+        @wraps(view)
+        def with_why(body: dict[str, Any], **kwargs: Any) -> Any:
+            return view(why=body["why"].strip(), **kwargs)
+
+        decorated = with_why
+        for decorator in (blp.doc(security=BEARER, description=WHY),
+                          blp.problems(400, 401, 403, 404, 409),
+                          blp.response(status, schema, description=description),
+                          blp.arguments(WhySchema), require_helpdesk, blp.post(rule)):
+            decorated = decorator(decorated)
+        return decorated
+
+    return decorate
 
 
 def _user(user_id: str) -> dict[str, Any]:
@@ -79,81 +103,47 @@ def read_user(user_id: str) -> Any:
     return _user(user_id), NO_STORE
 
 
-@blp.post("/admin/v1/users/<user_id>/reactivate")
-@require_helpdesk
-@blp.arguments(WhySchema)
-@blp.response(200, HelpdeskActionSchema)
-@blp.problems(400, 401, 403, 404, 409)
-@blp.doc(security=BEARER)
-def reactivate(body: dict[str, Any], user_id: str) -> Any:
-    """Reactivate an inactive user (tracking number returned).
-
-    `why` required, audited and published."""
+@helpdesk_action("/admin/v1/users/<user_id>/reactivate")
+def reactivate(why: str, user_id: str) -> Any:
+    """Reactivate an inactive user (tracking number returned)."""
     with context().db.transaction() as session:
-        tracking = helpdesk.reactivate(session, cfg(), user_id, agent(), body["why"].strip())
+        tracking = helpdesk.reactivate(session, cfg(), user_id, agent(), why)
     return {"user": _user(user_id), "tracking_number": tracking}, NO_STORE
 
 
-@blp.post("/admin/v1/users/<user_id>/unlock")
-@require_helpdesk
-@blp.arguments(WhySchema)
-@blp.response(200, HelpdeskActionSchema)
-@blp.problems(400, 401, 403, 404, 409)
-@blp.doc(security=BEARER)
-def unlock(body: dict[str, Any], user_id: str) -> Any:
-    """Lift a lockout.
-
-    `why` required, audited and published."""
+@helpdesk_action("/admin/v1/users/<user_id>/unlock")
+def unlock(why: str, user_id: str) -> Any:
+    """Lift a lockout."""
     with context().db.transaction() as session:
-        helpdesk.unlock(session, cfg(), user_id, agent(), body["why"].strip())
+        helpdesk.unlock(session, cfg(), user_id, agent(), why)
     return {"user": _user(user_id)}, NO_STORE
 
 
-@blp.post("/admin/v1/users/<user_id>/disable")
-@require_helpdesk
-@blp.arguments(WhySchema)
-@blp.response(200, HelpdeskActionSchema)
-@blp.problems(400, 401, 403, 404, 409)
-@blp.doc(security=BEARER)
-def disable(body: dict[str, Any], user_id: str) -> Any:
-    """Disable; ends sessions.
-
-    `why` required, audited and published."""
+@helpdesk_action("/admin/v1/users/<user_id>/disable")
+def disable(why: str, user_id: str) -> Any:
+    """Disable; ends sessions."""
     ctx = context()
     with ctx.db.transaction() as session:
         helpdesk.disable(session, cfg(), ctx.redis, ctx.settings.redis_namespace, user_id,
-                         agent(), body["why"].strip())
+                         agent(), why)
     return {"user": _user(user_id)}, NO_STORE
 
 
-@blp.post("/admin/v1/users/<user_id>/username-reminder")
-@require_helpdesk
-@blp.arguments(WhySchema)
-@blp.response(202, SentSchema)
-@blp.problems(400, 401, 403, 404, 409)
-@blp.doc(security=BEARER)
-def username_reminder(body: dict[str, Any], user_id: str) -> Any:
-    """Email the user their username.
-
-    `why` required, audited and published."""
+@helpdesk_action("/admin/v1/users/<user_id>/username-reminder", 202, SentSchema)
+def username_reminder(why: str, user_id: str) -> Any:
+    """Email the user their username."""
     with context().db.transaction() as session:
-        helpdesk.remind_username(session, cfg(), user_id, agent(), body["why"].strip())
+        helpdesk.remind_username(session, cfg(), user_id, agent(), why)
     return {"sent": True}, NO_STORE
 
 
-@blp.post("/admin/v1/enrollments/<enrollment_id>/access-code/reissue")
-@require_helpdesk
-@blp.arguments(WhySchema)
-@blp.response(200, EnrollmentViewSchema, description="The enrollment")
-@blp.problems(400, 401, 403, 404, 409)
-@blp.doc(security=BEARER)
-def reissue_access_code(body: dict[str, Any], enrollment_id: str) -> Any:
-    """Re-issue an enrollment's Access Code with a `why` (help desk).
-
-    Audited and published as a help-desk action."""
+@helpdesk_action("/admin/v1/enrollments/<enrollment_id>/access-code/reissue",
+                 schema=EnrollmentViewSchema, description="The enrollment")
+def reissue_access_code(why: str, enrollment_id: str) -> Any:
+    """Re-issue an enrollment's Access Code (published as a help-desk action)."""
     config = cfg()
     with context().db.transaction() as session:
         enrollment = helpdesk.reissue_access_code(
             session, config, enrollment_config(context().settings, clock=config.now),
-            enrollment_id, agent(), body["why"].strip())
+            enrollment_id, agent(), why)
     return enrollment, NO_STORE
