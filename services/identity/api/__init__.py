@@ -11,13 +11,13 @@ from services.common.api import ProblemApi
 from services.common.api import init_api as init_kernel_api
 
 from .common import TAGS
-from .oauth import document_oauth_paths
 
 
 def init_api(app: Flask) -> ProblemApi:
     from ..enrollment import api as enrollment
     from ..lifecycle import helpdesk_api, profile_api, recovery_api
     from . import clients
+    from .oauth import document_oauth_paths
 
     api = init_kernel_api(
         app, title="Portico identity", version="1", description=(

@@ -33,7 +33,7 @@ from .schemas import (
     SecurityQuestionsSchema,
     VerifySchema,
 )
-from .web import anonymous, cfg, helpdesk, limited
+from .web import anonymous, cfg, credentials_from, helpdesk, limited
 
 blp = Blueprint("enrollment_api", __name__, tag=ENROLLMENT, gettext=_)
 
@@ -95,12 +95,6 @@ def activate(data: dict[str, Any]) -> Any:
         raise refused()
     return {"activation_token": result.ticket,
             "expires_in": config.activation_ticket_minutes * 60}, NO_STORE
-
-
-def credentials_from(data: dict[str, Any]) -> activation.Credentials:
-    return activation.Credentials(
-        username=data["username"], password=data["password"],
-        security_answers=[(q["question"], q["answer"]) for q in data["security_questions"]])
 
 
 @blp.post("/v1/activation/credentials")

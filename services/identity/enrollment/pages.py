@@ -26,7 +26,7 @@ from .schemas import (
     EnrollmentSchema,
     translated_errors,
 )
-from .web import anonymous, cfg, limit
+from .web import anonymous, cfg, credentials_from, limit
 
 bp = Blueprint("enrollment", __name__, template_folder="templates")
 
@@ -226,13 +226,7 @@ def credentials():
         data = CredentialsSchema().load(_credentials_body(request.form))
         with context().db.transaction() as db_session:
             done = activation.set_credentials(db_session, cfg(), ticket,
-                                              activation.Credentials(
-                                                  username=data["username"],
-                                                  password=data["password"],
-                                                  security_answers=[
-                                                      (q["question"], q["answer"])
-                                                      for q in data["security_questions"]]),
-                                              anonymous())
+                                              credentials_from(data), anonymous())
     except TooManyRequests as exc:
         return _too_many(exc)
     except ValidationError as exc:

@@ -11,6 +11,7 @@ from services.common.app import context, request_id
 from services.common.auth import current_claims
 from services.identity.api.common import counted_first, text_in
 
+from .activation import Credentials
 from .audit import Actor
 from .config import EnrollmentConfig, config_from
 from .i18n import _
@@ -41,6 +42,13 @@ def limit(scope: str, ip_rule: str, target_rule: str | None = None,
     guard.hit(f"{scope}-ip", getattr(settings, ip_rule), client_ip())
     if target_rule and target:
         guard.hit(f"{scope}-target", getattr(settings, target_rule), target_key(target))
+
+
+def credentials_from(data: dict[str, Any]) -> Credentials:
+    """What :class:`.schemas.CredentialsSchema` loaded, as the use case takes it."""
+    return Credentials(
+        username=data["username"], password=data["password"],
+        security_answers=[(q["question"], q["answer"]) for q in data["security_questions"]])
 
 
 def limited(scope: str, ip_rule: str, target_rule: str, target: str,
