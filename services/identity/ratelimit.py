@@ -31,11 +31,12 @@ from __future__ import annotations
 import hashlib
 import math
 import time
+from collections.abc import Callable
 from functools import cache
 from typing import Any
 
 from flask import Flask, current_app, request
-from limits import RateLimitItem, parse_many
+from limits import parse_many
 from limits.storage import storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 
@@ -74,28 +75,24 @@ class RateLimiter:
                                       socket_timeout=2, socket_connect_timeout=2)
         self.strategy = MovingWindowRateLimiter(storage)
 
-    def _retry_after(self, item: RateLimitItem, scope: str, identifier: str) -> int:
-        reset = self.strategy.get_window_stats(item, scope, identifier).reset_time
-        return max(1, math.ceil(reset - time.time()))
+    def _first_refusal(self, allows: Callable[..., bool], scope: str, rule: str,
+                       identifier: str) -> int | None:
+        if not self.enabled:
+            return None
+        for item in _rules(rule):
+            if not allows(item, scope, identifier):
+                reset = self.strategy.get_window_stats(item, scope, identifier).reset_time
+                return max(1, math.ceil(reset - time.time()))
+        return None
 
     def hit(self, scope: str, rule: str, identifier: str) -> int | None:
         """Count one request of ``identifier`` in ``scope``: None within ``rule``, else
         the seconds to wait (the rule's later windows are then not counted)."""
-        if not self.enabled:
-            return None
-        for item in _rules(rule):
-            if not self.strategy.hit(item, scope, identifier):
-                return self._retry_after(item, scope, identifier)
-        return None
+        return self._first_refusal(self.strategy.hit, scope, rule, identifier)
 
     def test(self, scope: str, rule: str, identifier: str) -> int | None:
         """As :meth:`hit`, counting nothing."""
-        if not self.enabled:
-            return None
-        for item in _rules(rule):
-            if not self.strategy.test(item, scope, identifier):
-                return self._retry_after(item, scope, identifier)
-        return None
+        return self._first_refusal(self.strategy.test, scope, rule, identifier)
 
     def enforce(self, scope: str, rule: str, identifier: str) -> None:
         """Count one request of ``identifier`` in ``scope``; TooManyRequests past ``rule``."""
