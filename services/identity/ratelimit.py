@@ -21,8 +21,8 @@ Sized for offices where hundreds of people reach identity from one NAT address:
   becomes part of a key.
 
 ``/token`` is answered either by its fast route (``oidc/fast.py``) or by the view, and
-a request the fast route declines reaches the view. Its limits are therefore not a call
-in the view but :class:`TokenLimits`, applied once per request by whichever path sees it
+a request the fast route declines reaches the view. Its limits are therefore not a decorator
+on the view but :class:`TokenLimits`, applied once per request by whichever path sees it
 first; the request's WSGI environ carries each outcome to the view.
 """
 
