@@ -12,16 +12,13 @@ from datetime import datetime
 
 from flask import Flask
 
-from services.common.app import context
 from services.common.events import utcnow
 
 from .i18n import init_i18n
-from .ratelimit import RateGuard
 
 
 @dataclass
 class EnrollmentExtension:
-    guard: RateGuard
     clock: Callable[[], datetime] = field(default=utcnow)  # tests swap in their own clock
 
     def now(self) -> datetime:
@@ -32,10 +29,7 @@ def init_app(app: Flask) -> None:
     from . import models  # noqa: F401  (registers the tables on identity's Base)
     from .pages import bp as pages_bp
 
-    settings = context(app).settings
-    guard = RateGuard(settings.redis_url, settings.redis_namespace,
-                      enabled=settings.rate_limits_enabled)
-    app.extensions["enrollment"] = EnrollmentExtension(guard=guard)
+    app.extensions["enrollment"] = EnrollmentExtension()
     init_i18n(app)
     app.register_blueprint(pages_bp)
 

@@ -17,8 +17,8 @@ from services.identity.api.common import BEARER, ENROLLMENT, NO_STORE, Blueprint
 from services.identity.scopes import HELPDESK
 
 from . import activation, audit, service
+from .codes import code_target
 from .i18n import _
-from .ratelimit import code_target
 from .schemas import (
     SECURITY_QUESTIONS,
     ActivatedSchema,

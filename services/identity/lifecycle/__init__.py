@@ -15,28 +15,22 @@ from functools import wraps
 
 from flask import Flask, request
 
-from services.common.app import context
 from services.common.events import utcnow
 
 
 @dataclass
 class LifecycleExtension:
-    guard: object
     clock: Callable[[], datetime] = field(default=utcnow)  # tests swap in their own clock
 
 
 def init_app(app: Flask) -> None:
     from services.identity.enrollment.i18n import init_i18n
-    from services.identity.enrollment.ratelimit import RateGuard
 
     from . import models  # noqa: F401  (registers the tables on identity's Base)
     from .profile_pages import bp as profile_bp
     from .recovery_pages import bp as recovery_bp
 
-    settings = context(app).settings
-    guard = RateGuard(settings.redis_url, settings.redis_namespace,
-                      enabled=settings.rate_limits_enabled)
-    app.extensions["lifecycle"] = LifecycleExtension(guard=guard)
+    app.extensions["lifecycle"] = LifecycleExtension()
     init_i18n(app)
     app.register_blueprint(recovery_bp)
     app.register_blueprint(profile_bp)

@@ -15,9 +15,9 @@ from marshmallow import ValidationError
 from services.common.app import context
 from services.common.domain_errors import Invalid
 from services.identity import sessions
-from services.identity.enrollment.ratelimit import TooManyRequests
 from services.identity.models import User
 from services.identity.passwords import verify_password
+from services.identity.ratelimit import TooManyRequests
 from services.identity.views.security import hardened
 
 from . import profile

@@ -9,7 +9,7 @@ from marshmallow import ValidationError
 
 from services.common.app import context
 from services.common.domain_errors import Invalid
-from services.identity.enrollment.ratelimit import TooManyRequests
+from services.identity.ratelimit import TooManyRequests
 from services.identity.views.security import hardened
 
 from . import recovery

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from urllib.parse import urlencode, urlparse
 
-from flask import Blueprint, current_app, redirect, render_template, request, url_for
+from flask import Blueprint, redirect, render_template, request, url_for
 from sqlalchemy import delete, select
 
 from services.common.app import context
@@ -13,11 +13,10 @@ from services.common.fields import whole_number
 from services.common.streams import key
 
 from .. import sessions
-from ..enrollment.ratelimit import TooManyRequests
-from ..limits import login_limits
 from ..oidc.models import Consent, OAuthClient
 from ..oidc.server import current_server
 from ..oidc.tokens import TokenRejected, decode_own_token
+from ..ratelimit import login_limits
 from ..service import LoginRefused, authenticate
 from .security import hardened
 
@@ -82,12 +81,9 @@ def login():
     if not sessions.csrf_valid(session, request.form.get("csrf_token")):
         return render_template("login.html", csrf_token=session.csrf, next=next_url,
                                username="", error=MESSAGES[lang]["expired"], lang=lang), 400
-    limits = login_limits(current_app)
+    limits = login_limits()
     address = request.remote_addr or "-"
-    if limits is not None:
-        retry_after = limits.refused(address)
-        if retry_after is not None:
-            raise TooManyRequests(retry_after)
+    limits.check(address)
     username = request.form.get("username", "")[:150]
     password = request.form.get("password", "")[:1024]
     try:
@@ -96,13 +92,11 @@ def login():
             user_id = user.id
     except LoginRefused as refused:
         log.info("login refused", extra={"reason": refused.reason})
-        if limits is not None:
-            limits.note(address, succeeded=False)
+        limits.note(address, succeeded=False)
         return render_template("login.html", csrf_token=session.csrf, next=next_url,
                                username=username, error=MESSAGES[lang]["failed"],
                                lang=lang), 401
-    if limits is not None:
-        limits.note(address, succeeded=True)
+    limits.note(address, succeeded=True)
     fresh = sessions.start_authenticated_session(user_id, ["pwd"])
     ctx = context()
     ctx.redis.set(key(ctx.settings.redis_namespace, "fresh-login", fresh.sid), b"1", ex=300)
