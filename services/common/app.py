@@ -16,6 +16,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import redis
@@ -42,6 +43,7 @@ from .errors import (
     unavailable_problem,
     validation_problem,
 )
+from .events import utcnow
 from .fastpath import NUL_MARKERS, FastRoutes
 from .logging import AccessLog, configure_logging
 from .metrics import ensure_multiprocess_dir
@@ -65,6 +67,12 @@ class ServiceContext:
     # Redis keys read on every request, held in process (components add their prefixes).
     watched: WatchedKeys
     readiness_checks: dict[str, Callable[[], bool]] = field(default_factory=dict)
+    # The service's one clock: every use case a view calls reads the time from it (a test
+    # replaces it to move time).
+    clock: Callable[[], datetime] = utcnow
+
+    def now(self) -> datetime:
+        return self.clock()
 
 
 def context(app: Flask | None = None) -> ServiceContext:
