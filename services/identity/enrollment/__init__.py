@@ -5,15 +5,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass
 
 from flask import Flask
 
 from services.common.app import context
-from services.common.events import utcnow
 
+from .config import EnrollmentConfig, config_from
 from .i18n import init_i18n
 from .ratelimit import RateGuard
 
@@ -21,10 +19,7 @@ from .ratelimit import RateGuard
 @dataclass
 class EnrollmentExtension:
     guard: RateGuard
-    clock: Callable[[], datetime] = field(default=utcnow)  # tests swap in their own clock
-
-    def now(self) -> datetime:
-        return self.clock()
+    config: EnrollmentConfig  # built once, on the service's clock
 
 
 def init_app(app: Flask) -> None:
@@ -32,10 +27,12 @@ def init_app(app: Flask) -> None:
     from .api import bp as api_bp
     from .views import bp as views_bp
 
-    settings = context(app).settings
+    ctx = context(app)
+    settings = ctx.settings
     guard = RateGuard(settings.redis_url, settings.redis_namespace,
                       enabled=settings.rate_limits_enabled)
-    app.extensions["enrollment"] = EnrollmentExtension(guard=guard)
+    app.extensions["enrollment"] = EnrollmentExtension(
+        guard=guard, config=config_from(settings, clock=ctx.now))
     init_i18n(app)
     app.register_blueprint(views_bp)
     app.register_blueprint(api_bp)

@@ -8,12 +8,13 @@ from services.common.app import context, request_id
 from services.common.auth import current_claims
 
 from .audit import Actor
-from .config import EnrollmentConfig, config_from
+from .config import EnrollmentConfig
 from .ratelimit import target_key
 
 
 def cfg() -> EnrollmentConfig:
-    return config_from(context().settings, clock=current_app.extensions["enrollment"].now)
+    """The enrollment configuration the app was created with."""
+    return current_app.extensions["enrollment"].config
 
 
 def client_ip() -> str:

@@ -50,7 +50,7 @@ def company_inactivity(company_id: str, days: int | None) -> None:
     with db.transaction() as session:
         inactivity.set_company_period(session, company_id, days)
     click.echo(json.dumps({"company_id": company_id, "inactivity_days": days
-                           or config_from(settings).inactivity_days}))
+                           or settings.inactivity_days}))
 
 
 commands = [sweep_inactive, company_inactivity]
