@@ -9,7 +9,7 @@ import click
 from sqlalchemy import inspect
 
 from services.common.config import load_or_exit
-from services.common.db import Database
+from services.common.db import Database, service_database
 from services.identity.models import Base
 from services.identity.settings import IdentitySettings
 
@@ -20,7 +20,7 @@ from .config import config_from
 
 def _open() -> tuple[IdentitySettings, Database]:
     settings = load_or_exit(IdentitySettings)
-    db = Database(settings.database_url)
+    db = service_database(settings)
     missing = set(Base.metadata.tables) - set(inspect(db.engine).get_table_names())
     if missing:
         click.echo("error: the identity database is not migrated; run `iamctl migrate identity`",

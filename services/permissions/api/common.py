@@ -7,13 +7,12 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-from flask import Flask, current_app
+from flask import Flask
 from sqlalchemy.orm import Session
 
 from services.common.app import context
 from services.common.auth import current_claims, token_scopes
 
-from ..cache import INVALIDATOR
 from ..grants import Actor, resolve_actor
 
 
@@ -37,8 +36,7 @@ def actor(session: Session) -> Actor:
 
 @contextlib.contextmanager
 def unit_of_work() -> Iterator[Session]:
-    """A transaction whose permission changes reach every replica's cache once it commits."""
-    app = current_app
+    """A transaction whose permission changes reach every replica's cache once it commits
+    (the service's sessions carry the cache invalidator)."""
     with context().db.transaction() as session:
-        session.info[INVALIDATOR] = app.extensions[INVALIDATOR]
         yield session
