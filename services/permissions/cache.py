@@ -92,8 +92,7 @@ class SnapshotCache:
 
     def __init__(self, client: redis.Redis, namespace: str,
                  loader: Callable[[list[str]], dict[str, Snapshot]], *,
-                 watched: WatchedKeys, max_entries: int = 50_000,
-                 max_age: float = 60.0) -> None:
+                 watched: WatchedKeys, max_entries: int, max_age: float) -> None:
         self.redis = client
         self.watched = watched  # where the version keys are read
         self.namespace = namespace
