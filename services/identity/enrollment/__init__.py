@@ -13,12 +13,10 @@ from services.common.app import context
 
 from .config import EnrollmentConfig, config_from
 from .i18n import init_i18n
-from .ratelimit import RateGuard
 
 
 @dataclass
 class EnrollmentExtension:
-    guard: RateGuard
     config: EnrollmentConfig  # built once, on the service's clock
 
 
@@ -28,11 +26,8 @@ def init_app(app: Flask) -> None:
     from .views import bp as views_bp
 
     ctx = context(app)
-    settings = ctx.settings
-    guard = RateGuard(settings.redis_url, settings.redis_namespace,
-                      enabled=settings.rate_limits_enabled)
     app.extensions["enrollment"] = EnrollmentExtension(
-        guard=guard, config=config_from(settings, clock=ctx.now))
+        config=config_from(ctx.settings, clock=ctx.now))
     init_i18n(app)
     app.register_blueprint(views_bp)
     app.register_blueprint(api_bp)

@@ -20,13 +20,11 @@ from .config import LifecycleConfig, config_from
 
 @dataclass
 class LifecycleExtension:
-    guard: object
     config: LifecycleConfig  # built once, on the service's clock
 
 
 def init_app(app: Flask) -> None:
     from services.identity.enrollment.i18n import init_i18n
-    from services.identity.enrollment.ratelimit import RateGuard
 
     from . import models  # noqa: F401  (registers the tables on identity's Base)
     from .helpdesk_api import bp as helpdesk_bp
@@ -34,11 +32,8 @@ def init_app(app: Flask) -> None:
     from .recovery_web import bp as recovery_bp
 
     ctx = context(app)
-    settings = ctx.settings
-    guard = RateGuard(settings.redis_url, settings.redis_namespace,
-                      enabled=settings.rate_limits_enabled)
     app.extensions["lifecycle"] = LifecycleExtension(
-        guard=guard, config=config_from(settings, clock=ctx.now))
+        config=config_from(ctx.settings, clock=ctx.now))
     init_i18n(app)
     app.register_blueprint(helpdesk_bp)
     app.register_blueprint(recovery_bp)

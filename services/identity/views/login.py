@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from urllib.parse import urlencode, urlparse
 
-from flask import Blueprint, current_app, redirect, render_template, request, url_for
+from flask import Blueprint, redirect, render_template, request, url_for
 from sqlalchemy import delete, select
 
 from services.common.app import context
@@ -13,14 +13,13 @@ from services.common.fields import whole_number
 from services.common.streams import key
 
 from .. import sessions
-from ..enrollment.ratelimit import TooManyRequests
 from ..lifecycle.inactive_page import inactive_page
 from ..lifecycle.web import cfg as lifecycle_config
-from ..limits import login_limits
 from ..login_outcome import LoginOutcome
 from ..oidc.models import Consent, OAuthClient
 from ..oidc.server import current_server
 from ..oidc.tokens import TokenRejected, decode_own_token
+from ..ratelimit import login_limits
 from ..service import authenticate
 from .security import hardened
 
@@ -85,18 +84,14 @@ def login():
     if not sessions.csrf_valid(session, request.form.get("csrf_token")):
         return render_template("login.html", csrf_token=session.csrf, next=next_url,
                                username="", error=MESSAGES[lang]["expired"], lang=lang), 400
-    limits = login_limits(current_app)
+    limits = login_limits()
     address = request.remote_addr or "-"
-    if limits is not None:
-        retry_after = limits.refused(address)
-        if retry_after is not None:
-            raise TooManyRequests(retry_after)
+    limits.check(address)
     username = request.form.get("username", "")[:150]
     password = request.form.get("password", "")[:1024]
     with context().db.transaction() as db_session:
         result = authenticate(db_session, username, password, lifecycle_config())
-    if limits is not None:
-        limits.note(address, succeeded=result.outcome is LoginOutcome.SIGNED_IN)
+    limits.note(address, succeeded=result.outcome is LoginOutcome.SIGNED_IN)
     if result.outcome is LoginOutcome.SIGNED_IN:
         assert result.user is not None
         fresh = sessions.start_authenticated_session(result.user.id, ["pwd"])
