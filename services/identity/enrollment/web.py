@@ -9,11 +9,12 @@ from services.common.auth import current_claims
 from services.identity.ratelimit import limit_request
 
 from .audit import Actor
-from .config import EnrollmentConfig, config_from
+from .config import EnrollmentConfig
 
 
 def cfg() -> EnrollmentConfig:
-    return config_from(context().settings, clock=current_app.extensions["enrollment"].now)
+    """The enrollment configuration the app was created with."""
+    return current_app.extensions["enrollment"].config
 
 
 def client_ip() -> str:

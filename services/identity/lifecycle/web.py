@@ -12,13 +12,14 @@ from services.common.errors import Problem, flatten_errors
 from services.identity import sessions
 from services.identity.ratelimit import limit_request
 
-from .config import LifecycleConfig, config_from
+from .config import LifecycleConfig
 from .domain import Actor
 from .i18n import _, language
 
 
 def cfg() -> LifecycleConfig:
-    return config_from(context().settings, clock=current_app.extensions["lifecycle"].clock)
+    """The lifecycle configuration the app was created with."""
+    return current_app.extensions["lifecycle"].config
 
 
 def client_ip() -> str:
