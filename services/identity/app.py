@@ -28,12 +28,10 @@ from services.common.powers import MintedToken, PermissionsChecks, init_powers
 from . import sessions
 from .api import init_api
 from .enrollment import init_app as init_enrollment
-from .enrollment.policy import common_password_check
 from .lifecycle import init_app as init_lifecycle
 from .oidc.fast import init_fast_tokens
 from .oidc.keys import SigningKeyUnavailable
 from .oidc.server import OAUTH_UNAVAILABLE, init_oidc
-from .passwords import EXTRA_CHECKS
 from .ratelimit import init_rate_limits, token_limits
 from .settings import DEV_CLIENT_SECRET_PEPPER, DEV_KEY_ENCRYPTION_KEY, IdentitySettings
 from .views.login import bp as login_views
@@ -66,8 +64,6 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     init_enrollment(app)
     init_lifecycle(app)
     init_api(app)
-    if common_password_check not in EXTRA_CHECKS:
-        EXTRA_CHECKS.append(common_password_check)
     init_rate_limits(app, settings)
     init_fast_tokens(app.extensions["portico.oidc"], token_limits(app),
                      context(app).fast_routes)

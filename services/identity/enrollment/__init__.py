@@ -6,30 +6,28 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass
 
 from flask import Flask
 
-from services.common.events import utcnow
+from services.common.app import context
 
+from .config import EnrollmentConfig, config_from
 from .i18n import init_i18n
 
 
 @dataclass
 class EnrollmentExtension:
-    clock: Callable[[], datetime] = field(default=utcnow)  # tests swap in their own clock
-
-    def now(self) -> datetime:
-        return self.clock()
+    config: EnrollmentConfig  # built once, on the service's clock
 
 
 def init_app(app: Flask) -> None:
     from . import models  # noqa: F401  (registers the tables on identity's Base)
     from .pages import bp as pages_bp
 
-    app.extensions["enrollment"] = EnrollmentExtension()
+    ctx = context(app)
+    app.extensions["enrollment"] = EnrollmentExtension(
+        config=config_from(ctx.settings, clock=ctx.now))
     init_i18n(app)
     app.register_blueprint(pages_bp)
 

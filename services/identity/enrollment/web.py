@@ -14,12 +14,13 @@ from services.identity.ratelimit import limit_request
 
 from .activation import Credentials
 from .audit import Actor
-from .config import EnrollmentConfig, config_from
+from .config import EnrollmentConfig
 from .i18n import _
 
 
 def cfg() -> EnrollmentConfig:
-    return config_from(context().settings, clock=current_app.extensions["enrollment"].now)
+    """The enrollment configuration the app was created with."""
+    return current_app.extensions["enrollment"].config
 
 
 def client_ip() -> str:

@@ -18,8 +18,8 @@ from services.common.app import context, request_id
 from services.common.auth import authenticate
 from services.common.powers import require_power
 from services.identity.api.common import BEARER, LIFECYCLE, NO_STORE, Blueprint
-from services.identity.enrollment.config import config_from as enrollment_config
 from services.identity.enrollment.schemas import EnrollmentViewSchema
+from services.identity.enrollment.web import cfg as enrollment_config
 from services.identity.scopes import HELPDESK
 
 from . import helpdesk
@@ -144,6 +144,5 @@ def reissue_access_code(why: str, enrollment_id: str) -> Any:
     config = cfg()
     with context().db.transaction() as session:
         enrollment = helpdesk.reissue_access_code(
-            session, config, enrollment_config(context().settings, clock=config.now),
-            enrollment_id, agent(), why)
+            session, config, enrollment_config(), enrollment_id, agent(), why)
     return enrollment, NO_STORE

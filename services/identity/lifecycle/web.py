@@ -18,7 +18,7 @@ from services.identity.models import User
 from services.identity.ratelimit import limit_request
 
 from . import profile
-from .config import LifecycleConfig, config_from
+from .config import LifecycleConfig
 from .domain import Actor
 from .i18n import N_, _, language
 
@@ -35,7 +35,8 @@ RECENT_SIGN_IN = 300
 
 
 def cfg() -> LifecycleConfig:
-    return config_from(context().settings, clock=current_app.extensions["lifecycle"].clock)
+    """The lifecycle configuration the app was created with."""
+    return current_app.extensions["lifecycle"].config
 
 
 def client_ip() -> str:

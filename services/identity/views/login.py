@@ -13,11 +13,14 @@ from services.common.fields import whole_number
 from services.common.streams import key
 
 from .. import sessions
+from ..lifecycle.inactive_page import inactive_page
+from ..lifecycle.web import cfg as lifecycle_config
+from ..login_outcome import LoginOutcome
 from ..oidc.models import Consent, OAuthClient
 from ..oidc.server import current_server
 from ..oidc.tokens import TokenRejected, decode_own_token
 from ..ratelimit import login_limits
-from ..service import LoginRefused, authenticate
+from ..service import authenticate
 from .security import hardened
 
 bp = Blueprint("login", __name__)
@@ -86,21 +89,23 @@ def login():
     limits.check(address)
     username = request.form.get("username", "")[:150]
     password = request.form.get("password", "")[:1024]
-    try:
-        with context().db.transaction() as db_session:
-            user = authenticate(db_session, username, password)
-            user_id = user.id
-    except LoginRefused as refused:
-        log.info("login refused", extra={"reason": refused.reason})
-        limits.note(address, succeeded=False)
-        return render_template("login.html", csrf_token=session.csrf, next=next_url,
-                               username=username, error=MESSAGES[lang]["failed"],
-                               lang=lang), 401
-    limits.note(address, succeeded=True)
-    fresh = sessions.start_authenticated_session(user_id, ["pwd"])
-    ctx = context()
-    ctx.redis.set(key(ctx.settings.redis_namespace, "fresh-login", fresh.sid), b"1", ex=300)
-    return redirect(next_url, 303)
+    with context().db.transaction() as db_session:
+        result = authenticate(db_session, username, password, lifecycle_config())
+    limits.note(address, succeeded=result.outcome is LoginOutcome.SIGNED_IN)
+    if result.outcome is LoginOutcome.SIGNED_IN:
+        assert result.user is not None
+        fresh = sessions.start_authenticated_session(result.user.id, ["pwd"])
+        ctx = context()
+        ctx.redis.set(key(ctx.settings.redis_namespace, "fresh-login", fresh.sid), b"1", ex=300)
+        return redirect(next_url, 303)
+    log.info("login refused", extra={"reason": result.outcome.value})
+    if result.outcome is LoginOutcome.INACTIVE:
+        # The right password: this user may be told why, and whom to call.
+        assert result.user is not None
+        return inactive_page(result.user.preferred_language, result.inactivity_days)
+    # Unknown user, wrong password, locked or disabled: one answer for all.
+    return render_template("login.html", csrf_token=session.csrf, next=next_url,
+                           username=username, error=MESSAGES[lang]["failed"], lang=lang), 401
 
 
 @bp.route("/logout", methods=["GET", "POST"])
