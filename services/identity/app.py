@@ -37,6 +37,7 @@ from .oidc.fast import init_fast_tokens
 from .oidc.keys import SigningKeyUnavailable
 from .oidc.server import OAUTH_UNAVAILABLE, init_oidc
 from .openapi import init_openapi
+from .pages import init_pages
 from .passwords import EXTRA_CHECKS
 from .settings import DEV_CLIENT_SECRET_PEPPER, DEV_KEY_ENCRYPTION_KEY, IdentitySettings
 from .views.login import bp as login_views
@@ -70,6 +71,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     init_enrollment(app)
     init_lifecycle(app)
     init_openapi(app)
+    init_pages(app)
     if common_password_check not in EXTRA_CHECKS:
         EXTRA_CHECKS.append(common_password_check)
     init_limits(app, settings)

@@ -13,6 +13,7 @@ from services.common.fields import whole_number
 from services.common.streams import key
 
 from .. import sessions
+from ..enrollment.i18n import current_language
 from ..enrollment.ratelimit import TooManyRequests
 from ..limits import login_limits
 from ..oidc.models import Consent, OAuthClient
@@ -56,8 +57,7 @@ def _asked_locale() -> str | None:
 
 
 def _lang() -> str:
-    tag = (_asked_locale() or "en").split("+")[0]
-    return "es" if tag.lower().startswith("es") else "en"
+    return current_language()
 
 
 def _login_hint() -> str:
@@ -185,4 +185,4 @@ def account_consents():
             select(Consent.id, Consent.client_id, Consent.scope, Consent.granted_at,
                    OAuthClient.name).join(OAuthClient, OAuthClient.client_id == Consent.client_id)
             .where(Consent.user_id == session.user_id).order_by(Consent.granted_at)).all()
-    return render_template("consents.html", consents=rows, csrf_token=session.csrf, lang="en")
+    return render_template("consents.html", consents=rows, csrf_token=session.csrf)
