@@ -53,7 +53,8 @@ def _config() -> NotifierSettings:
 def _base_context() -> dict[str, Any]:
     s = _config()
     return {"portal_url": s.public_base_url.rstrip("/"), "helpdesk_phone": s.helpdesk_phone,
-            "helpdesk_hours_en": s.helpdesk_hours_en, "helpdesk_hours_es": s.helpdesk_hours_es}
+            "helpdesk_hours_en": s.helpdesk_hours_en, "helpdesk_hours_es": s.helpdesk_hours_es,
+            "brand_name": s.brand_name, "brand_logo_url": s.brand_logo_url}
 
 
 def _unseal(envelope: Envelope) -> dict[str, Any]:
