@@ -148,6 +148,11 @@ def test_every_page_passes_axe_fits_360_px_and_is_screenshot(
     page.goto(authorize_url(suite, consent_client, lang))
     expect(page.locator("button[value=allow]")).to_be_visible()
     inspect.shot(page, "consent")
+    page.goto(f"{suite.portal}/?lang={lang}")
+    inspect.shot(page, "portal welcome")
+    page.click("#login")  # signed in at identity already: straight back, signed in
+    expect(page.locator("#signed-in-as")).to_be_visible()
+    inspect.shot(page, "portal home")
     page.goto(f"{suite.identity}/logout?id_token_hint=not-a-token&ui_locales={lang}")
     inspect.shot(page, "error")
     page.goto(f"{suite.identity}/logout{query}")
