@@ -258,3 +258,13 @@ def test_a_logo_url_is_used_as_it_is(make_app):
     moved = client.get("/brand/logo")
     assert moved.status_code == 302
     assert moved.headers["Location"] == "https://id.example.com/assets/logo.svg"
+
+
+def test_the_error_page_translates_and_escapes_the_message_it_is_given(app):
+    from flask import render_template
+
+    with app.test_request_context("/?ui_locales=es"):
+        html = render_template("error.html", message="The form expired.")
+        assert "El formulario caducó." in html
+        html = render_template("error.html", message='<img src=x onerror="alert(1)"> 100%')
+        assert "&lt;img src=x" in html and "<img src=x" not in html and "100%" in html
