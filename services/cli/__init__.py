@@ -11,6 +11,7 @@ import importlib
 
 import click
 
+from services.common.config import MetricsSettings, load_or_exit
 from services.common.metrics import ensure_multiprocess_dir
 
 CONTRIBUTORS = ("common", "identity", "permissions", "tracking", "notifier", "devtools")
@@ -19,7 +20,8 @@ CONTRIBUTORS = ("common", "identity", "permissions", "tracking", "notifier", "de
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """Portico's command line. Reads the same environment variables as the services."""
-    ensure_multiprocess_dir()  # before any command's first metric
+    # Before any command's first metric.
+    ensure_multiprocess_dir(load_or_exit(MetricsSettings).metrics_dir)
 
 
 def _register() -> None:

@@ -16,6 +16,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import redis
@@ -33,7 +34,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from .config import CommonSettings
-from .db import Database
+from .db import Database, service_database
 from .domain_errors import Conflict, DomainError, Forbidden, Invalid, NotFound
 from .errors import (
     DEPENDENCY_ERRORS,
@@ -42,6 +43,7 @@ from .errors import (
     unavailable_problem,
     validation_problem,
 )
+from .events import utcnow
 from .fastpath import NUL_MARKERS, FastRoutes
 from .logging import AccessLog, configure_logging
 from .metrics import ensure_multiprocess_dir
@@ -65,6 +67,12 @@ class ServiceContext:
     # Redis keys read on every request, held in process (components add their prefixes).
     watched: WatchedKeys
     readiness_checks: dict[str, Callable[[], bool]] = field(default_factory=dict)
+    # The service's one clock: every use case a view calls reads the time from it (a test
+    # replaces it to move time).
+    clock: Callable[[], datetime] = utcnow
+
+    def now(self) -> datetime:
+        return self.clock()
 
 
 def context(app: Flask | None = None) -> ServiceContext:
@@ -123,11 +131,11 @@ def create_service_app(name: str, settings: CommonSettings, *, import_name: str 
                        template_folder: str | None = None) -> Flask:
     """A Flask app for service ``name`` with the kernel's cross-cutting behaviour installed."""
     configure_logging(name, settings.log_level, settings.log_json)
-    ensure_multiprocess_dir()
+    ensure_multiprocess_dir(settings.metrics_dir)
     app = Flask(import_name or f"services.{name}", template_folder=template_folder)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_content_length
     app.config["JSON_SORT_KEYS"] = False
-    db = Database(settings.database_url, pool_size=settings.db_pool_size)
+    db = service_database(settings)
     registry = CollectorRegistry(auto_describe=True)
     observer = HttpObserver(name, registry, settings.access_log)
     fast_routes = FastRoutes(app.wsgi_app, max_content_length=settings.max_content_length,
@@ -150,7 +158,7 @@ def create_service_app(name: str, settings: CommonSettings, *, import_name: str 
     _install_heap_freeze(app)
     _install_request_ids(app)
     _install_nul_guard(app)
-    _install_metrics(app, registry, observer)
+    _install_metrics(app, registry, observer, settings.metrics_dir)
     _install_errors(app)
     _install_health(app)
     return app
@@ -271,7 +279,8 @@ class HttpObserver:
         counter.inc()
 
 
-def _install_metrics(app: Flask, registry: CollectorRegistry, observer: HttpObserver) -> None:
+def _install_metrics(app: Flask, registry: CollectorRegistry, observer: HttpObserver,
+                     metrics_dir: str) -> None:
     @app.after_request
     def _observe(response: Response) -> Response:
         started = getattr(g, "started_at", None)
@@ -283,18 +292,19 @@ def _install_metrics(app: Flask, registry: CollectorRegistry, observer: HttpObse
 
     @app.get("/metrics")
     def metrics() -> Response:
-        return Response(generate_latest(_scraped(registry)), mimetype=CONTENT_TYPE_LATEST)
+        return Response(generate_latest(_scraped(registry, metrics_dir)),
+                        mimetype=CONTENT_TYPE_LATEST)
 
 
-def _scraped(registry: CollectorRegistry) -> CollectorRegistry:
+def _scraped(registry: CollectorRegistry, metrics_dir: str) -> CollectorRegistry:
     """What a scrape reports: this process's registry, or, with ``PROMETHEUS_MULTIPROC_DIR``
     set (gunicorn with several workers), every worker's samples summed from that directory
     by prometheus_client's multi-process mode; a scrape otherwise saw only the one worker
     that answered it."""
-    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    if not metrics_dir:
         return registry
     merged = CollectorRegistry()
-    multiprocess.MultiProcessCollector(merged)
+    multiprocess.MultiProcessCollector(merged, path=metrics_dir)
     return merged
 
 

@@ -178,12 +178,21 @@ def service_database_default(service: str) -> Callable[[Mapping[str, str]], str]
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class CommonSettings:
+class MetricsSettings:
+    """Where a process writes its metric samples: read by every service and worker (in
+    :class:`CommonSettings`) and by ``iamctl`` before any command."""
+
+    metrics_dir: str = setting("PROMETHEUS_MULTIPROC_DIR", "", help="directory where each process writes its metric samples (prometheus_client's multi-process mode), so that one scrape sums every gunicorn worker; made if missing. Empty: each process reports only its own")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class CommonSettings(MetricsSettings):
     """Settings every service reads. A service's own settings class extends this one
     (also ``kw_only``) and redeclares ``database_url`` with its own default."""
 
     database_url: str = setting("DATABASE_URL", "sqlite:///var/portico.db", help="SQLAlchemy URL of this service's own database")
     db_pool_size: int = setting("DB_POOL_SIZE", 10, parse_positive_int, help="database connections a process keeps open for reuse: at least a gunicorn worker's threads, or connections are opened and closed per request; twice as many more may open for a burst")
+    db_pool_pre_ping: bool = setting("DB_POOL_PRE_PING", False, parse_bool, help="ping every PostgreSQL connection as it leaves the pool (a round trip per request); off, a connection is pinged only after it sat idle 10 s")
     redis_url: str = setting("REDIS_URL", "redis://127.0.0.1:6390/0", help="Redis for streams, sessions, rate limits and caches (make run starts an embedded one when unset)")
     redis_namespace: str = setting("REDIS_NAMESPACE", "portico", help="prefix of every Redis key and stream name")
     environment: str = setting("PORTICO_ENV", "development", parse_environment, help="development or production: in production a service refuses to start while any key (EVENT_SEALING_KEY and the service's own) still has its development default")

@@ -23,6 +23,8 @@ from sqlalchemy.engine import Connection, Dialect, Engine
 from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 
+from .config import CommonSettings
+
 # Stable constraint names so Alembic migrations are identical on SQLite and PostgreSQL.
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -64,7 +66,7 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 
 def make_engine(url: str, *, pool_size: int = 5, echo: bool = False,
-                pre_ping: bool | None = None, autocommit: bool = False) -> Engine:
+                pre_ping: bool = False, autocommit: bool = False) -> Engine:
     """An engine for ``url``. SQLite gets WAL, foreign keys and a busy timeout so that
     several processes (web, worker, relay) can share one file. ``autocommit``: every
     connection in autocommit, never reset (PostgreSQL only; see ``DriverStatement``)."""
@@ -106,8 +108,6 @@ def make_engine(url: str, *, pool_size: int = 5, echo: bool = False,
         return engine
     if url.startswith("postgresql://") or url.startswith("postgres://"):
         url = "postgresql+psycopg://" + url.split("://", 1)[1]
-    if pre_ping is None:
-        pre_ping = os.environ.get("DB_POOL_PRE_PING", "").strip().lower() in ("1", "true", "yes")
     engine = create_engine(
         url,
         echo=echo,
@@ -162,14 +162,26 @@ def is_postgresql(conn: Engine | Connection | Session) -> bool:
     return bind.dialect.name == "postgresql"
 
 
-class Database:
-    """A service's engine and session factory."""
+# The key under which a service database's sessions carry the service's settings.
+SETTINGS = "portico.settings"
 
-    def __init__(self, url: str, *, pool_size: int = 5) -> None:
+
+class Database:
+    """A service's engine and session factory.
+
+    ``session_info``: what every session made here carries in ``session.info`` (the
+    service's settings under :data:`SETTINGS`, what its use cases reach through a
+    session). A key added to it later reaches the sessions made after.
+    """
+
+    def __init__(self, url: str, *, pool_size: int = 5, pre_ping: bool = False,
+                 session_info: dict[str, Any] | None = None) -> None:
         self.url = url
-        self.engine = make_engine(url, pool_size=pool_size)
-        self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self.engine = make_engine(url, pool_size=pool_size, pre_ping=pre_ping)
+        self.session_info: dict[str, Any] = dict(session_info or {})
+        self.sessions = sessionmaker(self.engine, expire_on_commit=False, info=self.session_info)
         self._pool_size = pool_size
+        self._pre_ping = pre_ping
         self._autocommit_engine: Engine | None = None
         self._autocommit_lock = threading.Lock()
 
@@ -183,6 +195,7 @@ class Database:
             with self._autocommit_lock:
                 if self._autocommit_engine is None:
                     self._autocommit_engine = make_engine(self.url, pool_size=self._pool_size,
+                                                          pre_ping=self._pre_ping,
                                                           autocommit=True)
         return self._autocommit_engine
 
@@ -225,6 +238,19 @@ class Database:
         self.engine.dispose()
         if self._autocommit_engine is not None:
             self._autocommit_engine.dispose()
+
+
+def service_database(settings: CommonSettings, **session_info: Any) -> Database:
+    """The database of the service these settings are of, as its settings say (pool size,
+    pre-ping); its sessions carry ``settings`` (:func:`settings_of`) and ``session_info``."""
+    return Database(settings.database_url, pool_size=settings.db_pool_size,
+                    pre_ping=settings.db_pool_pre_ping,
+                    session_info={SETTINGS: settings, **session_info})
+
+
+def settings_of(session: Session) -> Any:
+    """The settings of the service whose :func:`service_database` made ``session``."""
+    return session.info[SETTINGS]
 
 
 def migrations_dir(service: str) -> Path:

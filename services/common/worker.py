@@ -4,10 +4,11 @@ its consumer group when it consumes them (``iamctl worker <service>``).
 A service publishes by having ``OutboxEvent`` in its ``models`` module, and consumes
 by having ``ProcessedEvent`` there and ``registry = HandlerRegistry()`` in its
 ``handlers`` module. Its group is named after it and reads the streams listed in
-``streams.SUBSCRIPTIONS``. Two optional hooks:
+``streams.SUBSCRIPTIONS``. The handlers find the service's settings on their session
+(``services.common.db.settings_of``). Two optional hooks:
 
-* ``handlers.configure(settings)`` is called with the service's settings before
-  consuming starts;
+* ``handlers.session_info(settings, redis) -> dict``: what else the handlers' sessions
+  carry in ``session.info`` (e.g. permissions' cache invalidator);
 * ``services.<service>.jobs.runnables(settings, db, redis, metrics=registry) -> list``
   adds the service's own loops (e.g. the notifier's email delivery), each with
   ``run(stop)``, their counters in ``registry`` (served with ``WORKER_METRICS_PORT``).
@@ -34,7 +35,7 @@ from prometheus_client import CollectorRegistry, start_http_server
 
 from .backlog import ConsumerBacklog
 from .config import load, load_or_exit, parse_positive_int, setting
-from .db import Database
+from .db import service_database
 from .events import Consumer, HandlerRegistry, OutboxRelay
 from .logging import configure_logging
 from .sealed_retention import readers_by_stream
@@ -111,8 +112,10 @@ def build_service_worker(service: str, settings: Any, worker: WorkerSettings | N
 
     worker = worker or load(WorkerSettings, environ)
     models = importlib.import_module(f"services.{service}.models")
-    db = Database(settings.database_url)
     client = redis_client or make_redis(settings.redis_url)
+    handlers = _optional_module(f"services.{service}.handlers")
+    session_info = getattr(handlers, "session_info", None) if handlers else None
+    db = service_database(settings, **(session_info(settings, client) if session_info else {}))
     namespace = settings.redis_namespace
     retention = (timedelta(hours=worker.outbox_retention_hours)
                  if worker.outbox_retention_hours else None)
@@ -124,12 +127,8 @@ def build_service_worker(service: str, settings: Any, worker: WorkerSettings | N
                         maxlen=worker.stream_maxlen, retention=retention, registry=metrics),
             interval=worker.relay_interval_ms / 1000,
         ))
-    handlers = _optional_module(f"services.{service}.handlers")
     registry = getattr(handlers, "registry", None) if handlers else None
     if isinstance(registry, HandlerRegistry):
-        configure = getattr(handlers, "configure", None)
-        if callable(configure):
-            configure(settings)
         consumer = Consumer(
             db, client, group=service,
             streams=[events_stream(s, namespace) for s in SUBSCRIPTIONS.get(service, ())],

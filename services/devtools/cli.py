@@ -17,8 +17,9 @@ def _mail_dir(ctx: click.Context) -> Path:
 
 @click.group("mail")
 @click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path),
-              envvar="MAIL_DIR", default=None,
-              help="where the SMTP sink saves messages (default: $MAIL_DIR, else var/mail)")
+              default=None,
+              help="where the SMTP sink saves messages (default: $MAIL_DIR, else "
+                   "$PORTICO_VAR_DIR/mail)")
 @click.pass_context
 def mail(ctx: click.Context, directory: Path | None) -> None:
     """Read the emails saved by the local SMTP sink of `make run`."""

@@ -7,7 +7,6 @@ after the dash, or any unique prefix of the name.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from email import policy
 from email.message import EmailMessage
@@ -15,15 +14,16 @@ from email.parser import BytesParser
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 
+from services.common.config import load_or_exit
+
+from .settings import DevSettings
+
 SUFFIX = ".eml"
 
 
 def default_mail_dir() -> Path:
-    """``MAIL_DIR``, else ``$PORTICO_VAR_DIR/mail``, else ``var/mail``."""
-    explicit = os.environ.get("MAIL_DIR")
-    if explicit:
-        return Path(explicit)
-    return Path(os.environ.get("PORTICO_VAR_DIR") or "var") / "mail"
+    """``MAIL_DIR``, else ``$PORTICO_VAR_DIR/mail``, else ``var/mail`` (``DevSettings``)."""
+    return Path(load_or_exit(DevSettings).mail_dir)
 
 
 class MessageNotFound(LookupError):

@@ -22,6 +22,8 @@ from pathlib import Path
 
 from aiosmtpd.controller import Controller
 
+from .mailbox import default_mail_dir
+
 log = logging.getLogger("portico.smtp_sink")
 
 TIMESTAMP_FORMAT = "%Y%m%dT%H%M%S.%fZ"
@@ -75,12 +77,12 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Save every email sent to this SMTP server as a file.")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8025)
-    parser.add_argument("--dir", default=os.environ.get("MAIL_DIR", "var/mail"))
+    parser.add_argument("--dir", default=None, help="default: MAIL_DIR (DevSettings)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s %(message)s")
     logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd logs every connection
 
-    directory = Path(args.dir).resolve()
+    directory = Path(args.dir or default_mail_dir()).resolve()
     directory.mkdir(parents=True, exist_ok=True)
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):

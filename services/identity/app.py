@@ -8,7 +8,6 @@ from typing import Any
 
 import redis
 from flask import Flask, Response, jsonify, request
-from flask_limiter.errors import RateLimitExceeded
 
 from services.common.app import (
     context,
@@ -21,7 +20,6 @@ from services.common.config import load_or_exit
 from services.common.errors import (
     DEPENDENCY_ERRORS,
     RETRY_DEPENDENCY_AFTER,
-    Problem,
     problem_response,
     unavailable_problem,
 )
@@ -30,15 +28,13 @@ from services.common.powers import MintedToken, PermissionsChecks, init_powers
 from . import sessions
 from .api.clients import bp as clients_api
 from .enrollment import init_app as init_enrollment
-from .enrollment.policy import common_password_check
 from .lifecycle import init_app as init_lifecycle
-from .limits import init_limits, token_limits
 from .oidc.fast import init_fast_tokens
 from .oidc.keys import SigningKeyUnavailable
 from .oidc.server import OAUTH_UNAVAILABLE, init_oidc
 from .openapi import init_openapi
 from .pages import init_pages
-from .passwords import EXTRA_CHECKS
+from .ratelimit import init_rate_limits, token_limits
 from .settings import DEV_CLIENT_SECRET_PEPPER, DEV_KEY_ENCRYPTION_KEY, IdentitySettings
 from .views.login import bp as login_views
 from .views.oauth import bp as oauth_views
@@ -72,9 +68,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     init_lifecycle(app)
     init_openapi(app)
     init_pages(app)
-    if common_password_check not in EXTRA_CHECKS:
-        EXTRA_CHECKS.append(common_password_check)
-    init_limits(app, settings)
+    init_rate_limits(app, settings)
     init_fast_tokens(app.extensions["portico.oidc"], token_limits(app),
                      context(app).fast_routes)
     app.after_request(sessions.apply_cookie)
@@ -84,7 +78,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
 
 def _install_fail_closed(app: Flask) -> None:
     """Redis or the database down, or no signing key → 503 (never unlimited attempts,
-    never a 500), in RFC 6749's shape on the OAuth endpoints; rate limit → 429."""
+    never a 500), in RFC 6749's shape on the OAuth endpoints."""
 
     def _unavailable(exc: Exception) -> Response:
         # No signing key yet (before `iamctl bootstrap`/`keys rotate`) is as temporary as Redis.
@@ -100,14 +94,3 @@ def _install_fail_closed(app: Flask) -> None:
 
     for error in (redis.RedisError, SigningKeyUnavailable, *DEPENDENCY_ERRORS):
         app.register_error_handler(error, _unavailable)
-
-    @app.errorhandler(RateLimitExceeded)
-    def _too_many(exc: RateLimitExceeded) -> Response:
-        # The pages and APIs limited by flask-limiter; /token's limits answer in its view
-        # (views/oauth.py: too_many_token_requests).
-        response = problem_response(Problem(429, "too-many-requests",
-                                            "Too many attempts. Try again later."),
-                                    request_id())
-        response.headers["Cache-Control"] = "no-store"
-        response.headers.setdefault("Retry-After", "60")
-        return response

@@ -19,7 +19,7 @@ from cryptography.fernet import Fernet
 from sqlalchemy import inspect
 
 from services.common.config import load_or_exit
-from services.common.db import Database
+from services.common.db import Database, service_database
 from services.common.errors import Problem
 from services.common.events import Envelope, record_event
 
@@ -38,7 +38,7 @@ from .settings import IdentitySettings
 
 def _open() -> tuple[IdentitySettings, Database]:
     settings = load_or_exit(IdentitySettings)
-    db = Database(settings.database_url)
+    db = service_database(settings)
     # Client changes made here must invalidate every running replica's client cache too.
     watch_client_changes(db.sessions, redis.Redis.from_url(settings.redis_url),
                          settings.redis_namespace, settings.max_token_lifetime)

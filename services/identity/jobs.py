@@ -7,7 +7,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from services.common.db import Database
+from services.common.db import Database, service_database
 
 from .oidc.backchannel import BackchannelSender
 from .oidc.keys import Keyring
@@ -16,6 +16,6 @@ from .settings import IdentitySettings
 
 def runnables(settings: IdentitySettings, db: Database | None = None,
               redis: Any = None, *, metrics: CollectorRegistry | None = None) -> list[Any]:
-    database = db or Database(settings.database_url)
+    database = db or service_database(settings)
     return [BackchannelSender(database, Keyring(database, settings.key_encryption_key),
                               settings.issuer, metrics=metrics)]

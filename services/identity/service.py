@@ -9,19 +9,11 @@ from sqlalchemy.orm import Session
 
 from services.common.errors import Conflict, validation_problem
 
-from .lifecycle import login_rules
+from .lifecycle import inactivity, login_rules
 from .lifecycle.config import LifecycleConfig
+from .login_outcome import LoginOutcome, LoginResult
 from .models import User, UserStatus
 from .passwords import check_password_policy, hash_password, needs_rehash, verify_password
-
-
-class LoginRefused(Exception):
-    """Credentials were not accepted. ``reason`` is for logs and metrics only: the user is
-    always told the same thing so that no answer reveals whether a username exists."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -58,27 +50,28 @@ def create_user(session: Session, new: NewUser) -> User:
     return user
 
 
-def authenticate(session: Session, username: str, password: str, *,
-                 cfg: LifecycleConfig | None = None) -> User:
-    """The user whose credentials these are, or :class:`LoginRefused`.
+def authenticate(session: Session, username: str, password: str,
+                 rules: LifecycleConfig) -> LoginResult:
+    """What signing in with these credentials comes to (see :class:`LoginOutcome`).
 
     Always runs one argon2 verification, even for an unknown username, so that timing does
-    not reveal which usernames exist. The lifecycle rules (lockout after failed attempts,
-    inactivity; DESIGN.md §5.4–5) then decide, with ``cfg`` or the request's lifecycle
-    configuration. A refusal commits what it recorded (the failed-attempt count, a lock,
-    audit rows, events) before raising, because the caller's transaction rolls back on
-    the exception.
+    not reveal which usernames exist. The lifecycle ``rules`` (lockout after failed
+    attempts, inactivity; DESIGN.md §5.4–5) then decide. What they record (the
+    failed-attempt count, a lock, audit rows, events) is in ``session`` whatever the
+    outcome: the caller commits it, a refusal's records too.
     """
-    cfg = cfg or login_rules.current_config()
     user = session.scalar(select(User).where(User.username_key == User.key_for(username)))
     matches = verify_password(user.password_hash if user else None, password)
-    refusal = login_rules.judge(session, cfg, user, matches)
-    if refusal is not None or user is None:
-        session.commit()
-        raise LoginRefused(refusal or "bad-credentials")
+    outcome = login_rules.judge(session, rules, user, matches)
+    if outcome is LoginOutcome.INACTIVE:
+        assert user is not None
+        return LoginResult(outcome, user, inactivity.period_days(session, rules, user.company_id))
+    if outcome is not LoginOutcome.SIGNED_IN:
+        return LoginResult(outcome)
+    assert user is not None
     if user.password_hash and needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
-    return user
+    return LoginResult(outcome, user)
 
 
 def get_user(session: Session, user_id: str) -> User | None:

@@ -74,7 +74,7 @@ class IdentitySettings(CommonSettings):
                                   help="audience the admin API's bearer tokens must carry")
     login_rate_limit: str = setting(
         "LOGIN_RATE_LIMIT", "30 per minute;300 per hour",
-        help="failed sign-ins (wrong credentials) allowed per client IP (flask-limiter syntax); "
+        help="failed sign-ins (wrong credentials) allowed per client IP (limits syntax); "
              "the per-account lockout stops guessing one account's password")
     login_success_rate_limit: str = setting(
         "LOGIN_SUCCESS_RATE_LIMIT", "1000 per 10 minutes",
@@ -88,7 +88,7 @@ class IdentitySettings(CommonSettings):
         help="token-endpoint requests allowed per confidential client, counted once it "
              "authenticated")
     rate_limits_enabled: bool = setting("RATE_LIMITS_ENABLED", True, parse_bool,
-                                        help="turn the login/token rate limits on (benchmarks may turn them off)")
+                                        help="turn every rate limit on (benchmarks may turn them off)")
     # Enrollment and first login (issue 4); enrollment/config.py turns these into EnrollmentConfig.
     account_fingerprint_key: str = setting(
         "ACCOUNT_FINGERPRINT_KEY", "portico-dev-account-fingerprint-key",

@@ -86,7 +86,7 @@ class Resend(MethodView):
         actor = str(authenticate().get("sub") or "unknown")
         with context().db.transaction() as session:
             return service.resend_message(session, pk, actor=actor,
-                                          reason=args.get("reason", ""))
+                                          reason=args.get("reason", ""), now=context().now())
 
 
 @blp.route("/stats")

@@ -13,7 +13,6 @@ from services.common.auth import init_auth
 from services.common.config import load_or_exit
 from services.common.powers import checks_from_settings, init_powers
 
-from . import handlers
 from .api import init_api
 from .settings import NotifierSettings
 from .smtp import probe
@@ -60,7 +59,6 @@ def _install_readiness(app: Flask, smtp: SmtpHealth) -> None:
 def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     settings = load_or_exit(NotifierSettings, **(overrides or {}))
     app = create_service_app("notifier", settings)
-    handlers.configure(settings)
     init_auth(app, "notifier")
     init_powers(app, checks_from_settings(settings))
     init_api(app)

@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from services.common.config import load
+from services.common.db import settings_of
 from services.common.events import Envelope, HandlerRegistry, Sealer
 
 from .messages import Addressee, BodyVault, queue_message
@@ -34,38 +34,31 @@ SECURITY_TEMPLATES = frozenset({
 })
 INFORMATIONAL_TEMPLATES = frozenset({"status_changed"})
 
-_settings: NotifierSettings | None = None
+def _settings(session: Session) -> NotifierSettings:
+    """The notifier's settings (keys, help desk, links), which its sessions carry."""
+    return settings_of(session)
 
 
-def configure(settings: NotifierSettings) -> None:
-    """Use ``settings`` (keys, help desk, links); else they are read from the environment."""
-    global _settings
-    _settings = settings
+def _base_context(settings: NotifierSettings) -> dict[str, Any]:
+    return {"portal_url": settings.public_base_url.rstrip("/"),
+            "helpdesk_phone": settings.helpdesk_phone,
+            "helpdesk_hours_en": settings.helpdesk_hours_en,
+            "helpdesk_hours_es": settings.helpdesk_hours_es,
+            "brand_name": settings.brand_name, "brand_logo_url": settings.brand_logo_url}
 
 
-def _config() -> NotifierSettings:
-    global _settings
-    if _settings is None:
-        _settings = load(NotifierSettings)
-    return _settings
-
-
-def _base_context() -> dict[str, Any]:
-    s = _config()
-    return {"portal_url": s.public_base_url.rstrip("/"), "helpdesk_phone": s.helpdesk_phone,
-            "helpdesk_hours_en": s.helpdesk_hours_en, "helpdesk_hours_es": s.helpdesk_hours_es,
-            "brand_name": s.brand_name, "brand_logo_url": s.brand_logo_url}
-
-
-def _unseal(envelope: Envelope) -> dict[str, Any]:
-    return Sealer(_config().event_sealing_key).unseal(envelope.sealed) if envelope.sealed else {}
+def _unseal(session: Session, envelope: Envelope) -> dict[str, Any]:
+    if not envelope.sealed:
+        return {}
+    return Sealer(_settings(session).event_sealing_key).unseal(envelope.sealed)
 
 
 def _queue(session: Session, envelope: Envelope, template: str, to: Addressee,
            context: dict[str, Any] | None = None, *, carries_secret: bool = False) -> None:
+    settings = _settings(session)
     queue_message(session, envelope, template=template, to=to,
-                  context={**_base_context(), **(context or {})},
-                  vault=BodyVault(_config().event_sealing_key), carries_secret=carries_secret,
+                  context={**_base_context(settings), **(context or {})},
+                  vault=BodyVault(settings.event_sealing_key), carries_secret=carries_secret,
                   informational=template in INFORMATIONAL_TEMPLATES)
 
 
@@ -142,7 +135,7 @@ def contact_details(session: Session, envelope: Envelope) -> None:
 def enrollment_submitted(session: Session, envelope: Envelope) -> None:
     data = envelope.data
     _queue(session, envelope, "enrollment_submitted", _addressed(data), {
-        "verification_url": _unseal(envelope)["verification_url"],
+        "verification_url": _unseal(session, envelope)["verification_url"],
         "company_name": data.get("company_name") or "",
         "requires_review": bool(data.get("requires_review")),
     }, carries_secret=True)
@@ -152,7 +145,7 @@ def enrollment_submitted(session: Session, envelope: Envelope) -> None:
 def access_code_issued(session: Session, envelope: Envelope) -> None:
     data = envelope.data
     _queue(session, envelope, "access_code_issued", _addressed(data), {
-        "access_code": _unseal(envelope)["access_code"], "expires_at": data.get("expires_at"),
+        "access_code": _unseal(session, envelope)["access_code"], "expires_at": data.get("expires_at"),
         "reissued": bool(data.get("reissued")),
     }, carries_secret=True)
 
@@ -166,7 +159,7 @@ def enrollment_locked(session: Session, envelope: Envelope) -> None:
 def password_reset_requested(session: Session, envelope: Envelope) -> None:
     _note_contact(session, envelope)
     _queue(session, envelope, "password_reset_requested", _addressed(envelope.data), {
-        "reset_url": _unseal(envelope)["reset_url"], "expires_at": envelope.data.get("expires_at"),
+        "reset_url": _unseal(session, envelope)["reset_url"], "expires_at": envelope.data.get("expires_at"),
     }, carries_secret=True)
 
 
@@ -180,14 +173,14 @@ def password_changed(session: Session, envelope: Envelope) -> None:
 @_per_event.on("identity.username.reminder")
 def username_reminder(session: Session, envelope: Envelope) -> None:
     _queue(session, envelope, "username_reminder", _addressed(envelope.data),
-           {"username": _unseal(envelope)["username"]}, carries_secret=True)
+           {"username": _unseal(session, envelope)["username"]}, carries_secret=True)
 
 
 @_per_event.on("identity.contact.change_requested")
 def contact_change_requested(session: Session, envelope: Envelope) -> None:
     data = envelope.data
     _queue(session, envelope, "contact_change_verification", _addressed(data, "new_email"),
-           {"verification_url": _unseal(envelope)["verification_url"]}, carries_secret=True)
+           {"verification_url": _unseal(session, envelope)["verification_url"]}, carries_secret=True)
     if data.get("old_email"):
         _queue(session, envelope, "contact_change_notice", _addressed(data, "old_email"),
                {"new_email": data["new_email"]})

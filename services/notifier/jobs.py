@@ -11,9 +11,8 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from services.common.db import Database
+from services.common.db import Database, service_database
 
-from . import handlers
 from .delivery import InFlight, Sender
 from .settings import NotifierSettings
 
@@ -23,13 +22,8 @@ from .settings import NotifierSettings
 
 def runnables(settings: NotifierSettings, db: Database | None = None,
               redis: Any = None, *, metrics: CollectorRegistry | None = None) -> list[Any]:
-    """The notifier's SMTP senders (Runnables: ``run(stop_event)``), ``NOTIFY_SENDERS`` of them.
-
-    Also hands ``settings`` to the event handlers, so they use the same keys and
-    help-desk details as the worker that runs them.
-    """
-    handlers.configure(settings)
-    database = db or Database(settings.database_url)
+    """The notifier's SMTP senders (Runnables: ``run(stop_event)``), ``NOTIFY_SENDERS`` of them."""
+    database = db or service_database(settings)
     in_flight = InFlight()  # so that one sender's recovery never takes a sibling's message
     return [Sender(database, settings, in_flight=in_flight, metrics=metrics)
             for _ in range(settings.senders)]

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from services.common import domain_errors
-from services.common.events import utcnow
 
 from .models import AuditEntry, DeliveryAttempt, IllegalTransition, MessageStatus, OutgoingMessage
 
@@ -79,7 +79,8 @@ def attempts_of(session: Session, pk: int) -> list[DeliveryAttempt]:
                                 .order_by(DeliveryAttempt.id)))
 
 
-def resend_message(session: Session, pk: int, *, actor: str, reason: str = "") -> OutgoingMessage:
+def resend_message(session: Session, pk: int, *, actor: str, reason: str = "",
+                   now: datetime) -> OutgoingMessage:
     """Put a dead-lettered message back in the queue with a fresh attempt budget (audited).
 
     It keeps its Message-ID: a recipient's mailbox that de-duplicates will not show a
@@ -97,7 +98,7 @@ def resend_message(session: Session, pk: int, *, actor: str, reason: str = "") -
         raise domain_errors.IllegalTransition(
             f"Only a dead message can be resent; this one is {exc.current.value}.") from None
     message.attempts = 0
-    message.next_attempt_at = utcnow()
+    message.next_attempt_at = now
     message.last_error = None
     session.add(AuditEntry(actor=actor, action="message.resend", message_pk=pk,
                            detail=json.dumps({"reason": reason, "previous_error": previous_error})))

@@ -30,6 +30,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
 
     invalidator = Invalidator(ctx.redis, settings.redis_namespace)
     app.extensions[INVALIDATOR] = invalidator
+    ctx.db.session_info[INVALIDATOR] = invalidator  # every use case's session carries it
     # A check's keys: the subjects' versions and (init_auth watches those) the caller's
     # deny-list entry.
     ctx.watched.watch(invalidator.version_key(""))

@@ -72,33 +72,16 @@ class Invalidator:
                         extra={"users": len(ids), "error_type": type(exc).__name__})
 
 
-_default: Invalidator | None = None
-
-
-def _default_invalidator() -> Invalidator | None:
-    global _default
-    if _default is None:
-        from services.common.app import make_redis
-        from services.common.config import load
-
-        from .settings import PermissionsSettings
-
-        settings = load(PermissionsSettings)
-        _default = Invalidator(make_redis(settings.redis_url), settings.redis_namespace)
-    return _default
-
-
 def note_changed(session: Session, *user_ids: str) -> None:
-    """Mark users whose permissions changed; their versions are bumped once ``session`` commits."""
+    """Mark users whose permissions changed; their versions are bumped once ``session``
+    commits, by the invalidator it carries (``session.info[INVALIDATOR]``)."""
     changed: set[str] | None = session.info.get(CHANGED)
     if changed is None:
+        invalidator: Invalidator = session.info[INVALIDATOR]
         changed = session.info[CHANGED] = set()
 
         def after_commit(committed: Session) -> None:
-            ids = committed.info.pop(CHANGED, set())
-            invalidator = committed.info.get(INVALIDATOR) or _default_invalidator()
-            if invalidator is not None:
-                invalidator.bump(ids)
+            invalidator.bump(committed.info.pop(CHANGED, set()))
 
         event.listen(session, "after_commit", after_commit, once=True)
     changed.update(u for u in user_ids if u)
@@ -109,8 +92,7 @@ class SnapshotCache:
 
     def __init__(self, client: redis.Redis, namespace: str,
                  loader: Callable[[list[str]], dict[str, Snapshot]], *,
-                 watched: WatchedKeys, max_entries: int = 50_000,
-                 max_age: float = 60.0) -> None:
+                 watched: WatchedKeys, max_entries: int, max_age: float) -> None:
         self.redis = client
         self.watched = watched  # where the version keys are read
         self.namespace = namespace

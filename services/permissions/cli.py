@@ -4,20 +4,24 @@ from __future__ import annotations
 
 import click
 
-from services.common.db import Database
+from services.common.db import Database, service_database
 from services.common.domain_errors import DomainError
 from services.common.events import utcnow
 
-from .cache import INVALIDATOR, Invalidator
+from .settings import PermissionsSettings
 
 
-def _database_and_invalidator():
+def _open() -> tuple[PermissionsSettings, Database]:
+    """The settings and the database, whose sessions carry the cache invalidator (as the
+    worker's do): a change made here reaches every replica's cache."""
     from services.common.app import make_redis
     from services.common.cli import service_settings
 
+    from .handlers import session_info
+
     settings = service_settings("permissions")
-    return (settings, Database(settings.database_url),
-            Invalidator(make_redis(settings.redis_url), settings.redis_namespace))
+    return settings, service_database(
+        settings, **session_info(settings, make_redis(settings.redis_url)))
 
 
 @click.group("requests")
@@ -32,9 +36,8 @@ def expire() -> None:
     from .access_requests import expire_pending_requests
     from .memberships import expire_pending_memberships
 
-    settings, db, invalidator = _database_and_invalidator()
+    settings, db = _open()
     with db.transaction() as session:
-        session.info[INVALIDATOR] = invalidator
         expired, reminded = expire_pending_requests(session, utcnow(),
                                                     settings.request_reminder_days)
         memberships = expire_pending_memberships(session, utcnow())
@@ -57,9 +60,8 @@ def grant(user_id: str, entitlement: str, why: str) -> None:
     from .grants import grant_entitlement
     from .models import Entitlement, User
 
-    _, db, invalidator = _database_and_invalidator()
+    _, db = _open()
     with db.transaction() as session:
-        session.info[INVALIDATOR] = invalidator
         user = session.get(User, user_id)
         if user is None:
             raise click.ClickException("no such user in the permissions read model")
@@ -86,10 +88,9 @@ def platform_grant(user_id: str, role: str, why: str) -> None:
     platform administrator and help desk. Audited with the actor ``operator``."""
     from .platform import operator_grants_platform_role
 
-    _, db, invalidator = _database_and_invalidator()
+    _, db = _open()
     try:
         with db.transaction() as session:
-            session.info[INVALIDATOR] = invalidator
             operator_grants_platform_role(session, user_id=user_id, role=role, why=why,
                                           now=utcnow())
     except DomainError as exc:
@@ -107,10 +108,9 @@ def platform_revoke(user_id: str, role: str, why: str) -> None:
     """Take the platform role ROLE from USER_ID as the operator (audited)."""
     from .platform import revoke_platform_role
 
-    _, db, invalidator = _database_and_invalidator()
+    _, db = _open()
     try:
         with db.transaction() as session:
-            session.info[INVALIDATOR] = invalidator
             revoke_platform_role(session, user_id=user_id, role=role, actor=None, why=why,
                                  now=utcnow())
     except DomainError as exc:

@@ -6,28 +6,32 @@ only through the processed-events table.
 
 from __future__ import annotations
 
-from functools import cache
+from typing import Any
 
+from redis import Redis
 from sqlalchemy.orm import Session
 
-from services.common.config import load
+from services.common.db import settings_of
 from services.common.events import Envelope, HandlerRegistry, utcnow
 
 from . import readmodel
+from .cache import INVALIDATOR, Invalidator
 from .settings import PermissionsSettings
 
 registry = HandlerRegistry()
 
 
-@cache
-def _request_ttl_days() -> int:
-    """A membership request waits as long as an access request (REQUEST_TTL_DAYS)."""
-    return load(PermissionsSettings).request_ttl_days
+def session_info(settings: PermissionsSettings, redis_client: Redis) -> dict[str, Any]:
+    """What the worker's sessions carry for these handlers: the permission cache's
+    invalidator, so that a read-model change reaches every replica's cache."""
+    return {INVALIDATOR: Invalidator(redis_client, settings.redis_namespace)}
 
 
 @registry.on("identity.user.activated")
 def on_user_activated(session: Session, envelope: Envelope) -> None:
-    readmodel.user_activated(session, envelope.data, utcnow(), ttl_days=_request_ttl_days())
+    # A membership request waits as long as an access request (REQUEST_TTL_DAYS).
+    ttl_days = settings_of(session).request_ttl_days
+    readmodel.user_activated(session, envelope.data, utcnow(), ttl_days=ttl_days)
 
 
 @registry.on("identity.user.deactivated")

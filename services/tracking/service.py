@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol
 
 from sqlalchemy import bindparam, select
@@ -21,7 +22,6 @@ from sqlalchemy.orm import Session
 
 from services.common import tracking_numbers
 from services.common.db import Database, DriverStatement
-from services.common.events import utcnow
 
 from .domain import Status, TransactionExists, TransactionNotFound, check_move
 from .history import add_history, move, publish_change
@@ -117,14 +117,13 @@ def find_transaction(db: Database, tracking_number: str, viewer: Viewer) -> Tran
 def register_transaction(session: Session, *, client_id: str, type: str, owner_user_id: str,
                          company_id: str | None, title_en: str, title_es: str,
                          status: str = Status.SUBMITTED, tracking_number: str | None = None,
-                         comment: str | None = None,
-                         correlation_id: str | None = None) -> Transaction:
-    """An internal app registers one of its own transactions (``source = "app"``)."""
+                         comment: str | None = None, correlation_id: str | None = None,
+                         now: datetime) -> Transaction:
+    """An internal app registers one of its own transactions (``source = "app"``) at ``now``."""
     number = tracking_number or tracking_numbers.generate()
     exists = session.scalar(select(Transaction.id).where(Transaction.tracking_number == number))
     if exists is not None:
         raise TransactionExists(number)
-    now = utcnow()
     tx = Transaction(tracking_number=number, type=type, owner_user_id=owner_user_id,
                      company_id=company_id, title_en=title_en, title_es=title_es,
                      status=str(Status(status)), created_at=now, updated_at=now,
@@ -139,8 +138,9 @@ def register_transaction(session: Session, *, client_id: str, type: str, owner_u
 
 
 def change_status(session: Session, *, client_id: str, tracking_number: str, status: str,
-                  comment: str | None = None, correlation_id: str | None = None) -> Transaction:
-    """An internal app moves one of the transactions it registered.
+                  comment: str | None = None, correlation_id: str | None = None,
+                  now: datetime) -> Transaction:
+    """An internal app moves one of the transactions it registered, at ``now``.
 
     Raises :class:`TransactionNotFound` for another app's (or an event-built)
     transaction and :class:`~.domain.IllegalTransition` for a forbidden move.
@@ -150,7 +150,7 @@ def change_status(session: Session, *, client_id: str, tracking_number: str, sta
     if tx is None or tx.source != "app" or tx.client_id != client_id:
         raise TransactionNotFound(tracking_number)
     check_move(tx.status, status)
-    move(session, tx, status, utcnow(), actor=f"client:{client_id}", comment=comment,
+    move(session, tx, status, now, actor=f"client:{client_id}", comment=comment,
          correlation_id=correlation_id or tx.correlation_id)
     session.flush()
     return tx

@@ -51,7 +51,7 @@ def test_wrong_passwords_sent_together_as_a_lock_runs_out_lock_it_again(identity
     """Every request that finds the lock run out used to restart the count: 20 misses
     sent then left the count at 1 and the account open."""
     clock = Clock()
-    identity.app.extensions["lifecycle"].clock = clock
+    identity.app.extensions["portico"].clock = clock
     minutes = identity.ctx.settings.lockout_minutes
     for round_ in range(rounds):
         username = f"ana.{round_}"

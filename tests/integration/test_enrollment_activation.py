@@ -175,7 +175,7 @@ def test_reissue_while_code_is_live_voids_it(app, client, helpdesk):
 
 def test_company_review_holds_the_code_until_the_help_desk_approves(make_app, clock, helpdesk):
     app = make_app("identity", enrollment_review_companies=["US:123456789"])
-    app.extensions["enrollment"].clock = clock
+    app.extensions["portico"].clock = clock
     client = app.test_client()
     created = enroll(client)
     assert events(app, "identity.enrollment.submitted")[0].data["requires_review"] is True

@@ -16,7 +16,7 @@ import requests
 from sqlalchemy import select
 
 from services.common.config import ConfigError, load
-from services.common.db import Database
+from services.common.db import Database, settings_of
 from services.common.events import Consumer, Envelope, HandlerRegistry, record_event
 from services.common.streams import events_stream
 from services.common.worker import WorkerSettings, build_service_worker, run_runnables
@@ -56,10 +56,16 @@ def test_the_worker_relays_the_outbox_and_consumes_its_subscriptions(
 
     seen: list[str] = []
     configured: list[object] = []
+    settings_seen: list[object] = []
+
+    def on_activated(session, env):
+        seen.append(env.id)
+        settings_seen.append(settings_of(session))
+
     handlers = types.ModuleType("services.permissions.handlers")
     handlers.registry = HandlerRegistry()
-    handlers.registry.on("identity.user.activated")(lambda session, env: seen.append(env.id))
-    handlers.configure = configured.append
+    handlers.registry.on("identity.user.activated")(on_activated)
+    handlers.session_info = lambda settings, client: configured.append(settings) or {}
     monkeypatch.setitem(sys.modules, "services.permissions.handlers", handlers)
 
     identity_db = Database(database_url("identity"))
@@ -90,6 +96,7 @@ def test_the_worker_relays_the_outbox_and_consumes_its_subscriptions(
     thread.start()
     try:
         assert wait_for(lambda: seen == [envelope.id])
+        assert settings_seen == [permissions_settings]
 
         def processed() -> bool:
             with permissions_db.read() as session:

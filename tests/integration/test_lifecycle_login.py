@@ -70,15 +70,9 @@ def test_a_success_resets_the_count(app, client):
     assert user_row(app, user_id).status.value == "active"
 
 
-def configure(app, **values):
-    """Set lifecycle settings the settings class does not declare yet (read by getattr)."""
-    for name, value in values.items():
-        object.__setattr__(app.extensions["portico"].settings, name, value)
-
-
 def test_lockout_threshold_and_minutes_are_settings(make_app, clock):
-    app = wire(make_app("identity", session_cookie_secure=False), clock)
-    configure(app, lockout_threshold=2, lockout_minutes=1)
+    app = wire(make_app("identity", session_cookie_secure=False, lockout_threshold=2,
+                        lockout_minutes=1), clock)
     user_id = add_user(app)
     client = app.test_client()
     login(client, password="wrong-password-123")
@@ -155,8 +149,7 @@ def test_company_period_override(app, client, clock):
 
 
 def test_clock_offset_setting_ages_accounts(make_app):
-    app = wire(make_app("identity", session_cookie_secure=False))
-    configure(app, clock_offset_days=121)
+    app = wire(make_app("identity", session_cookie_secure=False, clock_offset_days=121))
     add_user(app)
     response = login(app.test_client(), ui_locales="es")
     assert response.status_code == 403 and "mesa de ayuda" in response.text

@@ -152,7 +152,7 @@ def test_reset_revokes_every_session_and_refresh_token(app, client, redis_client
     with app.extensions["portico"].db.transaction() as session:
         session.add(RefreshToken(token_digest="d" * 64, family_id="fam-1", client_id="rp",
                                  user_id=user_id, scope="openid", auth_time=0,
-                                 expires_at=app.extensions["lifecycle"].clock()
+                                 expires_at=app.extensions["portico"].clock()
                                  + timedelta(days=1)))
     ask_reset(client)
     token = reset_token(app)

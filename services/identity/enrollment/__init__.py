@@ -5,26 +5,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass
 
 from flask import Flask
 
 from services.common.app import context
-from services.common.events import utcnow
 
+from .config import EnrollmentConfig, config_from
 from .i18n import init_i18n
-from .ratelimit import RateGuard
 
 
 @dataclass
 class EnrollmentExtension:
-    guard: RateGuard
-    clock: Callable[[], datetime] = field(default=utcnow)  # tests swap in their own clock
-
-    def now(self) -> datetime:
-        return self.clock()
+    config: EnrollmentConfig  # built once, on the service's clock
 
 
 def init_app(app: Flask) -> None:
@@ -32,10 +25,9 @@ def init_app(app: Flask) -> None:
     from .api import bp as api_bp
     from .views import bp as views_bp
 
-    settings = context(app).settings
-    guard = RateGuard(settings.redis_url, settings.redis_namespace,
-                      enabled=settings.rate_limits_enabled)
-    app.extensions["enrollment"] = EnrollmentExtension(guard=guard)
+    ctx = context(app)
+    app.extensions["enrollment"] = EnrollmentExtension(
+        config=config_from(ctx.settings, clock=ctx.now))
     init_i18n(app)
     app.register_blueprint(views_bp)
     app.register_blueprint(api_bp)

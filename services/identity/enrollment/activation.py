@@ -22,6 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
+from services.common import single_use
 from services.common.errors import Conflict, Problem, validation_problem
 from services.identity.models import User
 from services.identity.service import NewUser, create_user
@@ -75,9 +76,7 @@ class TicketInvalid(Problem):
 def _active_code(session: Session, cfg: EnrollmentConfig, typed: str) -> AccessCode | None:
     if normalize_access_code(typed) is None:
         return None
-    return session.scalar(select(AccessCode).where(
-        AccessCode.digest == access_code_digest(cfg.access_code_key, typed),
-        AccessCode.used_at.is_(None), AccessCode.voided_at.is_(None)))
+    return single_use.unspent(session, AccessCode, access_code_digest(cfg.access_code_key, typed))
 
 
 def _written(session: Session, statement) -> int:
@@ -184,12 +183,9 @@ def _claim_ticket_and_code(session: Session, enrollment: Enrollment, code: Acces
         Enrollment.id == enrollment.id, Enrollment.status == S.CODE_ISSUED,
         Enrollment.activation_ticket_digest == enrollment.activation_ticket_digest,
     ).values(activation_ticket_digest=None)) == 1
-    if not ticket_claimed or _written(session, update(AccessCode).where(
-            AccessCode.id == code.id, AccessCode.used_at.is_(None),
-            AccessCode.voided_at.is_(None)).values(used_at=now)) != 1:
+    if not ticket_claimed or not single_use.claim(session, code, now):
         return False
     set_committed_value(enrollment, "activation_ticket_digest", None)
-    set_committed_value(code, "used_at", now)
     return True
 
 
@@ -201,13 +197,9 @@ def set_credentials(session: Session, cfg: EnrollmentConfig, ticket: str | None,
     written: of several requests with one ticket, the first claims them and the others,
     once it commits, find nothing to claim (:class:`TicketInvalid`)."""
     enrollment = enrollment_for_ticket(session, cfg, ticket)
-    code = session.scalar(select(AccessCode).where(
-        AccessCode.enrollment_id == enrollment.id, AccessCode.used_at.is_(None),
-        AccessCode.voided_at.is_(None)))
-    if code is None or code.expires_at <= cfg.now():
-        raise TicketInvalid()
     now = cfg.now()
-    if not _claim_ticket_and_code(session, enrollment, code, now):
+    code = single_use.latest_live(session, AccessCode, enrollment.id, now)
+    if code is None or not _claim_ticket_and_code(session, enrollment, code, now):
         raise TicketInvalid()
     username = credentials.username.strip()
     problems = check_new_password(credentials.password, username, enrollment.email)

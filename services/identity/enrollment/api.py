@@ -16,8 +16,8 @@ from services.common.powers import require_power
 from services.identity.scopes import HELPDESK
 
 from . import activation, audit, service
+from .codes import code_target
 from .i18n import _
-from .ratelimit import code_target
 from .schemas import (
     SECURITY_QUESTIONS,
     ActivatedSchema,

@@ -39,6 +39,14 @@ def normalize_access_code(typed: str) -> str | None:
     return compact
 
 
+def code_target(typed: str | None) -> str | None:
+    """The per-code rate limit's target: the code a person meant, however it was typed
+    (so ``ABCD-EFGH-…`` and ``abcdefgh…`` share one budget); a malformed one as typed."""
+    if typed is None:
+        return None
+    return normalize_access_code(typed) or typed
+
+
 def access_code_digest(key: bytes, code: str) -> str:
     compact = normalize_access_code(code) or ""
     return hmac.new(key, compact.encode(), hashlib.sha256).hexdigest()

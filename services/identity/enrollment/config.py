@@ -1,10 +1,11 @@
 """What the enrollment use cases need from ``IdentitySettings`` (the variables are in
-docs/configuration.md and docs/enrollment.md)."""
+docs/configuration.md and docs/enrollment.md): a typed view of the settings, built once
+per process by :func:`config_from`. The defaults live in the settings class only."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -16,19 +17,19 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class EnrollmentConfig:
-    """What the use cases need from configuration; built per request from the settings."""
+    """What the enrollment use cases need from configuration."""
 
     fingerprint_key: bytes
     access_code_key: bytes
     sealing_key: str
     public_base_url: str
-    access_code_ttl_days: int = 14
-    verification_link_ttl_hours: int = 48
-    activation_max_attempts: int = 5
-    activation_ticket_minutes: int = 15
-    review_companies: frozenset[str] = frozenset()
-    review_all: bool = False
-    clock: Callable[[], datetime] = field(default=utcnow)
+    access_code_ttl_days: int
+    verification_link_ttl_hours: int
+    activation_max_attempts: int
+    activation_ticket_minutes: int
+    review_companies: frozenset[str]
+    review_all: bool
+    clock: Callable[[], datetime]
 
     def now(self) -> datetime:
         return self.clock()

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from services.common.db import UTCDateTime
 from services.common.events import utcnow
+from services.common.single_use import SingleUseMixin
 from services.identity.models import Base, new_id
 
 
@@ -132,18 +133,13 @@ class EnrollmentAccount(Base):
     fingerprint: Mapped[str] = mapped_column(String(64), index=True)
 
 
-class AccessCode(Base):
-    """One issued access code. Active while neither used nor voided and not expired."""
+class AccessCode(SingleUseMixin, Base):
+    """One issued access code (a single-use secret: see services/common/single_use.py)."""
 
     __tablename__ = "access_codes"
+    subject_key = "enrollment_id"
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     enrollment_id: Mapped[str] = mapped_column(ForeignKey("enrollments.id"), index=True)
-    digest: Mapped[str] = mapped_column(String(64), unique=True)
-    issued_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
-    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
-    voided_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     issued_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 

@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
-from services.common import tracking_numbers
+from services.common import single_use, tracking_numbers
 from services.common.errors import Conflict, NotFound, Problem
 from services.common.events import Envelope, Sealer, record_event
 from services.identity.models import OutboxEvent
@@ -219,15 +219,11 @@ def issue_access_code(session: Session, cfg: EnrollmentConfig, enrollment: Enrol
     """Void any active code and issue a new one (sent sealed in the welcome email)."""
     transition(enrollment, S.CODE_ISSUED)
     now = cfg.now()
-    for old in session.scalars(select(AccessCode).where(
-            AccessCode.enrollment_id == enrollment.id, AccessCode.used_at.is_(None),
-            AccessCode.voided_at.is_(None))):
-        old.voided_at = now
     code = new_access_code()
     expires_at = now + timedelta(days=cfg.access_code_ttl_days)
-    session.add(AccessCode(enrollment_id=enrollment.id, digest=access_code_digest(
-        cfg.access_code_key, code), issued_at=now, expires_at=expires_at,
-        issued_by=actor.id if actor.type == "helpdesk" else None))
+    single_use.issue(session, AccessCode(
+        enrollment_id=enrollment.id, digest=access_code_digest(cfg.access_code_key, code),
+        expires_at=expires_at, issued_by=actor.id if actor.type == "helpdesk" else None), now)
     enrollment.activation_ticket_digest = None
     publish(session, cfg, "identity.access_code.issued", enrollment, {
         **_person(enrollment), "expires_at": expires_at.isoformat(), "reissued": reissued,

@@ -12,13 +12,13 @@ from services.common.app import context
 from services.common.errors import Problem
 from services.common.streams import key
 from services.identity import sessions
+from services.identity.ratelimit import TooManyRequests
 from services.identity.views.security import hardened
 
 from . import activation, service
-from .codes import token_digest
+from .codes import code_target, token_digest
 from .i18n import N_, _, current_language
 from .models import Enrollment
-from .ratelimit import TooManyRequests, code_target
 from .schemas import (
     SECURITY_QUESTIONS,
     ActivationSchema,

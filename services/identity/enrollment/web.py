@@ -6,14 +6,15 @@ from flask import current_app, request
 
 from services.common.app import context, request_id
 from services.common.auth import current_claims
+from services.identity.ratelimit import limit_request
 
 from .audit import Actor
-from .config import EnrollmentConfig, config_from
-from .ratelimit import target_key
+from .config import EnrollmentConfig
 
 
 def cfg() -> EnrollmentConfig:
-    return config_from(context().settings, clock=current_app.extensions["enrollment"].now)
+    """The enrollment configuration the app was created with."""
+    return current_app.extensions["enrollment"].config
 
 
 def client_ip() -> str:
@@ -30,9 +31,8 @@ def helpdesk() -> Actor:
 
 def limit(scope: str, ip_rule: str, target_rule: str | None = None,
           target: str | None = None) -> None:
-    """Count this request per client IP and, when given, per target."""
+    """Count this request per client IP and, when given, per target (the rules are
+    settings' names)."""
     settings = context().settings
-    guard = current_app.extensions["enrollment"].guard
-    guard.hit(f"{scope}-ip", getattr(settings, ip_rule), client_ip())
-    if target_rule and target:
-        guard.hit(f"{scope}-target", getattr(settings, target_rule), target_key(target))
+    limit_request(scope, getattr(settings, ip_rule),
+                  getattr(settings, target_rule) if target_rule else None, target)

@@ -1,70 +1,40 @@
 """The account lifecycle: lockout, inactivity, help desk, recovery and profile.
 
-``init_app(app)`` registers the pages and the JSON APIs on identity's app and puts the
-lifecycle rules in front of the login page. Keep this module light: ``service.py``
-imports :mod:`.login_rules`, so nothing here may import the views at import time.
+``init_app(app)`` registers the pages and the JSON APIs on identity's app and builds the
+lifecycle configuration, once, on the service's clock. The login page passes that
+configuration to ``services.identity.service.authenticate`` (see :mod:`.login_rules`).
+Keep this module light: ``service.py`` imports :mod:`.login_rules`, so nothing here may
+import the views at import time.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import datetime
-from functools import wraps
+from dataclasses import dataclass
 
-from flask import Flask, request
+from flask import Flask
 
 from services.common.app import context
-from services.common.events import utcnow
+
+from .config import LifecycleConfig, config_from
 
 
 @dataclass
 class LifecycleExtension:
-    guard: object
-    clock: Callable[[], datetime] = field(default=utcnow)  # tests swap in their own clock
+    config: LifecycleConfig  # built once, on the service's clock
 
 
 def init_app(app: Flask) -> None:
     from services.identity.enrollment.i18n import init_i18n
-    from services.identity.enrollment.ratelimit import RateGuard
 
     from . import models  # noqa: F401  (registers the tables on identity's Base)
     from .helpdesk_api import bp as helpdesk_bp
     from .profile_web import bp as profile_bp
     from .recovery_web import bp as recovery_bp
 
-    settings = context(app).settings
-    guard = RateGuard(settings.redis_url, settings.redis_namespace,
-                      enabled=settings.rate_limits_enabled)
-    app.extensions["lifecycle"] = LifecycleExtension(guard=guard)
+    ctx = context(app)
+    app.extensions["lifecycle"] = LifecycleExtension(
+        config=config_from(ctx.settings, clock=ctx.now))
     init_i18n(app)
     app.register_blueprint(helpdesk_bp)
     app.register_blueprint(recovery_bp)
     app.register_blueprint(profile_bp)
-    _guard_login(app)
-
-
-def _guard_login(app: Flask) -> None:
-    """Run the login page with the lifecycle configuration; an inactive user who gave the
-    right password sees the help-desk message instead of the generic refusal."""
-    from .inactive_page import inactive_page
-    from .login_rules import CURRENT, REFUSAL
-    from .web import cfg
-
-    view = app.view_functions["login.login"]
-
-    @wraps(view)
-    def login_with_lifecycle(*args, **kwargs):
-        token = CURRENT.set(cfg())
-        REFUSAL.set(None)
-        try:
-            response = view(*args, **kwargs)
-            refusal = REFUSAL.get()
-            if request.method == "POST" and refusal is not None and (
-                    refusal.reason == "inactive"):
-                return inactive_page(refusal.preferred_language, refusal.inactivity_days)
-            return response
-        finally:
-            CURRENT.reset(token)
-
-    app.view_functions["login.login"] = login_with_lifecycle

@@ -9,7 +9,7 @@ import click
 from sqlalchemy import inspect
 
 from services.common.config import load_or_exit
-from services.common.db import Database
+from services.common.db import Database, service_database
 from services.identity.models import Base
 from services.identity.settings import IdentitySettings
 
@@ -20,7 +20,7 @@ from .config import config_from
 
 def _open() -> tuple[IdentitySettings, Database]:
     settings = load_or_exit(IdentitySettings)
-    db = Database(settings.database_url)
+    db = service_database(settings)
     missing = set(Base.metadata.tables) - set(inspect(db.engine).get_table_names())
     if missing:
         click.echo("error: the identity database is not migrated; run `iamctl migrate identity`",
@@ -50,7 +50,7 @@ def company_inactivity(company_id: str, days: int | None) -> None:
     with db.transaction() as session:
         inactivity.set_company_period(session, company_id, days)
     click.echo(json.dumps({"company_id": company_id, "inactivity_days": days
-                           or config_from(settings).inactivity_days}))
+                           or settings.inactivity_days}))
 
 
 commands = [sweep_inactive, company_inactivity]

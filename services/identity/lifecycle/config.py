@@ -1,15 +1,15 @@
 """What the account-lifecycle use cases need from ``IdentitySettings`` (the variables are
-in docs/configuration.md and docs/lifecycle.md).
+in docs/configuration.md and docs/lifecycle.md): a typed view of the settings, built
+once per process by :func:`config_from`. The defaults live in the settings class only.
 
-The clock of every lifecycle rule is :meth:`LifecycleConfig.now`: the wall clock (or a
-test's clock) moved by ``CLOCK_OFFSET_DAYS``, so a staging run can age accounts by
-configuration.
+The clock of every lifecycle rule is :meth:`LifecycleConfig.now`: the service's clock
+moved by ``CLOCK_OFFSET_DAYS``, so a staging run can age accounts by configuration.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -21,23 +21,22 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class LifecycleConfig:
-    """What the lifecycle use cases need from configuration (built per request or command)."""
+    """What the lifecycle use cases need from configuration."""
 
-    sealing_key: str = ""
-    public_base_url: str = "http://127.0.0.1:8001"
-    lockout_threshold: int = 5
-    lockout_minutes: int = 15
-    inactivity_days: int = 120
-    inactivity_warning_days: int = 14
-    helpdesk_phone: str = "+1 202 555 0100"
-    helpdesk_hours: dict[str, str] = field(default_factory=lambda: {
-        "en": "Monday to Friday, 9:00 to 18:00", "es": "de lunes a viernes, de 9:00 a 18:00"})
-    clock_offset_days: int = 0
-    password_reset_ttl_minutes: int = 30
-    password_reset_max_answers: int = 3
-    password_history: int = 5
-    email_change_ttl_hours: int = 24
-    clock: Callable[[], datetime] = field(default=utcnow)
+    sealing_key: str
+    public_base_url: str
+    lockout_threshold: int
+    lockout_minutes: int
+    inactivity_days: int
+    inactivity_warning_days: int
+    helpdesk_phone: str
+    helpdesk_hours: dict[str, str]
+    clock_offset_days: int
+    password_reset_ttl_minutes: int
+    password_reset_max_answers: int
+    password_history: int
+    email_change_ttl_hours: int
+    clock: Callable[[], datetime]
 
     def now(self) -> datetime:
         return self.clock() + timedelta(days=self.clock_offset_days)

@@ -15,8 +15,8 @@ from services.common import powers
 from services.common.app import context, request_id
 from services.common.auth import authenticate
 from services.common.powers import require_power
-from services.identity.enrollment.config import config_from as enrollment_config
 from services.identity.enrollment.schemas import EnrollmentViewSchema
+from services.identity.enrollment.web import cfg as enrollment_config
 from services.identity.scopes import HELPDESK
 
 from . import helpdesk
@@ -113,7 +113,6 @@ def reissue_access_code(enrollment_id: str):
     config = cfg()
     with context().db.transaction() as session:
         enrollment = helpdesk.reissue_access_code(
-            session, config, enrollment_config(context().settings, clock=config.now),
-            enrollment_id, agent(), why)
+            session, config, enrollment_config(), enrollment_id, agent(), why)
         result = EnrollmentViewSchema().dump(enrollment)
     return json_response(result)

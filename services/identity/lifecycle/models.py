@@ -13,6 +13,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from services.common.db import UTCDateTime
 from services.common.events import utcnow
+from services.common.single_use import SingleUseMixin
 from services.identity.models import Base
 
 
@@ -53,38 +54,30 @@ class PasswordHistory(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
-class PasswordReset(Base):
-    """One emailed reset link: single use, short-lived, needs a security answer too."""
+class PasswordReset(SingleUseMixin, Base):
+    """One emailed reset link (single use, see services/common/single_use.py); it needs
+    the answer to ``question`` too."""
 
     __tablename__ = "password_resets"
+    subject_key = "user_id"
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
-    token_digest: Mapped[str] = mapped_column(String(64), unique=True)
     tracking_number: Mapped[str] = mapped_column(String(20), index=True)
     question: Mapped[str] = mapped_column(String(40))
     failed_answers: Mapped[int] = mapped_column(Integer, default=0)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
-    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
-    voided_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
-class ContactChange(Base):
-    """A requested new email address, waiting for its verification link."""
+class ContactChange(SingleUseMixin, Base):
+    """A requested new email address; its verification link is a single-use secret
+    (``used_at`` is when the address was confirmed)."""
 
     __tablename__ = "contact_changes"
+    subject_key = "user_id"
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     new_email: Mapped[str] = mapped_column(String(320))
     old_email: Mapped[str] = mapped_column(String(320))
-    token_digest: Mapped[str] = mapped_column(String(64), unique=True)
     tracking_number: Mapped[str] = mapped_column(String(20), index=True)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
-    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
-    voided_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
 class UserProfile(Base):

@@ -13,11 +13,9 @@ from datetime import timedelta
 from typing import Any
 
 import redis
-from sqlalchemy import select, update
 from sqlalchemy.orm import Session
-from sqlalchemy.orm.attributes import set_committed_value
 
-from services.common import tracking_numbers
+from services.common import single_use, tracking_numbers
 from services.common.errors import Problem
 from services.identity.enrollment.codes import new_token, token_digest
 from services.identity.models import User
@@ -37,18 +35,9 @@ class EmailLinkInvalid(Problem):
                          "The verification link is not valid, was already used or has expired.")
 
 
-def _pending(session: Session, cfg: LifecycleConfig, user_id: str) -> ContactChange | None:
-    for change in session.scalars(select(ContactChange).where(
-            ContactChange.user_id == user_id, ContactChange.confirmed_at.is_(None),
-            ContactChange.voided_at.is_(None)).order_by(ContactChange.id.desc())):
-        if change.expires_at > cfg.now():
-            return change
-    return None
-
-
 def view(session: Session, cfg: LifecycleConfig, user: User) -> dict[str, Any]:
     profile = profile_of(session, user)
-    pending = _pending(session, cfg, user.id)
+    pending = single_use.latest_live(session, ContactChange, user.id, cfg.now())
     return {"id": user.id, "username": user.username, "given_name": user.given_name,
             "family_name": user.family_name, "email": user.email,
             "pending_email": pending.new_email if pending else None,
@@ -111,16 +100,11 @@ def update_profile(session: Session, cfg: LifecycleConfig, user_id: str,
 def request_email_change(session: Session, cfg: LifecycleConfig, user: User, new_email: str,
                          actor: Actor) -> str:
     now = cfg.now()
-    for old in session.scalars(select(ContactChange).where(
-            ContactChange.user_id == user.id, ContactChange.confirmed_at.is_(None),
-            ContactChange.voided_at.is_(None))):
-        old.voided_at = now
     token = new_token()
-    change = ContactChange(user_id=user.id, new_email=new_email, old_email=user.email,
-                           token_digest=token_digest(token),
-                           tracking_number=tracking_numbers.generate(), created_at=now,
-                           expires_at=now + timedelta(hours=cfg.email_change_ttl_hours))
-    session.add(change)
+    change = single_use.issue(session, ContactChange(
+        user_id=user.id, new_email=new_email, old_email=user.email,
+        digest=token_digest(token), tracking_number=tracking_numbers.generate(),
+        expires_at=now + timedelta(hours=cfg.email_change_ttl_hours)), now)
     publish(session, cfg, "identity.contact.change_requested", user,
             {"user_id": user.id, "new_email": new_email, "old_email": user.email,
              "given_name": user.given_name, "preferred_language": user.preferred_language},
@@ -136,27 +120,19 @@ def confirm_email_change(session: Session, cfg: LifecycleConfig, token: str | No
                          actor: Actor) -> User:
     """Follow the link sent to the new address: it becomes the user's email.
 
-    The link is claimed by a conditional update (``SET confirmed_at ... WHERE
-    confirmed_at IS NULL AND voided_at IS NULL``) before the email changes: of several
-    requests carrying it at once, one changes the email, the others find it used."""
-    change = session.scalar(select(ContactChange).where(
-        ContactChange.token_digest == token_digest(token))) if token else None
-    if change is None or change.confirmed_at is not None or change.voided_at is not None or (
-            change.expires_at <= cfg.now()):
+    The link is a single-use secret, claimed (services/common/single_use.py) before the
+    email changes: of several requests carrying it at once, one changes the email, the
+    others find it used."""
+    now = cfg.now()
+    change = single_use.live(session, ContactChange, token_digest(token),
+                             now) if token else None
+    if change is None:
         raise EmailLinkInvalid()
     user = get_user(session, change.user_id)
     if user.email.lower() != change.old_email.lower():
         raise EmailLinkInvalid()  # the address changed another way meanwhile
-    now = cfg.now()
-    claimed = session.execute(
-        update(ContactChange)
-        .where(ContactChange.id == change.id, ContactChange.confirmed_at.is_(None),
-               ContactChange.voided_at.is_(None))
-        .values(confirmed_at=now)
-        .execution_options(synchronize_session=False)).rowcount  # type: ignore[attr-defined]
-    if claimed != 1:
+    if not single_use.claim(session, change, now):
         raise EmailLinkInvalid()  # confirmed or voided by a concurrent request
-    set_committed_value(change, "confirmed_at", now)
     user.email = change.new_email
     user.email_verified = True
     data = _contact_data(session, cfg, user)

@@ -20,9 +20,9 @@ from services.common.app import context
 from services.common.auth import authenticate, current_claims, require_auth
 from services.common.errors import Problem
 from services.identity import sessions
-from services.identity.enrollment.ratelimit import TooManyRequests
 from services.identity.models import User, UserStatus
 from services.identity.passwords import verify_password
+from services.identity.ratelimit import TooManyRequests
 from services.identity.views.security import hardened
 
 from . import profile

@@ -5,10 +5,10 @@ Both requests answer the same whether or not an account matched; what happened i
 the audit log only. The reset link alone is never enough (the question must be answered)
 and neither is the answer alone (it is asked only behind a live link). No Flask here.
 
-Under concurrency (PostgreSQL, many replicas) the link is claimed by a conditional update
-(``SET used_at ... WHERE used_at IS NULL AND voided_at IS NULL``) before the password
-changes, so it works once; wrong answers are counted in SQL (``failed_answers + 1 ...
-RETURNING``), so answers sent together still void it at the threshold.
+The link is a single-use secret (services/common/single_use.py): claimed by a
+conditional update before the password changes, so it works once under concurrency;
+wrong answers are counted in SQL (``failed_answers + 1 ... RETURNING``), so answers sent
+together still void it at the threshold.
 """
 
 from __future__ import annotations
@@ -16,14 +16,14 @@ from __future__ import annotations
 import enum
 import random
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import redis
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
-from services.common import tracking_numbers
+from services.common import single_use, tracking_numbers
 from services.common.errors import Problem
 from services.identity.enrollment.codes import (
     new_token,
@@ -73,17 +73,13 @@ def request_password_reset(session: Session, cfg: LifecycleConfig, username_or_e
             record(session, cfg, "password_reset.no_security_questions", actor, user.id)
             continue
         now = cfg.now()
-        for old in session.scalars(select(PasswordReset).where(
-                PasswordReset.user_id == user.id, PasswordReset.used_at.is_(None),
-                PasswordReset.voided_at.is_(None))):
-            old.voided_at = now
         token = new_token()
         expires_at = now + timedelta(minutes=cfg.password_reset_ttl_minutes)
-        reset = PasswordReset(user_id=user.id, token_digest=token_digest(token),
-                              tracking_number=tracking_numbers.generate(),
-                              question=random.SystemRandom().choice(sorted(questions)),
-                              failed_answers=0, created_at=now, expires_at=expires_at)
-        session.add(reset)
+        reset = single_use.issue(session, PasswordReset(
+            user_id=user.id, digest=token_digest(token),
+            tracking_number=tracking_numbers.generate(),
+            question=random.SystemRandom().choice(sorted(questions)), failed_answers=0,
+            expires_at=expires_at), now)
         publish(session, cfg, "identity.password_reset.requested", user,
                 {**person(user), "expires_at": expires_at.isoformat()},
                 tracking_number=reset.tracking_number,
@@ -94,10 +90,9 @@ def request_password_reset(session: Session, cfg: LifecycleConfig, username_or_e
 
 def live_reset(session: Session, cfg: LifecycleConfig, token: str | None) -> PasswordReset:
     """The unused, unexpired reset this link belongs to, or :class:`ResetLinkInvalid`."""
-    reset = session.scalar(select(PasswordReset).where(
-        PasswordReset.token_digest == token_digest(token))) if token else None
-    if reset is None or reset.used_at is not None or reset.voided_at is not None or (
-            reset.expires_at <= cfg.now()):
+    reset = single_use.live(session, PasswordReset, token_digest(token),
+                            cfg.now()) if token else None
+    if reset is None:
         raise ResetLinkInvalid()
     user = session.get(User, reset.user_id)
     if user is None or user.status not in CAN_RESET:
@@ -131,21 +126,6 @@ def _count_wrong_answer(session: Session, reset: PasswordReset) -> int:
     return attempt
 
 
-def _claim(session: Session, reset: PasswordReset, column: str, now: datetime) -> bool:
-    """End the link (``used_at`` or ``voided_at`` := now) if it is still live; whether
-    this call did. Concurrent claims wait for the first one's row lock, then find it
-    ended."""
-    ended = session.execute(
-        update(PasswordReset)
-        .where(PasswordReset.id == reset.id, PasswordReset.used_at.is_(None),
-               PasswordReset.voided_at.is_(None))
-        .values({column: now})
-        .execution_options(synchronize_session=False)).rowcount  # type: ignore[attr-defined]
-    if ended == 1:
-        set_committed_value(reset, column, now)
-    return ended == 1
-
-
 class ResetOutcome(enum.StrEnum):
     DONE = "done"
     WRONG_ANSWER = "wrong_answer"  # the caller commits: the miss must count
@@ -163,13 +143,13 @@ def complete_password_reset(session: Session, cfg: LifecycleConfig, client: redi
         SecurityAnswer.user_id == user.id, SecurityAnswer.question == reset.question))
     if not verify_secret(stored, normalize_answer(answer)):
         attempt = _count_wrong_answer(session, reset)
-        voided = attempt >= cfg.password_reset_max_answers and _claim(
-            session, reset, "voided_at", cfg.now())
+        voided = attempt >= cfg.password_reset_max_answers and single_use.void(
+            session, reset, cfg.now())
         record(session, cfg, "password_reset.wrong_answer", actor, user.id,
                tracking_number=reset.tracking_number, attempt=attempt,
                link_voided=voided)
         return ResetOutcome.WRONG_ANSWER
-    if not _claim(session, reset, "used_at", cfg.now()):
+    if not single_use.claim(session, reset, cfg.now()):
         raise ResetLinkInvalid()  # used or voided by a concurrent request
     ended = replace_password(session, cfg, client, namespace, user, password)
     publish(session, cfg, "identity.password.changed", user, {**person(user), "via": "reset"},

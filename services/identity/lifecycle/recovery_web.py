@@ -10,8 +10,8 @@ from marshmallow import ValidationError
 from services.common.app import context
 from services.common.errors import Problem
 from services.identity.enrollment.i18n import _ as enrollment_gettext
-from services.identity.enrollment.ratelimit import TooManyRequests
 from services.identity.enrollment.schemas import SECURITY_QUESTIONS
+from services.identity.ratelimit import TooManyRequests
 from services.identity.views.security import hardened
 
 from . import recovery

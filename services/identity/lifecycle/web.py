@@ -10,15 +10,16 @@ from marshmallow import Schema, ValidationError
 from services.common.app import context, request_id
 from services.common.errors import Problem, flatten_errors
 from services.identity import sessions
-from services.identity.enrollment.ratelimit import target_key
+from services.identity.ratelimit import limit_request
 
-from .config import LifecycleConfig, config_from
+from .config import LifecycleConfig
 from .domain import Actor
 from .i18n import _, language
 
 
 def cfg() -> LifecycleConfig:
-    return config_from(context().settings, clock=current_app.extensions["lifecycle"].clock)
+    """The lifecycle configuration the app was created with."""
+    return current_app.extensions["lifecycle"].config
 
 
 def client_ip() -> str:
@@ -36,18 +37,14 @@ def user_actor(user_id: str) -> Actor:
 def limit(scope: str, target: str | None = None) -> None:
     """Count this unauthenticated request per client IP and, when given, per target."""
     settings = context().settings
-    guard = current_app.extensions["lifecycle"].guard
-    guard.hit(f"{scope}-ip", settings.recovery_rate_limit_ip, client_ip())
-    if target:
-        guard.hit(f"{scope}-target", settings.recovery_rate_limit_target,
-                  target_key(target))
+    limit_request(scope, settings.recovery_rate_limit_ip, settings.recovery_rate_limit_target,
+                  target)
 
 
 def limit_link(scope: str) -> None:
     """Count a request that carries an emailed link's token, per client IP. The token
     (256 random bits) cannot be guessed; what a link allows is capped by the use case."""
-    guard = current_app.extensions["lifecycle"].guard
-    guard.hit(f"{scope}-ip", context().settings.link_rate_limit_ip, client_ip())
+    limit_request(scope, context().settings.link_rate_limit_ip)
 
 
 def body() -> dict[str, Any]:

@@ -45,7 +45,7 @@ from services.common.db import is_postgresql
 from services.common.errors import DEPENDENCY_ERRORS, RETRY_DEPENDENCY_AFTER
 from services.common.fastpath import FORM, FastAnswer, FastRequest, FastRoutes, json_answer
 
-from ..limits import TokenLimits
+from ..ratelimit import TokenLimits
 from .client_cache import UNREAD
 from .endpoints import AccessRecord, IntrospectionEndpoint, read_ahead
 from .grants import machine_scope, rotate_in_one_statement
@@ -97,7 +97,7 @@ def _error(status: int, body: dict[str, str], *headers: tuple[str, str]) -> Fast
 class FastTokenEndpoints:
     """The fast handlers of ``POST /token`` and ``POST /introspect``."""
 
-    def __init__(self, server: AuthorizationServer, limits: TokenLimits | None) -> None:
+    def __init__(self, server: AuthorizationServer, limits: TokenLimits) -> None:
         self.provider = server.provider
         self.limits = limits
         self.introspection = IntrospectionEndpoint(server)
@@ -120,13 +120,13 @@ class FastTokenEndpoints:
             fields = _REFRESH
         else:
             return None
-        if self.limits is not None and self.limits.apply(request.environ):
+        if self.limits.apply(request.environ):
             return None  # the view answers 429 (the request was counted once, here)
         headers = {"Authorization": request.header("Authorization")}
         client = self._client(headers, form, public_allowed=fields is _REFRESH)
         if client is None:
             return None
-        if self.limits is not None and count_client(self.limits, request.environ, client):
+        if count_client(self.limits, request.environ, client):
             return None  # as above
         if not client.check_grant_type(grant_type):
             return None
@@ -214,6 +214,6 @@ class FastTokenEndpoints:
         return client if client.check_client_secret(secret) else None
 
 
-def init_fast_tokens(server: AuthorizationServer, limits: TokenLimits | None,
+def init_fast_tokens(server: AuthorizationServer, limits: TokenLimits,
                      routes: FastRoutes) -> None:
     FastTokenEndpoints(server, limits).install(routes)

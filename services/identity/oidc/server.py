@@ -12,7 +12,7 @@ from typing import Any
 from authlib.integrations.flask_oauth2 import AuthorizationServer as FlaskAuthorizationServer
 from authlib.oauth2.rfc6749 import OAuth2Error
 from authlib.oauth2.rfc9207 import IssuerParameter
-from flask import Flask, current_app, g, request
+from flask import Flask, g, request
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
@@ -21,7 +21,7 @@ from services.common.auth import client_revocation_key, deny_key
 from services.common.events import utcnow
 
 from .. import clients
-from ..limits import TokenLimits, token_limits
+from ..ratelimit import TokenLimits, token_limits
 from . import entitlements
 from .client_cache import UNREAD, ClientCache, version_key
 from .endpoints import IntrospectionEndpoint, RevocationEndpoint
@@ -209,9 +209,8 @@ class AuthorizationServer(FlaskAuthorizationServer):
     def authenticate_client(self, oauth_request, methods, endpoint="token"):
         """authlib's client authentication, then (at ``/token``) the per-client limit."""
         client = super().authenticate_client(oauth_request, methods, endpoint)
-        limits = token_limits(current_app)
-        if endpoint == "token" and limits is not None:
-            retry_after = count_client(limits, request.environ, client)
+        if endpoint == "token":
+            retry_after = count_client(token_limits(), request.environ, client)
             if retry_after is not None:
                 raise TooManyTokenRequests(retry_after)
         return client

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from urllib.parse import urlencode, urlparse
 
-from flask import Blueprint, current_app, redirect, render_template, request, url_for
+from flask import Blueprint, redirect, render_template, request, url_for
 from sqlalchemy import delete, select
 
 from services.common.app import context
@@ -14,12 +14,14 @@ from services.common.streams import key
 
 from .. import sessions
 from ..enrollment.i18n import current_language
-from ..enrollment.ratelimit import TooManyRequests
-from ..limits import login_limits
+from ..lifecycle.inactive_page import inactive_page
+from ..lifecycle.web import cfg as lifecycle_config
+from ..login_outcome import LoginOutcome
 from ..oidc.models import Consent, OAuthClient
 from ..oidc.server import current_server
 from ..oidc.tokens import TokenRejected, decode_own_token
-from ..service import LoginRefused, authenticate
+from ..ratelimit import login_limits
+from ..service import authenticate
 from .security import hardened
 
 bp = Blueprint("login", __name__)
@@ -82,31 +84,28 @@ def login():
     if not sessions.csrf_valid(session, request.form.get("csrf_token")):
         return render_template("login.html", csrf_token=session.csrf, next=next_url,
                                username="", error=MESSAGES[lang]["expired"], lang=lang), 400
-    limits = login_limits(current_app)
+    limits = login_limits()
     address = request.remote_addr or "-"
-    if limits is not None:
-        retry_after = limits.refused(address)
-        if retry_after is not None:
-            raise TooManyRequests(retry_after)
+    limits.check(address)
     username = request.form.get("username", "")[:150]
     password = request.form.get("password", "")[:1024]
-    try:
-        with context().db.transaction() as db_session:
-            user = authenticate(db_session, username, password)
-            user_id = user.id
-    except LoginRefused as refused:
-        log.info("login refused", extra={"reason": refused.reason})
-        if limits is not None:
-            limits.note(address, succeeded=False)
-        return render_template("login.html", csrf_token=session.csrf, next=next_url,
-                               username=username, error=MESSAGES[lang]["failed"],
-                               lang=lang), 401
-    if limits is not None:
-        limits.note(address, succeeded=True)
-    fresh = sessions.start_authenticated_session(user_id, ["pwd"])
-    ctx = context()
-    ctx.redis.set(key(ctx.settings.redis_namespace, "fresh-login", fresh.sid), b"1", ex=300)
-    return redirect(next_url, 303)
+    with context().db.transaction() as db_session:
+        result = authenticate(db_session, username, password, lifecycle_config())
+    limits.note(address, succeeded=result.outcome is LoginOutcome.SIGNED_IN)
+    if result.outcome is LoginOutcome.SIGNED_IN:
+        assert result.user is not None
+        fresh = sessions.start_authenticated_session(result.user.id, ["pwd"])
+        ctx = context()
+        ctx.redis.set(key(ctx.settings.redis_namespace, "fresh-login", fresh.sid), b"1", ex=300)
+        return redirect(next_url, 303)
+    log.info("login refused", extra={"reason": result.outcome.value})
+    if result.outcome is LoginOutcome.INACTIVE:
+        # The right password: this user may be told why, and whom to call.
+        assert result.user is not None
+        return inactive_page(result.user.preferred_language, result.inactivity_days)
+    # Unknown user, wrong password, locked or disabled: one answer for all.
+    return render_template("login.html", csrf_token=session.csrf, next=next_url,
+                           username=username, error=MESSAGES[lang]["failed"], lang=lang), 401
 
 
 @bp.route("/logout", methods=["GET", "POST"])

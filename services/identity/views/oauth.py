@@ -32,12 +32,12 @@ from services.common.fields import whole_number
 from services.common.streams import key
 
 from .. import sessions
-from ..limits import token_limits
 from ..models import User
 from ..oidc.grants import AuthenticatedUser
 from ..oidc.models import Consent
 from ..oidc.server import current_server
 from ..oidc.tokens import TokenRejected, decode_own_token, is_token_revoked
+from ..ratelimit import token_limits
 from .security import hardened, no_store
 
 bp = Blueprint("oauth", __name__)
@@ -314,11 +314,9 @@ def too_many_token_requests(retry_after: int) -> Response:
 
 @bp.post("/token")
 def token():
-    limits = token_limits(current_app)
-    if limits is not None:
-        retry_after = limits.apply(request.environ)  # per client: once authenticated
-        if retry_after is not None:
-            return too_many_token_requests(retry_after)
+    retry_after = token_limits().apply(request.environ)  # per client: once authenticated
+    if retry_after is not None:
+        return too_many_token_requests(retry_after)
     malformed = _malformed_client_request()
     if malformed:
         return malformed

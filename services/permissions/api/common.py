@@ -3,28 +3,23 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-from flask import Flask, current_app
+from flask import Flask
 from sqlalchemy.orm import Session
 
 from services.common.app import context
 from services.common.auth import current_claims, token_scopes
-from services.common.events import utcnow
 
-from ..cache import INVALIDATOR
 from ..grants import Actor, resolve_actor
-
-CLOCK = "permissions.clock"
 
 
 def now(app: Flask | None = None) -> datetime:
-    """The app's clock (tests replace ``app.extensions["permissions.clock"]``); ``app``
-    where there is no app context (the fast check routes)."""
-    clock: Callable[[], datetime] = (app or current_app).extensions.get(CLOCK, utcnow)
-    return clock()
+    """The service's clock (``ServiceContext.clock``); ``app`` where there is no app
+    context (the fast check routes)."""
+    return context(app).now()
 
 
 def settings() -> Any:
@@ -41,8 +36,7 @@ def actor(session: Session) -> Actor:
 
 @contextlib.contextmanager
 def unit_of_work() -> Iterator[Session]:
-    """A transaction whose permission changes reach every replica's cache once it commits."""
-    app = current_app
+    """A transaction whose permission changes reach every replica's cache once it commits
+    (the service's sessions carry the cache invalidator)."""
     with context().db.transaction() as session:
-        session.info[INVALIDATOR] = app.extensions[INVALIDATOR]
         yield session

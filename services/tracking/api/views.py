@@ -146,7 +146,8 @@ def register(body: dict[str, Any]) -> Response:
 
     def use_case(session):
         tx = service.register_transaction(session, client_id=client_id, **body,
-                                          correlation_id=_correlation_id())
+                                          correlation_id=_correlation_id(),
+                                          now=context().now())
         return 201, present(tx, lang, history=True)
 
     status, out = run_once(context().db, client_id, _idempotency_key(),
@@ -167,7 +168,8 @@ def change_status(body: dict[str, Any], tracking_number: str) -> Response:
 
     def use_case(session):
         tx = service.change_status(session, client_id=client_id, tracking_number=number,
-                                   correlation_id=_correlation_id(), **body)
+                                   correlation_id=_correlation_id(), now=context().now(),
+                                   **body)
         return 200, present(tx, lang, history=True)
 
     status, out = run_once(context().db, client_id, _idempotency_key(),

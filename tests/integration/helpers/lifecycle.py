@@ -27,8 +27,7 @@ def wire(app, clock: Clock | None = None):
     if "lifecycle_recovery" not in app.blueprints:
         lifecycle.init_app(app)
     if clock is not None:
-        app.extensions["lifecycle"].clock = clock
-        app.extensions["enrollment"].clock = clock
+        app.extensions["portico"].clock = clock
     return app
 
 

@@ -12,7 +12,6 @@ from typing import Any
 from sqlalchemy import select
 
 from services.common.events import Envelope, utcnow
-from services.permissions.api.common import CLOCK
 from services.permissions.cache import INVALIDATOR
 from services.permissions.grants import Actor
 from services.permissions.handlers import registry
@@ -53,7 +52,7 @@ class World:
         self.issuer = issuer
         self.client = app.test_client()
         self.clock = Clock()
-        app.extensions[CLOCK] = self.clock
+        app.extensions["portico"].clock = self.clock
         self.db = app.extensions["portico"].db
 
     def session(self):
