@@ -11,6 +11,7 @@ from werkzeug.exceptions import HTTPException
 from services.common.config import load_or_exit
 
 from . import auth, views
+from .layout import STATIC, init_layout
 from .settings import DEV_SECRET_KEY, PortalSettings
 from .store import make_backend
 
@@ -19,7 +20,7 @@ log = logging.getLogger("portico.portal")
 
 def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     settings = load_or_exit(PortalSettings, **(overrides or {}))
-    app = Flask(__name__)
+    app = Flask(__name__, static_folder=str(STATIC))
     if settings.secret_key == DEV_SECRET_KEY:
         log.warning("PORTAL_SECRET_KEY is the dev default; set it outside development")
     app.config.update(
@@ -31,6 +32,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     )
     auth.init_oauth(app, settings, make_backend(settings.redis_url, settings.redis_prefix))
     app.jinja_env.globals["csrf_token"] = auth.csrf_token
+    init_layout(app)
     app.before_request(auth.check_csrf)
     app.register_blueprint(auth.bp)
     app.register_blueprint(views.bp)
@@ -47,8 +49,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     def _headers(response):
         response.headers.setdefault("Cache-Control", "no-store")
         response.headers.setdefault("X-Frame-Options", "DENY")
-        response.headers.setdefault("Content-Security-Policy",
-                                    "default-src 'self'; style-src 'self' 'unsafe-inline'")
+        response.headers.setdefault("Content-Security-Policy", "default-src 'self'")
         return response
 
     return app

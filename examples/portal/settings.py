@@ -69,6 +69,15 @@ class PortalSettings:
                                help="seconds a portal session lives")
     http_timeout: float = setting("PORTAL_HTTP_TIMEOUT", 5.0, float,
                                   help="seconds to wait for a Portico API")
+    # The layout shared with identity's pages (issue 29).
+    brand_name: str = setting("BRAND_NAME", "Portico",
+                              help="the program's name in the header, as on identity's pages")
+    helpdesk_phone: str = setting("HELPDESK_PHONE", "+1 202 555 0100",
+                                  help="help-desk phone in the footer")
+    helpdesk_hours: str = setting("HELPDESK_HOURS", "Monday to Friday, 9:00 to 18:00",
+                                  help="help-desk hours in English")
+    helpdesk_hours_es: str = setting("HELPDESK_HOURS_ES", "de lunes a viernes, de 9:00 a 18:00",
+                                     help="help-desk hours in Spanish")
 
     @property
     def redirect_uri(self) -> str:

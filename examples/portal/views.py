@@ -15,9 +15,11 @@ from flask import (
     session,
     url_for,
 )
+from flask_babel import gettext
 
 from .apis import ApiError, Portico
 from .auth import SignedOut, access_token, current_user
+from .layout import current_language
 
 bp = Blueprint("portal", __name__)
 DECISIONS = ("approve", "reject")
@@ -28,8 +30,7 @@ def _settings():
 
 
 def _portico(record: dict[str, Any]) -> Portico:
-    language = request.args.get("lang") or record.get("language")
-    return Portico(_settings(), access_token(record), language)
+    return Portico(_settings(), access_token(record), current_language())
 
 
 def _part(call, *args):
@@ -72,14 +73,15 @@ def request_access():
     entitlements = request.form.getlist("entitlements")
     justification = request.form.get("justification", "").strip()
     if not entitlements or not justification:
-        flash("Choose at least one entitlement and say why you need it.", "error")
+        flash(gettext("Choose at least one entitlement and say why you need it."), "error")
         return redirect(url_for("portal.home"), 303)
     try:
         created = _portico(record).request_access(entitlements, justification)
     except ApiError as error:
         _flash_problem(error)
     else:
-        flash(f"Request sent. Tracking number {created.get('tracking_number')}.", "success")
+        flash(gettext("Request sent. Tracking number %(tracking)s.",
+                      tracking=created.get("tracking_number")), "success")
     return redirect(url_for("portal.home"), 303)
 
 
@@ -88,14 +90,15 @@ def decide(request_id: str):
     record = _signed_in()
     decision = request.form.get("decision")
     if decision not in DECISIONS:
-        abort(400, description="Choose approve or reject.")
+        abort(400, description=gettext("Choose approve or reject."))
     comment = request.form.get("comment", "").strip() or None
     try:
         decided = _portico(record).decide(request_id, decision, comment)
     except ApiError as error:
         _flash_problem(error)
     else:
-        flash(f"Request {decided.get('tracking_number')} {decided.get('status')}.", "success")
+        flash(gettext("Request %(tracking)s %(status)s.", tracking=decided.get("tracking_number"),
+                      status=decided.get("status")), "success")
     return redirect(url_for("portal.home"), 303)
 
 
@@ -120,5 +123,5 @@ def _flash_problem(error: ApiError) -> None:
 
 def signed_out(_error: SignedOut):
     session.pop("sid", None)
-    flash("Your session has ended. Please sign in again.", "error")
+    flash(gettext("Your session has ended. Please sign in again."), "error")
     return redirect(url_for("portal.home"), 303)

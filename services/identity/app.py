@@ -32,6 +32,7 @@ from .lifecycle import init_app as init_lifecycle
 from .oidc.fast import init_fast_tokens
 from .oidc.keys import SigningKeyUnavailable
 from .oidc.server import OAUTH_UNAVAILABLE, init_oidc
+from .pages import init_pages
 from .ratelimit import init_rate_limits, token_limits
 from .settings import DEV_CLIENT_SECRET_PEPPER, DEV_KEY_ENCRYPTION_KEY, IdentitySettings
 from .views.login import bp as login_views
@@ -64,6 +65,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     init_enrollment(app)
     init_lifecycle(app)
     init_api(app)
+    init_pages(app)
     init_rate_limits(app, settings)
     init_fast_tokens(app.extensions["portico.oidc"], token_limits(app),
                      context(app).fast_routes)

@@ -14,6 +14,8 @@ from services.common.config import (
     setting,
 )
 
+from .branding import parse_color, parse_logo
+
 # Dev-only defaults: the service logs a warning at start-up while either is in use.
 DEV_KEY_ENCRYPTION_KEY = "cG9ydGljby1kZXYta2V5LWVuY3J5cHRpb24ta2V5LTE="
 DEV_CLIENT_SECRET_PEPPER = "portico-dev-client-secret-pepper"  # noqa: S105 (dev default, warned)
@@ -161,3 +163,16 @@ class IdentitySettings(CommonSettings):
         help="password-reset and username-reminder requests per username or email")
     link_rate_limit_ip: str = setting("LINK_RATE_LIMIT_IP", "30 per minute;300 per hour",
                                       help="requests carrying an emailed token, per client IP")
+    # Branding of the pages a person sees (issue 29); the notifier's emails read the same
+    # BRAND_NAME and BRAND_LOGO.
+    brand_name: str = setting("BRAND_NAME", "Portico",
+                              help="the program's name in the pages' header and titles, and in emails")
+    brand_logo: str = setting(
+        "BRAND_LOGO", "", parse_logo,
+        help="the logo: an image file on identity's disk (served at /brand/logo) or an http(s) "
+             "URL on the deployment's own host (the pages' CSP allows images from 'self' "
+             "only); empty: Portico's")
+    brand_primary_color: str = setting(
+        "BRAND_PRIMARY_COLOR", "#1f5fa8", parse_color,
+        help="primary colour (hex) of the header bar, buttons and links; the text on it "
+             "and the links are adjusted to keep WCAG AA contrast")

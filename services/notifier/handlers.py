@@ -43,7 +43,8 @@ def _base_context(settings: NotifierSettings) -> dict[str, Any]:
     return {"portal_url": settings.public_base_url.rstrip("/"),
             "helpdesk_phone": settings.helpdesk_phone,
             "helpdesk_hours_en": settings.helpdesk_hours_en,
-            "helpdesk_hours_es": settings.helpdesk_hours_es}
+            "helpdesk_hours_es": settings.helpdesk_hours_es,
+            "brand_name": settings.brand_name, "brand_logo_url": settings.brand_logo_url}
 
 
 def _unseal(session: Session, envelope: Envelope) -> dict[str, Any]:

@@ -71,3 +71,17 @@ class NotifierSettings(CommonSettings, AsksPermissionsSettings):
                                      help="help-desk hours (English) printed next to the phone number")
     helpdesk_hours_es: str = setting("HELPDESK_HOURS_ES", "de lunes a viernes, de 9:00 a 18:00 horas",
                                      help="help-desk hours (Spanish) printed next to the phone number")
+    # The program's brand (issue 29), as on identity's pages.
+    brand_name: str = setting("BRAND_NAME", "Portico",
+                              help="the program's name in the emails' header and footer")
+    brand_logo: str = setting(
+        "BRAND_LOGO", "",
+        help="an http(s) URL is the emails' logo as it is; otherwise (a file on identity's "
+             "disk, or empty: Portico's) the emails show PUBLIC_BASE_URL/brand/logo, "
+             "where identity serves it")
+
+    @property
+    def brand_logo_url(self) -> str:
+        if self.brand_logo.startswith(("https://", "http://")):
+            return self.brand_logo
+        return self.public_base_url.rstrip("/") + "/brand/logo"

@@ -33,7 +33,8 @@ CONTEXT = dict(
     justification="month end", needs_cosign=True, requester_name="Bo", target_name="Cy",
     comment="fine", outcome="approved", role="new", transaction_type="enrollment",
     old_status="submitted", new_status="in_review", title_en="Enrollment", title_es="Inscripción",
-    newcomer_name="Dee Newman", accounts=["11111"],
+    newcomer_name="Dee Newman", accounts=["11111"], brand_name="Acme Cards",
+    brand_logo_url="https://id.example/brand/logo",
 )
 
 
@@ -170,3 +171,22 @@ def test_every_event_type_that_sends_email_per_the_catalogue_has_a_handler():
     for event_type in emailed | read_model:
         assert f"`{event_type}`" in catalogue or event_type.rsplit(".", 1)[-1] in catalogue
     assert set(registry.types) == emailed | read_model
+
+@pytest.mark.parametrize("template", available_templates())
+@pytest.mark.parametrize("lang", ["en", "es"])
+def test_every_email_shows_the_brand_name_and_logo(template, lang):
+    rendered = render(template, lang, {**CONTEXT, "brand_name": "Acme Cards",
+                                       "brand_logo_url": "https://id.acme.example/brand/logo"})
+    assert '<img src="https://id.acme.example/brand/logo" alt=""' in rendered.html
+    assert "<strong" in rendered.html and "Acme Cards</strong>" in rendered.html
+    assert "Acme Cards" in rendered.text
+
+
+def test_the_logo_is_identitys_unless_an_url_is_given():
+    settings = load(NotifierSettings, {"PUBLIC_BASE_URL": "https://id.acme.example/"})
+    assert settings.brand_name == "Portico"
+    assert settings.brand_logo_url == "https://id.acme.example/brand/logo"
+    settings = load(NotifierSettings, {"BRAND_LOGO": "/etc/portico/logo.png"})
+    assert settings.brand_logo_url == "http://127.0.0.1:8001/brand/logo"
+    settings = load(NotifierSettings, {"BRAND_LOGO": "https://cdn.acme.example/l.png"})
+    assert settings.brand_logo_url == "https://cdn.acme.example/l.png"

@@ -1,14 +1,15 @@
 """Flask-Babel for identity's pages: English and Spanish.
 
-The locale is the first supported tag of ``ui_locales`` (query or form), then the
-preference of the person the page is about (a view sets ``g.preferred_language``), then
-``Accept-Language``, then English. Catalogs live in ``services/identity/translations``.
+The locale is the first supported tag of ``ui_locales`` (query or form, then inside the
+``next`` the sign-in page returns to), then the preference of the person the page is
+about (a view sets ``g.preferred_language``), then ``Accept-Language``, then English. Catalogs live in ``services/identity/translations``.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import flask_babel
 from flask import Flask, g, has_request_context, request
@@ -25,11 +26,17 @@ def _supported(tag: str | None) -> str | None:
     return None
 
 
+def _asked_in_next() -> str | None:
+    """The ``ui_locales`` of the request the sign-in page returns to (its ``next``)."""
+    return " ".join(parse_qs(urlsplit(request.values.get("next", "")).query).get("ui_locales", [])) or None
+
+
 def select_locale() -> str:
     if not has_request_context():
         return "en"
     return (_supported(request.args.get("ui_locales"))
             or _supported(request.form.get("ui_locales") if request.form else None)
+            or _supported(_asked_in_next())
             or _supported(g.get("preferred_language"))
             or request.accept_languages.best_match(LANGUAGES)
             or "en")

@@ -13,6 +13,7 @@ from services.common.fields import whole_number
 from services.common.streams import key
 
 from .. import sessions
+from ..enrollment.i18n import current_language
 from ..lifecycle.inactive_page import inactive_page
 from ..lifecycle.web import cfg as lifecycle_config
 from ..login_outcome import LoginOutcome
@@ -58,8 +59,7 @@ def _asked_locale() -> str | None:
 
 
 def _lang() -> str:
-    tag = (_asked_locale() or "en").split("+")[0]
-    return "es" if tag.lower().startswith("es") else "en"
+    return current_language()
 
 
 def _login_hint() -> str:
@@ -184,4 +184,4 @@ def account_consents():
             select(Consent.id, Consent.client_id, Consent.scope, Consent.granted_at,
                    OAuthClient.name).join(OAuthClient, OAuthClient.client_id == Consent.client_id)
             .where(Consent.user_id == session.user_id).order_by(Consent.granted_at)).all()
-    return render_template("consents.html", consents=rows, csrf_token=session.csrf, lang="en")
+    return render_template("consents.html", consents=rows, csrf_token=session.csrf)

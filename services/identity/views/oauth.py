@@ -279,7 +279,7 @@ def authorize():
             return _redirect_error(redirect_uri, "consent_required", "Consent is required.", state)
         return hardened(lambda: render_template(
             "consent.html", client=client.row, scopes=scope.split(), params=params,
-            csrf_token=login.csrf, lang=_lang()))()
+            csrf_token=login.csrf))()
     return server.create_authorization_response(grant=grant, grant_user=end_user)
 
 
@@ -303,11 +303,6 @@ def _max_age_exceeded(params, login: sessions.LoginSession) -> bool:
     return max_age is not None and (login.auth_time or 0) + max_age < time.time()
 
 
-def _lang() -> str:
-    for tag in request.values.get("ui_locales", "").split():
-        if tag.split("-")[0].lower() in ("en", "es"):
-            return tag.split("-")[0].lower()
-    return "en"
 
 
 def too_many_token_requests(retry_after: int) -> Response:

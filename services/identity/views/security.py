@@ -9,7 +9,7 @@ from flask import make_response
 # No form-action directive: browsers apply it to the redirects after a POST, and the login
 # POST ends (303 → /authorize → 302) at the relying party's redirect_uri, another origin.
 HTML_HEADERS = {
-    "Content-Security-Policy": "default-src 'none'; style-src 'self' 'unsafe-inline'; "
+    "Content-Security-Policy": "default-src 'none'; style-src 'self'; "
                                "img-src 'self'; base-uri 'none'; "
                                "frame-ancestors 'none'",
     "Referrer-Policy": "no-referrer",

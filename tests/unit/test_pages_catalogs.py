@@ -1,0 +1,111 @@
+"""Every text of identity's pages has its Spanish translation, compiled.
+
+Identity has two Babel domains: ``messages`` (the layout, sign-in, consent, logout, error
+and enrollment pages; Jinja's ``_``/``pgettext``) and ``lifecycle`` (recovery, account and
+inactivity pages; ``_l`` in their templates, ``_``/``N_`` in lifecycle's Python). The
+sample portal has its own catalog. A text added to a page without its translation fails
+here, naming the text.
+"""
+
+from __future__ import annotations
+
+import gettext
+import re
+from pathlib import Path
+
+import pytest
+from babel.messages.extract import DEFAULT_KEYWORDS, extract_from_file
+from babel.messages.pofile import read_po
+
+REPO = Path(__file__).resolve().parents[2]
+IDENTITY = REPO / "services" / "identity"
+TEMPLATES = IDENTITY / "templates"
+PORTAL = REPO / "examples" / "portal"
+
+DOMAINS = {
+    "messages": {
+        "catalog": IDENTITY / "translations" / "es" / "LC_MESSAGES" / "messages",
+        "sources": [
+            *[(p, "jinja2") for p in sorted(TEMPLATES.glob("*.html"))],
+            *[(p, "jinja2") for p in sorted((IDENTITY / "enrollment").rglob("*.html"))],
+            *[(p, "python") for p in sorted((IDENTITY / "enrollment").rglob("*.py"))],
+            (IDENTITY / "pages.py", "python"),
+        ],
+        "keywords": {**DEFAULT_KEYWORDS, "N_": None},
+    },
+    "lifecycle": {
+        "catalog": IDENTITY / "lifecycle" / "translations" / "es" / "LC_MESSAGES" / "lifecycle",
+        "sources": [
+            *[(p, "jinja2") for p in sorted((TEMPLATES / "lifecycle").glob("*.html"))],
+            *[(p, "python") for p in sorted((IDENTITY / "lifecycle").rglob("*.py"))],
+        ],
+        "keywords": {"_": None, "N_": None, "_l": None},
+    },
+    "portal": {
+        "catalog": PORTAL / "translations" / "es" / "LC_MESSAGES" / "messages",
+        "sources": [
+            *[(p, "jinja2") for p in sorted((PORTAL / "templates").glob("*.html"))],
+            *[(p, "python") for p in sorted(PORTAL.glob("*.py"))],
+        ],
+        "keywords": DEFAULT_KEYWORDS,
+    },
+}
+
+
+def _extracted(domain: dict) -> dict[tuple[str | None, str], str]:
+    """(context, msgid) → where it was found."""
+    found = {}
+    for path, method in domain["sources"]:
+        for line, message, _comments, context in extract_from_file(
+                method, str(path), keywords=domain["keywords"]):
+            msgid = message[0] if isinstance(message, tuple) else message
+            found[(context, msgid)] = f"{path.relative_to(REPO)}:{line}"
+    return found
+
+
+def _catalogs(domain_name: str):
+    catalog_path = DOMAINS[domain_name]["catalog"]
+    with open(catalog_path.with_suffix(".po"), "rb") as handle:
+        catalog = read_po(handle)
+    with open(catalog_path.with_suffix(".mo"), "rb") as handle:
+        compiled = gettext.GNUTranslations(handle)  # as the pages read it
+    return catalog, compiled
+
+
+@pytest.mark.parametrize("domain_name", sorted(DOMAINS))
+def test_every_page_text_has_a_compiled_spanish_translation(domain_name):
+    catalog, compiled = _catalogs(domain_name)
+    extracted = _extracted(DOMAINS[domain_name])
+    assert len(extracted) > 20, "nothing extracted: is the extraction broken?"
+    missing = [f"{where}: {msgid!r}" for (context, msgid), where in sorted(extracted.items(),
+                                                                         key=str)
+               if not (catalog.get(msgid, context=context) or _Empty).string]
+    assert not missing, (f"no Spanish translation in {domain_name}.po for:\n"
+                         + "\n".join(missing))
+    stale = [msgid for (context, msgid) in extracted
+             if (compiled.pgettext(context, msgid) if context else compiled.gettext(msgid))
+             != catalog.get(msgid, context=context).string]
+    assert not stale, (f"{domain_name}: the .mo is stale (run pybabel compile) for {stale}")
+
+
+@pytest.mark.parametrize("domain_name", sorted(DOMAINS))
+def test_translations_keep_their_placeholders(domain_name):
+    catalog, _compiled = _catalogs(domain_name)
+    for message in catalog:
+        if message.id and isinstance(message.id, str) and "%(" in message.id:
+            names = sorted(set(re.findall(r"%\((\w+)\)s", message.id)))
+            assert names == sorted(set(re.findall(r"%\((\w+)\)s", message.string))), message.id
+
+
+def test_the_faq_wording_is_kept_in_spanish():
+    catalog, _compiled = _catalogs("messages")
+    assert catalog.get("Access Code").string == "Código de Acceso"
+    assert catalog.get("Verification PIN").string == "Pin de Verificación"
+    assert catalog.get("Forgot password?").string == "¿Olvidó su Contraseña?"
+    portal, _compiled = _catalogs("portal")
+    assert portal.get("Status Tracking Overview").string == (
+        "Panorama General de Seguimiento de Estatus")
+
+
+class _Empty:
+    string = ""
