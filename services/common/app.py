@@ -38,6 +38,7 @@ from .db import Database, service_database
 from .domain_errors import Conflict, DomainError, Forbidden, Invalid, NotFound
 from .errors import (
     DEPENDENCY_ERRORS,
+    INVALID_TITLE,
     Problem,
     problem_response,
     unavailable_problem,
@@ -320,10 +321,11 @@ DOMAIN_STATUS: tuple[tuple[type[DomainError], int], ...] = (
 
 
 def domain_problem(exc: DomainError) -> Problem:
-    """The problem+json answer to a use case's refusal (a bare DomainError: 400)."""
+    """The problem+json answer to a use case's refusal (a bare DomainError: 400); an
+    Invalid one is titled as the kernel's other validation problems."""
     status = next((code for cls, code in DOMAIN_STATUS if isinstance(exc, cls)), 400)
-    errors = exc.errors if isinstance(exc, Invalid) else None
-    return Problem(status, exc.kind, exc.detail, errors=errors, **exc.extra)
+    title = INVALID_TITLE if isinstance(exc, Invalid) else None
+    return Problem(status, exc.kind, exc.detail, title=title, errors=exc.errors, **exc.extra)
 
 
 def _install_errors(app: Flask) -> None:

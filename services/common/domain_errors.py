@@ -16,6 +16,8 @@ class DomainError(Exception):
     """Base of every refusal a use case raises."""
 
     kind = "error"
+    # Per-field messages (``{"current_password": ["..."]}``) when a field is to blame.
+    errors: dict[str, list[str]] | None = None
 
     def __init__(self, detail: str, kind: str | None = None, **extra: Any) -> None:
         super().__init__(detail)

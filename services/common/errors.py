@@ -95,8 +95,11 @@ def flatten_errors(messages: Any, prefix: str = "") -> dict[str, list[str]]:
     return flat
 
 
+INVALID_TITLE = "Invalid request"
+
+
 def validation_problem(messages: Any, detail: str = "The request has invalid fields.") -> Problem:
-    return Problem(422, "validation-error", detail, title="Invalid request",
+    return Problem(422, "validation-error", detail, title=INVALID_TITLE,
                    errors=flatten_errors(messages))
 
 

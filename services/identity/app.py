@@ -26,13 +26,12 @@ from services.common.errors import (
 from services.common.powers import MintedToken, PermissionsChecks, init_powers
 
 from . import sessions
-from .api.clients import bp as clients_api
+from .api import init_api
 from .enrollment import init_app as init_enrollment
 from .lifecycle import init_app as init_lifecycle
 from .oidc.fast import init_fast_tokens
 from .oidc.keys import SigningKeyUnavailable
 from .oidc.server import OAUTH_UNAVAILABLE, init_oidc
-from .openapi import init_openapi
 from .pages import init_pages
 from .ratelimit import init_rate_limits, token_limits
 from .settings import DEV_CLIENT_SECRET_PEPPER, DEV_KEY_ENCRYPTION_KEY, IdentitySettings
@@ -63,10 +62,9 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(oauth_views)
     init_fast_documents(app)
     app.register_blueprint(login_views)
-    app.register_blueprint(clients_api)
     init_enrollment(app)
     init_lifecycle(app)
-    init_openapi(app)
+    init_api(app)
     init_pages(app)
     init_rate_limits(app, settings)
     init_fast_tokens(app.extensions["portico.oidc"], token_limits(app),

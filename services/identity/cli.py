@@ -20,7 +20,7 @@ from sqlalchemy import inspect
 
 from services.common.config import load_or_exit
 from services.common.db import Database, service_database
-from services.common.errors import Problem
+from services.common.domain_errors import DomainError
 from services.common.events import Envelope, record_event
 
 from . import clients as client_cases
@@ -50,10 +50,10 @@ def _open() -> tuple[IdentitySettings, Database]:
     return settings, db
 
 
-def _fail(problem: Problem) -> None:
-    detail = problem.detail or problem.title
-    if problem.errors:
-        detail += " " + "; ".join(f"{k}: {' '.join(v)}" for k, v in problem.errors.items())
+def _fail(refusal: DomainError) -> None:
+    detail = refusal.detail
+    if refusal.errors:
+        detail += " " + "; ".join(f"{k}: {' '.join(v)}" for k, v in refusal.errors.items())
     click.echo(f"error: {detail}", err=True)
     sys.exit(1)
 
@@ -141,8 +141,8 @@ def users_create(username, password, email, given_name, family_name, company_id)
                                                 family_name=family_name, company_id=company_id))
             body = {"id": user.id, "username": user.username, "email": user.email,
                     "company_id": user.company_id}
-    except Problem as problem:
-        _fail(problem)
+    except DomainError as refusal:
+        _fail(refusal)
     _emit(body)
 
 
@@ -224,8 +224,8 @@ def bootstrap(username: str, email: str) -> None:
                                      "scope": client.scope,
                                      "audience": settings.admin_audience},
                     "signing_keys": created_keys}
-    except Problem as problem:
-        _fail(problem)
+    except DomainError as refusal:
+        _fail(refusal)
     _emit(body)
 
 

@@ -22,7 +22,7 @@ from sqlalchemy import event, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from services.common.auth import revoke_client
-from services.common.errors import NotFound
+from services.common.domain_errors import Conflict, NotFound
 from services.common.events import Envelope, record_event, utcnow
 
 from .models import OutboxEvent
@@ -122,8 +122,6 @@ def update_client(session: Session, pepper: str, client_id: str,
 def rotate_secret(session: Session, pepper: str, client_id: str) -> tuple[OAuthClient, str]:
     client = get_client(session, client_id)
     if not _needs_secret(client.token_endpoint_auth_method):
-        from services.common.errors import Conflict
-
         raise Conflict("This client does not authenticate with a secret.", kind="no-secret")
     secret = new_secret()
     client.secret_digest = secret_digest(pepper, secret)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+from typing import Any
 from urllib.parse import urlparse
 
 from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
@@ -117,8 +118,28 @@ class ClientOut(Schema):
     created_at = fields.DateTime()
 
 
+class ClientCreated(ClientOut):
+    """A client as registered with the secret just issued to it, dumped from the pair
+    ``(client, secret)``: the only answer that shows the secret (none for public clients)."""
+
+    client_secret = fields.String(metadata={"description": "Shown once; absent for public "
+                                                          "clients."})
+
+    def get_attribute(self, obj: tuple, attr: str, default: Any) -> Any:
+        client, secret = obj
+        if attr == "client_secret":
+            return secret or default
+        return super().get_attribute(client, attr, default)
+
+
+class ClientList(Schema):
+    items = fields.List(fields.Nested(ClientOut), required=True)
+
+
+class SecretRotated(Schema):
+    client_id = fields.String(required=True)
+    client_secret = fields.String(required=True)
+
+
 def client_json(client, secret: str | None = None) -> dict:
-    body = ClientOut().dump(client)
-    if secret:
-        body["client_secret"] = secret
-    return body
+    return ClientCreated().dump((client, secret))

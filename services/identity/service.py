@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from services.common.errors import Conflict, validation_problem
+from services.common.domain_errors import Conflict, Invalid
 
 from .lifecycle import inactivity, login_rules
 from .lifecycle.config import LifecycleConfig
@@ -33,7 +33,7 @@ def create_user(session: Session, new: NewUser) -> User:
     """Register a user with a password that meets the policy (CLI and tests until enrollment)."""
     problems = check_password_policy(new.password, new.username, new.email)
     if problems:
-        raise validation_problem({"password": problems})
+        raise Invalid({"password": problems})
     username_key = User.key_for(new.username)
     if session.scalar(select(User.id).where(User.username_key == username_key)):
         raise Conflict("That username is taken.", kind="username-taken")

@@ -148,3 +148,59 @@ def test_the_shared_parser_answers_bad_arguments_with_unprefixed_field_errors(
     not_json = client.post("/probe/json", data="{", content_type="application/json")
     assert (not_json.status_code, not_json.mimetype) == (400, PROBLEM)
     app.extensions["portico"].db.dispose()
+
+
+def test_the_document_names_problem_json_for_errors_and_blueprints_may_share_a_tag(
+        database_url, redis_url):
+    settings = load(CommonSettings, {}, database_url=database_url("probe"), redis_url=redis_url)
+    app = create_service_app("probe", settings)
+    first, second = (Blueprint(name, __name__, tag="Things") for name in ("first", "second"))
+
+    @first.route("/first")
+    @first.problems(404, 429)
+    @first.response(200)
+    def one():
+        return {}
+
+    @second.route("/second", methods=["POST"])
+    @second.arguments(Query)
+    @second.response(201)
+    def two(args):
+        return args
+
+    things = {"name": "Things", "description": "Both blueprints' operations."}
+    init_api(app, title="probe", version="1", blueprints=(first, second), tags=[things])
+    spec = app.test_client().get("/openapi.json").get_json()
+    assert spec["tags"] == [things]
+    one_doc, two_doc = spec["paths"]["/first"]["get"], spec["paths"]["/second"]["post"]
+    assert one_doc["tags"] == two_doc["tags"] == ["Things"]
+    assert sorted(one_doc["responses"]) == ["200", "404", "429", "default"]
+    assert sorted(two_doc["responses"]) == ["201", "422", "default"]
+    responses = spec["components"]["responses"]
+    for name in ("NOT_FOUND", "TOO_MANY_REQUESTS", "UNPROCESSABLE_ENTITY", "DEFAULT_ERROR"):
+        assert responses[name]["content"] == {
+            PROBLEM: {"schema": {"$ref": "#/components/schemas/Problem"}}}, name
+    assert "Retry-After" in responses["TOO_MANY_REQUESTS"]["headers"]
+    problem = spec["components"]["schemas"]["Problem"]
+    assert problem["required"] == ["status", "title", "type"]
+    assert problem["additionalProperties"] is True
+    app.extensions["portico"].db.dispose()
+
+
+def test_a_refusal_is_titled_like_a_validation_problem_and_any_refusal_may_name_fields(app):
+    class WrongAnswer(domain_errors.DomainError):
+        kind = "wrong-answer"
+
+        def __init__(self) -> None:
+            super().__init__("Not that.")
+            self.errors = {"answer": ["Not that."]}
+
+    @app.get("/refuse-wrong-answer")
+    def wrong_answer():
+        raise WrongAnswer()
+
+    client = app.test_client()
+    assert client.get("/refuse/invalid").get_json()["title"] == "Invalid request"
+    answer = client.get("/refuse-wrong-answer")
+    assert answer.status_code == 400
+    assert answer.get_json()["errors"] == {"answer": ["Not that."]}

@@ -64,17 +64,3 @@ def test_profile_update_refuses_unknown_fields_and_languages():
     with pytest.raises(ValidationError) as raised:
         ProfileUpdateSchema().load({"preferred_language": "fr", "status": "active"})
     assert {"preferred_language", "status"} <= set(raised.value.messages)
-
-
-def test_openapi_describes_every_lifecycle_endpoint():
-    from services.identity.enrollment.openapi import openapi_paths as enrollment_paths
-    from services.identity.lifecycle.openapi import build_spec
-
-    spec = build_spec()
-    enrollment_paths(spec)  # both merge into one identity spec without clashing
-    paths = spec.to_dict()["paths"]
-    for path in ("/admin/v1/users", "/admin/v1/users/{user_id}/reactivate",
-                 "/v1/password-resets", "/v1/password-resets/complete",
-                 "/v1/username-reminders", "/v1/me", "/v1/me/password",
-                 "/v1/me/email-verifications", "/v1/enrollments"):
-        assert path in paths, path

@@ -1,100 +1,121 @@
-"""Clients admin API (``/admin/v1/clients``): bearer token with scope ``iam.admin``."""
+"""Clients admin API (``/admin/v1/clients``): bearer token with scope ``iam.admin``.
+
+A client's rows are dumped after the unit of work (a transaction: its commit leaves
+them loaded, where a read session's rollback would expire them).
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify, request
+from typing import Any
+
+from flask import Response
 
 from services.common.app import context
 from services.common.auth import require_auth
-from services.common.errors import Problem
 
 from .. import clients
-from ..schemas import ClientSchema, client_json
+from ..clients import ClientSpec
+from ..schemas import ClientCreated, ClientList, ClientOut, ClientSchema, SecretRotated
 from ..scopes import ADMIN
+from .common import BEARER, CLIENTS, NO_STORE, NO_STORE_DOC, Blueprint
 
-bp = Blueprint("clients_api", __name__, url_prefix="/admin/v1/clients")
-
-def _body() -> dict:
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
-        raise Problem(400, "bad-request", "The body must be a JSON object.")
-    return body
+blp = Blueprint("clients_api", __name__, url_prefix="/admin/v1/clients", tag=CLIENTS)
 
 
-@bp.post("")
+@blp.post("")
 @require_auth(ADMIN)
-def create():
-    spec = ClientSchema().load(_body())
+@blp.arguments(ClientSchema)
+@blp.response(201, ClientCreated, headers=NO_STORE_DOC)
+@blp.problems(400, 401, 403)
+@blp.doc(security=BEARER)
+def create(spec: ClientSpec) -> Any:
+    """Register a client; the secret is shown only in this answer."""
     ctx = context()
     with ctx.db.transaction() as session:
-        client, secret = clients.create_client(session, ctx.settings.client_secret_pepper, spec)
-        body = client_json(client, secret)
-    response = jsonify(body)
-    response.status_code = 201
-    response.headers["Cache-Control"] = "no-store"
-    return response
+        registered = clients.create_client(session, ctx.settings.client_secret_pepper, spec)
+    return registered, 201, NO_STORE
 
 
-@bp.get("")
+@blp.get("")
 @require_auth(ADMIN)
-def list_all():
-    with context().db.read() as session:
-        items = [client_json(c) for c in clients.list_clients(session)]
-    return jsonify(items=items)
+@blp.response(200, ClientList)
+@blp.problems(401, 403)
+@blp.doc(security=BEARER)
+def list_all() -> dict[str, Any]:
+    """Every registered client."""
+    with context().db.transaction() as session:
+        return {"items": clients.list_clients(session)}
 
 
-@bp.get("/<client_id>")
+@blp.get("/<client_id>")
 @require_auth(ADMIN)
-def read(client_id: str):
-    with context().db.read() as session:
-        return jsonify(client_json(clients.get_client(session, client_id)))
+@blp.response(200, ClientOut)
+@blp.problems(401, 403, 404)
+@blp.doc(security=BEARER)
+def read(client_id: str) -> Any:
+    """One client."""
+    with context().db.transaction() as session:
+        return clients.get_client(session, client_id)
 
 
-@bp.put("/<client_id>")
+@blp.put("/<client_id>")
 @require_auth(ADMIN)
-def update(client_id: str):
-    spec = ClientSchema().load(_body())
+@blp.arguments(ClientSchema)
+@blp.response(200, ClientCreated, headers=NO_STORE_DOC)
+@blp.problems(400, 401, 403, 404)
+@blp.doc(security=BEARER)
+def update(spec: ClientSpec, client_id: str) -> Any:
+    """Replace a client's registration (a new secret when it becomes confidential)."""
     ctx = context()
     with ctx.db.transaction() as session:
-        client, secret = clients.update_client(session, ctx.settings.client_secret_pepper,
-                                               client_id, spec)
-        body = client_json(client, secret)
-    response = jsonify(body)
-    response.headers["Cache-Control"] = "no-store"
-    return response
+        updated = clients.update_client(session, ctx.settings.client_secret_pepper,
+                                        client_id, spec)
+    return updated, NO_STORE
 
 
-@bp.delete("/<client_id>")
+@blp.delete("/<client_id>")
 @require_auth(ADMIN)
-def remove(client_id: str):
+@blp.response(204)
+@blp.problems(401, 403, 404)
+@blp.doc(security=BEARER)
+def remove(client_id: str) -> Response:
+    """Delete a client."""
     with context().db.transaction() as session:
         clients.delete_client(session, client_id)
-    return "", 204
+    return Response(status=204)
 
 
-@bp.post("/<client_id>/disable")
+@blp.post("/<client_id>/disable")
 @require_auth(ADMIN)
-def disable(client_id: str):
-    """Disable the client and revoke every token issued to it."""
+@blp.response(200, ClientOut)
+@blp.problems(401, 403, 404)
+@blp.doc(security=BEARER)
+def disable(client_id: str) -> Any:
+    """Disable a client: no new tokens, and every token issued to it revoked at once."""
     with context().db.transaction() as session:
-        return jsonify(client_json(clients.disable_client(session, client_id)))
+        return clients.disable_client(session, client_id)
 
 
-@bp.post("/<client_id>/enable")
+@blp.post("/<client_id>/enable")
 @require_auth(ADMIN)
-def enable(client_id: str):
+@blp.response(200, ClientOut)
+@blp.problems(401, 403, 404)
+@blp.doc(security=BEARER)
+def enable(client_id: str) -> Any:
+    """Enable a disabled client (its revoked tokens stay revoked)."""
     with context().db.transaction() as session:
-        return jsonify(client_json(clients.enable_client(session, client_id)))
+        return clients.enable_client(session, client_id)
 
 
-@bp.post("/<client_id>/secret")
+@blp.post("/<client_id>/secret")
 @require_auth(ADMIN)
-def rotate_secret(client_id: str):
+@blp.response(200, SecretRotated, headers=NO_STORE_DOC)
+@blp.problems(401, 403, 404, 409)
+@blp.doc(security=BEARER)
+def rotate_secret(client_id: str) -> Any:
+    """Rotate a confidential client's secret."""
     ctx = context()
     with ctx.db.transaction() as session:
         client, secret = clients.rotate_secret(session, ctx.settings.client_secret_pepper,
                                                client_id)
-        body = {"client_id": client.client_id, "client_secret": secret}
-    response = jsonify(body)
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return {"client_id": client.client_id, "client_secret": secret}, NO_STORE

@@ -1,6 +1,7 @@
 """Enrollment, email verification and first login (PIN + Word + Access Code).
 
-``init_app(app)`` registers the HTML pages and the JSON API on identity's app.
+``init_app(app)`` registers the HTML pages (:mod:`.pages`) on identity's app; the JSON API
+(:mod:`.api`) is registered with identity's other APIs (services/identity/api).
 """
 
 from __future__ import annotations
@@ -22,13 +23,11 @@ class EnrollmentExtension:
 
 def init_app(app: Flask) -> None:
     from . import models  # noqa: F401  (registers the tables on identity's Base)
-    from .api import bp as api_bp
-    from .views import bp as views_bp
+    from .pages import bp as pages_bp
 
     ctx = context(app)
     app.extensions["enrollment"] = EnrollmentExtension(
         config=config_from(ctx.settings, clock=ctx.now))
     init_i18n(app)
-    app.register_blueprint(views_bp)
-    app.register_blueprint(api_bp)
+    app.register_blueprint(pages_bp)
 

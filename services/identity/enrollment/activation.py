@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from services.common import single_use
-from services.common.errors import Conflict, Problem, validation_problem
+from services.common.domain_errors import Conflict, DomainError, Invalid
 from services.identity.models import User
 from services.identity.service import NewUser, create_user
 
@@ -67,10 +67,11 @@ class ActivationResult:
     locked_now: bool = False
 
 
-class TicketInvalid(Problem):
+class TicketInvalid(DomainError):
+    kind = "activation-expired"
+
     def __init__(self) -> None:
-        super().__init__(400, "activation-expired",
-                         "The activation has expired or is not valid: start again.")
+        super().__init__("The activation has expired or is not valid: start again.")
 
 
 def _active_code(session: Session, cfg: EnrollmentConfig, typed: str) -> AccessCode | None:
@@ -207,7 +208,7 @@ def set_credentials(session: Session, cfg: EnrollmentConfig, ticket: str | None,
     if session.scalar(select(User.id).where(User.username_key == User.key_for(username))):
         errors["username"] = [_("This username is taken. Choose another one.")]
     if errors:
-        raise validation_problem(errors)
+        raise Invalid(errors)
     try:
         # A savepoint: another activation may take the name between the check above and
         # this insert (the unique index then refuses it, or create_user's own check).
@@ -218,8 +219,7 @@ def set_credentials(session: Session, cfg: EnrollmentConfig, ticket: str | None,
                 company_id=enrollment.company_id, phone_number=enrollment.phone,
                 preferred_language=enrollment.preferred_language, email_verified=True))
     except (IntegrityError, Conflict):
-        raise validation_problem(
-            {"username": [_("This username is taken. Choose another one.")]}) from None
+        raise Invalid({"username": [_("This username is taken. Choose another one.")]}) from None
     for question, answer in credentials.security_answers:
         session.add(SecurityAnswer(user_id=user.id, question=question,
                                    answer_hash=hash_secret(normalize_answer(answer))))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from datetime import datetime
 from typing import Any
 
 import phonenumbers
@@ -30,6 +31,7 @@ from stdnum.mx import rfc as mx_rfc
 from stdnum.us import ein as us_ein
 
 from services.common.errors import flatten_errors
+from services.common.fields import whole_number
 
 from .codes import normalize_word, pin_problems
 from .i18n import N_, _
@@ -349,3 +351,62 @@ class EnrollmentViewSchema(Schema):
 def translated_errors(messages) -> dict[str, list[str]]:
     """marshmallow messages → ``{"company.tax_id": [translated, ...]}``."""
     return {name: [_(m) for m in msgs] for name, msgs in flatten_errors(messages).items()}
+
+
+class ActivationTicketSchema(Schema):
+    activation_token = fields.String(required=True)
+    expires_in = fields.Integer(required=True)
+
+
+class QuestionTextSchema(Schema):
+    key = fields.String(required=True)
+    text = fields.String(required=True)
+
+
+class SecurityQuestionsSchema(Schema):
+    items = fields.List(fields.Nested(QuestionTextSchema), required=True,
+                        metadata={"description": "key and localised text"})
+
+
+class IsoDateTime(fields.Field):
+    """An ISO 8601 date-time (``datetime.fromisoformat``); empty reads as none."""
+
+    default_error_messages = {"invalid": "Use an ISO 8601 date-time."}
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> datetime | None:
+        if not value:
+            return None
+        try:
+            return datetime.fromisoformat(value)
+        except (TypeError, ValueError):
+            raise self.make_error("invalid") from None
+
+
+class WholeNumber(fields.Field):
+    """A non-negative integer written in ASCII digits (:func:`whole_number`)."""
+
+    default_error_messages = {"invalid": "Use a whole number."}
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> int:
+        number = whole_number(value) if isinstance(value, str) else None
+        if number is None:
+            raise self.make_error("invalid")
+        return number
+
+
+class AuditQuerySchema(Schema):
+    """The audit log's filters; newest first, ``before_id`` pages on."""
+
+    subject_id = fields.String(load_default=None)
+    tracking_number = fields.String(load_default=None)
+    action = fields.String(load_default=None)
+    actor_id = fields.String(load_default=None)
+    since = IsoDateTime(load_default=None, metadata={"type": "string"})
+    until = IsoDateTime(load_default=None, metadata={"type": "string"})
+    before_id = WholeNumber(load_default=None, metadata={"type": "integer"})
+    limit = WholeNumber(load_default=50, metadata={"type": "integer"})
+
+
+class AuditPageSchema(Schema):
+    items = fields.List(fields.Dict(), required=True)
+    next_before_id = fields.Integer(allow_none=True)

@@ -17,8 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
-from services.common import single_use, tracking_numbers
-from services.common.errors import Conflict, NotFound, Problem
+from services.common import domain_errors, single_use, tracking_numbers
 from services.common.events import Envelope, Sealer, record_event
 from services.identity.models import OutboxEvent
 
@@ -47,16 +46,17 @@ S = EnrollmentStatus
 SOURCE = "identity"
 
 
-class IllegalTransition(Conflict):
+class IllegalTransition(domain_errors.IllegalTransition):
     def __init__(self, current: EnrollmentStatus, wanted: EnrollmentStatus) -> None:
         super().__init__(f"The enrollment is {current.value}; it cannot become {wanted.value}.",
-                         kind="illegal-transition", status_now=current.value)
+                         status_now=current.value)
 
 
-class LinkInvalid(Problem):
+class LinkInvalid(domain_errors.DomainError):
+    kind = "verification-link-invalid"
+
     def __init__(self) -> None:
-        super().__init__(400, "verification-link-invalid",
-                         "The verification link is not valid, was already used or has expired.")
+        super().__init__("The verification link is not valid, was already used or has expired.")
 
 
 def transition(enrollment: Enrollment, wanted: EnrollmentStatus) -> None:
@@ -236,7 +236,7 @@ def issue_access_code(session: Session, cfg: EnrollmentConfig, enrollment: Enrol
 def get_enrollment(session: Session, enrollment_id: str) -> Enrollment:
     enrollment = session.get(Enrollment, enrollment_id) if enrollment_id else None
     if enrollment is None:
-        raise NotFound("No enrollment has this id.")
+        raise domain_errors.NotFound("No enrollment has this id.")
     return enrollment
 
 

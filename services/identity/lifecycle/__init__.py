@@ -1,7 +1,8 @@
 """The account lifecycle: lockout, inactivity, help desk, recovery and profile.
 
-``init_app(app)`` registers the pages and the JSON APIs on identity's app and builds the
-lifecycle configuration, once, on the service's clock. The login page passes that
+``init_app(app)`` registers the pages (``*_pages.py``) on identity's app and builds the
+lifecycle configuration, once, on the service's clock; the JSON APIs (``*_api.py``) are
+registered with identity's other APIs (services/identity/api). The login page passes that
 configuration to ``services.identity.service.authenticate`` (see :mod:`.login_rules`).
 Keep this module light: ``service.py`` imports :mod:`.login_rules`, so nothing here may
 import the views at import time.
@@ -27,14 +28,12 @@ def init_app(app: Flask) -> None:
     from services.identity.enrollment.i18n import init_i18n
 
     from . import models  # noqa: F401  (registers the tables on identity's Base)
-    from .helpdesk_api import bp as helpdesk_bp
-    from .profile_web import bp as profile_bp
-    from .recovery_web import bp as recovery_bp
+    from .profile_pages import bp as profile_bp
+    from .recovery_pages import bp as recovery_bp
 
     ctx = context(app)
     app.extensions["lifecycle"] = LifecycleExtension(
         config=config_from(ctx.settings, clock=ctx.now))
     init_i18n(app)
-    app.register_blueprint(helpdesk_bp)
     app.register_blueprint(recovery_bp)
     app.register_blueprint(profile_bp)

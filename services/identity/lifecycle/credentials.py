@@ -7,7 +7,7 @@ import redis
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from services.common.errors import validation_problem
+from services.common.domain_errors import Invalid
 from services.identity.enrollment.policy import check_new_password
 from services.identity.models import User, UserStatus
 from services.identity.passwords import hash_password, verify_password
@@ -43,7 +43,7 @@ def replace_password(session: Session, cfg: LifecycleConfig, client: redis.Redis
     """Check and store ``password``; end every other session and refresh token."""
     problems = password_problems(session, cfg, user, password)
     if problems:
-        raise validation_problem({"password": problems}, detail=_("Choose another password."))
+        raise Invalid({"password": problems}, detail=_("Choose another password."))
     if user.password_hash:
         session.add(PasswordHistory(user_id=user.id, password_hash=user.password_hash,
                                     created_at=cfg.now()))

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from services.common.errors import Conflict, NotFound
+from services.common.domain_errors import IllegalTransition, NotFound
 from services.common.events import Envelope, Sealer, record_event
 from services.identity.enrollment import audit
 from services.identity.enrollment.models import Enrollment
@@ -25,10 +25,10 @@ Actor = audit.Actor
 SYSTEM = audit.SYSTEM
 
 
-class IllegalUserTransition(Conflict):
+class IllegalUserTransition(IllegalTransition):
     def __init__(self, current: UserStatus, wanted: UserStatus) -> None:
         super().__init__(f"The user is {current.value}; it cannot become {wanted.value}.",
-                         kind="illegal-transition", status_now=current.value)
+                         status_now=current.value)
 
 
 def transition(user: User, wanted: UserStatus) -> None:

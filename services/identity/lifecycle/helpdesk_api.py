@@ -7,24 +7,36 @@ permissions says that person holds the help-desk platform power.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import wraps
 from typing import Any
 
-from flask import Blueprint, request
+from marshmallow import RAISE
 
 from services.common import powers
 from services.common.app import context, request_id
 from services.common.auth import authenticate
 from services.common.powers import require_power
+from services.identity.api.common import BEARER, LIFECYCLE, NO_STORE, Blueprint
 from services.identity.enrollment.schemas import EnrollmentViewSchema
 from services.identity.enrollment.web import cfg as enrollment_config
 from services.identity.scopes import HELPDESK
 
 from . import helpdesk
 from .domain import Actor, get_user
-from .schemas import HelpdeskUserSchema, UserQuerySchema, WhySchema
-from .web import body, cfg, client_ip, json_response, load
+from .i18n import _
+from .schemas import (
+    HelpdeskActionSchema,
+    HelpdeskUserListSchema,
+    HelpdeskUserSchema,
+    SentSchema,
+    UserQuerySchema,
+    WhySchema,
+)
+from .web import cfg, client_ip
 
-bp = Blueprint("lifecycle_helpdesk", __name__)
+blp = Blueprint("lifecycle_helpdesk", __name__, tag=LIFECYCLE, gettext=_)
+WHY = "`why` required, audited and published."
 
 
 def require_helpdesk(view):
@@ -37,82 +49,100 @@ def agent() -> Actor:
     return Actor("helpdesk", str(authenticate().get("sub")), client_ip(), request_id())
 
 
-def _why() -> str:
-    return load(WhySchema(), body())["why"].strip()
+def helpdesk_action(rule: str, status: int = 200, schema: Any = HelpdeskActionSchema,
+                    description: str | None = None) -> Callable[[Any], Any]:
+    """``POST rule``: a help-desk action, its ``why`` (required, audited and published) in
+    the body and passed to the view."""
+
+    def decorate(view: Any) -> Any:
+        @wraps(view)
+        def with_why(body: dict[str, Any], **kwargs: Any) -> Any:
+            return view(why=body["why"].strip(), **kwargs)
+
+        decorated = with_why
+        for decorator in (blp.doc(security=BEARER, description=WHY),
+                          blp.problems(400, 401, 403, 404, 409),
+                          blp.response(status, schema, description=description),
+                          blp.arguments(WhySchema), require_helpdesk, blp.post(rule)):
+            decorated = decorator(decorated)
+        return decorated
+
+    return decorate
 
 
-def _user_json(user_id: str) -> dict[str, Any]:
+def _user(user_id: str) -> dict[str, Any]:
     with context().db.read() as session:
-        return HelpdeskUserSchema().dump(helpdesk.user_view(session, cfg(),
-                                                            get_user(session, user_id)))
+        return helpdesk.user_view(session, cfg(), get_user(session, user_id))
 
 
-@bp.get("/admin/v1/users")
+@blp.get("/admin/v1/users")
 @require_helpdesk
-def search_users():
-    """Search by ``q`` (name, email or username words), ``email``, ``company_id``,
-    ``company`` (name), ``status``; at most ``limit`` (50) users."""
-    query = load(UserQuerySchema(), request.args.to_dict())
+@blp.arguments(UserQuerySchema, location="query", unknown=RAISE)
+@blp.response(200, HelpdeskUserListSchema)
+@blp.problems(401, 403)
+@blp.doc(security=BEARER)
+def search_users(query: dict[str, Any]) -> Any:
+    """Search users by name/email/username words, email, company (help desk).
+
+    ``q`` (name, email or username words), ``email``, ``company_id``, ``company`` (name),
+    ``status``; at most ``limit`` (50) users."""
     config = cfg()
     with context().db.read() as session:
         found = helpdesk.search(session, helpdesk.UserQuery(**query))
-        items = [HelpdeskUserSchema().dump(helpdesk.user_view(session, config, user, company))
-                 for user, company in found]
-    return json_response({"items": items})
+        items = [helpdesk.user_view(session, config, user, company) for user, company in found]
+    return {"items": items}, NO_STORE
 
 
-@bp.get("/admin/v1/users/<user_id>")
+@blp.get("/admin/v1/users/<user_id>")
 @require_helpdesk
-def read_user(user_id: str):
-    return json_response(_user_json(user_id))
+@blp.response(200, HelpdeskUserSchema)
+@blp.problems(401, 403, 404)
+@blp.doc(security=BEARER)
+def read_user(user_id: str) -> Any:
+    """One user (help desk)."""
+    return _user(user_id), NO_STORE
 
 
-@bp.post("/admin/v1/users/<user_id>/reactivate")
-@require_helpdesk
-def reactivate(user_id: str):
-    why = _why()
+@helpdesk_action("/admin/v1/users/<user_id>/reactivate")
+def reactivate(why: str, user_id: str) -> Any:
+    """Reactivate an inactive user (tracking number returned)."""
     with context().db.transaction() as session:
         tracking = helpdesk.reactivate(session, cfg(), user_id, agent(), why)
-    return json_response({"user": _user_json(user_id), "tracking_number": tracking})
+    return {"user": _user(user_id), "tracking_number": tracking}, NO_STORE
 
 
-@bp.post("/admin/v1/users/<user_id>/unlock")
-@require_helpdesk
-def unlock(user_id: str):
-    why = _why()
+@helpdesk_action("/admin/v1/users/<user_id>/unlock")
+def unlock(why: str, user_id: str) -> Any:
+    """Lift a lockout."""
     with context().db.transaction() as session:
         helpdesk.unlock(session, cfg(), user_id, agent(), why)
-    return json_response({"user": _user_json(user_id)})
+    return {"user": _user(user_id)}, NO_STORE
 
 
-@bp.post("/admin/v1/users/<user_id>/disable")
-@require_helpdesk
-def disable(user_id: str):
-    why = _why()
+@helpdesk_action("/admin/v1/users/<user_id>/disable")
+def disable(why: str, user_id: str) -> Any:
+    """Disable; ends sessions."""
     ctx = context()
     with ctx.db.transaction() as session:
         helpdesk.disable(session, cfg(), ctx.redis, ctx.settings.redis_namespace, user_id,
                          agent(), why)
-    return json_response({"user": _user_json(user_id)})
+    return {"user": _user(user_id)}, NO_STORE
 
 
-@bp.post("/admin/v1/users/<user_id>/username-reminder")
-@require_helpdesk
-def username_reminder(user_id: str):
-    why = _why()
+@helpdesk_action("/admin/v1/users/<user_id>/username-reminder", 202, SentSchema)
+def username_reminder(why: str, user_id: str) -> Any:
+    """Email the user their username."""
     with context().db.transaction() as session:
         helpdesk.remind_username(session, cfg(), user_id, agent(), why)
-    return json_response({"sent": True}, 202)
+    return {"sent": True}, NO_STORE
 
 
-@bp.post("/admin/v1/enrollments/<enrollment_id>/access-code/reissue")
-@require_helpdesk
-def reissue_access_code(enrollment_id: str):
-    """Enrollment's re-issue with a ``why``, audited and published as a help-desk action."""
-    why = _why()
+@helpdesk_action("/admin/v1/enrollments/<enrollment_id>/access-code/reissue",
+                 schema=EnrollmentViewSchema, description="The enrollment")
+def reissue_access_code(why: str, enrollment_id: str) -> Any:
+    """Re-issue an enrollment's Access Code (published as a help-desk action)."""
     config = cfg()
     with context().db.transaction() as session:
         enrollment = helpdesk.reissue_access_code(
             session, config, enrollment_config(), enrollment_id, agent(), why)
-        result = EnrollmentViewSchema().dump(enrollment)
-    return json_response(result)
+    return enrollment, NO_STORE

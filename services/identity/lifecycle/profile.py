@@ -16,7 +16,7 @@ import redis
 from sqlalchemy.orm import Session
 
 from services.common import single_use, tracking_numbers
-from services.common.errors import Problem
+from services.common.domain_errors import DomainError
 from services.identity.enrollment.codes import new_token, token_digest
 from services.identity.models import User
 from services.identity.passwords import verify_password
@@ -29,10 +29,11 @@ from .models import ContactChange
 from .schemas import e164, normalized_email
 
 
-class EmailLinkInvalid(Problem):
+class EmailLinkInvalid(DomainError):
+    kind = "email-link-invalid"
+
     def __init__(self) -> None:
-        super().__init__(400, "email-link-invalid",
-                         "The verification link is not valid, was already used or has expired.")
+        super().__init__("The verification link is not valid, was already used or has expired.")
 
 
 def view(session: Session, cfg: LifecycleConfig, user: User) -> dict[str, Any]:
@@ -143,11 +144,12 @@ def confirm_email_change(session: Session, cfg: LifecycleConfig, token: str | No
     return user
 
 
-class WrongCurrentPassword(Problem):
+class WrongCurrentPassword(DomainError):
+    kind = "wrong-current-password"
+
     def __init__(self) -> None:
-        super().__init__(400, "wrong-current-password",
-                         _("The current password is not correct."),
-                         errors={"current_password": [_("The current password is not correct.")]})
+        super().__init__(_("The current password is not correct."))
+        self.errors = {"current_password": [_("The current password is not correct.")]}
 
 
 def change_password(session: Session, cfg: LifecycleConfig, client: redis.Redis,

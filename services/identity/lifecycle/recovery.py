@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from services.common import single_use, tracking_numbers
-from services.common.errors import Problem
+from services.common.domain_errors import DomainError
 from services.identity.enrollment.codes import (
     new_token,
     normalize_answer,
@@ -45,10 +45,11 @@ CAN_RESET = (UserStatus.ACTIVE, UserStatus.LOCKED)
 MAX_MATCHES = 5
 
 
-class ResetLinkInvalid(Problem):
+class ResetLinkInvalid(DomainError):
+    kind = "reset-link-invalid"
+
     def __init__(self) -> None:
-        super().__init__(400, "reset-link-invalid",
-                         "The reset link is not valid, was already used or has expired.")
+        super().__init__("The reset link is not valid, was already used or has expired.")
 
 
 def _matching_users(session: Session, username_or_email: str,

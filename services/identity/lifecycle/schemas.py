@@ -181,3 +181,36 @@ class ProfileChangedSchema(Schema):
 
 class EmailVerifySchema(Strict):
     token = text(100, required=True)
+
+
+class DetailSchema(Schema):
+    """A request accepted, in a sentence (the same whether or not an account matched)."""
+
+    detail = fields.String(required=True)
+
+
+class ResetQuestionSchema(Schema):
+    question = fields.String(required=True)
+    text = fields.String(required=True)
+    expires_at = fields.String(required=True)
+
+
+class TrackingNumberSchema(Schema):
+    tracking_number = fields.String(required=True)
+
+
+class EmailChangedSchema(Schema):
+    email = fields.String(required=True, metadata={"description": "the address now in use"})
+
+
+class HelpdeskUserListSchema(Schema):
+    items = fields.List(fields.Nested(HelpdeskUserSchema), required=True)
+
+
+class HelpdeskActionSchema(Schema):
+    user = fields.Nested(HelpdeskUserSchema, required=True)
+    tracking_number = fields.String(metadata={"description": "reactivation only"})
+
+
+class SentSchema(Schema):
+    sent = fields.Boolean(required=True)

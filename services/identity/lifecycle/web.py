@@ -1,20 +1,37 @@
-"""What the lifecycle's pages and APIs share: configuration, actors, rate limits, JSON."""
+"""What the lifecycle's pages and APIs share: configuration, actors, rate limits, messages."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import Any
 
-from flask import current_app, jsonify, render_template, request
-from marshmallow import Schema, ValidationError
+from flask import current_app, render_template, request
 
 from services.common.app import context, request_id
-from services.common.errors import Problem, flatten_errors
+from services.common.errors import flatten_errors
 from services.identity import sessions
+from services.identity.api.common import counted_first, text_in
+from services.identity.enrollment.i18n import _ as enrollment_gettext
+from services.identity.enrollment.schemas import SECURITY_QUESTIONS
+from services.identity.models import User
 from services.identity.ratelimit import limit_request
 
+from . import profile
 from .config import LifecycleConfig
 from .domain import Actor
-from .i18n import _, language
+from .i18n import N_, _, language
+
+RESET_SENT = N_("If an account matches, we have sent an email with a link to reset the "
+                "password. The link works once, for 30 minutes.")
+REMINDER_SENT = N_("If an account uses this address, we have sent its username to it.")
+WRONG_ANSWER = N_("The answer is not correct. After three wrong answers the link stops "
+                  "working and you must ask for a new one.")
+PASSWORD_RESET = N_("Your password was changed. Sign in with it now.")
+# Changing the email address (where password resets are sent) needs a sign-in within the
+# last RECENT_SIGN_IN seconds, so that a session left open on a shared computer, or a
+# stolen token, cannot take the account over.
+RECENT_SIGN_IN = 300
 
 
 def cfg() -> LifecycleConfig:
@@ -47,30 +64,26 @@ def limit_link(scope: str) -> None:
     limit_request(scope, context().settings.link_rate_limit_ip)
 
 
-def body() -> dict[str, Any]:
-    found = request.get_json(silent=True)
-    if not isinstance(found, dict):
-        raise Problem(400, "bad-request", _("The body must be a JSON object."))
-    return found
+def limited(scope: str, target: str | None = None) -> Callable[[Any], Any]:
+    """An API view whose requests are counted with :func:`limit` (per the body's
+    ``target`` field, when given) before their body is validated."""
+    return counted_first(lambda body: limit(scope, text_in(body, target) if target else None),
+                         _)
 
 
-def load(schema: Schema, data: Any) -> dict[str, Any]:
-    try:
-        return schema.load(data)
-    except ValidationError as exc:
-        raise Problem(422, "validation-error", _("The request has invalid fields."),
-                      title="Invalid request", errors=translated(exc.messages)) from None
+def link_limited(scope: str) -> Callable[[Any], Any]:
+    """An API view whose requests are counted with :func:`limit_link` before their body
+    is validated."""
+    return counted_first(lambda body: limit_link(scope), _)
 
 
 def translated(messages: Any) -> dict[str, list[str]]:
     return {name: [_(m) for m in msgs] for name, msgs in flatten_errors(messages).items()}
 
 
-def json_response(payload: dict[str, Any], status: int = 200):
-    response = jsonify(payload)
-    response.status_code = status
-    response.headers["Cache-Control"] = "no-store"
-    return response
+def question_text(key: str) -> str:
+    """A security question's text in the request's language."""
+    return enrollment_gettext(SECURITY_QUESTIONS.get(key, key))
 
 
 def page(template: str, status: int = 200, **values: Any):
@@ -82,3 +95,20 @@ def page(template: str, status: int = 200, **values: Any):
 
 def csrf_ok() -> bool:
     return sessions.csrf_valid(sessions.load_session(create=True), request.form.get("csrf_token"))
+
+
+def signed_in_recently(auth_time: Any) -> bool:
+    return isinstance(auth_time, int | float) and time.time() - auth_time <= RECENT_SIGN_IN
+
+
+def asks_email_change(user_id: str, changes: dict[str, Any]) -> bool:
+    """Whether ``changes`` ask for a new email address (neither the current one nor the
+    one already waiting for confirmation)."""
+    if "email" not in changes:
+        return False
+    with context().db.transaction() as session:
+        user = session.get(User, user_id)
+        current = profile.view(session, cfg(), user)
+    wanted = changes["email"].strip().lower()
+    return wanted not in {(current["email"] or "").lower(),
+                          (current["pending_email"] or "").lower()}

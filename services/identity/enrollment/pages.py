@@ -9,7 +9,7 @@ from marshmallow import ValidationError
 from sqlalchemy import select
 
 from services.common.app import context
-from services.common.errors import Problem
+from services.common.domain_errors import Invalid
 from services.common.streams import key
 from services.identity import sessions
 from services.identity.ratelimit import TooManyRequests
@@ -26,7 +26,7 @@ from .schemas import (
     EnrollmentSchema,
     translated_errors,
 )
-from .web import anonymous, cfg, limit
+from .web import anonymous, cfg, credentials_from, limit
 
 bp = Blueprint("enrollment", __name__, template_folder="templates")
 
@@ -226,13 +226,7 @@ def credentials():
         data = CredentialsSchema().load(_credentials_body(request.form))
         with context().db.transaction() as db_session:
             done = activation.set_credentials(db_session, cfg(), ticket,
-                                              activation.Credentials(
-                                                  username=data["username"],
-                                                  password=data["password"],
-                                                  security_answers=[
-                                                      (q["question"], q["answer"])
-                                                      for q in data["security_questions"]]),
-                                              anonymous())
+                                              credentials_from(data), anonymous())
     except TooManyRequests as exc:
         return _too_many(exc)
     except ValidationError as exc:
@@ -241,11 +235,9 @@ def credentials():
     except activation.TicketInvalid:
         context().redis.delete(_ticket_key(sid))
         return redirect(url_for("enrollment.activate", ui_locales=current_language()), 303)
-    except Problem as problem:
-        if problem.status != 422:
-            raise
+    except Invalid as refused:
         return _page("enrollment/credentials.html", 422, values=values, questions=_questions(),
-                     errors=_form_errors(problem.errors or {}))
+                     errors=_form_errors(refused.errors or {}))
     context().redis.delete(_ticket_key(sid))
     return _page("enrollment/activated.html", 201, username=done.username,
                  tracking_number=done.tracking_number)

@@ -1,145 +1,41 @@
-"""``/account`` (HTML, login session) and ``/v1/me`` (bearer token: audience identity,
-scope ``profile``): the user's own profile, email change and password change.
+"""``/account`` (HTML, login session): the user's own profile, email change and password
+change (the JSON API: :mod:`.profile_api`).
 
-Changing the email address (where password resets are sent) needs a sign-in within the
-last ``RECENT_SIGN_IN`` seconds, so that a session left open on a shared computer, or a
-stolen token, cannot take the account over: the page asks for the password again; the
-API answers RFC 9470's ``insufficient_user_authentication`` with ``max_age``, and the
-client signs the user in again (``max_age=300`` or ``prompt=login`` at /authorize).
+A new email address needs a sign-in within :data:`.web.RECENT_SIGN_IN` seconds: the page
+asks for the password again.
 """
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from flask import Blueprint, redirect, request, url_for
 from marshmallow import ValidationError
 
 from services.common.app import context
-from services.common.auth import authenticate, current_claims, require_auth
-from services.common.errors import Problem
+from services.common.domain_errors import Invalid
 from services.identity import sessions
-from services.identity.models import User, UserStatus
+from services.identity.models import User
 from services.identity.passwords import verify_password
 from services.identity.ratelimit import TooManyRequests
 from services.identity.views.security import hardened
 
 from . import profile
 from .i18n import _, prefer
-from .schemas import (
-    EmailVerifySchema,
-    PasswordChangeSchema,
-    ProfileChangedSchema,
-    ProfileSchema,
-    ProfileUpdateSchema,
-)
+from .schemas import PasswordChangeSchema, ProfileUpdateSchema
 from .web import (
     anonymous,
-    body,
+    asks_email_change,
     cfg,
     csrf_ok,
-    json_response,
     limit_link,
-    load,
     page,
+    signed_in_recently,
     translated,
     user_actor,
 )
 
 bp = Blueprint("lifecycle_profile", __name__)
-SCOPE = "profile"
-RECENT_SIGN_IN = 300  # seconds: how recent a sign-in an email change needs
-
-
-def _signed_in_recently(auth_time: Any) -> bool:
-    return isinstance(auth_time, int | float) and time.time() - auth_time <= RECENT_SIGN_IN
-
-
-def _asks_email_change(user_id: str, changes: dict[str, Any]) -> bool:
-    """Whether ``changes`` ask for a new email address (neither the current one nor the
-    one already waiting for confirmation)."""
-    if "email" not in changes:
-        return False
-    with context().db.transaction() as session:
-        user = session.get(User, user_id)
-        current = profile.view(session, cfg(), user)
-    wanted = changes["email"].strip().lower()
-    return wanted not in {(current["email"] or "").lower(),
-                          (current["pending_email"] or "").lower()}
-
-
-def _token_user_id() -> str:
-    """The token's subject, when it is an active user (not a client's own token)."""
-    sub = str(authenticate().get("sub") or "")
-    with context().db.read() as session:
-        user = session.get(User, sub) if sub else None
-        if user is None or user.status != UserStatus.ACTIVE:
-            raise Problem(403, "not-a-user-token", "This token does not belong to an active user.")
-    return sub
-
-
-def _profile_json(user_id: str) -> dict[str, Any]:
-    with context().db.transaction() as session:
-        return ProfileSchema().dump(profile.view(session, cfg(), session.get(User, user_id)))
-
-
-@bp.get("/v1/me")
-@require_auth(SCOPE)
-def read_me():
-    return json_response(_profile_json(_token_user_id()))
-
-
-@bp.patch("/v1/me")
-@require_auth(SCOPE)
-def update_me():
-    user_id = _token_user_id()
-    changes = load(ProfileUpdateSchema(), body())
-    if (_asks_email_change(user_id, changes)
-            and not _signed_in_recently(current_claims().get("auth_time"))):
-        detail = _("Changing the email address needs a sign-in within the last 5 minutes: "
-                   "sign in again, then retry.")
-        raise Problem(401, "insufficient-user-authentication", detail, headers={
-            "WWW-Authenticate": 'Bearer realm="portico", '
-                                'error="insufficient_user_authentication", '
-                                'error_description="A more recent sign-in is required", '
-                                f'max_age="{RECENT_SIGN_IN}"'}, max_age=RECENT_SIGN_IN)
-    with context().db.transaction() as session:
-        result = profile.update_profile(session, cfg(), user_id, changes, user_actor(user_id))
-    return json_response(ProfileChangedSchema().dump({
-        "profile": _profile_json(user_id), "tracking_number": result.tracking_number,
-        "email_change_tracking_number": result.email_change_tracking_number}))
-
-
-@bp.post("/v1/me/password")
-@require_auth(SCOPE)
-def change_my_password():
-    """Ends every login session and refresh token of the user (the caller's access token
-    stays valid until it expires)."""
-    user_id = _token_user_id()
-    data = load(PasswordChangeSchema(), body())
-    ctx = context()
-    with ctx.db.transaction() as session:
-        tracking = profile.change_password(session, cfg(), ctx.redis,
-                                           ctx.settings.redis_namespace, user_id,
-                                           data["current_password"], data["password"],
-                                           user_actor(user_id))
-    return json_response({"tracking_number": tracking})
-
-
-@bp.post("/v1/me/email-verifications")
-def verify_email_change():
-    """Follow the link sent to the new address (the token is the proof; no login needed)."""
-    data = body()
-    limit_link("email-link")
-    token = load(EmailVerifySchema(), data)["token"]
-    with context().db.transaction() as session:
-        user = profile.confirm_email_change(session, cfg(), token, anonymous())
-        result = {"email": user.email}
-    return json_response(result)
-
-
-# --- pages -------------------------------------------------------------------------------
 
 
 def _signed_in():
@@ -185,8 +81,8 @@ def account():
         values["status_changes"] = changes["notifications"]["status_changes"]
         return _account_page(session.user_id, 422, values=values,
                              errors=translated(exc.messages))
-    if (_asks_email_change(session.user_id, data)
-            and not _signed_in_recently(session.auth_time)
+    if (asks_email_change(session.user_id, data)
+            and not signed_in_recently(session.auth_time)
             and not _password_confirms(session.user_id, form.get("current_password", ""))):
         values = {k: v for k, v in changes.items() if k != "notifications"}
         values["status_changes"] = changes["notifications"]["status_changes"]
@@ -229,11 +125,10 @@ def account_password():
                 keep_sid=session.sid)
     except ValidationError as exc:
         return _account_page(session.user_id, 422, password_errors=translated(exc.messages))
-    except Problem as problem:
-        if problem.status not in (400, 422):
-            raise
-        return _account_page(session.user_id, problem.status,
-                             password_errors=problem.errors or {})
+    except profile.WrongCurrentPassword as refused:
+        return _account_page(session.user_id, 400, password_errors=refused.errors or {})
+    except Invalid as refused:
+        return _account_page(session.user_id, 422, password_errors=refused.errors or {})
     return _account_page(session.user_id, password_changed=tracking)
 
 

@@ -1,4 +1,4 @@
-"""Forgot password / forgot username: the pages (en/es) and the JSON API."""
+"""Forgot password / forgot username: the pages (en/es; the JSON API: :mod:`.recovery_api`)."""
 
 from __future__ import annotations
 
@@ -8,104 +8,32 @@ from flask import Blueprint, request
 from marshmallow import ValidationError
 
 from services.common.app import context
-from services.common.errors import Problem
-from services.identity.enrollment.i18n import _ as enrollment_gettext
-from services.identity.enrollment.schemas import SECURITY_QUESTIONS
+from services.common.domain_errors import Invalid
 from services.identity.ratelimit import TooManyRequests
 from services.identity.views.security import hardened
 
 from . import recovery
 from .i18n import N_, _, prefer
-from .schemas import (
-    ResetCompleteSchema,
-    ResetRequestSchema,
-    ResetTokenSchema,
-    UsernameReminderSchema,
-)
+from .schemas import ResetCompleteSchema, ResetRequestSchema, UsernameReminderSchema
 from .web import (
+    PASSWORD_RESET,
+    REMINDER_SENT,
+    RESET_SENT,
+    WRONG_ANSWER,
     anonymous,
-    body,
     cfg,
     csrf_ok,
-    json_response,
     limit,
     limit_link,
-    load,
     page,
+    question_text,
     translated,
 )
 
 bp = Blueprint("lifecycle_recovery", __name__)
 
-RESET_SENT = N_("If an account matches, we have sent an email with a link to reset the "
-                "password. The link works once, for 30 minutes.")
-REMINDER_SENT = N_("If an account uses this address, we have sent its username to it.")
-WRONG_ANSWER = N_("The answer is not correct. After three wrong answers the link stops "
-                  "working and you must ask for a new one.")
 LINK_INVALID = N_("The reset link is not valid, was already used or has expired. Ask for a "
                   "new one.")
-
-
-def _question_text(key: str) -> str:
-    return enrollment_gettext(SECURITY_QUESTIONS.get(key, key))
-
-
-# --- JSON API ----------------------------------------------------------------------------
-
-
-@bp.post("/v1/password-resets")
-def create_password_reset():
-    """Neutral answer (202) whether or not an account matched."""
-    data = body()
-    target = data.get("username_or_email")
-    limit("reset", target if isinstance(target, str) else None)
-    wanted = load(ResetRequestSchema(), data)["username_or_email"]
-    with context().db.transaction() as session:
-        recovery.request_password_reset(session, cfg(), wanted, anonymous())
-    return json_response({"detail": _(RESET_SENT)}, 202)
-
-
-@bp.post("/v1/password-resets/question")
-def reset_question():
-    """The security question behind a live reset link."""
-    data = body()
-    limit_link("reset-link")
-    token = load(ResetTokenSchema(), data)["token"]
-    with context().db.read() as session:
-        found = recovery.question_for(session, cfg(), token)
-    prefer(found.preferred_language)
-    return json_response({"question": found.question, "text": _question_text(found.question),
-                          "expires_at": found.expires_at})
-
-
-@bp.post("/v1/password-resets/complete")
-def complete_password_reset():
-    data = body()
-    limit_link("reset-link")
-    loaded = load(ResetCompleteSchema(), data)
-    ctx = context()
-    with ctx.db.transaction() as session:
-        outcome = recovery.complete_password_reset(
-            session, cfg(), ctx.redis, ctx.settings.redis_namespace, loaded["token"],
-            loaded["answer"], loaded["password"], anonymous())
-    if outcome == recovery.ResetOutcome.WRONG_ANSWER:
-        raise Problem(400, "wrong-answer", _(WRONG_ANSWER),
-                      errors={"answer": [_("The answer is not correct.")]})
-    return json_response({"detail": _("Your password was changed. Sign in with it now.")})
-
-
-@bp.post("/v1/username-reminders")
-def create_username_reminder():
-    data = body()
-    target = data.get("email")
-    limit("username", target if isinstance(target, str) else None)
-    email = load(UsernameReminderSchema(), data)["email"]
-    with context().db.transaction() as session:
-        recovery.request_username_reminder(session, cfg(), email, anonymous())
-    return json_response({"detail": _(REMINDER_SENT)}, 202)
-
-
-# --- pages -------------------------------------------------------------------------------
 
 
 def _too_many(exc: TooManyRequests):
@@ -154,7 +82,7 @@ def reset_password():
         return page("lifecycle/message.html", 400, title=_("This link cannot be used"),
                     message=_(LINK_INVALID))
     prefer(found.preferred_language)
-    values = {"token": token, "question_text": _question_text(found.question)}
+    values = {"token": token, "question_text": question_text(found.question)}
     if request.method == "GET":
         return page("lifecycle/reset_password.html", errors={}, **values)
     if not csrf_ok():
@@ -173,16 +101,14 @@ def reset_password():
     except recovery.ResetLinkInvalid:
         return page("lifecycle/message.html", 400, title=_("This link cannot be used"),
                     message=_(LINK_INVALID))
-    except Problem as problem:
-        if problem.status != 422:
-            raise
-        return page("lifecycle/reset_password.html", 422, errors=problem.errors or {},
+    except Invalid as refused:
+        return page("lifecycle/reset_password.html", 422, errors=refused.errors or {},
                     **values)
     if outcome == recovery.ResetOutcome.WRONG_ANSWER:
         return page("lifecycle/reset_password.html", 400, errors={},
                     form_error=_(WRONG_ANSWER), **values)
     return page("lifecycle/message.html", title=_("Password changed"),
-                message=_("Your password was changed. Sign in with it now."), login=True)
+                message=_(PASSWORD_RESET), login=True)
 
 
 @bp.route("/forgot-username", methods=["GET", "POST"])
