@@ -28,6 +28,7 @@ from services.common.powers import MintedToken, PermissionsChecks, init_powers
 from . import sessions
 from .api import init_api
 from .enrollment import init_app as init_enrollment
+from .i18n import init_i18n
 from .lifecycle import init_app as init_lifecycle
 from .oidc.fast import init_fast_tokens
 from .oidc.keys import SigningKeyUnavailable
@@ -62,6 +63,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(oauth_views)
     init_fast_documents(app)
     app.register_blueprint(login_views)
+    init_i18n(app)
     init_enrollment(app)
     init_lifecycle(app)
     init_api(app)

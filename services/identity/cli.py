@@ -27,13 +27,14 @@ from . import clients as client_cases
 from . import scopes
 from .clients import watch_client_changes
 from .lifecycle.cli import commands as lifecycle_commands
-from .models import Base, OutboxEvent
+from .models import OutboxEvent
 from .oidc import keys
 from .oidc.models import OAuthClient
 from .oidc.purge import DEFAULT_GRACE, purge_spent_records
 from .schemas import ClientSchema, client_json
 from .service import NewUser, create_user
 from .settings import IdentitySettings
+from .tables import identity_metadata
 
 
 def _open() -> tuple[IdentitySettings, Database]:
@@ -42,7 +43,7 @@ def _open() -> tuple[IdentitySettings, Database]:
     # Client changes made here must invalidate every running replica's client cache too.
     watch_client_changes(db.sessions, redis.Redis.from_url(settings.redis_url),
                          settings.redis_namespace, settings.max_token_lifetime)
-    missing = set(Base.metadata.tables) - set(inspect(db.engine).get_table_names())
+    missing = set(identity_metadata().tables) - set(inspect(db.engine).get_table_names())
     if missing:
         click.echo("error: the identity database is not migrated; run `iamctl migrate identity`",
                    err=True)

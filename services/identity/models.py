@@ -1,7 +1,7 @@
-"""Tables owned by the identity service.
-
-The OIDC provider's tables live in :mod:`services.identity.oidc.models`; they are
-imported at the bottom so that ``Base.metadata`` (Alembic, tests) sees every table.
+"""Identity's tables that every flow shares: users, companies, security answers, the
+audit log (and the outbox). Each flow's own tables live in its package
+(``enrollment/models.py``, ``lifecycle/models.py``, ``oidc/models.py``);
+:mod:`services.identity.tables` gathers them all for Alembic and the CLI.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import enum
 import uuid
 from datetime import datetime
 
-from sqlalchemy import Boolean, Enum, String
+from sqlalchemy import Boolean, Enum, ForeignKey, Integer, String, Text, UniqueConstraint, event
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from services.common.db import UTCDateTime, new_metadata
@@ -80,6 +80,57 @@ class User(Base):
         return username.strip().lower()
 
 
-from services.identity.enrollment import models as _enrollment_models  # noqa: E402,F401
-from services.identity.lifecycle import models as _lifecycle_models  # noqa: E402,F401
-from services.identity.oidc import models as _oidc_models  # noqa: E402,F401  (registers tables)
+class Company(Base):
+    """A company, identified by its country and normalised tax id."""
+
+    __tablename__ = "companies"
+    __table_args__ = (UniqueConstraint("country", "tax_id_key", name="uq_companies_country_tax"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(200))
+    country: Mapped[str] = mapped_column(String(2))
+    tax_id_key: Mapped[str] = mapped_column(String(40))
+    requires_review: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class SecurityAnswer(Base):
+    """A user's answer to one security question (argon2id of the normalised answer)."""
+
+    __tablename__ = "security_answers"
+    __table_args__ = (UniqueConstraint("user_id", "question", name="uq_security_answers_question"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
+    question: Mapped[str] = mapped_column(String(40))
+    answer_hash: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class AuditEvent(Base):
+    """An append-only record of a security-relevant event (see :mod:`services.identity.audit`)."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow,
+                                                  index=True)
+    action: Mapped[str] = mapped_column(String(80), index=True)
+    actor_type: Mapped[str] = mapped_column(String(20))
+    actor_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    subject_type: Mapped[str] = mapped_column(String(20))
+    subject_id: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    tracking_number: Mapped[str | None] = mapped_column(String(20), nullable=True, index=True)
+    ip: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    request_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    detail: Mapped[str] = mapped_column(Text, default="{}")
+
+
+class AuditLogIsAppendOnly(Exception):
+    pass
+
+
+@event.listens_for(AuditEvent, "before_update")
+@event.listens_for(AuditEvent, "before_delete")
+def _refuse_change(_mapper, _connection, _target) -> None:
+    raise AuditLogIsAppendOnly("audit rows are never changed or deleted")

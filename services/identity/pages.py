@@ -36,7 +36,7 @@ from flask import (
 from services.common.app import context
 
 from .branding import LOGO_TYPES, logo_is_url, stylesheet
-from .enrollment.i18n import LANGUAGES, N_, current_language
+from .i18n import LANGUAGES, N_, current_language
 
 bp = Blueprint("pages", __name__)
 

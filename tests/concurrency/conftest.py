@@ -31,8 +31,8 @@ from services.common.db import upgrade
 from services.common.events import Envelope, Sealer, utcnow
 from services.identity import clients
 from services.identity.enrollment.codes import hash_secret, normalize_answer
-from services.identity.enrollment.models import SecurityAnswer
 from services.identity.models import OutboxEvent as IdentityOutbox
+from services.identity.models import SecurityAnswer
 from services.identity.oidc import keys
 from services.identity.schemas import ClientSchema
 from services.identity.service import NewUser, create_user

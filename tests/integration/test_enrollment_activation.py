@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from services.identity.enrollment.models import AccessCode, Enrollment, SecurityAnswer
-from services.identity.models import User
+from services.identity.enrollment.models import AccessCode, Enrollment
+from services.identity.models import SecurityAnswer, User
 from tests.integration.helpers.enrollment import (
     PIN,
     WORD,

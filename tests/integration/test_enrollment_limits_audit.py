@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.identity.enrollment.models import AuditEvent, AuditLogIsAppendOnly
+from services.identity.models import AuditEvent, AuditLogIsAppendOnly
 from tests.integration.helpers.enrollment import access_code, enroll, enroll_and_verify, valid_body
 from tests.integration.helpers.identity import problem
 

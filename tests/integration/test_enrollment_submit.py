@@ -8,7 +8,8 @@ from sqlalchemy import func, select
 
 from services.common import tracking_numbers
 from services.identity.enrollment.fingerprint import account_fingerprint
-from services.identity.enrollment.models import Company, Enrollment, EnrollmentAccount
+from services.identity.enrollment.models import Enrollment, EnrollmentAccount
+from services.identity.models import Company
 from tests.integration.helpers.enrollment import PIN, VALID_ACCOUNTS, valid_body
 from tests.integration.helpers.identity import events, problem, unseal
 

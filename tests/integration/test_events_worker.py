@@ -20,9 +20,9 @@ from services.common.db import Database, settings_of
 from services.common.events import Consumer, Envelope, HandlerRegistry, record_event
 from services.common.streams import events_stream
 from services.common.worker import WorkerSettings, build_service_worker, run_runnables
-from services.identity.models import Base as IdentityBase
 from services.identity.models import OutboxEvent as IdentityOutbox
 from services.identity.settings import IdentitySettings
+from services.identity.tables import identity_metadata
 from tests.support import free_port, iamctl_worker
 
 REPO = Path(__file__).resolve().parents[2]
@@ -69,7 +69,7 @@ def test_the_worker_relays_the_outbox_and_consumes_its_subscriptions(
     monkeypatch.setitem(sys.modules, "services.permissions.handlers", handlers)
 
     identity_db = Database(database_url("identity"))
-    IdentityBase.metadata.create_all(identity_db.engine)
+    identity_metadata().create_all(identity_db.engine)
     permissions_db = Database(database_url("permissions"))
     PermissionsBase.metadata.create_all(permissions_db.engine)
     common = {"redis_url": redis_url, "redis_namespace": namespace}
@@ -117,7 +117,7 @@ def test_the_worker_relays_the_outbox_and_consumes_its_subscriptions(
 def test_iamctl_worker_relays_and_stops_cleanly_on_sigterm(database_url, redis_url,
                                                            redis_client, namespace, tmp_path):
     db = Database(database_url("identity"))
-    IdentityBase.metadata.create_all(db.engine)
+    identity_metadata().create_all(db.engine)
     # As in a Kubernetes worker pod: the ConfigMap names a metrics directory under an
     # empty /tmp (the worker crashed on its first metric until iamctl made it).
     metrics_dir = tmp_path / "prometheus"

@@ -1,9 +1,8 @@
 """Every text of identity's pages has its Spanish translation, compiled.
 
-Identity has two Babel domains: ``messages`` (the layout, sign-in, consent, logout, error
-and enrollment pages; Jinja's ``_``/``pgettext``) and ``lifecycle`` (recovery, account and
-inactivity pages; ``_l`` in their templates, ``_``/``N_`` in lifecycle's Python). The
-sample portal has its own catalog. A text added to a page without its translation fails
+Identity has one catalog (``messages``) for every page and message: Jinja's
+``_``/``pgettext`` and ``_l`` (the lifecycle pages' name for the same gettext) in the
+templates, ``_``/``N_`` in the Python. The sample portal has its own catalog. A text added to a page without its translation fails
 here, naming the text.
 """
 
@@ -26,20 +25,13 @@ DOMAINS = {
     "messages": {
         "catalog": IDENTITY / "translations" / "es" / "LC_MESSAGES" / "messages",
         "sources": [
-            *[(p, "jinja2") for p in sorted(TEMPLATES.glob("*.html"))],
+            *[(p, "jinja2") for p in sorted(TEMPLATES.rglob("*.html"))],
             *[(p, "jinja2") for p in sorted((IDENTITY / "enrollment").rglob("*.html"))],
+            *[(p, "python") for p in sorted(IDENTITY.glob("*.py"))],
             *[(p, "python") for p in sorted((IDENTITY / "enrollment").rglob("*.py"))],
-            (IDENTITY / "pages.py", "python"),
-        ],
-        "keywords": {**DEFAULT_KEYWORDS, "N_": None},
-    },
-    "lifecycle": {
-        "catalog": IDENTITY / "lifecycle" / "translations" / "es" / "LC_MESSAGES" / "lifecycle",
-        "sources": [
-            *[(p, "jinja2") for p in sorted((TEMPLATES / "lifecycle").glob("*.html"))],
             *[(p, "python") for p in sorted((IDENTITY / "lifecycle").rglob("*.py"))],
         ],
-        "keywords": {"_": None, "N_": None, "_l": None},
+        "keywords": {**DEFAULT_KEYWORDS, "N_": None, "_l": None},
     },
     "portal": {
         "catalog": PORTAL / "translations" / "es" / "LC_MESSAGES" / "messages",

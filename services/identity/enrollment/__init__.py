@@ -13,7 +13,6 @@ from flask import Flask
 from services.common.app import context
 
 from .config import EnrollmentConfig, config_from
-from .i18n import init_i18n
 
 
 @dataclass
@@ -22,12 +21,10 @@ class EnrollmentExtension:
 
 
 def init_app(app: Flask) -> None:
-    from . import models  # noqa: F401  (registers the tables on identity's Base)
     from .pages import bp as pages_bp
 
     ctx = context(app)
     app.extensions["enrollment"] = EnrollmentExtension(
         config=config_from(ctx.settings, clock=ctx.now))
-    init_i18n(app)
     app.register_blueprint(pages_bp)
 

@@ -24,28 +24,26 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from services.common import single_use
 from services.common.domain_errors import Conflict, DomainError, Invalid
+from services.identity import audit
+from services.identity.i18n import _
 from services.identity.models import User
+from services.identity.security_answers import record_answers
 from services.identity.service import NewUser, create_user
 
-from . import audit
 from .codes import (
     access_code_digest,
-    hash_secret,
     new_token,
     normalize_access_code,
-    normalize_answer,
     normalize_word,
     token_digest,
     verify_secret,
 )
 from .config import EnrollmentConfig
-from .i18n import _
 from .models import (
     ENROLLMENT_TRANSITIONS,
     AccessCode,
     Enrollment,
     EnrollmentStatus,
-    SecurityAnswer,
 )
 from .policy import check_new_password
 from .service import IllegalTransition, _audit, _person, publish, transition
@@ -220,9 +218,7 @@ def set_credentials(session: Session, cfg: EnrollmentConfig, ticket: str | None,
                 preferred_language=enrollment.preferred_language, email_verified=True))
     except (IntegrityError, Conflict):
         raise Invalid({"username": [_("This username is taken. Choose another one.")]}) from None
-    for question, answer in credentials.security_answers:
-        session.add(SecurityAnswer(user_id=user.id, question=question,
-                                   answer_hash=hash_secret(normalize_answer(answer))))
+    record_answers(session, user.id, credentials.security_answers)
     transition(enrollment, S.ACTIVATED)
     enrollment.activated_at = now
     enrollment.user_id = user.id

@@ -13,14 +13,15 @@ from services.common import powers
 from services.common.app import context
 from services.common.errors import Problem
 from services.common.powers import require_power
+from services.identity import audit
 from services.identity.api.common import BEARER, ENROLLMENT, NO_STORE, Blueprint
+from services.identity.i18n import _
 from services.identity.scopes import HELPDESK
+from services.identity.security_answers import QUESTIONS
 
-from . import activation, audit, service
+from . import activation, service
 from .codes import code_target
-from .i18n import _
 from .schemas import (
-    SECURITY_QUESTIONS,
     ActivatedSchema,
     ActivationSchema,
     ActivationTicketSchema,
@@ -115,7 +116,7 @@ def set_credentials(data: dict[str, Any]) -> Any:
 @blp.response(200, SecurityQuestionsSchema)
 def security_questions() -> dict[str, Any]:
     """The security questions a user may choose from."""
-    return {"items": [{"key": k, "text": _(v)} for k, v in SECURITY_QUESTIONS.items()]}
+    return {"items": [{"key": k, "text": _(v)} for k, v in QUESTIONS.items()]}
 
 
 # --- help desk -------------------------------------------------------------------------

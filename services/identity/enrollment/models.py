@@ -1,6 +1,6 @@
-"""Tables of enrollment, activation and the audit log (declared on identity's ``Base``).
+"""Tables of enrollment and activation (declared on identity's ``Base``).
 
-Nothing secret is stored in clear: PIN, Word and security answers are argon2id hashes,
+Nothing secret is stored in clear: PIN and Word are argon2id hashes,
 access codes and link tokens are keyed/unkeyed digests, account numbers are the last
 five digits plus an HMAC fingerprint.
 """
@@ -11,21 +11,18 @@ import enum
 from datetime import datetime
 
 from sqlalchemy import (
-    Boolean,
     Enum,
     ForeignKey,
     Integer,
     String,
-    Text,
     UniqueConstraint,
-    event,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from services.common.db import UTCDateTime
 from services.common.events import utcnow
 from services.common.single_use import SingleUseMixin
-from services.identity.models import Base, new_id
+from services.identity.models import Base, Company, new_id
 
 
 class EnrollmentStatus(enum.StrEnum):
@@ -58,20 +55,6 @@ PENDING = frozenset({S.SUBMITTED, S.EMAIL_VERIFIED, S.IN_REVIEW, S.CODE_ISSUED, 
 def _enum(cls: type[enum.Enum], name: str) -> Enum:
     return Enum(cls, name=name, native_enum=False, length=20,
                 values_callable=lambda e: [m.value for m in e])
-
-
-class Company(Base):
-    """A company, identified by its country and normalised tax id."""
-
-    __tablename__ = "companies"
-    __table_args__ = (UniqueConstraint("country", "tax_id_key", name="uq_companies_country_tax"),)
-
-    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
-    name: Mapped[str] = mapped_column(String(200))
-    country: Mapped[str] = mapped_column(String(2))
-    tax_id_key: Mapped[str] = mapped_column(String(40))
-    requires_review: Mapped[bool] = mapped_column(Boolean, default=False)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 class Enrollment(Base):
@@ -141,45 +124,3 @@ class AccessCode(SingleUseMixin, Base):
 
     enrollment_id: Mapped[str] = mapped_column(ForeignKey("enrollments.id"), index=True)
     issued_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
-
-
-class SecurityAnswer(Base):
-    """A user's answer to one security question (argon2id of the normalised answer)."""
-
-    __tablename__ = "security_answers"
-    __table_args__ = (UniqueConstraint("user_id", "question", name="uq_security_answers_question"),)
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
-    question: Mapped[str] = mapped_column(String(40))
-    answer_hash: Mapped[str] = mapped_column(String(255))
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
-
-
-class AuditEvent(Base):
-    """An append-only record of a security-relevant event (see audit.py)."""
-
-    __tablename__ = "audit_log"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow,
-                                                  index=True)
-    action: Mapped[str] = mapped_column(String(80), index=True)
-    actor_type: Mapped[str] = mapped_column(String(20))
-    actor_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    subject_type: Mapped[str] = mapped_column(String(20))
-    subject_id: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
-    tracking_number: Mapped[str | None] = mapped_column(String(20), nullable=True, index=True)
-    ip: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    request_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
-    detail: Mapped[str] = mapped_column(Text, default="{}")
-
-
-class AuditLogIsAppendOnly(Exception):
-    pass
-
-
-@event.listens_for(AuditEvent, "before_update")
-@event.listens_for(AuditEvent, "before_delete")
-def _refuse_change(_mapper, _connection, _target) -> None:
-    raise AuditLogIsAppendOnly("audit rows are never changed or deleted")

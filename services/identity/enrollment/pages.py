@@ -12,15 +12,15 @@ from services.common.app import context
 from services.common.domain_errors import Invalid
 from services.common.streams import key
 from services.identity import sessions
+from services.identity.i18n import N_, _, current_language
 from services.identity.ratelimit import TooManyRequests
+from services.identity.security_answers import QUESTIONS
 from services.identity.views.security import hardened
 
 from . import activation, service
 from .codes import code_target, token_digest
-from .i18n import N_, _, current_language
 from .models import Enrollment
 from .schemas import (
-    SECURITY_QUESTIONS,
     ActivationSchema,
     CredentialsSchema,
     EnrollmentSchema,
@@ -182,7 +182,7 @@ def activate():
 
 
 def _questions() -> list[tuple[str, str]]:
-    return [(k, _(v)) for k, v in SECURITY_QUESTIONS.items()]
+    return [(k, _(v)) for k, v in QUESTIONS.items()]
 
 
 def _credentials_body(form) -> dict[str, Any]:

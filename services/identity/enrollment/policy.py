@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
+from services.identity.i18n import _
 from services.identity.passwords import check_password_policy
-
-from .i18n import _
 
 
 def check_new_password(password: str, username: str, email: str | None) -> list[str]:

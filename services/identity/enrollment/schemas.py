@@ -32,9 +32,10 @@ from stdnum.us import ein as us_ein
 
 from services.common.errors import flatten_errors
 from services.common.fields import whole_number
+from services.identity.i18n import N_, _
+from services.identity.security_answers import QUESTIONS
 
 from .codes import normalize_word, pin_problems
-from .i18n import N_, _
 
 REQUIRED = N_("This field is required.")
 NOT_TEXT = N_("Enter text.")
@@ -45,16 +46,6 @@ PIN_MESSAGES = {
     "pin.format": N_("The PIN must be 4 to 8 digits."),
     "pin.repeated": N_("The PIN must not be one digit repeated."),
     "pin.sequential": N_("The PIN must not be a run of consecutive digits."),
-}
-
-SECURITY_QUESTIONS = {
-    "first_pet": N_("What was the name of your first pet?"),
-    "birth_city": N_("In which city were you born?"),
-    "first_school": N_("What was the name of your first school?"),
-    "childhood_friend": N_("What is the first name of your childhood best friend?"),
-    "first_job": N_("What was your first job?"),
-    "favourite_teacher": N_("What is the family name of your favourite teacher?"),
-    "parents_street": N_("On which street did your parents live when you were a child?"),
 }
 
 
@@ -280,7 +271,7 @@ class SecurityQuestionSchema(Schema):
 
     @validates("question")
     def _question(self, value: str, **_kw) -> None:
-        if value not in SECURITY_QUESTIONS:
+        if value not in QUESTIONS:
             raise ValidationError(N_("Choose a question from the list."))
 
     @validates("answer")

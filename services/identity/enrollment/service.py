@@ -13,15 +13,15 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from services.common import domain_errors, single_use, tracking_numbers
 from services.common.events import Envelope, Sealer, record_event
+from services.identity import audit
+from services.identity.companies import company_for
 from services.identity.models import OutboxEvent
 
-from . import audit
 from .codes import (
     access_code_digest,
     hash_secret,
@@ -36,7 +36,6 @@ from .models import (
     ENROLLMENT_TRANSITIONS,
     PENDING,
     AccessCode,
-    Company,
     Enrollment,
     EnrollmentAccount,
     EnrollmentStatus,
@@ -94,24 +93,6 @@ class Submitted:
     status: str
 
 
-def _company(session: Session, cfg: EnrollmentConfig, name: str, country: str,
-             tax_id: str) -> Company:
-    """The company with this country and tax id, created on first enrollment."""
-    found = session.scalar(select(Company).where(Company.country == country,
-                                                 Company.tax_id_key == tax_id))
-    if found:
-        return found
-    company = Company(name=name, country=country, tax_id_key=tax_id,
-                      requires_review=f"{country}:{tax_id}" in cfg.review_companies)
-    try:
-        with session.begin_nested():
-            session.add(company)
-    except IntegrityError:  # another enrollment created it meanwhile
-        company = session.scalars(select(Company).where(
-            Company.country == country, Company.tax_id_key == tax_id)).one()
-    return company
-
-
 def _pending_with_email(session: Session, cfg: EnrollmentConfig,
                         email_key: str) -> Enrollment | None:
     for enrollment in session.scalars(select(Enrollment).where(
@@ -143,8 +124,9 @@ def submit_enrollment(session: Session, cfg: EnrollmentConfig, data: dict[str, A
         return Submitted(str(uuid.uuid4()), tracking_numbers.generate(), S.SUBMITTED.value)
 
     company_data, address = data["company"], data["company"]["address"]
-    company = _company(session, cfg, company_data["name"], address["country"],
-                       company_data["tax_id"])
+    country, tax_id = address["country"], company_data["tax_id"]
+    company = company_for(session, company_data["name"], country, tax_id,
+                          requires_review=f"{country}:{tax_id}" in cfg.review_companies)
     token = new_token()
     enrollment = Enrollment(
         tracking_number=tracking_numbers.generate(), status=S.SUBMITTED,

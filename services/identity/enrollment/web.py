@@ -10,12 +10,12 @@ from flask import current_app, request
 from services.common.app import context, request_id
 from services.common.auth import current_claims
 from services.identity.api.common import counted_first, text_in
+from services.identity.audit import Actor
+from services.identity.i18n import _
 from services.identity.ratelimit import limit_request
 
 from .activation import Credentials
-from .audit import Actor
 from .config import EnrollmentConfig
-from .i18n import _
 
 
 def cfg() -> EnrollmentConfig:

@@ -25,15 +25,11 @@ class LifecycleExtension:
 
 
 def init_app(app: Flask) -> None:
-    from services.identity.enrollment.i18n import init_i18n
-
-    from . import models  # noqa: F401  (registers the tables on identity's Base)
     from .profile_pages import bp as profile_bp
     from .recovery_pages import bp as recovery_bp
 
     ctx = context(app)
     app.extensions["lifecycle"] = LifecycleExtension(
         config=config_from(ctx.settings, clock=ctx.now))
-    init_i18n(app)
     app.register_blueprint(recovery_bp)
     app.register_blueprint(profile_bp)

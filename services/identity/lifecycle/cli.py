@@ -10,18 +10,17 @@ from sqlalchemy import inspect
 
 from services.common.config import load_or_exit
 from services.common.db import Database, service_database
-from services.identity.models import Base
 from services.identity.settings import IdentitySettings
+from services.identity.tables import identity_metadata
 
 from . import inactivity
-from . import models as _models  # noqa: F401  (registers the tables)
 from .config import config_from
 
 
 def _open() -> tuple[IdentitySettings, Database]:
     settings = load_or_exit(IdentitySettings)
     db = service_database(settings)
-    missing = set(Base.metadata.tables) - set(inspect(db.engine).get_table_names())
+    missing = set(identity_metadata().tables) - set(inspect(db.engine).get_table_names())
     if missing:
         click.echo("error: the identity database is not migrated; run `iamctl migrate identity`",
                    err=True)

@@ -9,12 +9,12 @@ from sqlalchemy.orm import Session
 
 from services.common.domain_errors import Invalid
 from services.identity.enrollment.policy import check_new_password
+from services.identity.i18n import _
 from services.identity.models import User, UserStatus
 from services.identity.passwords import hash_password, verify_password
 
 from .config import LifecycleConfig
 from .domain import security_of, transition
-from .i18n import _
 from .models import PasswordHistory
 from .revocation import sign_out_everywhere
 

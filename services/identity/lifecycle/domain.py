@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from services.common.domain_errors import IllegalTransition, NotFound
 from services.common.events import Envelope, Sealer, record_event
-from services.identity.enrollment import audit
+from services.identity import audit
 from services.identity.enrollment.models import Enrollment
 from services.identity.models import USER_TRANSITIONS, OutboxEvent, User, UserStatus
 

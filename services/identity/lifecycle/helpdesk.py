@@ -17,8 +17,8 @@ from sqlalchemy.orm import Session
 from services.common import tracking_numbers
 from services.identity.enrollment import service as enrollment_service
 from services.identity.enrollment.config import EnrollmentConfig
-from services.identity.enrollment.models import Company, Enrollment
-from services.identity.models import User, UserStatus
+from services.identity.enrollment.models import Enrollment
+from services.identity.models import Company, User, UserStatus
 
 from . import lockout
 from .config import LifecycleConfig

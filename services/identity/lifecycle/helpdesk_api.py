@@ -20,11 +20,11 @@ from services.common.powers import require_power
 from services.identity.api.common import BEARER, LIFECYCLE, NO_STORE, Blueprint
 from services.identity.enrollment.schemas import EnrollmentViewSchema
 from services.identity.enrollment.web import cfg as enrollment_config
+from services.identity.i18n import _
 from services.identity.scopes import HELPDESK
 
 from . import helpdesk
 from .domain import Actor, get_user
-from .i18n import _
 from .schemas import (
     HelpdeskActionSchema,
     HelpdeskUserListSchema,

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from .i18n import language, prefer
+from services.identity.i18n import language, prefer
+
 from .web import cfg, page
 
 

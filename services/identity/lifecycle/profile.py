@@ -18,13 +18,13 @@ from sqlalchemy.orm import Session
 from services.common import single_use, tracking_numbers
 from services.common.domain_errors import DomainError
 from services.identity.enrollment.codes import new_token, token_digest
+from services.identity.i18n import _
 from services.identity.models import User
 from services.identity.passwords import verify_password
 
 from .config import LifecycleConfig
 from .credentials import replace_password
 from .domain import Actor, get_user, person, profile_of, publish, record
-from .i18n import _
 from .models import ContactChange
 from .schemas import e164, normalized_email
 

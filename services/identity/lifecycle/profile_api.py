@@ -15,10 +15,10 @@ from services.common.app import context
 from services.common.auth import authenticate, current_claims, require_auth
 from services.common.errors import Problem
 from services.identity.api.common import BEARER, LIFECYCLE, NO_STORE, Blueprint
+from services.identity.i18n import _
 from services.identity.models import User, UserStatus
 
 from . import profile
-from .i18n import _
 from .schemas import (
     EmailChangedSchema,
     EmailVerifySchema,

@@ -15,13 +15,13 @@ from marshmallow import ValidationError
 from services.common.app import context
 from services.common.domain_errors import Invalid
 from services.identity import sessions
+from services.identity.i18n import _, prefer
 from services.identity.models import User
 from services.identity.passwords import verify_password
 from services.identity.ratelimit import TooManyRequests
 from services.identity.views.security import hardened
 
 from . import profile
-from .i18n import _, prefer
 from .schemas import PasswordChangeSchema, ProfileUpdateSchema
 from .web import (
     anonymous,

@@ -27,12 +27,10 @@ from services.common import single_use, tracking_numbers
 from services.common.domain_errors import DomainError
 from services.identity.enrollment.codes import (
     new_token,
-    normalize_answer,
     token_digest,
-    verify_secret,
 )
-from services.identity.enrollment.models import SecurityAnswer
 from services.identity.models import User, UserStatus
+from services.identity.security_answers import answer_matches, questions_answered
 
 from .config import LifecycleConfig
 from .credentials import replace_password
@@ -68,8 +66,7 @@ def request_password_reset(session: Session, cfg: LifecycleConfig, username_or_e
     if not users:
         record(session, cfg, "password_reset.no_match", actor, None)
     for user in users:
-        questions = list(session.scalars(select(SecurityAnswer.question).where(
-            SecurityAnswer.user_id == user.id)))
+        questions = questions_answered(session, user.id)
         if not questions:
             record(session, cfg, "password_reset.no_security_questions", actor, user.id)
             continue
@@ -140,9 +137,7 @@ def complete_password_reset(session: Session, cfg: LifecycleConfig, client: redi
     reset = live_reset(session, cfg, token)
     user = session.get(User, reset.user_id)
     assert user is not None
-    stored = session.scalar(select(SecurityAnswer.answer_hash).where(
-        SecurityAnswer.user_id == user.id, SecurityAnswer.question == reset.question))
-    if not verify_secret(stored, normalize_answer(answer)):
+    if not answer_matches(session, user.id, reset.question, answer):
         attempt = _count_wrong_answer(session, reset)
         voided = attempt >= cfg.password_reset_max_answers and single_use.void(
             session, reset, cfg.now())

@@ -11,9 +11,9 @@ from typing import Any
 from services.common.app import context
 from services.common.errors import Problem
 from services.identity.api.common import LIFECYCLE, NO_STORE, Blueprint
+from services.identity.i18n import _, prefer
 
 from . import recovery
-from .i18n import _, prefer
 from .schemas import (
     DetailSchema,
     ResetCompleteSchema,

@@ -9,11 +9,11 @@ from marshmallow import ValidationError
 
 from services.common.app import context
 from services.common.domain_errors import Invalid
+from services.identity.i18n import N_, _, prefer
 from services.identity.ratelimit import TooManyRequests
 from services.identity.views.security import hardened
 
 from . import recovery
-from .i18n import N_, _, prefer
 from .schemas import ResetCompleteSchema, ResetRequestSchema, UsernameReminderSchema
 from .web import (
     PASSWORD_RESET,

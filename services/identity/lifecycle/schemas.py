@@ -11,10 +11,8 @@ import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 from marshmallow import RAISE, Schema, ValidationError, fields, validates, validates_schema
 
-from services.identity.enrollment.i18n import LANGUAGES
+from services.identity.i18n import LANGUAGES, N_
 from services.identity.models import UserStatus
-
-from .i18n import N_
 
 REQUIRED = N_("This field is required.")
 _ERRORS = {"required": REQUIRED, "null": REQUIRED, "invalid": N_("Enter text.")}

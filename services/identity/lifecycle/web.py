@@ -12,15 +12,14 @@ from services.common.app import context, request_id
 from services.common.errors import flatten_errors
 from services.identity import sessions
 from services.identity.api.common import counted_first, text_in
-from services.identity.enrollment.i18n import _ as enrollment_gettext
-from services.identity.enrollment.schemas import SECURITY_QUESTIONS
+from services.identity.i18n import N_, _, language
 from services.identity.models import User
 from services.identity.ratelimit import limit_request
+from services.identity.security_answers import QUESTIONS
 
 from . import profile
 from .config import LifecycleConfig
 from .domain import Actor
-from .i18n import N_, _, language
 
 RESET_SENT = N_("If an account matches, we have sent an email with a link to reset the "
                 "password. The link works once, for 30 minutes.")
@@ -83,7 +82,7 @@ def translated(messages: Any) -> dict[str, list[str]]:
 
 def question_text(key: str) -> str:
     """A security question's text in the request's language."""
-    return enrollment_gettext(SECURITY_QUESTIONS.get(key, key))
+    return _(QUESTIONS.get(key, key))
 
 
 def page(template: str, status: int = 200, **values: Any):

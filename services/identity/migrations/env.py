@@ -1,6 +1,6 @@
 from alembic import context
 
 from services.common.db import run_migrations
-from services.identity.models import Base
+from services.identity.tables import identity_metadata
 
-run_migrations(context, Base.metadata, "identity")
+run_migrations(context, identity_metadata(), "identity")

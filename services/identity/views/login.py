@@ -13,7 +13,7 @@ from services.common.fields import whole_number
 from services.common.streams import key
 
 from .. import sessions
-from ..enrollment.i18n import current_language
+from ..i18n import current_language
 from ..lifecycle.inactive_page import inactive_page
 from ..lifecycle.web import cfg as lifecycle_config
 from ..login_outcome import LoginOutcome

@@ -12,8 +12,7 @@ from sqlalchemy import select
 
 from services.identity import enrollment, lifecycle
 from services.identity.enrollment.codes import hash_secret, normalize_answer
-from services.identity.enrollment.models import AuditEvent, SecurityAnswer
-from services.identity.models import User
+from services.identity.models import AuditEvent, SecurityAnswer, User
 from services.identity.service import NewUser, create_user
 from tests.integration.helpers.identity import Clock
 

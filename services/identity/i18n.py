@@ -1,8 +1,10 @@
-"""Flask-Babel for identity's pages: English and Spanish.
+"""Flask-Babel for identity: English and Spanish, one catalog for every page and message.
 
 The locale is the first supported tag of ``ui_locales`` (query or form, then inside the
 ``next`` the sign-in page returns to), then the preference of the person the page is
-about (a view sets ``g.preferred_language``), then ``Accept-Language``, then English. Catalogs live in ``services/identity/translations``.
+about (a view sets ``g.preferred_language``, see :func:`prefer`), then ``Accept-Language``,
+then English. The catalog is ``services/identity/translations/es/LC_MESSAGES/messages.po``
+(extract with ``services/identity/babel.cfg``; docs/pages.md says how).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import flask_babel
 from flask import Flask, g, has_request_context, request
 
 LANGUAGES = ("en", "es")
-TRANSLATIONS = Path(__file__).resolve().parent.parent / "translations"
+TRANSLATIONS = Path(__file__).resolve().parent / "translations"
 
 
 def _supported(tag: str | None) -> str | None:
@@ -47,7 +49,7 @@ def current_language() -> str:
 
 
 def init_i18n(app: Flask) -> None:
-    """Install Flask-Babel unless the app already has it (identity may install its own)."""
+    """Install Flask-Babel on identity's app, with its locale selector and catalog."""
     if "babel" not in app.extensions:
         flask_babel.Babel(app, locale_selector=select_locale,
                           default_translation_directories=str(TRANSLATIONS))
@@ -67,3 +69,15 @@ def _(message: str, **variables: Any) -> str:
 def N_(message: str) -> str:
     """Mark ``message`` for extraction; translated later, where the language is known."""
     return message
+
+
+def prefer(language: str | None) -> None:
+    """Use ``language`` (a user's preference) unless ``ui_locales`` asked for another."""
+    if language in LANGUAGES:
+        g.preferred_language = language
+        flask_babel.refresh()
+
+
+def language() -> str:
+    """The language of the current request's pages."""
+    return current_language()
