@@ -199,3 +199,6 @@ class IdentitySettings(CommonSettings):
         "WEBAUTHN_ORIGINS", _webauthn_origins_default, parse_list,
         help="origins (comma-separated, scheme://host[:port]) allowed to sign passkey "
              "ceremonies")
+    webauthn_timeout_seconds: int = setting(
+        "WEBAUTHN_TIMEOUT_SECONDS", 300, parse_positive_int,
+        help="seconds a passkey ceremony (its single-use challenge) stays valid")
