@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
+from urllib.parse import urlsplit
 
 from services.common.config import (
     CommonSettings,
@@ -27,6 +28,17 @@ def _secure_cookie_default(env: Mapping[str, str]) -> bool:
 
 
 _secure_cookie_default.__doc__ = "true when OIDC_ISSUER is https"
+
+
+def _webauthn_origins_default(env: Mapping[str, str]) -> list[str]:
+    """the origin of PUBLIC_BASE_URL (else OIDC_ISSUER)"""
+    parts = urlsplit(env.get("PUBLIC_BASE_URL") or env.get("OIDC_ISSUER", "http://127.0.0.1:8001"))
+    return [f"{parts.scheme}://{parts.netloc}"]
+
+
+def _webauthn_rp_name_default(env: Mapping[str, str]) -> str:
+    """BRAND_NAME"""
+    return env.get("BRAND_NAME") or "Portico"
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -176,3 +188,17 @@ class IdentitySettings(CommonSettings):
         "BRAND_PRIMARY_COLOR", "#1f5fa8", parse_color,
         help="primary colour (hex) of the header bar, buttons and links; the text on it "
              "and the links are adjusted to keep WCAG AA contrast")
+    # Passkeys (issue 26); factors/passkeys.py turns these into PasskeyConfig.
+    webauthn_rp_id: str = setting(
+        "WEBAUTHN_RP_ID", "localhost",
+        help="WebAuthn relying-party id: the domain passkeys are bound to (the pages' host or "
+             "a parent domain of it; changing it orphans every registered passkey)")
+    webauthn_rp_name: str = setting("WEBAUTHN_RP_NAME", _webauthn_rp_name_default,
+                                    help="the name an authenticator shows for this site")
+    webauthn_origins: list[str] = setting(
+        "WEBAUTHN_ORIGINS", _webauthn_origins_default, parse_list,
+        help="origins (comma-separated, scheme://host[:port]) allowed to sign passkey "
+             "ceremonies")
+    webauthn_timeout_seconds: int = setting(
+        "WEBAUTHN_TIMEOUT_SECONDS", 300, parse_positive_int,
+        help="seconds a passkey ceremony (its single-use challenge) stays valid")
