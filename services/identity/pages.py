@@ -55,7 +55,25 @@ ERROR_PAGE_MESSAGES = (
     N_("The id_token_hint is not valid."),
     N_("client_id does not match the hint."),
     N_("The post-logout redirect URI is not registered."),
+    N_("The request repeats client_id or redirect_uri."),
+    N_("Unknown client."),
+    N_("The redirect URI is not registered for this client."),
 )
+
+# What a person is told when authlib refuses an authorization request that cannot be sent
+# back to the application (RFC 6749 §4.1.2.1), by error code; authlib's own description
+# (English, for the application's developers) is shown beneath it, marked as English.
+OAUTH_ERROR_MESSAGES = {
+    "invalid_request": N_("The application's sign-in request is not valid."),
+    "invalid_client": N_("Unknown client."),
+    "unauthorized_client": N_("This application may not sign people in this way."),
+    "access_denied": N_("The sign-in was not allowed."),
+    "unsupported_response_type": N_("The application asked for a kind of sign-in this "
+                                    "service does not offer."),
+    "invalid_scope": N_("The application asked for permissions this service does not know."),
+    "server_error": N_("Something went wrong on our side. Try again later."),
+    "temporarily_unavailable": N_("The service is busy. Try again in a few minutes."),
+}
 
 
 def init_pages(app: Flask) -> None:

@@ -268,3 +268,27 @@ def test_the_error_page_translates_and_escapes_the_message_it_is_given(app):
         assert "El formulario caducó." in html
         html = render_template("error.html", message='<img src=x onerror="alert(1)"> 100%')
         assert "&lt;img src=x" in html and "<img src=x" not in html and "100%" in html
+
+
+def test_authorization_errors_are_told_in_spanish(app):
+    """The error page's own refusals (unknown client, unregistered redirect URI) and
+    authlib's, which carry an English description for developers, read in Spanish."""
+    from authlib.oauth2.rfc6749.errors import UnsupportedResponseTypeError
+
+    from services.identity.views.oauth import _refused
+
+    client = app.test_client()
+    unknown = client.get("/authorize", query_string={
+        "client_id": "nobody", "response_type": "code", "ui_locales": "es",
+        "redirect_uri": "https://evil.example/cb"})
+    assert unknown.status_code == 400
+    assert "La aplicación no es conocida aquí." in unescape(unknown.text)
+    assert "Unknown client." not in unknown.text
+
+    with app.test_request_context("/authorize?ui_locales=es"):
+        answer = _refused(UnsupportedResponseTypeError("token"))
+        html = unescape(answer.get_data(as_text=True))
+    assert answer.status_code == 400
+    assert "La aplicación pidió un tipo de inicio de sesión que este servicio no ofrece." in html
+    assert "Detalles para quienes desarrollan la aplicación" in html
+    assert '<p lang="en">response_type=token is not supported</p>' in html

@@ -37,6 +37,7 @@ from ..oidc.grants import AuthenticatedUser
 from ..oidc.models import Consent
 from ..oidc.server import current_server
 from ..oidc.tokens import TokenRejected, decode_own_token, is_token_revoked
+from ..pages import OAUTH_ERROR_MESSAGES
 from ..ratelimit import token_limits
 from .security import hardened, no_store
 
@@ -65,8 +66,11 @@ def duplicated(params) -> list[str]:
                   and len(params.getlist(name)) > 1)
 
 
-def error_page(message: str, status: int = 400):
-    return hardened(lambda: (render_template("error.html", message=message), status))()
+def error_page(message: str, status: int = 400, detail: str | None = None):
+    """The error page in the person's language: ``message`` is translated (one of
+    pages.py's messages); ``detail``, for developers, is shown as given (English)."""
+    return hardened(lambda: (render_template("error.html", message=message, detail=detail),
+                             status))()
 
 
 DISCOVERY_CACHE = "public, max-age=3600"
@@ -289,7 +293,9 @@ def _refused(error: OAuth2Error):
     if error.redirect_uri:
         server = current_server()
         return server.to_client(server.handle_error_response(grant_request(), error))
-    return error_page(error.description or error.error)
+    return error_page(OAUTH_ERROR_MESSAGES.get(error.error,
+                                               OAUTH_ERROR_MESSAGES["invalid_request"]),
+                      detail=error.get_error_description() or error.error)
 
 
 def grant_request():
