@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 from flask import Flask, render_template
+from flask_babel import gettext
 from werkzeug.exceptions import HTTPException
 
 from services.common.config import load_or_exit
@@ -42,8 +43,8 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     def _http_error(error: HTTPException):
         if error.response is not None:
             return error.response
-        return render_template("error.html", title=error.name,
-                               message=error.description), error.code
+        return render_template("error.html", title=_error_title(error.code),
+                               message=_error_message(error)), error.code
 
     @app.after_request
     def _headers(response):
@@ -53,3 +54,27 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
         return response
 
     return app
+
+
+def _error_title(code: int | None) -> str:
+    """An error page's title in the person's language (werkzeug's names are English)."""
+    if code == 404:
+        return gettext("Page not found")
+    if code == 403:
+        return gettext("Not allowed")
+    if code in (502, 503, 504):
+        return gettext("The portal is unavailable")
+    return gettext("This request cannot be completed")
+
+
+def _error_message(error: HTTPException) -> str:
+    """The view's own description (already translated), or a translated one in place of
+    werkzeug's English default."""
+    if error.description and error.description != type(error).description:
+        return error.description
+    if error.code == 404:
+        return gettext("There is no page at this address.")
+    if error.code in (502, 503, 504):
+        return gettext("Try again in a few minutes.")
+    return gettext("Go back to the home page and try again.")
+

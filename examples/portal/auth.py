@@ -13,6 +13,7 @@ from urllib.parse import urlencode
 import requests
 from authlib.common.errors import AuthlibBaseError
 from authlib.integrations.flask_client import OAuth
+from flask_babel import gettext
 from flask import (
     Blueprint,
     Flask,
@@ -85,7 +86,8 @@ def check_csrf() -> None:
     sent = request.form.get("csrf_token", "")
     expected = session.get("csrf", "")
     if not expected or not hmac.compare_digest(sent.encode(), expected.encode()):
-        abort(400, description="The form has expired; reload the page and try again.")
+        abort(400, description=gettext("The form has expired; reload the page and try "
+                                        "again."))
 
 
 # The signed-in user -----------------------------------------------------------------
@@ -169,8 +171,9 @@ def callback():
     except (AuthlibBaseError, requests.RequestException, ValueError) as error:
         description = getattr(error, "description", None) or getattr(error, "error", None)
         log.info("sign-in failed", extra={"error": type(error).__name__})
-        return render_template("error.html", title="Sign-in failed",
-                               message=description or "Portico did not sign you in."), 400
+        return render_template("error.html", title=gettext("Sign-in failed"),
+                               message=gettext("Portico did not sign you in."),
+                               detail=description), 400
     claims = token.get("userinfo") or {}
     record = {"sub": claims.get("sub") or profile.get("sub"),
               "name": profile.get("name") or profile.get("preferred_username") or "",

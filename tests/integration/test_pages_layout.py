@@ -292,3 +292,4 @@ def test_authorization_errors_are_told_in_spanish(app):
     assert "La aplicación pidió un tipo de inicio de sesión que este servicio no ofrece." in html
     assert "Detalles para quienes desarrollan la aplicación" in html
     assert '<p lang="en">response_type=token is not supported</p>' in html
+

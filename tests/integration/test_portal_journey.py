@@ -202,3 +202,17 @@ def test_logout_forgets_the_tokens_and_ends_the_session_at_portico(suite):
     assert refused.status_code == 400
     assert json.loads(refused.data)["error"] == "invalid_grant"
 
+
+def test_the_portals_error_pages_read_in_the_persons_language(suite):
+    """werkzeug's English error names and descriptions never reach the page."""
+    portal = suite.portal.test_client()
+    missing = portal.get("/no-such-page?lang=es")
+    assert missing.status_code == 404
+    assert "Página no encontrada" in missing.text
+    assert "No hay ninguna página en esta dirección." in missing.text
+    assert "Not Found" not in missing.text
+    expired = portal.post("/logout?lang=es", data={"csrf_token": "forged"})
+    assert expired.status_code == 400
+    assert "El formulario caducó; vuelva a cargar la página" in expired.text
+    assert "Esta solicitud no se puede completar" in expired.text
+
