@@ -13,7 +13,6 @@ from urllib.parse import urlencode
 import requests
 from authlib.common.errors import AuthlibBaseError
 from authlib.integrations.flask_client import OAuth
-from flask_babel import gettext
 from flask import (
     Blueprint,
     Flask,
@@ -26,6 +25,7 @@ from flask import (
     session,
     url_for,
 )
+from flask_babel import gettext
 
 from .store import SessionStore
 
