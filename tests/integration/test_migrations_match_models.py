@@ -15,7 +15,8 @@ from services.common.db import Database, upgrade
 # The modules whose models make up each service's metadata (all of them imported).
 MODELS = {
     "identity": ("services.identity.models", "services.identity.enrollment.models",
-                 "services.identity.lifecycle.models", "services.identity.oidc.models"),
+                 "services.identity.lifecycle.models", "services.identity.oidc.models",
+                 "services.identity.factors.models"),
     "notifier": ("services.notifier.models",),
     "permissions": ("services.permissions.models",),
 }

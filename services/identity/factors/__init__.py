@@ -1,0 +1,2 @@
+"""A user's factors beyond the password: TOTP (``totp.py``) and recovery codes
+(``recovery_codes.py``); their tables are in ``models.py``."""
