@@ -31,7 +31,7 @@ from services.common.fastpath import FastAnswer
 from services.common.fields import whole_number
 from services.common.streams import key
 
-from .. import sessions
+from .. import acr, sessions
 from ..models import User
 from ..oidc.grants import AuthenticatedUser
 from ..oidc.models import Consent
@@ -123,7 +123,7 @@ def _discovery_document(issuer_url: str) -> dict:
         "request_uri_parameter_supported": False,
         "prompt_values_supported": ["none", "login", "consent"],
         "ui_locales_supported": ["en", "es"],
-        "acr_values_supported": ["urn:portico:acr:password"],
+        "acr_values_supported": list(acr.LEVELS),
         "authorization_response_iss_parameter_supported": True,
         "backchannel_logout_supported": True,
         "backchannel_logout_session_supported": True,
