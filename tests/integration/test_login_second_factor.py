@@ -62,10 +62,14 @@ def test_a_totp_code_signs_in_with_otp_and_mfa(app, client, clock):
 def test_a_recovery_code_signs_in_once(app, client, clock):
     _, _, codes = _enrolled(app, clock)
     login(client)
-    assert _second_step(client, codes[0]).status_code == 303
+    used = _second_step(client, codes[0])
+    assert used.status_code == 200  # signed in; told how many codes are left
+    assert "Unused recovery codes left: 9." in used.text and 'href="/account"' in used.text
+    assert _amr(app, client) == ["pwd", "otp", "mfa"]
     other = app.test_client()
     login(other)
     assert _second_step(other, codes[0]).status_code == 401
+    assert _second_step(other, codes[1]).status_code == 200
 
 
 def test_wrong_codes_lock_the_account(app, client, clock):

@@ -160,7 +160,12 @@ def second_factor():
         return render_template("second_factor.html", csrf_token=session.csrf, next=next_url,
                                error=MESSAGES[lang]["code"], lang=lang), 401
     sessions.await_second_factor(session, None)
-    return _signed_in(user_id, proof.amr, next_url)
+    signed_in = _signed_in(user_id, proof.amr, next_url)
+    if proof.recovery_codes_left is None:
+        return signed_in
+    # A recovery code is worth telling about: how many are left, before going on.
+    return render_template("recovery_code_used.html", next=next_url,
+                           remaining=proof.recovery_codes_left, lang=lang)
 
 
 @bp.route("/logout", methods=["GET", "POST"])
