@@ -91,3 +91,14 @@ def test_the_page_speaks_spanish(app, client):
     login(client)
     assert "Configurar una aplicación de autenticación" in client.get(
         "/account/security").text
+
+
+def test_changing_factors_needs_a_recent_sign_in(app, client, monkeypatch):
+    add_user(app)
+    login(client)
+    monkeypatch.setattr("services.identity.lifecycle.web.RECENT_SIGN_IN", -1)
+    for path in ("/account/security/totp", "/account/security/totp/confirm",
+                 "/account/security/recovery-codes", "/account/security/totp/remove"):
+        answer = _post(client, path)
+        assert answer.status_code == 303, path
+        assert answer.headers["Location"].startswith("/login"), path

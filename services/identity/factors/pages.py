@@ -16,7 +16,7 @@ from services.common.app import context
 from services.common.domain_errors import Invalid
 from services.identity import sessions
 from services.identity.i18n import _, prefer
-from services.identity.lifecycle.web import csrf_ok, page, user_actor
+from services.identity.lifecycle.web import csrf_ok, page, signed_in_recently, user_actor
 from services.identity.models import User
 from services.identity.views.security import hardened
 
@@ -57,32 +57,34 @@ def _security_page(user_id: str, status: int = 200, **extra: Any):
                 **values, **extra)
 
 
-def _signed_in_user() -> str | None:
+def _signed_in() -> sessions.LoginSession | None:
     session = sessions.load_session(create=False)
-    return session.user_id if session is not None and session.authenticated else None
+    return session if session is not None and session.authenticated else None
 
 
 def _guarded(handler):
-    """A form of the page: signed in (else to the login) and with a valid CSRF token."""
+    """A form of the page: signed in recently (``lifecycle/web.py: RECENT_SIGN_IN``;
+    else to the login, so that a session left open cannot change the factors) and with
+    a valid CSRF token."""
     @wraps(handler)
     def view():
-        user_id = _signed_in_user()
-        if user_id is None:
-            return redirect(url_for("login.login", next=url_for("factors.security")), 302)
+        session = _signed_in()
+        if session is None or not signed_in_recently(session.auth_time):
+            return redirect(url_for("login.login", next=url_for("factors.security")), 303)
         if not csrf_ok():
-            return _security_page(user_id, 400,
+            return _security_page(session.user_id, 400,
                                   form_error=_("The form expired. Please try again."))
-        return handler(user_id)
+        return handler(session.user_id)
     return hardened(view)
 
 
 @bp.get("/account/security")
 @hardened
 def security():
-    user_id = _signed_in_user()
-    if user_id is None:
+    session = _signed_in()
+    if session is None:
         return redirect(url_for("login.login", next=url_for("factors.security")), 302)
-    return _security_page(user_id)
+    return _security_page(session.user_id)
 
 
 def _as_user(use_case, user_id: str, *args: Any) -> Any:
