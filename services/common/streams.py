@@ -39,9 +39,6 @@ SUBSCRIPTIONS: dict[str, tuple[str, ...]] = {
 # Event types published on purpose with no consumer yet (audit facts); see docs/events.md.
 UNCONSUMED: frozenset[str] = frozenset({
     "identity.client.created",
-    # Passkeys, TOTP and recovery codes (issue 26); the notifier's emails are to come.
-    "identity.factor.added",
-    "identity.factor.removed",
     "identity.helpdesk.action",
     "identity.user.locked",
     "identity.user.unlocked",

@@ -28,6 +28,7 @@ from services.common.powers import MintedToken, PermissionsChecks, init_powers
 from . import sessions
 from .api import init_api
 from .enrollment import init_app as init_enrollment
+from .factors import init_app as init_factors
 from .i18n import init_i18n
 from .lifecycle import init_app as init_lifecycle
 from .oidc.fast import init_fast_tokens
@@ -66,6 +67,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     init_i18n(app)
     init_enrollment(app)
     init_lifecycle(app)
+    init_factors(app)
     init_api(app)
     init_pages(app)
     init_rate_limits(app, settings)

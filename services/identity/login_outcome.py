@@ -20,14 +20,16 @@ class LoginOutcome(enum.StrEnum):
     # The right password of a user ID unused past its period: the page names the help desk.
     INACTIVE = "inactive"
     DISABLED = "disabled"
-    # The password was right and another factor must follow (not yet produced).
+    # The password was right and the user has a second factor: it must follow
+    # (services/identity/factors/second_step.py).
     NEEDS_SECOND_FACTOR = "needs-second-factor"
 
 
 @dataclass(frozen=True)
 class LoginResult:
     outcome: LoginOutcome
-    # The user, only once the password matched (signed in or inactive); never on a refusal
+    # The user, only once the password matched (signed in, inactive or a second factor to
+    # follow); never on a refusal
     # that must not tell a known username from an unknown one.
     user: User | None = None
     # Inactive: the period (days without login) the user let run out.

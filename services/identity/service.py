@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from services.common.domain_errors import Conflict, Invalid
 
+from .factors import second_step
 from .lifecycle import inactivity, login_rules
 from .lifecycle.config import LifecycleConfig
 from .login_outcome import LoginOutcome, LoginResult
@@ -71,6 +72,8 @@ def authenticate(session: Session, username: str, password: str,
     assert user is not None
     if user.password_hash and needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
+    if second_step.required(session, user.id):
+        return LoginResult(LoginOutcome.NEEDS_SECOND_FACTOR, user)
     return LoginResult(outcome, user)
 
 

@@ -33,6 +33,10 @@ class LoginSession:
     user_id: str | None = None
     auth_time: int | None = None
     amr: list[str] = field(default_factory=list)
+    # The user who gave the right password and still owes a second factor (not signed
+    # in), and when (Unix time).
+    pending_user_id: str | None = None
+    pending_since: int | None = None
     new: bool = False
 
     @property
@@ -41,7 +45,9 @@ class LoginSession:
 
     def to_json(self) -> str:
         return json.dumps({"csrf": self.csrf, "user_id": self.user_id,
-                           "auth_time": self.auth_time, "amr": self.amr})
+                           "auth_time": self.auth_time, "amr": self.amr,
+                           "pending_user_id": self.pending_user_id,
+                           "pending_since": self.pending_since})
 
 
 def _redis_key(sid: str) -> str:
@@ -67,13 +73,29 @@ def load_session(create: bool = False) -> LoginSession | None:
         if raw:
             data: dict[str, Any] = json.loads(raw)
             found = LoginSession(sid=sid, csrf=data["csrf"], user_id=data.get("user_id"),
-                                 auth_time=data.get("auth_time"), amr=data.get("amr") or [])
+                                 auth_time=data.get("auth_time"), amr=data.get("amr") or [],
+                                 pending_user_id=data.get("pending_user_id"),
+                                 pending_since=data.get("pending_since"))
     if found is None and create:
         found = LoginSession(sid=secrets.token_urlsafe(32), csrf=secrets.token_urlsafe(32),
                              new=True)
         _store(found)
     g.login_session = found
     return found
+
+
+def await_second_factor(session: LoginSession, user_id: str | None) -> None:
+    """Remember (or, with None, forget) the user whose second factor this session awaits."""
+    session.pending_user_id = user_id
+    session.pending_since = int(time.time()) if user_id else None
+    _store(session)
+
+
+def pending_user(session: LoginSession | None, within: int) -> str | None:
+    """The user awaiting a second factor in ``session`` since less than ``within`` seconds."""
+    if session is None or session.pending_user_id is None or session.pending_since is None:
+        return None
+    return session.pending_user_id if time.time() - session.pending_since < within else None
 
 
 def start_authenticated_session(user_id: str, amr: list[str]) -> LoginSession:

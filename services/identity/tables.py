@@ -10,11 +10,13 @@ from sqlalchemy import MetaData
 
 from services.identity import models
 from services.identity.enrollment import models as enrollment_models
+from services.identity.factors import models as factors_models
 from services.identity.factors import passkey_models
 from services.identity.lifecycle import models as lifecycle_models
 from services.identity.oidc import models as oidc_models
 
-MODEL_MODULES = (models, enrollment_models, lifecycle_models, oidc_models, passkey_models)
+MODEL_MODULES = (models, enrollment_models, factors_models, passkey_models, lifecycle_models,
+                 oidc_models)
 
 
 def identity_metadata() -> MetaData:

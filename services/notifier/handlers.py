@@ -30,7 +30,8 @@ SECURITY_TEMPLATES = frozenset({
     "enrollment_submitted", "access_code_issued", "enrollment_locked",
     "password_reset_requested", "password_changed", "username_reminder",
     "contact_change_verification", "contact_change_notice", "user_deactivated",
-    "inactivity_warning", "user_reactivated",
+    "inactivity_warning", "user_reactivated", "factor_added", "factor_removed",
+    "recovery_code_used",
 })
 INFORMATIONAL_TEMPLATES = frozenset({"status_changed"})
 
@@ -168,6 +169,20 @@ def password_changed(session: Session, envelope: Envelope) -> None:
     _note_contact(session, envelope)
     _queue(session, envelope, "password_changed", _addressed(envelope.data),
            {"via": envelope.data.get("via") or "profile"})
+
+
+@_per_event.on("identity.factor.added")
+@_per_event.on("identity.factor.removed")
+def factor_changed(session: Session, envelope: Envelope) -> None:
+    template = "factor_added" if envelope.type == "identity.factor.added" else "factor_removed"
+    _queue(session, envelope, template, _addressed(envelope.data),
+           {"factor": envelope.data.get("factor")})
+
+
+@_per_event.on("identity.recovery_code.used")
+def recovery_code_used(session: Session, envelope: Envelope) -> None:
+    _queue(session, envelope, "recovery_code_used", _addressed(envelope.data),
+           {"remaining": envelope.data.get("remaining")})
 
 
 @_per_event.on("identity.username.reminder")

@@ -16,6 +16,7 @@ from services.common.db import Database, upgrade
 MODELS = {
     "identity": ("services.identity.models", "services.identity.enrollment.models",
                  "services.identity.lifecycle.models", "services.identity.oidc.models",
+                 "services.identity.factors.models",
                  "services.identity.factors.passkey_models"),
     "notifier": ("services.notifier.models",),
     "permissions": ("services.permissions.models",),

@@ -92,7 +92,7 @@ def test_a_user_registers_several_named_passkeys_listed_without_any_secret(app, 
     assert shown[0]["transports"] == ["internal", "hybrid"]
     assert shown[0]["last_used_at"] is None
     added = events(app, "identity.factor.added")
-    assert [(e.subject, e.data["kind"], e.data["name"]) for e in added] == [
+    assert [(e.subject, e.data["factor"], e.data["name"]) for e in added] == [
         (ana, "passkey", "Work laptop"), (ana, "passkey", "Phone")]
     assert len(audit_rows(app, "passkey.registered")) == 2
 
@@ -213,7 +213,7 @@ def test_a_removed_passkey_no_longer_signs_in(app, cfg):
 
     assert listed(app, ana) == []
     (removed,) = events(app, "identity.factor.removed")
-    assert removed.data["factor_id"] == shown["id"] and removed.data["kind"] == "passkey"
+    assert removed.data["factor_id"] == shown["id"] and removed.data["factor"] == "passkey"
     assert sign_in(app, cfg, laptop) == ("unknown_passkey", None, False)
 
 

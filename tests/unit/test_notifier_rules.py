@@ -34,7 +34,7 @@ CONTEXT = dict(
     comment="fine", outcome="approved", role="new", transaction_type="enrollment",
     old_status="submitted", new_status="in_review", title_en="Enrollment", title_es="Inscripción",
     newcomer_name="Dee Newman", accounts=["11111"], brand_name="Acme Cards",
-    brand_logo_url="https://id.example/brand/logo",
+    brand_logo_url="https://id.example/brand/logo", factor="totp", remaining=9,
 )
 
 
@@ -165,7 +165,8 @@ def test_every_event_type_that_sends_email_per_the_catalogue_has_a_handler():
         "permissions.request.expired", "permissions.principal.changed",
         "permissions.membership.requested", "permissions.membership.approved",
         "permissions.membership.rejected", "permissions.membership.expired",
-        "tracking.status.changed",
+        "tracking.status.changed", "identity.factor.added", "identity.factor.removed",
+        "identity.recovery_code.used",
     }
     read_model = {"identity.user.activated", "identity.contact.changed"}
     for event_type in emailed | read_model:

@@ -30,6 +30,7 @@ DOMAINS = {
             *[(p, "python") for p in sorted(IDENTITY.glob("*.py"))],
             *[(p, "python") for p in sorted((IDENTITY / "enrollment").rglob("*.py"))],
             *[(p, "python") for p in sorted((IDENTITY / "lifecycle").rglob("*.py"))],
+            *[(p, "python") for p in sorted((IDENTITY / "factors").rglob("*.py"))],
         ],
         "keywords": {**DEFAULT_KEYWORDS, "N_": None, "_l": None},
     },

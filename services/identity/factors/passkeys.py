@@ -151,7 +151,7 @@ def _credentials_of(session: Session, user: User) -> list[WebauthnCredential]:
 def _publish(session: Session, cfg: PasskeyConfig, type_: str, user: User,
              passkey: WebauthnCredential) -> None:
     record_event(session, OutboxEvent, Envelope.new(
-        type_, "identity", {"user_id": user.id, "kind": "passkey", "factor_id": passkey.id,
+        type_, "identity", {"user_id": user.id, "factor": "passkey", "factor_id": passkey.id,
                             "name": passkey.name, "email": user.email,
                             "given_name": user.given_name,
                             "preferred_language": user.preferred_language},

@@ -74,8 +74,10 @@ def lift_expired_lock(session: Session, cfg: LifecycleConfig, user: User) -> Non
     record(session, cfg, "user.lock_expired", SYSTEM, user.id)
 
 
-def note_failure(session: Session, cfg: LifecycleConfig, user: User) -> bool:
-    """Count one wrong password; True when this one locked the user."""
+def note_failure(session: Session, cfg: LifecycleConfig, user: User,
+                 reason: str = "bad_password") -> bool:
+    """Count one wrong password (or, ``reason`` says, second factor); True when this one
+    locked the user."""
     sec = security_row(session, user.id)
     now = cfg.now()
     attempt = session.execute(
@@ -89,8 +91,7 @@ def note_failure(session: Session, cfg: LifecycleConfig, user: User) -> bool:
         record(session, cfg, "login.refused", SYSTEM, user.id, reason="locked")
         return False
     set_committed_value(sec, "failed_logins", attempt)
-    record(session, cfg, "login.failed", SYSTEM, user.id, reason="bad_password",
-           attempt=attempt)
+    record(session, cfg, "login.failed", SYSTEM, user.id, reason=reason, attempt=attempt)
     if attempt < cfg.lockout_threshold:
         return False
     # This transaction holds the row (the UPDATE above) until it commits: no other miss

@@ -30,13 +30,13 @@ from services.common.db import DriverStatement, UTCDateTime, is_postgresql
 from services.common.events import utcnow
 from services.common.streams import key
 
+from ..acr import acr_for
 from ..models import User, UserStatus
 from .backchannel import remember_participant
 from .models import AuthorizationCode, IssuedAccessToken, RefreshToken
 from .records import CodeRecord, RefreshRecord, digest
 
 AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"]
-ACR = "urn:portico:acr:password"
 
 
 @dataclass
@@ -208,7 +208,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
                 code_challenge=data.get("code_challenge"),
                 code_challenge_method=data.get("code_challenge_method"),
                 resource=data.get("resource"), auth_time=end_user.auth_time, sid=end_user.sid,
-                acr=ACR, amr=end_user.amr,
+                acr=acr_for(end_user.amr), amr=end_user.amr,
                 expires_at=utcnow() + timedelta(seconds=settings.auth_code_ttl)))
         if request.client.row.backchannel_logout_uri and end_user.sid:
             remember_participant(self.provider.redis, self.provider.namespace, end_user.sid,

@@ -8,15 +8,19 @@ from urllib.parse import urlencode, urlparse
 from flask import Blueprint, redirect, render_template, request, url_for
 from sqlalchemy import delete, select
 
-from services.common.app import context
+from services.common.app import context, request_id
 from services.common.fields import whole_number
 from services.common.streams import key
 
 from .. import sessions
+from ..audit import Actor
+from ..factors import second_step
+from ..factors.pages import cfg as factors_config
 from ..i18n import current_language
 from ..lifecycle.inactive_page import inactive_page
 from ..lifecycle.web import cfg as lifecycle_config
 from ..login_outcome import LoginOutcome
+from ..models import User
 from ..oidc.models import Consent, OAuthClient
 from ..oidc.server import current_server
 from ..oidc.tokens import TokenRejected, decode_own_token
@@ -26,14 +30,20 @@ from .security import hardened
 
 bp = Blueprint("login", __name__)
 log = logging.getLogger("portico.identity.login")
+# How long after the right password the second step may come.
+SECOND_STEP_SECONDS = 300
 
 MESSAGES = {
     "en": {"failed": "The username or password is not correct, or the account cannot be used. "
                      "If you cannot log in, contact the help desk.",
-           "expired": "The form expired. Please try again."},
+           "expired": "The form expired. Please try again.",
+           "code": "The code is not correct, or it was used already. Try the code your app "
+                   "shows now, or a recovery code."},
     "es": {"failed": "El usuario o la contraseña no son correctos, o la cuenta no se puede usar. "
                      "Si no puede entrar, contacte con la mesa de ayuda.",
-           "expired": "El formulario caducó. Inténtelo de nuevo."},
+           "expired": "El formulario caducó. Inténtelo de nuevo.",
+           "code": "El código no es correcto o ya se usó. Pruebe el código que su aplicación "
+                   "muestra ahora, o un código de recuperación."},
 }
 
 
@@ -91,13 +101,15 @@ def login():
     password = request.form.get("password", "")[:1024]
     with context().db.transaction() as db_session:
         result = authenticate(db_session, username, password, lifecycle_config())
-    limits.note(address, succeeded=result.outcome is LoginOutcome.SIGNED_IN)
+    limits.note(address, succeeded=result.outcome in (LoginOutcome.SIGNED_IN,
+                                                      LoginOutcome.NEEDS_SECOND_FACTOR))
     if result.outcome is LoginOutcome.SIGNED_IN:
         assert result.user is not None
-        fresh = sessions.start_authenticated_session(result.user.id, ["pwd"])
-        ctx = context()
-        ctx.redis.set(key(ctx.settings.redis_namespace, "fresh-login", fresh.sid), b"1", ex=300)
-        return redirect(next_url, 303)
+        return _signed_in(result.user.id, ["pwd"], next_url)
+    if result.outcome is LoginOutcome.NEEDS_SECOND_FACTOR:
+        assert result.user is not None
+        sessions.await_second_factor(session, result.user.id)
+        return redirect(url_for("login.second_factor", next=next_url), 303)
     log.info("login refused", extra={"reason": result.outcome.value})
     if result.outcome is LoginOutcome.INACTIVE:
         # The right password: this user may be told why, and whom to call.
@@ -106,6 +118,54 @@ def login():
     # Unknown user, wrong password, locked or disabled: one answer for all.
     return render_template("login.html", csrf_token=session.csrf, next=next_url,
                            username=username, error=MESSAGES[lang]["failed"], lang=lang), 401
+
+
+def _signed_in(user_id: str, amr: list[str], next_url: str):
+    """Start the signed-in session (a new id) and continue to ``next_url``."""
+    fresh = sessions.start_authenticated_session(user_id, amr)
+    ctx = context()
+    ctx.redis.set(key(ctx.settings.redis_namespace, "fresh-login", fresh.sid), b"1", ex=300)
+    return redirect(next_url, 303)
+
+
+@bp.route("/login/second-factor", methods=["GET", "POST"])
+@hardened
+def second_factor():
+    """The login's second step: a code from the authenticator app or a recovery code,
+    within :data:`SECOND_STEP_SECONDS` of the right password."""
+    session = sessions.load_session(create=True)
+    assert session is not None
+    lang = _lang()
+    next_url = _safe_next(request.values.get("next"))
+    user_id = sessions.pending_user(session, SECOND_STEP_SECONDS)
+    if user_id is None:
+        return redirect(url_for("login.login", next=next_url), 303)
+    if request.method == "GET":
+        return render_template("second_factor.html", csrf_token=session.csrf, next=next_url,
+                               error=None, lang=lang)
+    if not sessions.csrf_valid(session, request.form.get("csrf_token")):
+        return render_template("second_factor.html", csrf_token=session.csrf, next=next_url,
+                               error=MESSAGES[lang]["expired"], lang=lang), 400
+    limits = login_limits()
+    address = request.remote_addr or "-"
+    limits.check(address)
+    code = request.form.get("code", "")[:40]
+    with context().db.transaction() as db_session:
+        user = db_session.get(User, user_id)
+        proof = second_step.prove(db_session, factors_config(), user, code,
+                                  Actor("user", user_id, address, request_id()))
+    limits.note(address, succeeded=proof is not None)
+    if proof is None:
+        log.info("second factor refused")
+        return render_template("second_factor.html", csrf_token=session.csrf, next=next_url,
+                               error=MESSAGES[lang]["code"], lang=lang), 401
+    sessions.await_second_factor(session, None)
+    signed_in = _signed_in(user_id, proof.amr, next_url)
+    if proof.recovery_codes_left is None:
+        return signed_in
+    # A recovery code is worth telling about: how many are left, before going on.
+    return render_template("recovery_code_used.html", next=next_url,
+                           remaining=proof.recovery_codes_left, lang=lang)
 
 
 @bp.route("/logout", methods=["GET", "POST"])

@@ -31,8 +31,10 @@ from services.common.fastpath import FastAnswer
 from services.common.fields import whole_number
 from services.common.streams import key
 
-from .. import sessions
+from .. import acr, sessions
+from ..factors import second_step
 from ..models import User
+from ..oidc import acr_request
 from ..oidc.grants import AuthenticatedUser
 from ..oidc.models import Consent
 from ..oidc.server import current_server
@@ -127,7 +129,7 @@ def _discovery_document(issuer_url: str) -> dict:
         "request_uri_parameter_supported": False,
         "prompt_values_supported": ["none", "login", "consent"],
         "ui_locales_supported": ["en", "es"],
-        "acr_values_supported": ["urn:portico:acr:password"],
+        "acr_values_supported": list(acr.LEVELS),
         "authorization_response_iss_parameter_supported": True,
         "backchannel_logout_supported": True,
         "backchannel_logout_session_supported": True,
@@ -264,6 +266,9 @@ def authorize():
     if user is None:
         sessions.end_session_telling_clients(login)
         return error_page("Your session has ended. Start again from the application.")
+    step_up = _acr_step(params, login, redirect_uri, state)
+    if step_up is not None:
+        return step_up
     end_user = AuthenticatedUser(user=user, auth_time=login.auth_time or int(time.time()),
                                  sid=sessions.public_sid(login.sid), amr=login.amr or ["pwd"])
     server = current_server()
@@ -285,6 +290,33 @@ def authorize():
             "consent.html", client=client.row, scopes=scope.split(), params=params,
             csrf_token=login.csrf))()
     return server.create_authorization_response(grant=grant, grant_user=end_user)
+
+
+def _acr_step(params, login: sessions.LoginSession, redirect_uri: str, state: str | None):
+    """The answer when the request asks a level the session has not reached: the second
+    step when the user has a factor for it, the OIDC error when the level was essential;
+    None to go on."""
+    try:
+        asked = acr_request.parse(params)
+    except acr_request.MalformedClaims:
+        return _redirect_error(redirect_uri, "invalid_request", "claims must be a JSON object.",
+                               state)
+    if asked is None:
+        return None
+    with context().db.read() as session:
+        has_factor = second_step.required(session, login.user_id)
+    needed = acr_request.need(asked, login.amr or ["pwd"], has_factor)
+    if needed is acr_request.Need.SECOND_FACTOR and "none" in params.get("prompt", "").split():
+        return _redirect_error(redirect_uri, "interaction_required",
+                               "The requested authentication level needs the user.", state)
+    if needed is acr_request.Need.SECOND_FACTOR:
+        sessions.await_second_factor(login, login.user_id)
+        here = url_for("oauth.authorize") + "?" + urlencode(params.to_dict(flat=False), doseq=True)
+        return redirect(url_for("login.second_factor", next=here), 302)
+    if needed is acr_request.Need.UNMET:
+        return _redirect_error(redirect_uri, "unmet_authentication_requirements",
+                               "The requested authentication level cannot be met.", state)
+    return None
 
 
 def _refused(error: OAuth2Error):

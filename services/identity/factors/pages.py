@@ -1,0 +1,130 @@
+"""``/account/security`` (HTML, login session): set up an authenticator app (QR code as
+inline SVG, and the secret to type), confirm it with a first code, see the recovery
+codes once (and download them as text), make new ones, remove the app."""
+
+from __future__ import annotations
+
+from functools import wraps
+from typing import Any
+from urllib.parse import quote
+
+import segno
+from flask import Blueprint, current_app, redirect, request, url_for
+from markupsafe import Markup
+
+from services.common.app import context
+from services.common.domain_errors import Invalid
+from services.identity import sessions
+from services.identity.i18n import _, prefer
+from services.identity.lifecycle.web import csrf_ok, page, signed_in_recently, user_actor
+from services.identity.models import User
+from services.identity.views.security import hardened
+
+from . import recovery_codes, totp
+from .config import FactorsConfig
+
+bp = Blueprint("factors", __name__)
+
+
+def cfg() -> FactorsConfig:
+    return current_app.extensions["factors"]
+
+
+def _qr_svg(uri: str) -> Markup:
+    # segno draws the SVG from the URI's bits (its title escaped): no text of the user
+    # reaches the markup unescaped.
+    svg = segno.make(uri, error="m").svg_inline(scale=5, title=_("QR code"))
+    return Markup(svg)  # noqa: S704
+
+
+def _codes_download(codes: list[str]) -> str:
+    return "data:text/plain;charset=utf-8," + quote("\n".join(codes) + "\n")
+
+
+def _security_page(user_id: str, status: int = 200, **extra: Any):
+    with context().db.transaction() as session:
+        user = session.get(User, user_id)
+        prefer(user.preferred_language if user else None)
+        enrolment = totp.pending_enrolment(session, cfg(), user)
+        values = {"totp_on": totp.confirmed(session, user_id),
+                  "remaining": recovery_codes.remaining(session, user_id)}
+    if enrolment is not None:
+        values |= {"secret": enrolment.secret, "qr_svg": _qr_svg(enrolment.provisioning_uri)}
+    codes = extra.get("codes")
+    if codes:
+        extra["codes_download"] = _codes_download(codes)
+    return page("factors/security.html", status, errors=extra.pop("errors", {}),
+                **values, **extra)
+
+
+def _signed_in() -> sessions.LoginSession | None:
+    session = sessions.load_session(create=False)
+    return session if session is not None and session.authenticated else None
+
+
+def _guarded(handler):
+    """A form of the page: signed in recently (``lifecycle/web.py: RECENT_SIGN_IN``;
+    else to the login, so that a session left open cannot change the factors) and with
+    a valid CSRF token."""
+    @wraps(handler)
+    def view():
+        session = _signed_in()
+        if session is None or not signed_in_recently(session.auth_time):
+            return redirect(url_for("login.login", next=url_for("factors.security")), 303)
+        if not csrf_ok():
+            return _security_page(session.user_id, 400,
+                                  form_error=_("The form expired. Please try again."))
+        return handler(session.user_id)
+    return hardened(view)
+
+
+@bp.get("/account/security")
+@hardened
+def security():
+    session = _signed_in()
+    if session is None:
+        return redirect(url_for("login.login", next=url_for("factors.security")), 302)
+    return _security_page(session.user_id)
+
+
+def _as_user(use_case, user_id: str, *args: Any) -> Any:
+    with context().db.transaction() as session:
+        return use_case(session, cfg(), session.get(User, user_id), *args)
+
+
+@bp.post("/account/security/totp", endpoint="totp_begin")
+@_guarded
+def totp_begin(user_id: str):
+    _as_user(totp.begin_enrolment, user_id)
+    return redirect(url_for("factors.security"), 303)
+
+
+@bp.post("/account/security/totp/confirm", endpoint="totp_confirm")
+@_guarded
+def totp_confirm(user_id: str):
+    try:
+        codes = _as_user(totp.confirm, user_id, request.form.get("code", "")[:20],
+                         user_actor(user_id))
+    except Invalid:
+        return _security_page(user_id, 400, errors={"code": [_(
+            "The code is not correct. Type the code your app shows now.")]})
+    return _security_page(user_id, codes=codes, notice=_("Your authenticator app is set up."))
+
+
+@bp.post("/account/security/recovery-codes", endpoint="recovery_codes")
+@_guarded
+def regenerate_recovery_codes(user_id: str):
+    with context().db.transaction() as session:
+        if not totp.confirmed(session, user_id):
+            return _security_page(user_id, 409)
+    codes = _as_user(recovery_codes.generate, user_id, user_actor(user_id))
+    return _security_page(user_id, codes=codes)
+
+
+@bp.post("/account/security/totp/remove", endpoint="totp_remove")
+@_guarded
+def totp_remove(user_id: str):
+    with context().db.transaction() as session:
+        if session.get(totp.TotpFactor, user_id) is not None:
+            totp.remove(session, cfg(), session.get(User, user_id), user_actor(user_id))
+    return redirect(url_for("factors.security"), 303)

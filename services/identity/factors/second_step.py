@@ -1,0 +1,64 @@
+"""The login's second step: after the right password, a user with a factor proves it
+with a code from the authenticator app or a recovery code.
+
+:func:`required` is what ``authenticate`` asks to turn a right password into
+``NEEDS_SECOND_FACTOR``; :func:`prove` checks the code. A wrong code counts toward the
+account's lockout like a wrong password, and no code is accepted while it is locked.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.orm import Session
+
+from services.identity.lifecycle import lockout
+from services.identity.lifecycle.domain import SYSTEM, Actor, record
+from services.identity.models import User, UserStatus
+
+from . import recovery_codes, totp
+from .config import FactorsConfig
+
+# RFC 8176: a one-time code ("otp") after the password ("pwd") is two factors ("mfa").
+AMR_WITH_CODE = ["pwd", "otp", "mfa"]
+
+
+@dataclass(frozen=True)
+class Proof:
+    amr: list[str]
+    # How many recovery codes are left, when one was used.
+    recovery_codes_left: int | None = None
+
+
+def required(session: Session, user_id: str) -> bool:
+    """Whether signing in as this user needs a second step (a confirmed factor)."""
+    return totp.confirmed(session, user_id)
+
+
+def _looks_like_totp(code: str) -> bool:
+    digits = "".join(code.split())
+    return len(digits) == 6 and digits.isdigit()
+
+
+def prove(session: Session, cfg: FactorsConfig, user: User, code: str,
+          actor: Actor) -> Proof | None:
+    """The proof ``code`` gives for ``user``, or None (wrong, used, locked or no longer
+    active). Its records (a used code, the failure count) are in ``session``."""
+    if user.status != UserStatus.ACTIVE or lockout.locked_until(
+            lockout.security_row(session, user.id), cfg.now()) is not None:
+        record(session, cfg.lifecycle, "login.refused", SYSTEM, user.id, reason="locked")
+        return None
+    if _looks_like_totp(code):
+        if not totp.verify(session, cfg, user, code):
+            return None
+        proof = Proof(AMR_WITH_CODE)
+    else:
+        left = recovery_codes.use(session, cfg, user, code, actor)
+        if left is None:
+            lockout.note_failure(session, cfg.lifecycle, user, reason="bad_second_factor")
+            return None
+        proof = Proof(AMR_WITH_CODE, left)
+    lockout.note_success(session, user)
+    record(session, cfg.lifecycle, "login.second_factor", actor, user.id,
+           method="totp" if proof.recovery_codes_left is None else "recovery_code")
+    return proof

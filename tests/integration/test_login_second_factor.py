@@ -1,0 +1,91 @@
+"""The login's second step: a user with an authenticator app gives the right password,
+then a TOTP or recovery code at ``/login/second-factor``; only then is the session
+signed in, with amr pwd+otp+mfa."""
+
+from __future__ import annotations
+
+import pyotp
+import pytest
+
+from services.identity import sessions
+from tests.integration.helpers.lifecycle import add_user, audit_rows, csrf_of, login, user_row
+from tests.integration.test_factors_pages import set_up_totp
+
+
+@pytest.fixture
+def app(lifecycle_app):
+    return lifecycle_app
+
+
+def _enrolled(app, clock) -> tuple[str, str, list[str]]:
+    """A user with a confirmed app (set up from the page), signed out; the step advanced."""
+    user_id = add_user(app)
+    browser = app.test_client()
+    login(browser)
+    secret, codes = set_up_totp(browser)
+    clock.advance(seconds=60)
+    return user_id, secret, codes
+
+
+def _second_step(client, code: str, next_url: str = "/account"):
+    page = client.get("/login/second-factor", query_string={"next": next_url})
+    assert page.status_code == 200, page.status_code
+    return client.post("/login/second-factor", data={
+        "code": code, "csrf_token": csrf_of(page.text), "next": next_url})
+
+
+def _amr(app, client) -> list[str] | None:
+    with app.test_request_context(headers={"Cookie": client.get_cookie(
+            sessions.COOKIE).key + "=" + client.get_cookie(sessions.COOKIE).value}):
+        found = sessions.load_session()
+        return found.amr if found and found.authenticated else None
+
+
+def test_the_password_alone_does_not_sign_in(app, client, clock):
+    _enrolled(app, clock)
+    answer = login(client)
+    assert answer.status_code == 303
+    assert answer.headers["Location"].startswith("/login/second-factor")
+    assert _amr(app, client) is None
+    assert client.get("/account/security").status_code == 302  # not signed in
+
+
+def test_a_totp_code_signs_in_with_otp_and_mfa(app, client, clock):
+    user_id, secret, _ = _enrolled(app, clock)
+    login(client)
+    answer = _second_step(client, pyotp.TOTP(secret).at(clock().timestamp()))
+    assert answer.status_code == 303 and answer.headers["Location"] == "/account"
+    assert _amr(app, client) == ["pwd", "otp", "mfa"]
+    assert audit_rows(app, "login.second_factor")[-1]["subject_id"] == user_id
+
+
+def test_a_recovery_code_signs_in_once(app, client, clock):
+    _, _, codes = _enrolled(app, clock)
+    login(client)
+    used = _second_step(client, codes[0])
+    assert used.status_code == 200  # signed in; told how many codes are left
+    assert "Unused recovery codes left: 9." in used.text and 'href="/account"' in used.text
+    assert _amr(app, client) == ["pwd", "otp", "mfa"]
+    other = app.test_client()
+    login(other)
+    assert _second_step(other, codes[0]).status_code == 401
+    assert _second_step(other, codes[1]).status_code == 200
+
+
+def test_wrong_codes_lock_the_account(app, client, clock):
+    user_id, secret, _ = _enrolled(app, clock)
+    login(client)
+    for _ in range(5):
+        assert _second_step(client, "123456").status_code == 401
+    assert user_row(app, user_id).status.value == "locked"
+    assert _second_step(client, pyotp.TOTP(secret).at(clock().timestamp())).status_code == 401
+
+
+def test_the_second_step_needs_a_right_password_first(app, client):
+    assert client.get("/login/second-factor").status_code == 303
+
+
+def test_a_user_without_a_factor_signs_in_with_the_password(app, client):
+    add_user(app)
+    assert login(client).headers["Location"] == "/account"
+    assert _amr(app, client) == ["pwd"]
