@@ -74,6 +74,7 @@ def authenticate(session: Session, username: str, password: str,
         user.password_hash = hash_password(password)
     if second_step.required(session, user.id):
         return LoginResult(LoginOutcome.NEEDS_SECOND_FACTOR, user)
+    login_rules.complete_sign_in(session, rules, user)
     return LoginResult(outcome, user)
 
 

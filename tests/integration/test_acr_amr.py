@@ -15,9 +15,9 @@ from joserfc.jwk import KeySet
 
 from services.identity import acr
 from services.identity.oidc import keys
+from tests.integration.helpers.factors import set_up_totp
 from tests.integration.helpers.lifecycle import add_user, csrf_of, login, wire
 from tests.integration.helpers.oidc import add_client, code_from, code_params, exchange
-from tests.integration.test_factors_pages import set_up_totp
 
 
 @pytest.fixture

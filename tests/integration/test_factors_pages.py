@@ -8,28 +8,14 @@ import re
 import pyotp
 import pytest
 
+from tests.integration.helpers.factors import post_security_form, set_up_totp
 from tests.integration.helpers.identity import events
-from tests.integration.helpers.lifecycle import add_user, csrf_of, login
+from tests.integration.helpers.lifecycle import add_user, login
 
 
 @pytest.fixture
 def app(lifecycle_app):
     return lifecycle_app
-
-
-def _post(client, path: str, **data: str):
-    page = client.get("/account/security")
-    return client.post(path, data={"csrf_token": csrf_of(page.text), **data})
-
-
-def set_up_totp(client) -> tuple[str, list[str]]:
-    """Enrol and confirm an authenticator app from the page: its secret and the codes."""
-    assert _post(client, "/account/security/totp").status_code == 303
-    page = client.get("/account/security")
-    secret = re.search(r'id="totp-secret">([A-Z2-7]+)<', page.text).group(1)
-    confirmed = _post(client, "/account/security/totp/confirm", code=pyotp.TOTP(secret).now())
-    assert confirmed.status_code == 200, confirmed.text
-    return secret, re.findall(r"<li><code>([a-z2-9]{5}-[a-z2-9]{5})</code></li>", confirmed.text)
 
 
 def test_signed_out_goes_to_the_login(client):
@@ -40,11 +26,11 @@ def test_signed_out_goes_to_the_login(client):
 def test_enrol_with_the_qr_code_then_see_the_codes_once(app, client):
     add_user(app)
     login(client)
-    _post(client, "/account/security/totp")
+    post_security_form(client, "/account/security/totp")
     page = client.get("/account/security")
     assert "<svg" in page.text and "otpauth" not in page.text  # the QR, drawn inline
     assert page.headers["Content-Security-Policy"]
-    wrong = _post(client, "/account/security/totp/confirm", code="000000")
+    wrong = post_security_form(client, "/account/security/totp/confirm", code="000000")
     assert wrong.status_code == 400 and "not correct" in wrong.text
     secret, codes = set_up_totp(client)
     assert len(codes) == 10
@@ -57,10 +43,10 @@ def test_enrol_with_the_qr_code_then_see_the_codes_once(app, client):
 def test_the_codes_download_as_text(app, client):
     add_user(app)
     login(client)
-    _post(client, "/account/security/totp")
+    post_security_form(client, "/account/security/totp")
     page = client.get("/account/security")
     secret = re.search(r'id="totp-secret">([A-Z2-7]+)<', page.text).group(1)
-    confirmed = _post(client, "/account/security/totp/confirm", code=pyotp.TOTP(secret).now())
+    confirmed = post_security_form(client, "/account/security/totp/confirm", code=pyotp.TOTP(secret).now())
     link = re.search(r'href="(data:text/plain[^"]+)" download="recovery-codes.txt"',
                      confirmed.text)
     assert link is not None
@@ -70,10 +56,10 @@ def test_new_codes_and_removal(app, client):
     add_user(app)
     login(client)
     _, old = set_up_totp(client)
-    regenerated = _post(client, "/account/security/recovery-codes")
+    regenerated = post_security_form(client, "/account/security/recovery-codes")
     new = re.findall(r"<li><code>([a-z2-9-]{11})</code></li>", regenerated.text)
     assert len(new) == 10 and not set(new) & set(old)
-    assert _post(client, "/account/security/totp/remove").status_code == 303
+    assert post_security_form(client, "/account/security/totp/remove").status_code == 303
     assert "Set up an authenticator app" in client.get("/account/security").text
     assert len(events(app, "identity.factor.removed")) == 1
 
@@ -99,6 +85,6 @@ def test_changing_factors_needs_a_recent_sign_in(app, client, monkeypatch):
     monkeypatch.setattr("services.identity.lifecycle.web.RECENT_SIGN_IN", -1)
     for path in ("/account/security/totp", "/account/security/totp/confirm",
                  "/account/security/recovery-codes", "/account/security/totp/remove"):
-        answer = _post(client, path)
+        answer = post_security_form(client, path)
         assert answer.status_code == 303, path
         assert answer.headers["Location"].startswith("/login"), path

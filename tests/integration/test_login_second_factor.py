@@ -8,8 +8,8 @@ import pyotp
 import pytest
 
 from services.identity import sessions
+from tests.integration.helpers.factors import set_up_totp
 from tests.integration.helpers.lifecycle import add_user, audit_rows, csrf_of, login, user_row
-from tests.integration.test_factors_pages import set_up_totp
 
 
 @pytest.fixture
@@ -89,3 +89,23 @@ def test_a_user_without_a_factor_signs_in_with_the_password(app, client):
     add_user(app)
     assert login(client).headers["Location"] == "/account"
     assert _amr(app, client) == ["pwd"]
+
+
+def test_retyping_the_password_does_not_reset_the_count_that_guards_the_codes(app, client,
+                                                                             clock):
+    """Someone who has the password but not the app cannot guess codes four at a time
+    and then sign in with the password again to start over; nor does the password alone
+    count as a login (last_login_at, inactivity, the audit's login.succeeded)."""
+    user_id, _, _ = _enrolled(app, clock)
+    before = user_row(app, user_id).last_login_at
+    succeeded = len(audit_rows(app, "login.succeeded"))
+    login(client)
+    for _ in range(3):
+        assert _second_step(client, "123456").status_code == 401
+    retry = app.test_client()
+    assert login(retry).headers["Location"].startswith("/login/second-factor")
+    for _ in range(2):
+        assert _second_step(retry, "123456").status_code == 401
+    assert user_row(app, user_id).status.value == "locked"
+    assert user_row(app, user_id).last_login_at == before
+    assert len(audit_rows(app, "login.succeeded")) == succeeded

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
-from services.identity.lifecycle import lockout
+from services.identity.lifecycle import lockout, login_rules
 from services.identity.lifecycle.domain import SYSTEM, Actor, record
 from services.identity.models import User, UserStatus
 
@@ -58,7 +58,7 @@ def prove(session: Session, cfg: FactorsConfig, user: User, code: str,
             lockout.note_failure(session, cfg.lifecycle, user, reason="bad_second_factor")
             return None
         proof = Proof(AMR_WITH_CODE, left)
-    lockout.note_success(session, user)
+    login_rules.complete_sign_in(session, cfg.lifecycle, user)
     record(session, cfg.lifecycle, "login.second_factor", actor, user.id,
            method="totp" if proof.recovery_codes_left is None else "recovery_code")
     return proof

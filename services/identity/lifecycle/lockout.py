@@ -108,14 +108,14 @@ def note_failure(session: Session, cfg: LifecycleConfig, user: User,
 
 
 def note_success(session: Session, user: User) -> None:
-    sec = security_of(session, user.id)
-    if sec.failed_logins:
-        # Written now, before the user's row (its last login) at commit: rows are taken
-        # in the order note_failure takes them, so the two cannot deadlock.
-        session.execute(update(UserSecurity).where(UserSecurity.user_id == user.id)
-                        .values(failed_logins=0)
-                        .execution_options(synchronize_session=False))
-        set_committed_value(sec, "failed_logins", 0)
+    """The failed-attempt count restarts: one UPDATE that changes a row only when the
+    count is not zero (no read: the login already read the row once, in ``judge``)."""
+    # Written now, before the user's row (its last login) at commit: rows are taken in
+    # the order note_failure takes them, so the two cannot deadlock.
+    session.execute(update(UserSecurity)
+                    .where(UserSecurity.user_id == user.id, UserSecurity.failed_logins != 0)
+                    .values(failed_logins=0)
+                    .execution_options(synchronize_session=False))
 
 
 def unlock(session: Session, cfg: LifecycleConfig, user: User, actor: Actor,

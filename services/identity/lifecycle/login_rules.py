@@ -39,12 +39,19 @@ def judge(session: Session, cfg: LifecycleConfig, user: User | None,
     if not password_matches:
         lockout.note_failure(session, cfg, user)
         return LoginOutcome.BAD_CREDENTIALS
-    lockout.note_success(session, user)
     if user.status == UserStatus.ACTIVE and inactivity.enforce_at_login(session, cfg, user):
         return LoginOutcome.INACTIVE
     if user.status != UserStatus.ACTIVE:
         record(session, cfg, "login.refused", SYSTEM, user.id, reason=user.status.value)
         return _REFUSED_STATUS[user.status]
+    return LoginOutcome.SIGNED_IN
+
+
+def complete_sign_in(session: Session, cfg: LifecycleConfig, user: User) -> None:
+    """The person proved everything asked of them (the password, and the second factor
+    when they have one): the failed-attempt count restarts, the login counts against
+    inactivity and is audited. A correct password alone, with a second step still owed,
+    does none of this, or re-typing it would reset the count that guards the codes."""
+    lockout.note_success(session, user)
     user.last_login_at = cfg.now()
     record(session, cfg, "login.succeeded", SYSTEM, user.id)
-    return LoginOutcome.SIGNED_IN
