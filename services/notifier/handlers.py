@@ -31,7 +31,7 @@ SECURITY_TEMPLATES = frozenset({
     "password_reset_requested", "password_changed", "username_reminder",
     "contact_change_verification", "contact_change_notice", "user_deactivated",
     "inactivity_warning", "user_reactivated", "factor_added", "factor_removed",
-    "recovery_code_used",
+    "recovery_code_used", "factors_reset",
 })
 INFORMATIONAL_TEMPLATES = frozenset({"status_changed"})
 
@@ -183,6 +183,11 @@ def factor_changed(session: Session, envelope: Envelope) -> None:
 def recovery_code_used(session: Session, envelope: Envelope) -> None:
     _queue(session, envelope, "recovery_code_used", _addressed(envelope.data),
            {"remaining": envelope.data.get("remaining")})
+
+
+@_per_event.on("identity.factors.reset")
+def factors_reset(session: Session, envelope: Envelope) -> None:
+    _queue(session, envelope, "factors_reset", _addressed(envelope.data))
 
 
 @_per_event.on("identity.username.reminder")

@@ -18,14 +18,6 @@ def app(lifecycle_app):
     return lifecycle_app
 
 
-@pytest.fixture
-def agent(token_issuer):
-    """The help desk's tool, as a client with the iam.helpdesk scope."""
-    token = token_issuer.issue(sub="agent-7", client_id="agent-7", aud="identity",
-                               scope="iam.helpdesk")
-    return {"Authorization": f"Bearer {token}"}
-
-
 def assert_helpdesk_action(app, user_id, action, tracking=None):
     [row] = [r for r in audit_rows(app, f"helpdesk.{action}")]
     assert row["actor_type"] == "helpdesk" and row["actor_id"] == "agent-7"

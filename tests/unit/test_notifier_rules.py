@@ -166,7 +166,7 @@ def test_every_event_type_that_sends_email_per_the_catalogue_has_a_handler():
         "permissions.membership.requested", "permissions.membership.approved",
         "permissions.membership.rejected", "permissions.membership.expired",
         "tracking.status.changed", "identity.factor.added", "identity.factor.removed",
-        "identity.recovery_code.used",
+        "identity.recovery_code.used", "identity.factors.reset",
     }
     read_model = {"identity.user.activated", "identity.contact.changed"}
     for event_type in emailed | read_model:

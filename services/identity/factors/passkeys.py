@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 from webauthn import (
     generate_authentication_options,
@@ -339,6 +339,13 @@ def remove(session: Session, cfg: PasskeyConfig, user: User, passkey_id: str,
     _audit(session, cfg, "passkey.removed", actor, user.id, passkey_id=passkey.id,
            name=passkey.name)
     session.delete(passkey)
+
+
+def discard(session: Session, user_id: str) -> int:
+    """Delete every passkey of the user without an event: how many there were. The
+    caller reports the change."""
+    return int(session.execute(delete(WebauthnCredential).where(
+        WebauthnCredential.user_id == user_id)).rowcount)
 
 
 def view(passkey: WebauthnCredential) -> dict[str, Any]:

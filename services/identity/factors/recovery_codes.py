@@ -53,9 +53,10 @@ def remaining(session: Session, user_id: str) -> int:
         RecoveryCode.user_id == user_id, RecoveryCode.used_at.is_(None))) or 0
 
 
-def discard(session: Session, user_id: str) -> None:
-    """Delete the user's codes (when no factor is left for them to stand in for)."""
-    session.execute(delete(RecoveryCode).where(RecoveryCode.user_id == user_id))
+def discard(session: Session, user_id: str) -> int:
+    """Delete the user's codes (when no factor is left for them to stand in for): how
+    many there were, used or not."""
+    return int(session.execute(delete(RecoveryCode).where(RecoveryCode.user_id == user_id)).rowcount)
 
 
 def use(session: Session, cfg: FactorsConfig, user: User, code: str,

@@ -145,6 +145,12 @@ def verify(session: Session, cfg: FactorsConfig, user: User, code: str) -> bool:
     return False
 
 
+def discard(session: Session, user_id: str) -> int:
+    """Delete the user's authenticator app, confirmed or not, and nothing else, without
+    an event: how many there were (0 or 1). The caller reports the change."""
+    return int(session.execute(delete(TotpFactor).where(TotpFactor.user_id == user_id)).rowcount)
+
+
 def remove(session: Session, cfg: FactorsConfig, user: User, actor: Actor) -> None:
     """Remove the user's authenticator app (confirmed or not). Recovery codes stand in
     for the factors, so they go with the last one (TOTP is the only kind so far)."""
@@ -152,7 +158,7 @@ def remove(session: Session, cfg: FactorsConfig, user: User, actor: Actor) -> No
     if factor is None:
         raise NotFound("No authenticator app is set up.")
     was_confirmed = factor.confirmed_at is not None
-    session.execute(delete(TotpFactor).where(TotpFactor.user_id == user.id))
+    discard(session, user.id)
     if was_confirmed:
         factor_changed(session, cfg, user, actor, "removed", "totp")
         recovery_codes.discard(session, user.id)

@@ -1,4 +1,4 @@
-"""The help desk's JSON API on users (``/admin/v1/users``).
+"""The help desk's JSON API on users (``/admin/v1/users``), their second factors included.
 
 Authorization: a client token for identity's audience with the scope ``iam.helpdesk``
 (the help-desk scope enrollment's admin API uses too) **or** a person's token when
@@ -20,6 +20,9 @@ from services.common.powers import require_power
 from services.identity.api.common import BEARER, LIFECYCLE, NO_STORE, Blueprint
 from services.identity.enrollment.schemas import EnrollmentViewSchema
 from services.identity.enrollment.web import cfg as enrollment_config
+from services.identity.factors import helpdesk as factors_helpdesk
+from services.identity.factors.pages import cfg as factors_config
+from services.identity.factors.schemas import FactorsResetSchema, UserFactorsSchema
 from services.identity.i18n import _
 from services.identity.scopes import HELPDESK
 
@@ -103,6 +106,17 @@ def read_user(user_id: str) -> Any:
     return _user(user_id), NO_STORE
 
 
+@blp.get("/admin/v1/users/<user_id>/factors")
+@require_helpdesk
+@blp.response(200, UserFactorsSchema)
+@blp.problems(401, 403, 404)
+@blp.doc(security=BEARER)
+def list_factors(user_id: str) -> Any:
+    """A user's second factors, without any secret (help desk)."""
+    with context().db.read() as session:
+        return factors_helpdesk.factors_of(session, user_id), NO_STORE
+
+
 @helpdesk_action("/admin/v1/users/<user_id>/reactivate")
 def reactivate(why: str, user_id: str) -> Any:
     """Reactivate an inactive user (tracking number returned)."""
@@ -135,6 +149,16 @@ def username_reminder(why: str, user_id: str) -> Any:
     with context().db.transaction() as session:
         helpdesk.remind_username(session, cfg(), user_id, agent(), why)
     return {"sent": True}, NO_STORE
+
+
+@helpdesk_action("/admin/v1/users/<user_id>/factors/reset", schema=FactorsResetSchema,
+                 description="The tracking number and what was removed")
+def reset_factors(why: str, user_id: str) -> Any:
+    """Remove every second factor of the user (TOTP, recovery codes, passkeys) and email
+    them; the login then asks for the password alone. 409 when there is none."""
+    with context().db.transaction() as session:
+        done = factors_helpdesk.reset(session, factors_config(), user_id, agent(), why)
+    return {"tracking_number": done.tracking_number, "removed": done.removed}, NO_STORE
 
 
 @helpdesk_action("/admin/v1/enrollments/<enrollment_id>/access-code/reissue",
