@@ -19,7 +19,7 @@ from services.identity.factors.passkey_models import WebauthnCredential
 from services.identity.models import User
 from tests.integration.helpers.factors import set_up_totp
 from tests.integration.helpers.identity import events, problem
-from tests.integration.helpers.lifecycle import add_user, audit_rows, login
+from tests.integration.helpers.lifecycle import add_user, audit_rows, csrf_of, login
 from tests.support import give_signing_keys
 from tests.support_webauthn import SoftAuthenticator
 
@@ -131,7 +131,8 @@ def test_the_reset_removes_every_factor_audited_tracked_and_published(app, clien
     [row] = audit_rows(app, "factors.reset")
     assert row["actor_type"] == "helpdesk" and row["actor_id"] == "agent-7"
     assert row["subject_id"] == user_id and row["tracking_number"] == tracking
-    assert row["detail"] == {"why": WHY["why"], "removed": body["removed"]}
+    assert row["detail"] == {"why": WHY["why"], "removed": body["removed"],
+                             "signed_out": body["signed_out"]}
     published = events(app)[added:]
     assert [e.type for e in published] == ["identity.factors.reset"]
     [reset] = published
@@ -193,3 +194,19 @@ def test_openapi_describes_both_endpoints(client):
         assert operation["security"] and "200" in operation["responses"]
         assert errors <= set(operation["responses"])
     assert "requestBody" in reset and "requestBody" not in listing
+
+
+
+def test_the_reset_signs_the_user_out_everywhere(app, client, agent):
+    """A reset usually follows a lost phone or laptop, which may still be signed in."""
+    user_id, _, codes, _ = _with_every_factor(app)
+    kept = app.test_client()
+    login(kept)
+    page = kept.get("/login/second-factor", query_string={"next": "/account"})
+    kept.post("/login/second-factor", data={"code": codes[0], "csrf_token": csrf_of(page.text),
+                                            "next": "/account"})
+    assert kept.get("/account").status_code == 200  # signed in on the "lost" device
+    answer = client.post(f"/admin/v1/users/{user_id}/factors/reset", json=WHY, headers=agent)
+    assert answer.status_code == 200, answer.text
+    assert answer.get_json()["signed_out"]["sessions"] >= 1
+    assert kept.get("/account").status_code == 302  # back to the login

@@ -16,12 +16,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import redis
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from services.common import tracking_numbers
 from services.common.domain_errors import Conflict
 from services.identity.lifecycle.domain import Actor, get_user, person, publish, record
+from services.identity.lifecycle.revocation import sign_out_everywhere
 
 from . import passkeys, recovery_codes, totp
 from .config import FactorsConfig
@@ -61,23 +63,28 @@ class FactorsReset:
     # How many of each kind were removed: ``totp`` (0 or 1), ``recovery_codes``
     # (used or not), ``passkeys``.
     removed: dict[str, int]
+    # What was ended: ``refresh_tokens`` (families) and login ``sessions``.
+    signed_out: dict[str, int]
 
 
-def reset(session: Session, cfg: FactorsConfig, user_id: str, actor: Actor,
-          why: str) -> FactorsReset:
+def reset(session: Session, cfg: FactorsConfig, client: redis.Redis, namespace: str,
+          user_id: str, actor: Actor, why: str) -> FactorsReset:
     """Remove every factor of the user, with one audit row (``factors.reset``) and one
     event (``identity.factors.reset``, which emails the user), under a new tracking
-    number. Raises Conflict when the user has no factor (nothing is recorded)."""
+    number. Every session and refresh token of the user ends too: a reset usually
+    follows a lost or stolen device, which may still be signed in. Raises Conflict when
+    the user has no factor (nothing is recorded)."""
     user = get_user(session, user_id)
     removed = {"totp": totp.discard(session, user.id),
                "recovery_codes": recovery_codes.discard(session, user.id),
                "passkeys": passkeys.discard(session, user.id)}
     if not any(removed.values()):
         raise Conflict("The user has no second factor to reset.", kind="no-factors")
+    signed_out = sign_out_everywhere(session, client, namespace, user.id)
     tracking = tracking_numbers.generate()
     record(session, cfg.lifecycle, "factors.reset", actor, user.id,
-           tracking_number=tracking, why=why, removed=removed)
+           tracking_number=tracking, why=why, removed=removed, signed_out=signed_out)
     publish(session, cfg.lifecycle, "identity.factors.reset", user,
             {**person(user), "actor_id": actor.id, "removed": removed},
             tracking_number=tracking)
-    return FactorsReset(tracking, removed)
+    return FactorsReset(tracking, removed, signed_out)

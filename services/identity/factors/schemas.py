@@ -45,3 +45,6 @@ class FactorsResetSchema(Schema):
     tracking_number = fields.String(required=True)
     removed = fields.Nested(RemovedFactorsSchema, required=True,
                             metadata={"description": "how many of each kind were removed"})
+    signed_out = fields.Dict(keys=fields.String(), values=fields.Integer(), required=True,
+                             metadata={"description": "refresh-token families and login "
+                                                      "sessions ended"})

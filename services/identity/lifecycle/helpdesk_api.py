@@ -155,10 +155,14 @@ def username_reminder(why: str, user_id: str) -> Any:
                  description="The tracking number and what was removed")
 def reset_factors(why: str, user_id: str) -> Any:
     """Remove every second factor of the user (TOTP, recovery codes, passkeys) and email
-    them; the login then asks for the password alone. 409 when there is none."""
-    with context().db.transaction() as session:
-        done = factors_helpdesk.reset(session, factors_config(), user_id, agent(), why)
-    return {"tracking_number": done.tracking_number, "removed": done.removed}, NO_STORE
+    them; every session and refresh token of theirs ends, and the login then asks for the
+    password alone. 409 when there is none."""
+    ctx = context()
+    with ctx.db.transaction() as session:
+        done = factors_helpdesk.reset(session, factors_config(), ctx.redis,
+                                      ctx.settings.redis_namespace, user_id, agent(), why)
+    return {"tracking_number": done.tracking_number, "removed": done.removed,
+            "signed_out": done.signed_out}, NO_STORE
 
 
 @helpdesk_action("/admin/v1/enrollments/<enrollment_id>/access-code/reissue",
