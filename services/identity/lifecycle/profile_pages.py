@@ -31,6 +31,7 @@ from .web import (
     limit_link,
     page,
     signed_in_recently,
+    too_many_page,
     translated,
     user_actor,
 )
@@ -149,9 +150,7 @@ def account_email_verify():
             prefer(user.preferred_language)
             email = user.email
     except TooManyRequests as exc:
-        html, _status = page("lifecycle/message.html", 429, title=_("Too many attempts"),
-                             message=_("Too many attempts. Try again later."))
-        return html, 429, {"Retry-After": str(exc.retry_after)}
+        return too_many_page(exc)
     except profile.EmailLinkInvalid:
         return page("lifecycle/message.html", 400, title=_("This link cannot be used"),
                     message=_("The verification link is not valid, was already used or has "

@@ -27,6 +27,7 @@ from .web import (
     limit_link,
     page,
     question_text,
+    too_many_page,
     translated,
 )
 
@@ -34,12 +35,6 @@ bp = Blueprint("lifecycle_recovery", __name__)
 
 LINK_INVALID = N_("The reset link is not valid, was already used or has expired. Ask for a "
                   "new one.")
-
-
-def _too_many(exc: TooManyRequests):
-    html, _status = page("lifecycle/message.html", 429, title=_("Too many attempts"),
-                         message=_("Too many attempts. Try again later."))
-    return html, 429, {"Retry-After": str(exc.retry_after)}
 
 
 def _expired(template: str, **values: Any):
@@ -58,7 +53,7 @@ def forgot_password():
         limit("reset", values["username_or_email"])
         wanted = ResetRequestSchema().load(values)["username_or_email"]
     except TooManyRequests as exc:
-        return _too_many(exc)
+        return too_many_page(exc)
     except ValidationError as exc:
         return page("lifecycle/forgot_password.html", 422, values=values,
                     errors=translated(exc.messages))
@@ -77,7 +72,7 @@ def reset_password():
         with context().db.read() as session:
             found = recovery.question_for(session, cfg(), token)
     except TooManyRequests as exc:
-        return _too_many(exc)
+        return too_many_page(exc)
     except recovery.ResetLinkInvalid:
         return page("lifecycle/message.html", 400, title=_("This link cannot be used"),
                     message=_(LINK_INVALID))
@@ -123,7 +118,7 @@ def forgot_username():
         limit("username", values["email"])
         email = UsernameReminderSchema().load(values)["email"]
     except TooManyRequests as exc:
-        return _too_many(exc)
+        return too_many_page(exc)
     except ValidationError as exc:
         return page("lifecycle/forgot_username.html", 422, values=values,
                     errors=translated(exc.messages))

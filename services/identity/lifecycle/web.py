@@ -14,7 +14,7 @@ from services.identity import sessions
 from services.identity.api.common import counted_first, text_in
 from services.identity.i18n import N_, _, language
 from services.identity.models import User
-from services.identity.ratelimit import limit_request
+from services.identity.ratelimit import TooManyRequests, limit_request
 from services.identity.security_answers import QUESTIONS
 
 from . import profile
@@ -90,6 +90,13 @@ def page(template: str, status: int = 200, **values: Any):
     assert session is not None
     return render_template(template, lang=language(), csrf_token=session.csrf, _l=_,
                            ui_locales=language(), **values), status
+
+
+def too_many_page(exc: TooManyRequests):
+    """The lifecycle pages' answer to a rate limit: a 429 page with ``Retry-After``."""
+    html, _status = page("lifecycle/message.html", 429, title=_("Too many attempts"),
+                         message=_("Too many attempts. Try again later."))
+    return html, 429, {"Retry-After": str(exc.retry_after)}
 
 
 def csrf_ok() -> bool:
