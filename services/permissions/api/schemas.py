@@ -164,12 +164,18 @@ class ProgramIn(Schema):
     why = fields.Str(required=True, validate=WHY)
 
 
+class CompanyAccountOut(Schema):
+    last5 = fields.Str()
+
+
 class CompanyOut(Schema):
     id = fields.Str()
     name = fields.Str()
     principal_user_id = fields.Str(allow_none=True)
     secondary_administrators = fields.List(fields.Str())
     allowed_entitlements = fields.List(fields.Str(), allow_none=True)
+    accounts = fields.List(fields.Nested(CompanyAccountOut), metadata={
+        "description": "the company's accounts (cards), by their last five digits only"})
 
 
 class Reason(Schema):
