@@ -9,26 +9,18 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pyotp
 import pytest
-from cryptography.fernet import Fernet
 from joserfc import jwt
 from joserfc.jwk import KeySet
 from sqlalchemy import update
 
 from services.identity import acr
-from services.identity.oidc import keys
 from services.identity.oidc.models import RefreshToken
+from tests.integration import test_acr_amr
 from tests.integration.helpers.factors import set_up_totp
-from tests.integration.helpers.lifecycle import add_user, csrf_of, login, wire
+from tests.integration.helpers.lifecycle import add_user, csrf_of, login
 from tests.integration.helpers.oidc import add_client, basic, code_from, code_params, exchange
 
-
-@pytest.fixture
-def app(make_app, clock):
-    app = wire(make_app("identity", session_cookie_secure=False, key_activation_delay=0), clock)
-    settings = app.extensions["portico"].settings
-    with app.extensions["portico"].db.transaction() as session:
-        keys.ensure_keys(session, Fernet(settings.key_encryption_key))
-    return app
+app = test_acr_amr.app  # the fixture: identity with its signing keys, on the test's clock
 
 
 def _claims(app, token: str) -> dict:

@@ -100,10 +100,8 @@ def test_someone_without_cards_cancel_is_refused_without_a_step_up(suite):
     assert "You may not cancel the card ending 11111." in html(alice.get("/cards"))
 
 
-def test_approving_a_request_steps_up_and_then_succeeds(suite):
-    suite.add_user("alice", "Alice")
-    browser = principal(suite)
-    secret = suite.set_up_totp(browser)
+def _approve_alices_request(suite, browser):
+    """Alice asks for reports.view; the principal of ``browser`` clicks Approve."""
     alice = suite.sign_in("alice")
     page = html(alice.get("/"))
     alice.post("/access-requests", data={"entitlements": ["reports.view"],
@@ -112,6 +110,14 @@ def test_approving_a_request_steps_up_and_then_succeeds(suite):
     request_id = re.search(r'<form class="decision" id="decide-([^"]+)"', inbox).group(1)
     asked = browser.post(f"/access-requests/{request_id}/decision", data={
         "decision": "approve", "comment": "for Q3", "csrf_token": csrf_of(inbox)})
+    return alice, asked
+
+
+def test_approving_a_request_steps_up_and_then_succeeds(suite):
+    suite.add_user("alice", "Alice")
+    browser = principal(suite)
+    secret = suite.set_up_totp(browser)
+    alice, asked = _approve_alices_request(suite, browser)
     assert parse_qs(urlsplit(asked.headers["Location"]).query)["acr_values"] == [MULTI_FACTOR]
     assert re.search(r'id="mine-[^"]+" data-status="pending"', html(alice.get("/")))
 
@@ -123,15 +129,8 @@ def test_approving_a_request_steps_up_and_then_succeeds(suite):
 
 def test_an_approval_whose_step_up_falls_short_stays_pending(suite):
     suite.add_user("alice", "Alice")
-    browser = principal(suite)
-    alice = suite.sign_in("alice")
-    page = html(alice.get("/"))
-    alice.post("/access-requests", data={"entitlements": ["reports.view"],
-                                         "justification": "reports", "csrf_token": csrf_of(page)})
-    inbox = html(browser.get("/"))
-    request_id = re.search(r'<form class="decision" id="decide-([^"]+)"', inbox).group(1)
-    asked = browser.post(f"/access-requests/{request_id}/decision", data={
-        "decision": "approve", "csrf_token": csrf_of(inbox)})
+    browser = principal(suite)  # no authenticator app
+    alice, asked = _approve_alices_request(suite, browser)
     suite.follow_step_up(browser, asked, None)
     assert "Nothing was done." in html(browser.get("/"))
     assert re.search(r'id="mine-[^"]+" data-status="pending"', html(alice.get("/")))
