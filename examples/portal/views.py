@@ -185,9 +185,15 @@ def _step_up(record: dict[str, Any], kind: str, params: dict[str, Any], acr: str
     """Send the user to Portico for ``acr`` with the action pending, unless this is the
     action coming back from that very step-up (then it is refused, and forgotten)."""
     if not resumed:
-        wanted = step_up.remember(record, kind, params, acr)
+        store = current_app.extensions["portal.sessions"]
+        with store.lock(session["sid"]):
+            # As stored now: this request may have refreshed the tokens since ``record``
+            # was read, and saving the old ones would spend a used refresh token later.
+            current = store.load(session["sid"]) or record
+            wanted = step_up.remember(current, kind, params, acr)
+            if wanted is not None:
+                store.save(session["sid"], current)
         if wanted is not None:
-            current_app.extensions["portal.sessions"].save(session["sid"], record)
             return step_up_redirect(wanted)
     flash(gettext("This needs a stronger sign-in (a code from your authenticator app), "
                   "which was not given. Nothing was done."), "error")

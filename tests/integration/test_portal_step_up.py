@@ -32,7 +32,10 @@ def principal(suite):
 
 
 def _cancel(browser, last5="11111"):
-    page = html(browser.get("/cards"))
+    return _cancel_with(browser, html(browser.get("/cards")), last5)
+
+
+def _cancel_with(browser, page: str, last5="11111"):
     return browser.post(f"/cards/{last5}/cancel", data={"csrf_token": csrf_of(page)})
 
 
@@ -134,3 +137,20 @@ def test_an_approval_whose_step_up_falls_short_stays_pending(suite):
     suite.follow_step_up(browser, asked, None)
     assert "Nothing was done." in html(browser.get("/"))
     assert re.search(r'id="mine-[^"]+" data-status="pending"', html(alice.get("/")))
+
+
+def test_a_step_up_keeps_the_tokens_a_refresh_just_rotated(suite):
+    """The pending action is saved into the session as stored, not over it: a refresh
+    in the same request (an access token about to expire) must not be undone."""
+    browser = principal(suite)
+    with browser.session_transaction() as cookie:
+        sid = cookie["sid"]
+    sessions = suite.portal.extensions["portal.sessions"]
+    record = sessions.load(sid)
+    page = html(browser.get("/cards"))
+    record["expires_at"] = 0  # the next API call refreshes first
+    sessions.save(sid, record)
+    assert _cancel_with(browser, page).status_code == 302
+    stored = sessions.load(sid)
+    assert stored["pending"]["kind"] == "cancel_card"
+    assert stored["refresh_token"] != record["refresh_token"]
