@@ -97,7 +97,14 @@ def _decide_all(checks: list[dict[str, Any]]) -> list[dict[str, Any]]:
 @documented(blp.arguments(schemas.Check), blp.response(200, schemas.CheckResult))
 @require_auth(defer_revocation=True)
 def check() -> Response:
-    """May ``subject`` do ``action`` (an entitlement key) on ``resource``?"""
+    """May ``subject`` do ``action`` (an entitlement key) on ``resource``?
+
+    An entitlement that requires an authentication level (the catalog's
+    ``required_acr``) is ``step_up_required`` with that ``acr`` when the level counted for
+    the subject is lower. The level is only ever read from a token Portico signed: the
+    caller's own when it asks about itself, else the ``subject_token`` a service forwards
+    (verified; one that does not verify counts for nothing); a service that sends none
+    gets ``step_up_required`` for such an entitlement."""
     body = load_check(request)
     _authorise({body["subject"]})
     # The {allowed, reason[, acr]} that schemas.CheckResult documents.
