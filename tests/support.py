@@ -260,5 +260,6 @@ _RESOURCE = st.one_of(
 CHECK_BODIES = st.one_of(
     _VALUE,
     st.fixed_dictionaries({"subject": _NAME, "action": _NAME},
-                          optional={"resource": _RESOURCE, "extra": _VALUE}),
+                          optional={"resource": _RESOURCE, "subject_token": _NAME,
+                                    "extra": _VALUE}),
 )

@@ -7,16 +7,26 @@ from typing import Any
 
 import requests
 
+STEP_UP_REQUIRED = "step_up_required"
+
 
 class ApiError(Exception):
-    """A Portico API refused or failed. ``message`` is safe to show to the user."""
+    """A Portico API refused or failed. ``message`` is safe to show to the user; ``acr``:
+    the level to reach when the refusal asks for a step-up (:attr:`step_up`)."""
 
     def __init__(self, message: str, status: int | None = None,
-                 errors: dict[str, list[str]] | None = None) -> None:
+                 errors: dict[str, list[str]] | None = None, reason: str | None = None,
+                 acr: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.status = status
         self.errors = errors or {}
+        self.reason = reason
+        self.acr = acr
+
+    @property
+    def step_up(self) -> bool:
+        return self.reason == STEP_UP_REQUIRED and bool(self.acr)
 
 
 class Portico:
@@ -44,7 +54,8 @@ class Portico:
             body = body if isinstance(body, dict) else {}
             message = body.get("detail") or body.get("title") or f"HTTP {response.status_code}"
             errors = body.get("errors") if isinstance(body.get("errors"), dict) else {}
-            raise ApiError(str(message), response.status_code, errors)
+            raise ApiError(str(message), response.status_code, errors,
+                           reason=body.get("reason"), acr=body.get("acr"))
         return body if isinstance(body, dict) else {"items": body}
 
     # permissions -------------------------------------------------------------------
@@ -66,6 +77,12 @@ class Portico:
         return self._call("POST",
                           f"{self.permissions}/v1/access-requests/{request_id}/{decision}",
                           json={"comment": comment or None})
+
+    def check(self, subject: str, action: str, resource: dict[str, str]) -> dict[str, Any]:
+        """``{allowed, reason[, acr]}``: asked with the user's own token, so permissions
+        judges the level of *this* sign-in (its ``acr``)."""
+        return self._call("POST", f"{self.permissions}/v1/check",
+                          json={"subject": subject, "action": action, "resource": resource})
 
     def company(self, company_id: str) -> dict[str, Any] | None:
         """The company as its administrators see it; None for anyone else (404)."""

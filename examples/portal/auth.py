@@ -27,7 +27,8 @@ from flask import (
 )
 from flask_babel import gettext
 
-from .store import SessionStore
+from . import step_up
+from .store import CardStore, SessionStore
 
 log = logging.getLogger("portico.portal")
 bp = Blueprint("auth", __name__)
@@ -52,6 +53,7 @@ def init_oauth(app: Flask, settings, backend) -> None:
                            "timeout": settings.http_timeout})
     app.extensions["portal.oauth"] = oauth
     app.extensions["portal.sessions"] = SessionStore(backend, settings.session_ttl)
+    app.extensions["portal.cards"] = CardStore(backend)
     app.extensions["portal.settings"] = settings
 
 
@@ -160,10 +162,18 @@ def login():
     return _client().authorize_redirect(_settings().redirect_uri, **extra)
 
 
+def step_up_redirect(level: str):
+    """Off to Portico's authorization endpoint asking for the authentication level
+    ``level`` (``acr_values``): Portico asks for the second factor if the session has not
+    reached it, then comes back to the callback."""
+    return _client().authorize_redirect(_settings().redirect_uri, acr_values=level)
+
+
 @bp.get("/callback")
 def callback():
     """Exchange the code (ID token verified by authlib against the JWKS), keep the tokens
-    server-side under a fresh session id, and go home."""
+    server-side under a fresh session id, and go home, or finish the action that asked
+    for a step-up (:mod:`step_up`)."""
     client = _client()
     try:
         token = client.authorize_access_token()
@@ -181,12 +191,16 @@ def callback():
               "language": profile.get("locale")}
     record.update(_token_fields(token))
     old = session.get("sid")
+    pending = None
     if old:
+        pending = step_up.carried_over(_sessions().load(old), record["sub"])
         _sessions().delete(old)
     session.clear()  # a new session id at sign-in (no session fixation)
     sid = secrets.token_urlsafe(32)
     _sessions().save(sid, record)
     session["sid"] = sid
+    if pending is not None:
+        return step_up.resume(pending, record)
     return redirect(url_for("portal.home"), 303)
 
 

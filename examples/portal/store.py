@@ -99,5 +99,29 @@ class SessionStore:
         return self.backend.lock(f"session:{sid}")
 
 
+class CardStore:
+    """The cards the portal has cancelled, by company (``cards:<company id>``): last five
+    digits → who cancelled it and when. The sample portal's own record of the action."""
+
+    def __init__(self, backend: MemoryStore | RedisStore, ttl: int = 90 * 24 * 3600) -> None:
+        self.backend = backend
+        self.ttl = ttl
+
+    def cancelled(self, company_id: str) -> dict[str, dict[str, Any]]:
+        raw = self.backend.get(f"cards:{company_id}")
+        return {} if raw is None else json.loads(raw)
+
+    def cancel(self, company_id: str, last5: str, by: str) -> bool:
+        """Record the cancellation; False if the card was cancelled already (the first
+        cancellation stands)."""
+        with self.backend.lock(f"cards:{company_id}"):
+            cards = self.cancelled(company_id)
+            if last5 in cards:
+                return False
+            cards[last5] = {"by": by, "at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+            self.backend.set(f"cards:{company_id}", json.dumps(cards), self.ttl)
+            return True
+
+
 def make_backend(redis_url: str, prefix: str) -> MemoryStore | RedisStore:
     return RedisStore(redis_url, prefix) if redis_url else MemoryStore()

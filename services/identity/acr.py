@@ -7,12 +7,17 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-SINGLE_FACTOR = "urn:portico:acr:pwd"  # a password alone
-MULTI_FACTOR = "urn:portico:acr:mfa"  # a password and a second factor
-PHISHING_RESISTANT = "urn:portico:acr:phr"  # a phishing-resistant authenticator (a passkey)
-LEVELS = (SINGLE_FACTOR, MULTI_FACTOR, PHISHING_RESISTANT)  # weakest first: discovery's acr_values_supported
-# The one level before these existed; a request naming it asks for SINGLE_FACTOR.
-LEGACY = {"urn:portico:acr:password": SINGLE_FACTOR}
+# The levels and their order are shared with every service (services/common/acr.py);
+# identity's modules name them through this one.
+from services.common.acr import (  # noqa: F401 (re-exported)
+    LEGACY,
+    LEVELS,
+    MULTI_FACTOR,
+    PHISHING_RESISTANT,
+    SINGLE_FACTOR,
+    level,
+    satisfies,
+)
 
 _PHISHING_RESISTANT_METHODS = frozenset({"hwk", "swk"})
 
@@ -26,13 +31,3 @@ def acr_for(amr: Iterable[str]) -> str:
         return MULTI_FACTOR
     return SINGLE_FACTOR
 
-
-def level(value: str) -> str | None:
-    """The level a requested ``acr`` value names (the legacy one included), or None."""
-    value = LEGACY.get(value, value)
-    return value if value in LEVELS else None
-
-
-def satisfies(reached: str, wanted: str) -> bool:
-    """Whether a session at level ``reached`` meets a request for ``wanted``."""
-    return LEVELS.index(reached) >= LEVELS.index(wanted)

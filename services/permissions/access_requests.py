@@ -23,6 +23,7 @@ from .admins import is_administrator
 from .domain import OPEN_STATES, RequestState, audit, publish, transition
 from .grants import Actor, grant_entitlement
 from .models import AccessRequest, Company, CompanyAccount, Entitlement, User
+from .step_up import APPROVE, require_level
 
 
 def _created_data(req: AccessRequest, principal_id: str | None) -> dict[str, Any]:
@@ -179,7 +180,11 @@ def _move(session: Session, req: AccessRequest, target: RequestState) -> Request
 def approve_access_request(session: Session, *, request_id: str, actor: Actor,
                            comment: str | None, now: datetime) -> AccessRequest:
     """Approve and create the grants in the same transaction, once the approval has won
-    the request (:func:`_move`): a concurrent decision never leaves grants behind."""
+    the request (:func:`_move`): a concurrent decision never leaves grants behind.
+
+    Approving is the ``entitlements.approve`` power: when the catalog requires a level for
+    it, a principal whose token shows a lower one is refused (403 ``step-up-required``
+    with the ``acr`` to reach) once the request could otherwise be approved."""
     req = _load(session, request_id)
     _require_principal(session, req, actor)
     _require_open(req, now)
@@ -187,6 +192,7 @@ def approve_access_request(session: Session, *, request_id: str, actor: Actor,
     if req.needs_cosign and req.status != RequestState.COSIGNED:
         raise Conflict("A request the principal makes for themself needs the help "
                        "desk's co-signature first.", kind="cosign-required")
+    require_level(session, APPROVE, actor.acr)
     company = session.get(Company, req.company_id)
     target = session.get(User, req.target_user_id)
     assert company is not None and target is not None

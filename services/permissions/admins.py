@@ -14,7 +14,7 @@ from services.common.domain_errors import Forbidden, Invalid, NotFound
 
 from .domain import audit, publish
 from .grants import Actor, assign_role, revoke_role
-from .models import Company, Entitlement, SecondaryAdministrator, User
+from .models import Company, CompanyAccount, Entitlement, SecondaryAdministrator, User
 
 ADMIN_ROLE = "program_administrator"
 
@@ -59,10 +59,14 @@ def company_view(session: Session, company_id: str, actor: Actor) -> dict[str, A
     secondaries = session.scalars(select(SecondaryAdministrator.user_id)
                                   .where(SecondaryAdministrator.company_id == company_id)
                                   .order_by(SecondaryAdministrator.user_id))
+    accounts = session.scalars(select(CompanyAccount.last5)
+                               .where(CompanyAccount.company_id == company_id)
+                               .order_by(CompanyAccount.last5))
     return {"id": company.id, "name": company.name,
             "principal_user_id": company.principal_user_id,
             "secondary_administrators": list(secondaries),
-            "allowed_entitlements": company.allowed_entitlements}
+            "allowed_entitlements": company.allowed_entitlements,
+            "accounts": [{"last5": last5} for last5 in accounts]}
 
 
 def designate_principal(session: Session, *, company_id: str, user_id: str, actor: Actor,

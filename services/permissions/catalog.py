@@ -12,6 +12,8 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from services.common.acr import MULTI_FACTOR
+
 from .models import Entitlement, HomeSection, Role, RoleEntitlement
 
 # key, description_en, description_es, category, account_scopable
@@ -34,6 +36,14 @@ ENTITLEMENTS: list[tuple[str, str, str, str, bool]] = [
     ("entitlements.approve", "Review entitlement requests", "Revisar solicitudes de permisos",
      "entitlements", False),
 ]
+
+# Entitlements a check allows only to a token at this level or above (a step-up
+# otherwise). MULTI_FACTOR, not PHISHING_RESISTANT: a user with an authenticator app
+# alone must still be able to reach it.
+REQUIRED_LEVELS: dict[str, str] = {
+    "cards.cancel": MULTI_FACTOR,
+    "entitlements.approve": MULTI_FACTOR,
+}
 
 # key, name_en, name_es, entitlements
 ROLES: list[tuple[str, str, str, list[str]]] = [
@@ -74,7 +84,8 @@ def seed_catalog(session: Session) -> None:
     for key, en, es, category, scopable in ENTITLEMENTS:
         if key not in known:
             session.add(Entitlement(key=key, description_en=en, description_es=es,
-                                    category=category, account_scopable=scopable))
+                                    category=category, account_scopable=scopable,
+                                    required_acr=REQUIRED_LEVELS.get(key)))
     session.flush()
     roles = set(session.scalars(select(Role.key)))
     for key, en, es, members in ROLES:

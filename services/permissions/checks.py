@@ -6,7 +6,10 @@ cached (see :mod:`cache`). Reasons are stable strings:
 
 ``granted``, ``unknown_subject``, ``subject_inactive``, ``membership_pending`` (a
 newcomer the company has not approved, or has rejected: no company power at all),
-``other_company``, ``unknown_account``, ``not_granted``, ``account_not_granted``.
+``other_company``, ``unknown_account``, ``not_granted``, ``account_not_granted``,
+``step_up_required`` (otherwise granted, but the entitlement requires a stronger
+authentication level than the one presented: the decision names it in ``acr``, see
+:mod:`step_up`).
 
 An action naming a platform power (``platform.*``, :mod:`services.common.powers`) is
 decided from the user's platform roles alone: it takes no resource and no company.
@@ -26,13 +29,15 @@ from sqlalchemy.orm import Session
 from services.common.powers import PLATFORM_PREFIX, PLATFORM_ROLES
 
 from .cache import Snapshot
-from .models import CompanyAccount, Grant, PlatformRole, User
+from .models import CompanyAccount, Entitlement, Grant, PlatformRole, User
+from .step_up import STEP_UP_REQUIRED, lacks, required_level
 
 
 @dataclass(frozen=True)
 class Decision:
     allowed: bool
     reason: str
+    acr: str | None = None  # with step_up_required: the level to reach
 
 
 def load_snapshots(session: Session, user_ids: Iterable[str], now: datetime) -> dict[str, Snapshot]:
@@ -61,36 +66,55 @@ def load_snapshots(session: Session, user_ids: Iterable[str], now: datetime) -> 
             powers = snapshots[role.user_id]["p"]
             powers.extend(p for p in PLATFORM_ROLES.get(role.role, ()) if p not in powers)
     grants = session.execute(
-        select(Grant.user_id, Grant.entitlement_key, Grant.accounts, Grant.expires_at)
+        select(Grant.user_id, Grant.entitlement_key, Grant.accounts, Grant.expires_at,
+               Entitlement.required_acr)
+        .join_from(Grant, Entitlement, Entitlement.key == Grant.entitlement_key, isouter=True)
         .where(Grant.user_id.in_(ids), Grant.revoked_at.is_(None),
                or_(Grant.expires_at.is_(None), Grant.expires_at > now)))
     for grant in grants:
         fps = None if grant.accounts is None else sorted(a["fingerprint"] for a in grant.accounts)
         expires = None if grant.expires_at is None else grant.expires_at.timestamp()
-        snapshots[grant.user_id]["g"].setdefault(grant.entitlement_key, []).append([fps, expires])
+        snapshot = snapshots[grant.user_id]
+        snapshot["g"].setdefault(grant.entitlement_key, []).append([fps, expires])
+        if grant.required_acr is not None:  # only then: other snapshots keep their shape
+            snapshot.setdefault("l", {})[grant.entitlement_key] = grant.required_acr
     return snapshots
 
 
 
 
 def decide_many(snapshots: dict[str, Snapshot], checks: list[dict[str, Any]],
-                now: datetime) -> list[Decision]:
-    """:func:`decide` for each of ``checks`` (``subject``, ``action``, ``resource``), in order."""
+                now: datetime, presented: list[str | None]) -> list[Decision]:
+    """:func:`decide` for each of ``checks`` (``subject``, ``action``, ``resource``), in
+    order; ``presented[i]`` is the level shown for the subject of ``checks[i]``."""
     stamp = now.timestamp()
-    return [_decide(snapshots[c["subject"]], c["action"], c.get("resource"), stamp)
-            for c in checks]
+    return [_decide_at(snapshots[c["subject"]], c["action"], c.get("resource"), stamp, level)
+            for c, level in zip(checks, presented, strict=True)]
 
 
 def decide(snapshot: Snapshot, action: str, resource: dict[str, Any] | None,
-           now: datetime) -> Decision:
-    """Allow or deny ``action`` for the snapshot's user on ``resource``.
+           now: datetime, presented: str | None = None) -> Decision:
+    """Allow or deny ``action`` for the snapshot's user on ``resource``, the user having
+    shown the authentication level ``presented`` (None: unknown, the lowest).
 
     A resource naming no account asks whether the user holds the entitlement at all
     (a grant limited to some accounts counts). A resource naming an account needs a
     live grant that is unlimited or lists that account; an account identified only by
-    its last five digits must be covered for every company account ending so.
+    its last five digits must be covered for every company account ending so. What
+    would be granted is ``step_up_required`` when the entitlement requires a level above
+    ``presented``.
     """
-    return _decide(snapshot, action, resource, now.timestamp())
+    return _decide_at(snapshot, action, resource, now.timestamp(), presented)
+
+
+def _decide_at(snapshot: Snapshot, action: str, resource: dict[str, Any] | None,
+               stamp: float, presented: str | None) -> Decision:
+    decision = _decide(snapshot, action, resource, stamp)
+    if decision.allowed:
+        needed = required_level(snapshot, action)
+        if lacks(presented, needed):
+            return Decision(False, STEP_UP_REQUIRED, needed)
+    return decision
 
 
 _UNKNOWN = Decision(False, "unknown_subject")

@@ -31,12 +31,15 @@ class Actor:
     """Who calls, as permissions' own data says: the token's ``sub`` and the platform
     powers their platform roles carry (help desk, help-desk supervisor, platform
     administrator). A client token with the ``permissions.admin`` scope acts as the help
-    desk (agent and supervisor); it is never a platform administrator."""
+    desk (agent and supervisor); it is never a platform administrator. ``acr``: the
+    authentication level of a person's token (None: a client, or a token without one),
+    for the entitlements that require one (:mod:`step_up`)."""
 
     id: str
     helpdesk: bool = False
     supervisor: bool = False
     platform_admin: bool = False
+    acr: str | None = None
 
 
 def live_grants(session: Session, user_id: str, now: datetime, key: str | None = None) -> list[Grant]:
@@ -66,8 +69,10 @@ def resolve_actor(session: Session, claims: dict[str, Any]) -> Actor:
         admin = scopes.ADMIN in token_scopes(claims)
         return Actor(sub, helpdesk=admin, supervisor=admin)
     powers = platform_powers(session, sub)
+    acr = claims.get("acr")
     return Actor(sub, helpdesk=HELPDESK in powers, supervisor=HELPDESK_SUPERVISOR in powers,
-                 platform_admin=PLATFORM_ADMIN in powers)
+                 platform_admin=PLATFORM_ADMIN in powers,
+                 acr=acr if isinstance(acr, str) else None)
 
 
 def grant_entitlement(session: Session, *, user: User, key: str, actor_id: str, source: str,

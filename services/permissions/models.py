@@ -53,6 +53,10 @@ class Entitlement(Base):
     description_es: Mapped[str] = mapped_column(String(300))
     category: Mapped[str] = mapped_column(String(40))
     account_scopable: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The authentication level (``services/common/acr.py``) a holder's token must show for
+    # a check to allow this entitlement; NULL: any. Checks answer ``step_up_required``
+    # below it (:mod:`step_up`).
+    required_acr: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class Role(Base):

@@ -1,9 +1,13 @@
 """Steps a person takes in the browser, shared by the browser tests: enroll on identity's
 page, confirm the email from the confirmation email, first login with the welcome
-email's Access Code. ``steps`` is the conftest's recorder (anything with ``shot``)."""
+email's Access Code; set up an authenticator app and give its code at a step-up.
+``steps`` is the conftest's recorder (anything with ``shot``)."""
 
 from __future__ import annotations
 
+import time
+
+import pyotp
 from playwright.sync_api import Page, expect
 
 from .people import ANSWERS, PIN, WORD, Person, subject
@@ -76,3 +80,28 @@ def activate_in_browser(page: Page, steps, suite: Suite, person: Person, *,
     expect(page.locator("h1")).to_have_text("Su ID de usuario está activo" if spanish
                                             else "Your user ID is active")
     steps.shot(page, "user ID active")
+
+
+def set_up_authenticator_in_browser(page: Page, steps, suite: Suite) -> str:
+    """The signed-in user of ``page`` (identity's session, from a sign-in to the portal)
+    sets up an authenticator app at /account/security; the app's secret (the key shown)."""
+    page.goto(f"{suite.identity}/account/security")
+    expect(page.locator("h1")).to_have_text("Sign-in security")
+    page.get_by_role("button", name="Set up an authenticator app").click()
+    secret = page.locator("#totp-secret").inner_text().strip()
+    steps.shot(page, "authenticator app set-up")
+    page.fill("#code", pyotp.TOTP(secret).now())
+    page.get_by_role("button", name="Confirm").click()
+    expect(page.locator("#codes-title")).to_be_visible()
+    steps.shot(page, "authenticator app confirmed")
+    return secret
+
+
+def second_step_in_browser(page: Page, steps, secret: str, why: str) -> None:
+    """On identity's second-step page (a step-up): type the app's code. The code of the
+    next 30-second step: the current one may have been used already (set-up, sign-in),
+    and identity accepts the steps either side of now."""
+    expect(page.locator("h1")).to_have_text("Second step")
+    page.fill("#code", pyotp.TOTP(secret).at(time.time() + 30))
+    steps.shot(page, f"second step for {why}")
+    page.get_by_role("button", name="Continue").click()

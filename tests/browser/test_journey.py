@@ -3,7 +3,7 @@
 Enroll on identity's page → confirmation email → confirm → welcome email's Access Code →
 first login with code + PIN + word → credentials → sign in to the portal → a new account
 manager's home page → ask for ``reports.view`` → the company's principal administrator
-approves in the portal → the requester's overview, email and home page show it. Then:
+approves in the portal (after a step-up with an authenticator app) → the requester's overview, email and home page show it. Then:
 forgot password end to end, a 121-day-old account refused with the help-desk message,
 and the same pages in Spanish with ``ui_locales=es``.
 """
@@ -20,7 +20,13 @@ from playwright.sync_api import Page, expect
 
 from tests.support import free_port
 
-from .flows import activate_in_browser, confirm_email_in_browser, enroll_in_browser
+from .flows import (
+    activate_in_browser,
+    confirm_email_in_browser,
+    enroll_in_browser,
+    second_step_in_browser,
+    set_up_authenticator_in_browser,
+)
 from .people import ANSWERS, Company, Person, activate_through_api, subject
 from .suite import JOURNEY_ENV, Suite, link_in
 
@@ -169,13 +175,17 @@ def test_an_account_manager_enrolls_activates_and_gets_reports_approved_by_the_p
     steps.shot(page, "request pending")
 
     # The principal administrator decides, in a browser of their own.
+    # Approving asks for a second factor (a step-up): Paula sets up an authenticator app.
     admin = steps.new_page()
     sign_in_to_portal(admin, steps, suite, principal)
+    secret = set_up_authenticator_in_browser(admin, steps, suite)
+    admin.goto(suite.portal)
     decision = admin.locator(f"form.decision[data-tracking-number='{request_tn}']")
     expect(decision).to_contain_text("reports.view")
     decision.locator("input[name=comment]").fill("Approved for the quarterly review")
     steps.shot(admin, "principal inbox")
     decision.locator("button[value=approve]").click()
+    second_step_in_browser(admin, steps, secret, "approving")
     expect(admin.locator("p.message-success")).to_contain_text(f"{request_tn} approved")
     expect(admin.locator(f"form.decision[data-tracking-number='{request_tn}']")).to_have_count(0)
     steps.shot(admin, "approved")

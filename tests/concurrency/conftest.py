@@ -27,6 +27,7 @@ from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from cryptography.fernet import Fernet
 from sqlalchemy import select
 
+from services.common.acr import MULTI_FACTOR
 from services.common.db import upgrade
 from services.common.events import Envelope, Sealer, utcnow
 from services.identity import clients
@@ -273,7 +274,8 @@ class Permissions:
                                 why="test set-up", now=utcnow())
 
     def headers(self, sub: str) -> dict[str, str]:
-        token = self.issuer.issue(sub=sub, aud="permissions")
+        # Signed in with a second factor: approving asks for it (entitlements.approve).
+        token = self.issuer.issue(sub=sub, aud="permissions", acr=MULTI_FACTOR)
         return {"Authorization": f"Bearer {token}"}
 
     def events(self, type_: str) -> list[dict[str, Any]]:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urljoin
 
+import pyotp
 import requests
 from authlib.common.security import generate_token
 from authlib.integrations.requests_client import OAuth2Session
@@ -202,22 +203,61 @@ def login_form(browser: requests.Session, login_page_url: str, username: str,
         allow_redirects=False, timeout=TIMEOUT)
 
 
+def set_up_totp(identity: str, browser: requests.Session) -> str:
+    """The signed-in user of ``browser`` sets up an authenticator app at /account/security
+    (within five minutes of signing in); its secret."""
+    page = browser.get(f"{identity}/account/security", timeout=TIMEOUT)
+    begun = browser.post(f"{identity}/account/security/totp", allow_redirects=False,
+                         data={"csrf_token": csrf_of(page.text)}, timeout=TIMEOUT)
+    assert begun.status_code == 303, begun.text
+    page = browser.get(f"{identity}/account/security", timeout=TIMEOUT)
+    secret = re.search(r'id="totp-secret">([A-Z2-7]+)<', page.text).group(1)
+    confirmed = browser.post(f"{identity}/account/security/totp/confirm", timeout=TIMEOUT,
+                             data={"csrf_token": csrf_of(page.text),
+                                   "code": pyotp.TOTP(secret).now()})
+    assert confirmed.status_code == 200, confirmed.text
+    return secret
+
+
+def _second_step(identity: str, browser: requests.Session, location: str,
+                 totp_secret: str) -> requests.Response:
+    """Identity's second step (``location``) with the app's code of the next 30-second
+    step (the current one may be used already); the answer, not followed."""
+    page = browser.get(urljoin(identity, location), timeout=TIMEOUT)
+    nxt = re.search(r'name="next" value="([^"]*)"', page.text)
+    done = browser.post(f"{identity}/login/second-factor", allow_redirects=False,
+                        timeout=TIMEOUT, data={
+                            "code": pyotp.TOTP(totp_secret).at(time.time() + 30),
+                            "next": html.unescape(nxt.group(1)), "csrf_token": csrf_of(page.text)})
+    assert done.status_code == 303, done.text
+    return done
+
+
 def oidc_login(identity: str, client: dict[str, Any], username: str,
                login_at: str | None = None,
                browser: requests.Session | None = None,
-               password: str = PASSWORD) -> dict[str, Any]:
+               password: str = PASSWORD, totp_secret: str | None = None,
+               **params: str) -> dict[str, Any]:
     """Authorization code + PKCE (S256) with authlib's OAuth2Session; ``browser`` (its
     cookies are the identity session) follows the redirects and posts the login form at
-    ``login_at`` (default: the same identity). Returns the token response."""
+    ``login_at`` (default: the same identity), and the second step with a code of
+    ``totp_secret`` when identity asks for it (``params``: more of the authorization
+    request, e.g. ``acr_values``). Returns the token response."""
     browser = browser or requests.Session()
     oauth = OAuth2Session(client["client_id"], client["client_secret"], scope=APP_SCOPE,
                           redirect_uri=REDIRECT_URI, code_challenge_method="S256")
     verifier = generate_token(48)
     url, state = oauth.create_authorization_url(f"{identity}/authorize", code_verifier=verifier,
-                                                nonce=secrets.token_urlsafe(16))
+                                                nonce=secrets.token_urlsafe(16), **params)
     answer = browser.get(url, allow_redirects=False, timeout=TIMEOUT)
     assert answer.status_code == 302, answer.text
-    if "/login" in answer.headers["Location"].split("?")[0]:
+    if answer.headers["Location"].startswith("/login/second-factor"):
+        assert totp_secret is not None, "identity asked for a second factor"
+        done = _second_step(identity, browser, answer.headers["Location"], totp_secret)
+        answer = browser.get(urljoin(identity, done.headers["Location"]), allow_redirects=False,
+                             timeout=TIMEOUT)
+        assert answer.status_code == 302, answer.text
+    elif "/login" in answer.headers["Location"].split("?")[0]:
         done = login_form(browser, urljoin(login_at or identity, answer.headers["Location"]),
                           username, password)
         assert done.status_code == 303, done.text

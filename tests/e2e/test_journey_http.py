@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 import requests
 
+from services.common.acr import MULTI_FACTOR
 from tests.e2e.journey import (
     TIMEOUT,
     bearer,
@@ -17,6 +18,7 @@ from tests.e2e.journey import (
     read_mail,
     register_apps,
     sections,
+    set_up_totp,
     tracked,
     wait_for_mail,
 )
@@ -76,11 +78,23 @@ def test_enroll_activate_log_in_request_and_get_approved_over_http(start_suite):
                                 "justification": "monthly spend reports"}, timeout=TIMEOUT)
     assert asked.status_code == 201, asked.text
     request_id, number = asked.json()["id"], asked.json()["tracking_number"]
-    pat_access = oidc_login(identity, app, pat.username)["access_token"]
+    pats_browser = requests.Session()
+    pat_access = oidc_login(identity, app, pat.username, browser=pats_browser)["access_token"]
     inbox = requests.get(f"{permissions}/v1/access-requests", params={"view": "to_decide"},
                          headers=bearer(pat_access), timeout=TIMEOUT)
     assert inbox.status_code == 200, inbox.text
     assert request_id in {item["id"] for item in inbox.json()["items"]}
+    # Approving needs a second factor (entitlements.approve requires mfa): a password-only
+    # token is refused with the level to reach; Pat sets up an authenticator app and
+    # steps up through /authorize with acr_values.
+    weak = requests.post(f"{permissions}/v1/access-requests/{request_id}/approve",
+                         json={"comment": "granted for Q3"}, headers=bearer(pat_access),
+                         timeout=TIMEOUT)
+    assert weak.status_code == 403, weak.text
+    assert (weak.json()["reason"], weak.json()["acr"]) == ("step_up_required", MULTI_FACTOR)
+    secret = set_up_totp(identity, pats_browser)
+    pat_access = oidc_login(identity, app, pat.username, browser=pats_browser,
+                            totp_secret=secret, acr_values=MULTI_FACTOR)["access_token"]
     approved = requests.post(f"{permissions}/v1/access-requests/{request_id}/approve",
                              json={"comment": "granted for Q3"}, headers=bearer(pat_access),
                              timeout=TIMEOUT)

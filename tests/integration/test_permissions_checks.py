@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from services.common.acr import MULTI_FACTOR as MFA
 from services.common.events import Envelope
 from tests.integration.helpers.permissions import World, cut_off_from_redis
 from tests.support import CountingRedis
@@ -19,17 +20,20 @@ def approve(w: World, user: str, keys: list[str], **body) -> None:
 def test_grants_limited_to_accounts_allow_only_those_accounts(company_a):
     w = company_a
     approve(w, "ua", ["cards.cancel"], accounts=["11111"])
-    assert w.check("ua", "cards.cancel", {"account_last5": "11111"})["allowed"] is True
-    assert w.check("ua", "cards.cancel", {"account_fingerprint": "fp-aaaa-1"})["allowed"] is True
-    assert w.check("ua", "cards.cancel", {"account_last5": "22222"}) == {
-        "allowed": False, "reason": "account_not_granted"}
-    assert w.check("ua", "cards.cancel", {"account_last5": "33333"}) == {
+
+    def cancel(resource=None):  # cards.cancel requires mfa: the user's mfa token is forwarded
+        return w.check("ua", "cards.cancel", resource, subject_acr=MFA)
+
+    assert cancel({"account_last5": "11111"})["allowed"] is True
+    assert cancel({"account_fingerprint": "fp-aaaa-1"})["allowed"] is True
+    assert cancel({"account_last5": "22222"}) == {"allowed": False,
+                                                 "reason": "account_not_granted"}
+    assert cancel({"account_last5": "33333"}) == {
         "allowed": False, "reason": "unknown_account"}  # company B's account
-    assert w.check("ua", "cards.cancel", {"account_fingerprint": "fp-aaaa-1",
-                                          "account_last5": "22222"})["allowed"] is False
-    assert w.check("ua", "cards.cancel") == {"allowed": True, "reason": "granted"}
-    assert w.check("ua", "cards.cancel", {"company_id": "co-b"}) == {
-        "allowed": False, "reason": "other_company"}
+    assert cancel({"account_fingerprint": "fp-aaaa-1", "account_last5": "22222"})[
+        "allowed"] is False
+    assert cancel() == {"allowed": True, "reason": "granted"}
+    assert cancel({"company_id": "co-b"}) == {"allowed": False, "reason": "other_company"}
     # The role's cards.view is not limited: any account of the company.
     assert w.check("ua", "cards.view", {"account_last5": "22222",
                                         "company_id": "co-a"})["allowed"] is True
@@ -45,7 +49,8 @@ def test_reasons_for_unknown_and_ungranted(company_a):
 def test_batch_answers_in_order_and_is_bounded(company_a):
     w = company_a
     checks = [{"subject": "ua", "action": "cards.view"},
-              {"subject": "pa", "action": "entitlements.approve"},
+              {"subject": "pa", "action": "entitlements.approve",
+               "subject_token": w.subject_token("pa")},
               {"subject": "ua", "action": "entitlements.approve"},
               {"subject": "ghost", "action": "cards.view"}]
     response = w.client.post("/v1/check/batch", json={"checks": checks},

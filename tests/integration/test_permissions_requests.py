@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from services.common import tracking_numbers
+from services.common.acr import MULTI_FACTOR
 from services.permissions.access_requests import expire_pending_requests
 from services.permissions.models import AccessRequest, AuditEntry
 
@@ -44,7 +45,8 @@ def test_only_the_principal_of_the_target_company_may_decide(company_a):
     approved = w.decide(request_id, "approve", "pa", comment="fine")
     assert approved.status_code == 200, approved.json
     assert approved.json["status"] == "approved" and approved.json["decided_by"] == "pa"
-    assert w.check("ua", "cards.cancel") == {"allowed": True, "reason": "granted"}
+    assert w.check("ua", "cards.cancel", subject_acr=MULTI_FACTOR) == {
+        "allowed": True, "reason": "granted"}
 
 
 def test_approving_twice_or_deciding_a_decided_request_is_409_and_changes_nothing(company_a):

@@ -92,14 +92,16 @@ def test_a_request_travels_to_the_principal_who_approves_it_and_the_overview_fol
     assert "entitlement_request" in row and "reports.view" in row
 
     principal = suite.sign_in("pat")
+    secret = suite.set_up_totp(principal)  # approving asks for a second factor (step-up)
     inbox = html(principal.get("/"))
     assert 'id="inbox"' in inbox
     form = re.search(r'<form class="decision" id="decide-([^"]+)"[^>]*data-tracking-number="'
                      + number + '"', inbox)
     assert form, inbox
     request_id = form.group(1)
-    decided = principal.post(f"/access-requests/{request_id}/decision", data={
+    asked = principal.post(f"/access-requests/{request_id}/decision", data={
         "decision": "approve", "comment": "granted for Q3", "csrf_token": csrf_of(inbox)})
+    decided = suite.follow_step_up(principal, asked, secret)
     assert decided.status_code == 303
     after = html(principal.get("/"))
     assert f"Request {number} approved." in after

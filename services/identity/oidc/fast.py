@@ -160,7 +160,8 @@ class FastTokenEndpoints:
             token, _ = issue_tokens(self.provider, client, user=record.user,
                                     scope=record.get_scope(), include_refresh_token=True,
                                     requested=[], origin_resource=record.row.resource,
-                                    planned=planned, auth_time=record.row.auth_time)
+                                    planned=planned, auth_time=record.row.auth_time,
+                                    acr=record.row.acr)
         except (redis.RedisError, SigningKeyUnavailable, *DEPENDENCY_ERRORS) as exc:
             return _unavailable(exc)
         except Exception:

@@ -110,16 +110,16 @@ _ROTATED_ISSUED = insert(IssuedAccessToken.__table__).from_select(
            bindparam("a_expires_at", type_=UTCDateTime()))).cte("rotated_issued")
 _ROTATED_SUCCESSOR = insert(_TOKENS).from_select(
     ["token_digest", "family_id", "client_id", "user_id", "scope", "resource", "auth_time",
-     "sid", "created_at", "expires_at"],
+     "sid", "acr", "created_at", "expires_at"],
     select(bindparam("r_digest", type_=String), _CLAIMED.c.family_id, _CLAIMED.c.client_id,
            _CLAIMED.c.user_id, _CLAIMED.c.scope, _CLAIMED.c.resource, _CLAIMED.c.auth_time,
-           _CLAIMED.c.sid, bindparam("now", type_=UTCDateTime()),
+           _CLAIMED.c.sid, _CLAIMED.c.acr, bindparam("now", type_=UTCDateTime()),
            bindparam("r_expires_at", type_=UTCDateTime()))).cte("rotated_successor")
 # What issuing the successors reads of the claimed row (its timestamps cost the most to
 # bring back and are not among them).
 _ROTATE_IN_ONE = DriverStatement(
     select(_CLAIMED.c.family_id, _CLAIMED.c.client_id, _CLAIMED.c.user_id, _CLAIMED.c.scope,
-           _CLAIMED.c.resource, _CLAIMED.c.auth_time, _CLAIMED.c.user_status,
+           _CLAIMED.c.resource, _CLAIMED.c.auth_time, _CLAIMED.c.acr, _CLAIMED.c.user_status,
            _CLAIMED.c.user_company_id)
     .add_cte(_ROTATED_ISSUED).add_cte(_ROTATED_SUCCESSOR))
 

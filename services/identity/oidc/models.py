@@ -110,6 +110,10 @@ class RefreshToken(Base):
     resource: Mapped[str | None] = mapped_column(String(2000), nullable=True)
     auth_time: Mapped[int] = mapped_column(Integer)
     sid: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # The level the family's sign-in reached (its code's ``acr``): every access token of
+    # the family carries it, so a refresh never raises it. NULL for tokens issued before
+    # the column existed: their access tokens carry no ``acr`` (the lowest standing).
+    acr: Mapped[str | None] = mapped_column(String(64), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)

@@ -150,12 +150,15 @@ def audience_for(client: RegisteredClient, requested: list[str],
 def issue_tokens(provider: Provider, client: RegisteredClient, *, user, scope: str,
                  include_refresh_token: bool, requested: list[str],
                  origin_resource: str | None, planned: PlannedSuccessor | None = None,
-                 auth_time: int | None = None) -> tuple[dict[str, Any], AccessToken]:
+                 auth_time: int | None = None, acr: str | None = None
+                 ) -> tuple[dict[str, Any], AccessToken]:
     """The token response's body and its signed access token, for every grant and for
     authlib's server and the fast routes alike. ``user`` None: client_credentials.
     ``planned``: the jti, issue time and refresh token a one-statement rotation stored.
-    ``auth_time``: when the user signed in (RFC 9068 §2.2.1), so that a resource server
-    can ask for a recent sign-in (RFC 9470), as identity's email change does."""
+    ``auth_time`` and ``acr``: when the user signed in and the level that sign-in reached
+    (RFC 9068 §2.2.1), both from the code or refresh token the grant consumed, never
+    from the request, so that a resource server can ask for a recent sign-in or a
+    stronger one (RFC 9470): identity's email change does, permissions' step-up does."""
     settings = provider.settings
     ttl = provider.lifetime(client, "access")
     audience = audience_for(client, requested, origin_resource)
@@ -163,6 +166,7 @@ def issue_tokens(provider: Provider, client: RegisteredClient, *, user, scope: s
     if user is not None:
         extra["company_id"] = user.company_id
         extra["auth_time"] = auth_time
+        extra["acr"] = acr
         if "entitlements" in scope.split():
             extra["entitlements"] = provider.entitlements.for_user(user.id)
     access = mint_access_token(
@@ -233,7 +237,8 @@ class AuthorizationServer(FlaskAuthorizationServer):
             origin_resource=origin.row.resource if origin is not None else None,
             # A refresh rotated in one statement has recorded its successors already.
             planned=getattr(oauth_request, "planned_successor", None),
-            auth_time=origin.row.auth_time if origin is not None else None)
+            auth_time=origin.row.auth_time if origin is not None else None,
+            acr=origin.row.acr if origin is not None else None)
         g.issued_access_token = access
         return token
 
@@ -252,7 +257,8 @@ class AuthorizationServer(FlaskAuthorizationServer):
             refresh = {"token_digest": digest(token["refresh_token"]), "family_id": row.family_id,
                        "client_id": client.get_client_id(), "user_id": user.id,
                        "scope": token.get("scope", row.scope), "resource": row.resource,
-                       "auth_time": row.auth_time, "sid": row.sid, "created_at": utcnow(),
+                       "auth_time": row.auth_time, "sid": row.sid, "acr": row.acr,
+                       "created_at": utcnow(),
                        "expires_at": utcnow() + timedelta(seconds=ttl)}
         # The refresh grant hands over its transaction (one per refresh); others get one.
         shared = getattr(oauth_request, "db_connection", None)

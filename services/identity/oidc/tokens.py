@@ -109,7 +109,7 @@ def revoke_access_token(client: redis.Redis, namespace: str, jti: str, exp: floa
 _ISSUED = IssuedAccessToken.__table__
 _REFRESH = RefreshToken.__table__
 _REFRESH_COLUMNS = ("token_digest", "family_id", "client_id", "user_id", "scope", "resource",
-                    "auth_time", "sid", "created_at", "expires_at")
+                    "auth_time", "sid", "acr", "created_at", "expires_at")
 # Built once with bind parameters: an ORM insert and its cache key rebuilt per call cost more.
 _INSERT_ISSUED = insert(_ISSUED).values(jti=bindparam("a_jti"), family_id=bindparam("a_family"),
                                         expires_at=bindparam("a_expires_at"))

@@ -31,6 +31,7 @@ _COMPANY_MAX = _validator(schemas.CheckResource, "company_id").max
 _LAST5 = _validator(schemas.CheckResource, "account_last5").regex
 _FINGERPRINT_MAX = _validator(schemas.CheckResource, "account_fingerprint").max
 _BATCH_MAX = _validator(schemas.CheckBatch, "checks").max
+_SUBJECT_TOKEN_MAX = _validator(schemas.Check, "subject_token").max
 
 
 def _short_str(value: Any, longest: int) -> bool:
@@ -63,13 +64,18 @@ def fast_check(item: Any) -> dict[str, Any] | None:
     if not (_short_str(subject, _SUBJECT_MAX) and _short_str(action, _ACTION_MAX)):
         return None
     resource = item.get("resource")
-    if len(item) != (3 if "resource" in item else 2):
+    if len(item) != 2 + ("resource" in item) + ("subject_token" in item):
         return None  # an unknown field: the schema refuses it
     if resource is not None:
         resource = _fast_resource(resource)
         if resource is None:
             return None
-    return {"subject": subject, "action": action, "resource": resource}
+    if "subject_token" not in item:
+        return {"subject": subject, "action": action, "resource": resource}
+    token = item["subject_token"]
+    if not _short_str(token, _SUBJECT_TOKEN_MAX):
+        return None
+    return {"subject": subject, "action": action, "resource": resource, "subject_token": token}
 
 
 def _json(request: Request) -> Any:

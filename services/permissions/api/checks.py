@@ -2,6 +2,11 @@
 opened when the subject's snapshot is cached; the caller is authorised from its token
 alone (scope ``permissions.check`` or ``permissions.read``, or asking about itself).
 
+An entitlement that requires an authentication level is answered ``{"allowed": false,
+"reason": "step_up_required", "acr": <level>}`` when the level counted for the subject
+is lower: the caller's own ``acr`` when it asks about itself, or that of a
+``subject_token`` a service forwards (:mod:`subject_levels` says which, and why).
+
 A check reads the subjects' version keys and the caller's deny-list entry together
 (``require_auth(defer_revocation=True)``), through the cache's watched keys: no Redis
 round trip when they are held, one MGET for those that are not. Bodies are read
@@ -37,10 +42,11 @@ from services.common.fastpath import FastAnswer, FastRequest, json_answer
 
 from .. import scopes
 from ..cache import SNAPSHOTS, SnapshotCache
-from ..checks import decide_many
+from ..checks import Decision, decide_many
 from . import schemas
 from .check_parsing import fast_batch, fast_check, load_batch, load_check
 from .common import now, settings
+from .subject_levels import subject_levels
 
 blp = Blueprint("checks", __name__, url_prefix="/v1/check",
                 description="Allow or deny, with the reason.")
@@ -62,30 +68,46 @@ def _subjects(checks: list[dict[str, Any]]) -> list[str]:
     return list(dict.fromkeys(c["subject"] for c in checks))
 
 
+def _answer(decision: Decision) -> dict[str, Any]:
+    if decision.acr is None:
+        return {"allowed": decision.allowed, "reason": decision.reason}
+    return {"allowed": decision.allowed, "reason": decision.reason, "acr": decision.acr}
+
+
 def _results(cache: SnapshotCache, subjects: list[str], checks: list[dict[str, Any]],
-             versions: list[bytes | None] | None, at: datetime) -> list[dict[str, Any]]:
+             versions: list[bytes | None] | None, at: datetime,
+             levels: list[str | None]) -> list[dict[str, Any]]:
     snapshots = cache.snapshots(subjects, versions)
-    return [{"allowed": d.allowed, "reason": d.reason}
-            for d in decide_many(snapshots, checks, at)]
+    return [_answer(d) for d in decide_many(snapshots, checks, at, levels)]
 
 
 def _decide_all(checks: list[dict[str, Any]]) -> list[dict[str, Any]]:
     cache = current_app.extensions[SNAPSHOTS]
     subjects = _subjects(checks)
+    levels = subject_levels(current_app.extensions["portico.auth"], current_claims(), checks)
     deny_key = revocation_key()
-    versions, extra = cache.versions(subjects, (deny_key,) if deny_key else ())
-    settle_revocation(extra[0] if extra else None, unavailable=versions is None)
-    return _results(cache, subjects, checks, versions, now())
+    own = (deny_key,) if deny_key else ()
+    versions, extra = cache.versions(subjects, (*own, *levels.keys))
+    settle_revocation(extra[0] if own and extra else None, unavailable=versions is None)
+    return _results(cache, subjects, checks, versions, now(),
+                    levels.settle(None if extra is None else extra[len(own):]))
 
 
 @blp.post("")
 @documented(blp.arguments(schemas.Check), blp.response(200, schemas.CheckResult))
 @require_auth(defer_revocation=True)
 def check() -> Response:
-    """May ``subject`` do ``action`` (an entitlement key) on ``resource``?"""
+    """May ``subject`` do ``action`` (an entitlement key) on ``resource``?
+
+    An entitlement that requires an authentication level (the catalog's
+    ``required_acr``) is ``step_up_required`` with that ``acr`` when the level counted for
+    the subject is lower. The level is only ever read from a token Portico signed: the
+    caller's own when it asks about itself, else the ``subject_token`` a service forwards
+    (verified; one that does not verify counts for nothing); a service that sends none
+    gets ``step_up_required`` for such an entitlement."""
     body = load_check(request)
     _authorise({body["subject"]})
-    # The {allowed: bool, reason: str} that schemas.CheckResult documents.
+    # The {allowed, reason[, acr]} that schemas.CheckResult documents.
     return jsonify(_decide_all([body])[0])
 
 
@@ -98,7 +120,7 @@ def check_batch() -> Response:
     if len(checks) > settings().check_batch_max:
         raise Invalid({"checks": [f"At most {settings().check_batch_max} checks per call."]})
     _authorise({c["subject"] for c in checks})
-    # Each result is the {allowed: bool, reason: str} that schemas.CheckResult documents.
+    # Each result is the {allowed, reason[, acr]} that schemas.CheckResult documents.
     return jsonify({"results": _decide_all(checks)})
 
 
@@ -119,10 +141,13 @@ def init_fast_checks(app: Flask) -> None:
         subjects = _subjects(checks)
         if not _may_check(claims, set(subjects)):
             return None
-        versions, extra = cache.versions(subjects, (deny_key,) if deny_key else ())
-        if versions is None or (extra and extra[0]):
+        levels = subject_levels(verifier, claims, checks)
+        own = (deny_key,) if deny_key else ()
+        versions, extra = cache.versions(subjects, (*own, *levels.keys))
+        if versions is None or extra is None or (own and extra[0]):
             return None
-        return _results(cache, subjects, checks, versions, now(app))
+        return _results(cache, subjects, checks, versions, now(app),
+                        levels.settle(extra[len(own):]))
 
     def check(request: FastRequest) -> FastAnswer | None:
         body = fast_check(request.json())

@@ -63,15 +63,34 @@ class CheckResource(Schema):
     account_fingerprint = fields.Str(validate=validate.Length(min=1, max=128))
 
 
+SUBJECT_TOKEN_MAX = 8192
+
+
 class Check(Schema):
     subject = fields.Str(required=True, validate=ID)
     action = fields.Str(required=True, validate=KEY)
     resource = fields.Nested(CheckResource, load_default=None, allow_none=True)
+    subject_token = fields.Str(validate=validate.Length(min=1, max=SUBJECT_TOKEN_MAX), metadata={
+        "description": "The subject's own access token (audience permissions), forwarded by a "
+                       "service that asks about a user: its acr claim is the authentication "
+                       "level the check counts, once it verifies (identity's signature, not "
+                       "expired, not revoked, sub = subject). A user asking about themself "
+                       "needs none: their bearer token's acr counts. Without either, or with "
+                       "a token that does not verify, no level counts, and an entitlement "
+                       "that requires one is answered step_up_required. A client's word "
+                       "(a level in the body) is never taken."})
 
 
 class CheckResult(Schema):
     allowed = fields.Bool()
-    reason = fields.Str()
+    reason = fields.Str(metadata={"description": "granted, unknown_subject, subject_inactive, "
+                                                 "membership_pending, other_company, "
+                                                 "unknown_account, not_granted, "
+                                                 "account_not_granted or step_up_required"})
+    acr = fields.Str(metadata={
+        "description": "Only with step_up_required: the authentication level (acr) the "
+                       "entitlement requires. Send the user to identity's /authorize with "
+                       "acr_values=<acr>, then check again with the token that comes back."})
 
 
 class CheckBatch(Schema):
@@ -122,6 +141,9 @@ class CatalogEntry(Schema):
     description_es = fields.Str()
     category = fields.Str()
     account_scopable = fields.Bool()
+    required_acr = fields.Str(allow_none=True, metadata={
+        "description": "the authentication level (acr) a holder's token must show for a "
+                       "check to allow it, e.g. urn:portico:acr:mfa; null: any"})
 
 
 class CatalogOut(Schema):
@@ -142,12 +164,18 @@ class ProgramIn(Schema):
     why = fields.Str(required=True, validate=WHY)
 
 
+class CompanyAccountOut(Schema):
+    last5 = fields.Str()
+
+
 class CompanyOut(Schema):
     id = fields.Str()
     name = fields.Str()
     principal_user_id = fields.Str(allow_none=True)
     secondary_administrators = fields.List(fields.Str())
     allowed_entitlements = fields.List(fields.Str(), allow_none=True)
+    accounts = fields.List(fields.Nested(CompanyAccountOut), metadata={
+        "description": "the company's accounts (cards), by their last five digits only"})
 
 
 class Reason(Schema):

@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from services.common.acr import MULTI_FACTOR
 from services.common.events import Envelope, utcnow
 from services.permissions.cache import INVALIDATOR
 from services.permissions.grants import Actor
@@ -126,14 +127,24 @@ class World:
         return self.client.post("/v1/access-requests", json=payload, headers=self.headers(sub))
 
     def decide(self, request_id: str, verb: str, sub: str, comment: str | None = "ok", **claims):
+        """As ``sub`` signed in with a second factor (``acr`` mfa, which approving asks for)
+        unless ``claims`` say otherwise."""
+        claims.setdefault("acr", MULTI_FACTOR)
         return self.client.post(f"/v1/access-requests/{request_id}/{verb}",
                                 json={"comment": comment}, headers=self.headers(sub, **claims))
 
+    def subject_token(self, subject: str, acr: str = MULTI_FACTOR, **claims: Any) -> str:
+        """The subject's own access token for permissions, as a service forwards it."""
+        return self.issuer.issue(sub=subject, aud="permissions", acr=acr, **claims)
+
     def check(self, subject: str, action: str, resource: dict | None = None,
-              client=None) -> dict[str, Any]:
+              client=None, subject_acr: str | None = None) -> dict[str, Any]:
+        """Asked by a service; with ``subject_acr``, forwarding the subject's token at it."""
         body: dict[str, Any] = {"subject": subject, "action": action}
         if resource is not None:
             body["resource"] = resource
+        if subject_acr is not None:
+            body["subject_token"] = self.subject_token(subject, subject_acr)
         response = (client or self.client).post(
             "/v1/check", json=body, headers=self.service_headers("permissions.check"))
         assert response.status_code == 200, response.json

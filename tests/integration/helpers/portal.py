@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs, urlencode, urlsplit
 
+import pyotp
 from sqlalchemy import select
 
 from services.common.events import Envelope, utcnow
@@ -23,6 +25,7 @@ from services.permissions.memberships import approve_membership
 from services.permissions.models import MembershipRequest
 from services.permissions.models import OutboxEvent as PermissionsOutbox
 from services.tracking.handlers import registry as tracking_handlers
+from tests.integration.helpers.factors import set_up_totp
 
 ISSUER = "http://127.0.0.1:8001"
 PERMISSIONS = "http://127.0.0.1:8002"
@@ -154,4 +157,36 @@ class Suite:
         assert "code" in parse_qs(back.query), back.query
         done = portal.get(f"/callback?{back.query}")
         assert done.status_code == 303, done.get_data(as_text=True)
+        portal.idp = idp  # the same browser's identity cookies, for a later step-up
         return portal
+
+    def set_up_totp(self, portal) -> str:
+        """The signed-in user of ``portal`` sets up an authenticator app at identity's
+        /account/security (in the same browser); its secret."""
+        secret, _codes = set_up_totp(portal.idp)
+        return secret
+
+    def follow_step_up(self, portal, answer, totp_secret: str | None):
+        """Follow the portal's redirect to /authorize with ``acr_values`` through identity:
+        the second step with a code of ``totp_secret`` when identity asks for it (None: the
+        user has no factor), then back to the portal's callback; the callback's answer."""
+        assert answer.status_code == 302, answer.get_data(as_text=True)
+        location = urlsplit(answer.headers["Location"])
+        assert f"{location.scheme}://{location.netloc}{location.path}" == f"{ISSUER}/authorize"
+        authorize = f"{location.path}?{location.query}"
+        idp = portal.idp
+        reply = idp.get(authorize)
+        if reply.headers["Location"].startswith("/login/second-factor"):
+            assert totp_secret is not None, "identity asked for a second factor"
+            page = idp.get(reply.headers["Location"])
+            # The next 30-second step: the step of the code that confirmed the app is used.
+            code = pyotp.TOTP(totp_secret).at(time.time() + 30)
+            done = idp.post("/login/second-factor", data={
+                "code": code, "next": parse_qs(urlsplit(reply.headers["Location"]).query)[
+                    "next"][0], "csrf_token": csrf_of(page.get_data(as_text=True))})
+            assert done.status_code == 303, done.get_data(as_text=True)
+            reply = idp.get(done.headers["Location"])
+        assert reply.status_code == 302, reply.get_data(as_text=True)
+        back = urlsplit(reply.headers["Location"])
+        assert f"{back.scheme}://{back.netloc}{back.path}" == f"{PORTAL}/callback", back
+        return portal.get(f"/callback?{back.query}")
