@@ -22,6 +22,8 @@ class FactorsConfig:
     cipher: Fernet
     # The issuer an authenticator app shows beside the account name.
     issuer_name: str
+    # Days a "Not now" on the after-sign-in "add a passkey" page keeps it away.
+    prompt_snooze_days: int = 7
 
     def now(self) -> datetime:
         return self.lifecycle.now()
@@ -29,4 +31,5 @@ class FactorsConfig:
 
 def config_from(settings: IdentitySettings, lifecycle: LifecycleConfig) -> FactorsConfig:
     return FactorsConfig(lifecycle=lifecycle, cipher=Fernet(settings.key_encryption_key),
-                         issuer_name=settings.brand_name)
+                         issuer_name=settings.brand_name,
+                         prompt_snooze_days=settings.mfa_prompt_snooze_days)
