@@ -192,6 +192,11 @@ class IdentitySettings(CommonSettings):
         "MFA_PROMPT_SNOOZE_DAYS", 7, parse_positive_int,
         help="days a \"Not now\" on the after-sign-in \"add a passkey\" page keeps it away "
              "(never past the day a company's MFA policy binds the user)")
+    mfa_prompt_optional: bool = setting(
+        "MFA_PROMPT_OPTIONAL", True, parse_bool,
+        help="after sign-in, offer a user without a second factor whose company's MFA policy "
+             "is optional (or who has no company) to add one, skippably; a policy that "
+             "requires a factor asks whatever this says")
     # Passkeys (issue 26); factors/passkeys.py turns these into PasskeyConfig.
     webauthn_rp_id: str = setting(
         "WEBAUTHN_RP_ID", "localhost",

@@ -24,7 +24,16 @@ from . import totp
 from .config import FactorsConfig
 from .models import MfaPromptSnooze
 from .passkey_models import WebauthnCredential
-from .policy import OPTIONAL, CompanyPolicy, Decision, Factor, MfaPolicy, Subject, decide
+from .policy import (
+    OPTIONAL,
+    CompanyPolicy,
+    Decision,
+    Factor,
+    MfaPolicy,
+    Standing,
+    Subject,
+    decide,
+)
 
 CHANGED = "identity.company.mfa_policy_changed"
 
@@ -114,4 +123,9 @@ def standing(session: Session, cfg: FactorsConfig, user: User, amr: list[str]) -
     snoozed = session.get(MfaPromptSnooze, user.id)
     subject = Subject(created_at=user.created_at, factors=factors_held(session, user.id),
                       amr=frozenset(amr), snoozed_until=snoozed.snoozed_until if snoozed else None)
-    return decide(policy_for(session, user.company_id), subject, cfg.now())
+    company = policy_for(session, user.company_id)
+    decision = decide(company, subject, cfg.now())
+    if (decision.standing is Standing.PROMPT and company.policy is MfaPolicy.OPTIONAL
+            and not cfg.prompt_optional):
+        return Decision(Standing.NOTHING, decision.accepted, policy=company.policy)
+    return decision

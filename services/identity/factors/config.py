@@ -24,6 +24,8 @@ class FactorsConfig:
     issuer_name: str
     # Days a "Not now" on the after-sign-in "add a passkey" page keeps it away.
     prompt_snooze_days: int = 7
+    # Whether the skippable prompt is shown where the company's policy is optional.
+    prompt_optional: bool = True
 
     def now(self) -> datetime:
         return self.lifecycle.now()
@@ -32,4 +34,5 @@ class FactorsConfig:
 def config_from(settings: IdentitySettings, lifecycle: LifecycleConfig) -> FactorsConfig:
     return FactorsConfig(lifecycle=lifecycle, cipher=Fernet(settings.key_encryption_key),
                          issuer_name=settings.brand_name,
-                         prompt_snooze_days=settings.mfa_prompt_snooze_days)
+                         prompt_snooze_days=settings.mfa_prompt_snooze_days,
+                         prompt_optional=settings.mfa_prompt_optional)
