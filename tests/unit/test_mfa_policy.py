@@ -73,7 +73,7 @@ def test_a_user_created_after_the_policy_was_set_is_bound_at_once():
     newcomer = user(created_at=NOW - timedelta(hours=1))
     decision = decide(company, newcomer, NOW)
     assert decision.standing is Standing.ENROL
-    assert decision.binds_at == newcomer.created_at
+    assert decision.binds_at == company.set_at
 
 
 @pytest.mark.parametrize(("factors", "amr"), [(APP, TOTP_SIGN_IN), (PASSKEY, PASSKEY_SIGN_IN),
@@ -107,4 +107,4 @@ def test_phishing_resistant_in_grace_prompts_an_app_user_to_add_a_passkey():
 def test_changing_only_the_grace_keeps_newcomers_bound():
     company = CompanyPolicy(MfaPolicy.REQUIRED, NOW - timedelta(days=10), 90)
     assert company.binds_from(LONG_AGO) == NOW + timedelta(days=80)
-    assert company.binds_from(NOW - timedelta(days=1)) == NOW - timedelta(days=1)
+    assert company.binds_from(NOW - timedelta(days=1)) == company.set_at

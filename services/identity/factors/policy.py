@@ -67,9 +67,12 @@ class CompanyPolicy:
 
     def binds_from(self, user_created_at: datetime) -> datetime:
         """When the policy binds a user: after the grace period for a user who existed
-        when it was set, at once for a user created since."""
-        if self.set_at is None or user_created_at >= self.set_at:
+        when it was set; a user created since is bound from the start (``set_at``, which
+        does not depend on the user's row being stamped by the same clock)."""
+        if self.set_at is None:
             return user_created_at
+        if user_created_at >= self.set_at:
+            return self.set_at
         return self.set_at + timedelta(days=self.grace_days)
 
 
