@@ -118,14 +118,15 @@ def factors_held(session: Session, user_id: str) -> frozenset[Factor]:
     return frozenset(held)
 
 
-def standing(session: Session, cfg: FactorsConfig, user: User, amr: list[str]) -> Decision:
-    """What the user's company policy asks of them now, signed in with ``amr``."""
+def standing(session: Session, cfg: FactorsConfig, user: User, amr: list[str], *,
+             blocking_only: bool = False) -> Decision:
+    """What the user's company policy asks of them now, signed in with ``amr``. With
+    ``blocking_only`` (``/authorize``), a skippable prompt is not worth the look-ups:
+    an optional policy answers NOTHING from the company row alone."""
+    company = policy_for(session, user.company_id)
+    if company.policy is MfaPolicy.OPTIONAL and (blocking_only or not cfg.prompt_optional):
+        return Decision(Standing.NOTHING, policy=company.policy)
     snoozed = session.get(MfaPromptSnooze, user.id)
     subject = Subject(created_at=user.created_at, factors=factors_held(session, user.id),
                       amr=frozenset(amr), snoozed_until=snoozed.snoozed_until if snoozed else None)
-    company = policy_for(session, user.company_id)
-    decision = decide(company, subject, cfg.now())
-    if (decision.standing is Standing.PROMPT and company.policy is MfaPolicy.OPTIONAL
-            and not cfg.prompt_optional):
-        return Decision(Standing.NOTHING, decision.accepted, policy=company.policy)
-    return decision
+    return decide(company, subject, cfg.now())

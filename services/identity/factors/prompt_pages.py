@@ -48,12 +48,14 @@ def _safe(target: str | None) -> str:
     return _safe_next(target)
 
 
-def _decision(user_id: str, amr: list[str]) -> tuple[Decision, User | None]:
+def _decision(user_id: str, amr: list[str], *,
+              blocking_only: bool = False) -> tuple[Decision, User | None]:
     with context().db.read() as session:
         user = session.get(User, user_id)
         if user is None:
             return Decision(Standing.NOTHING), None
-        decision = company_policy.standing(session, _cfg(), user, amr)
+        decision = company_policy.standing(session, _cfg(), user, amr,
+                                           blocking_only=blocking_only)
         session.expunge(user)
     return decision, user
 
@@ -71,7 +73,7 @@ def authorize_gate(login: sessions.LoginSession, here: str) -> str | None:
     """For ``/authorize``: the page to send the user to when the session may not be used
     yet (a factor to add or prove, the policy binding them), else None."""
     assert login.user_id is not None
-    decision, _user = _decision(login.user_id, login.amr or ["pwd"])
+    decision, _user = _decision(login.user_id, login.amr or ["pwd"], blocking_only=True)
     return url_for("mfa_prompt.prompt", next=here) if decision.blocking else None
 
 
@@ -80,7 +82,7 @@ def first_sign_in(user_id: str, next_url: str) -> str | None:
     user, sign them in (they just proved the Access Code, PIN and Word and chose their
     password) and answer this page's URL, so that they enrol before they are done; else
     None (they log in as usual, and see the skippable prompt then)."""
-    decision, _user = _decision(user_id, ["pwd"])
+    decision, _user = _decision(user_id, ["pwd"], blocking_only=True)
     if not decision.blocking:
         return None
     sessions.start_authenticated_session(user_id, ["pwd"])
