@@ -299,3 +299,21 @@ def test_a_factor_added_confirms_only_with_a_fresh_code(app, client, clock):
     wrong = post_security_form(client, "/account/security/totp/confirm", code="000000")
     assert wrong.status_code == 400
     assert _amr(app, client) == ["pwd"]
+
+
+def test_a_consent_posted_once_the_policy_binds_is_sent_to_the_page_without_its_token(
+        app, client, clock):
+    existing_user(app, clock, "required", grace_days=14)
+    client_id, _ = add_client(app, first_party=False)
+    login(client)
+    consent = client.get("/authorize?" + urlencode(code_params(client_id)))
+    assert consent.status_code == 200 and 'name="consent"' in consent.text
+    fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">',
+                             consent.text))
+    fields = {k: v.replace("&amp;", "&") for k, v in fields.items()}
+    clock.advance(days=14)
+    gated = client.post("/authorize", data={**fields, "consent": "allow"})
+    assert gated.status_code == 302 and gated.headers["Location"].startswith(PROMPT)
+    assert fields["csrf_token"] not in gated.headers["Location"]
+    assert "consent" not in parse_qs(urlsplit(parse_qs(urlsplit(
+        gated.headers["Location"]).query)["next"][0]).query)

@@ -325,7 +325,10 @@ def _mfa_policy_step(params, login: sessions.LoginSession, redirect_uri: str,
                      state: str | None):
     """No code while the company's MFA policy wants a factor added or proved: the user
     is sent to the page that asks for it (``interaction_required`` with ``prompt=none``)."""
-    here = url_for("oauth.authorize") + "?" + urlencode(params.to_dict(flat=False), doseq=True)
+    # A consent form's POST carries the session's CSRF token: never put it in a URL.
+    request_params = {name: values for name, values in params.to_dict(flat=False).items()
+                      if name not in ("csrf_token", "consent")}
+    here = url_for("oauth.authorize") + "?" + urlencode(request_params, doseq=True)
     page = authorize_gate(login, here)
     if page is None:
         return None
