@@ -39,6 +39,7 @@ SUBSCRIPTIONS: dict[str, tuple[str, ...]] = {
 # Event types published on purpose with no consumer yet (audit facts); see docs/events.md.
 UNCONSUMED: frozenset[str] = frozenset({
     "identity.client.created",
+    "identity.company.mfa_policy_changed",
     "identity.helpdesk.action",
     "identity.user.locked",
     "identity.user.unlocked",

@@ -92,6 +92,12 @@ class Company(Base):
     tax_id_key: Mapped[str] = mapped_column(String(40))
     requires_review: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # The company's MFA policy (``factors/policy.py``: optional, required,
+    # phishing_resistant), when it last changed and the days existing users have to comply.
+    mfa_policy: Mapped[str] = mapped_column(String(20), default="optional",
+                                            server_default="optional")
+    mfa_policy_set_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    mfa_grace_days: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class SecurityAnswer(Base):

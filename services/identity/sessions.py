@@ -110,6 +110,13 @@ def start_authenticated_session(user_id: str, amr: list[str]) -> LoginSession:
     return session
 
 
+def add_methods(session: LoginSession, amr: list[str]) -> None:
+    """Add methods the signed-in user proved in this session (a factor enrolled here,
+    confirmed with its first code): the session keeps its id, sign-in time and lifetime."""
+    session.amr = list(dict.fromkeys([*session.amr, *amr]))
+    context().redis.set(_redis_key(session.sid), session.to_json(), keepttl=True)
+
+
 def end_session() -> str | None:
     """Delete the request's login session; returns the id it had (the ``sid`` claim)."""
     sid = request.cookies.get(COOKIE, "")

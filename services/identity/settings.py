@@ -188,6 +188,15 @@ class IdentitySettings(CommonSettings):
         "BRAND_PRIMARY_COLOR", "#1f5fa8", parse_color,
         help="primary colour (hex) of the header bar, buttons and links; the text on it "
              "and the links are adjusted to keep WCAG AA contrast")
+    mfa_prompt_snooze_days: int = setting(
+        "MFA_PROMPT_SNOOZE_DAYS", 7, parse_positive_int,
+        help="days a \"Not now\" on the after-sign-in \"add a passkey\" page keeps it away "
+             "(never past the day a company's MFA policy binds the user)")
+    mfa_prompt_optional: bool = setting(
+        "MFA_PROMPT_OPTIONAL", True, parse_bool,
+        help="after sign-in, offer a user without a second factor whose company's MFA policy "
+             "is optional (or who has no company) to add one, skippably; a policy that "
+             "requires a factor asks whatever this says")
     # Passkeys (issue 26); factors/passkeys.py turns these into PasskeyConfig.
     webauthn_rp_id: str = setting(
         "WEBAUTHN_RP_ID", "localhost",

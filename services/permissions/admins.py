@@ -52,9 +52,13 @@ def _active_member(session: Session, company: Company, user_id: str, field: str)
     return user
 
 
-def company_view(session: Session, company_id: str, actor: Actor) -> dict[str, Any]:
+def company_view(session: Session, company_id: str, actor: Actor, *,
+                 trusted_client: bool = False) -> dict[str, Any]:
+    """The company's administrators and program, for the help desk, the company's
+    administrators and a trusted service (read only); NotFound for anyone else."""
     company = _company(session, company_id)
-    if not (actor.helpdesk or is_administrator(session, company_id, actor.id)):
+    if not (trusted_client or actor.helpdesk
+            or is_administrator(session, company_id, actor.id)):
         raise NotFound("No such company.")
     secondaries = session.scalars(select(SecondaryAdministrator.user_id)
                                   .where(SecondaryAdministrator.company_id == company_id)

@@ -54,7 +54,9 @@ class Suite:
         env.update({f"{s.upper()}_DATABASE_URL": url for s, url in databases.items()})
         env.update(SMTP_PORT=str(free_port()), PORTICO_VAR_DIR=str(root / "var"),
                    REDIS_URL=redis_url, REDIS_NAMESPACE=namespace, WEB_WORKERS="2",
-                   LOG_JSON="true", SESSION_COOKIE_SECURE="false", KEY_ACTIVATION_DELAY="0")
+                   LOG_JSON="true", SESSION_COOKIE_SECURE="false", KEY_ACTIVATION_DELAY="0",
+                   # The journeys go straight on after sign-in (no "add a passkey" nudge).
+                   MFA_PROMPT_OPTIONAL="false")
         env.update(extra_env or {})
         self.plan: Plan = make_plan(env, iamctl_commands())
         self.plan.processes.pop("portal", None)  # the sample app is not under test here

@@ -76,10 +76,14 @@ def test_levels_order_and_the_legacy_value():
 
 
 def _with_app(app, client, clock) -> str:
-    """Sign ``client`` in with the password of a user who has an authenticator app."""
+    """Sign ``client`` in with the password of a user who has an authenticator app (set
+    up meanwhile in another browser: set up in this session, its first code would have
+    proved it here)."""
     add_user(app)
     login(client)
-    totp_secret, _ = set_up_totp(client)
+    elsewhere = app.test_client()
+    login(elsewhere)
+    totp_secret, _ = set_up_totp(elsewhere)
     clock.advance(seconds=60)
     return totp_secret
 

@@ -35,6 +35,14 @@ OPERATIONS = {
         ENROLLMENT, "200 401 403 404 409", None, True),
     "POST /admin/v1/enrollments/{enrollment_id}/unlock": (
         ENROLLMENT, "200 401 403 404 409", None, True),
+    # A company's MFA policy: the help desk's, and the company principal's (issue 26).
+    "GET /admin/v1/companies/{company_id}/mfa-policy": (LIFECYCLE, "200 401 403 404", None,
+                                                         True),
+    "PUT /admin/v1/companies/{company_id}/mfa-policy": (LIFECYCLE, "200 400 401 403 404 422",
+                                                         JSON, True),
+    "GET /v1/companies/{company_id}/mfa-policy": (LIFECYCLE, "200 401 403 404 503", None, True),
+    "PUT /v1/companies/{company_id}/mfa-policy": (LIFECYCLE, "200 400 401 403 404 422 503",
+                                                  JSON, True),
     "GET /admin/v1/users": (LIFECYCLE, "200 401 403 422", None, True),
     "GET /admin/v1/users/{user_id}": (LIFECYCLE, "200 401 403 404", None, True),
     "POST /admin/v1/users/{user_id}/disable": (LIFECYCLE, "200 401 403 404 409 422", JSON,

@@ -130,3 +130,22 @@ def test_the_catalog_is_seeded_by_the_migration(world):
     assert not any(key.startswith(("helpdesk", "platform")) for key in catalog)
     assert catalog["cards.cancel"]["account_scopable"] is True
     assert catalog["users.manage"]["description_es"]
+
+
+def test_a_trusted_service_reads_who_the_principal_is_and_nobody_else_does(company_a):
+    """Identity asks who a company's principal is (before a principal changes the company's
+    MFA policy) with its permissions.read token; a mere checker, or a member, learns nothing."""
+    w = company_a
+    read = w.client.get("/admin/v1/companies/co-a", headers=w.service_headers("permissions.read"))
+    assert read.status_code == 200, read.json
+    assert read.json["principal_user_id"] == "pa"
+    checker = w.client.get("/admin/v1/companies/co-a",
+                           headers=w.service_headers("permissions.check"))
+    assert checker.status_code == 404
+    # A person's token carrying the scope is not a trusted service.
+    member = w.client.get("/admin/v1/companies/co-a",
+                          headers=w.headers("ua", scope="permissions.read"))
+    assert member.status_code == 404
+    missing = w.client.get("/admin/v1/companies/nope",
+                           headers=w.service_headers("permissions.read"))
+    assert missing.status_code == 404

@@ -15,6 +15,7 @@ from .common import TAGS
 
 def init_api(app: Flask) -> ProblemApi:
     from ..enrollment import api as enrollment
+    from ..factors import policy_api
     from ..lifecycle import helpdesk_api, profile_api, recovery_api
     from . import clients
     from .oauth import document_oauth_paths
@@ -24,6 +25,6 @@ def init_api(app: Flask) -> ProblemApi:
             "Enrollment, account lifecycle, OIDC clients and the OAuth 2.0 / OpenID Connect "
             "provider."), tags=TAGS,
         blueprints=tuple(m.blp for m in (enrollment, recovery_api, profile_api, helpdesk_api,
-                                         clients)))
+                                         policy_api, clients)))
     document_oauth_paths(api.spec, app.url_map)
     return api

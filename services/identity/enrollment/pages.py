@@ -12,6 +12,7 @@ from services.common.app import context
 from services.common.domain_errors import Invalid
 from services.common.streams import key
 from services.identity import sessions
+from services.identity.factors.prompt_pages import first_sign_in
 from services.identity.i18n import N_, _, current_language
 from services.identity.ratelimit import TooManyRequests
 from services.identity.security_answers import QUESTIONS
@@ -239,5 +240,6 @@ def credentials():
         return _page("enrollment/credentials.html", 422, values=values, questions=_questions(),
                      errors=_form_errors(refused.errors or {}))
     context().redis.delete(_ticket_key(sid))
+    enrol = first_sign_in(done.user_id, url_for("lifecycle_profile.account"))
     return _page("enrollment/activated.html", 201, username=done.username,
-                 tracking_number=done.tracking_number)
+                 tracking_number=done.tracking_number, enrol_url=enrol)

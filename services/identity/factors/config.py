@@ -22,6 +22,10 @@ class FactorsConfig:
     cipher: Fernet
     # The issuer an authenticator app shows beside the account name.
     issuer_name: str
+    # Days a "Not now" on the after-sign-in "add a passkey" page keeps it away.
+    prompt_snooze_days: int = 7
+    # Whether the skippable prompt is shown where the company's policy is optional.
+    prompt_optional: bool = True
 
     def now(self) -> datetime:
         return self.lifecycle.now()
@@ -29,4 +33,6 @@ class FactorsConfig:
 
 def config_from(settings: IdentitySettings, lifecycle: LifecycleConfig) -> FactorsConfig:
     return FactorsConfig(lifecycle=lifecycle, cipher=Fernet(settings.key_encryption_key),
-                         issuer_name=settings.brand_name)
+                         issuer_name=settings.brand_name,
+                         prompt_snooze_days=settings.mfa_prompt_snooze_days,
+                         prompt_optional=settings.mfa_prompt_optional)

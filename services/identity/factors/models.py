@@ -41,3 +41,13 @@ class RecoveryCode(Base):
     code_hash: Mapped[str] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class MfaPromptSnooze(Base):
+    """Until when a user said "Not now" to the after-sign-in "add a passkey" page."""
+
+    __tablename__ = "mfa_prompt_snoozes"
+
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"),
+                                         primary_key=True)
+    snoozed_until: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -20,8 +20,9 @@ from services.identity.lifecycle.web import csrf_ok, page, signed_in_recently, u
 from services.identity.models import User
 from services.identity.views.security import hardened
 
-from . import recovery_codes, totp
+from . import recovery_codes, second_step, totp
 from .config import FactorsConfig
+from .prompt_pages import remember_continue, remembered_continue
 
 bp = Blueprint("factors", __name__)
 
@@ -53,6 +54,8 @@ def _security_page(user_id: str, status: int = 200, **extra: Any):
     codes = extra.get("codes")
     if codes:
         extra["codes_download"] = _codes_download(codes)
+    login = _signed_in()
+    values["continue_to"] = remembered_continue(login) if login is not None else None
     return page("factors/security.html", status, errors=extra.pop("errors", {}),
                 **values, **extra)
 
@@ -84,6 +87,7 @@ def security():
     session = _signed_in()
     if session is None:
         return redirect(url_for("login.login", next=url_for("factors.security")), 302)
+    remember_continue(session, request.args.get("next"))
     return _security_page(session.user_id)
 
 
@@ -108,6 +112,11 @@ def totp_confirm(user_id: str):
     except Invalid:
         return _security_page(user_id, 400, errors={"code": [_(
             "The code is not correct. Type the code your app shows now.")]})
+    # A code from the new app, in this signed-in session, proves it: the session now
+    # counts as two factors (docs/authentication.md, "Company MFA policy").
+    login = _signed_in()
+    if login is not None:
+        sessions.add_methods(login, second_step.AMR_WITH_CODE)
     return _security_page(user_id, codes=codes, notice=_("Your authenticator app is set up."))
 
 

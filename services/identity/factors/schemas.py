@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from marshmallow import Schema, fields
+from marshmallow import Schema, fields, validate
+
+from services.identity.i18n import N_
+from services.identity.lifecycle.schemas import REQUIRED, WhySchema
+
+from .policy import GRACE_DAYS_MAX, MfaPolicy
 
 
 class TotpViewSchema(Schema):
@@ -48,3 +53,31 @@ class FactorsResetSchema(Schema):
     signed_out = fields.Dict(keys=fields.String(), values=fields.Integer(), required=True,
                              metadata={"description": "refresh-token families and login "
                                                       "sessions ended"})
+
+
+class MfaPolicySchema(Schema):
+    company_id = fields.String(required=True)
+    policy = fields.String(required=True, metadata={
+        "enum": [p.value for p in MfaPolicy],
+        "description": "`optional`, `required` (an authenticator app or a passkey) or "
+                       "`phishing_resistant` (a passkey)"})
+    grace_days = fields.Integer(required=True, metadata={
+        "description": "days users who existed when the policy was set have to comply"})
+    set_at = fields.DateTime(allow_none=True, required=True, metadata={
+        "description": "when the policy last changed (null: never set)"})
+    binds_existing_users_at = fields.DateTime(allow_none=True, required=True, metadata={
+        "description": "the grace period's end; users created since `set_at` are bound at once"})
+
+
+class MfaPolicyChangedSchema(MfaPolicySchema):
+    tracking_number = fields.String(required=True)
+
+
+class MfaPolicyChangeSchema(WhySchema):
+    policy = fields.String(required=True, validate=validate.OneOf(
+        [p.value for p in MfaPolicy], error=N_("Choose optional, required or phishing_resistant.")),
+        error_messages={"required": REQUIRED, "null": REQUIRED, "invalid": N_("Enter text.")})
+    grace_days = fields.Integer(load_default=0, validate=validate.Range(
+        min=0, max=GRACE_DAYS_MAX, error=N_("Use a number of days from 0 to 90.")),
+        error_messages={"invalid": N_("Use a number of days from 0 to 90."),
+                        "null": N_("Use a number of days from 0 to 90.")})

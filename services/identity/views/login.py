@@ -16,6 +16,7 @@ from .. import sessions
 from ..audit import Actor
 from ..factors import second_step
 from ..factors.pages import cfg as factors_config
+from ..factors.prompt_pages import continue_after_sign_in
 from ..i18n import current_language
 from ..lifecycle.inactive_page import inactive_page
 from ..lifecycle.web import cfg as lifecycle_config
@@ -125,7 +126,8 @@ def _signed_in(user_id: str, amr: list[str], next_url: str):
     fresh = sessions.start_authenticated_session(user_id, amr)
     ctx = context()
     ctx.redis.set(key(ctx.settings.redis_namespace, "fresh-login", fresh.sid), b"1", ex=300)
-    return redirect(next_url, 303)
+    # The company's MFA policy may ask for a factor first (factors/prompt_pages.py).
+    return redirect(continue_after_sign_in(user_id, amr, next_url), 303)
 
 
 @bp.route("/login/second-factor", methods=["GET", "POST"])

@@ -33,6 +33,7 @@ from services.common.streams import key
 
 from .. import acr, sessions
 from ..factors import second_step
+from ..factors.prompt_pages import authorize_gate
 from ..models import User
 from ..oidc import acr_request
 from ..oidc.grants import AuthenticatedUser
@@ -266,7 +267,8 @@ def authorize():
     if user is None:
         sessions.end_session_telling_clients(login)
         return error_page("Your session has ended. Start again from the application.")
-    step_up = _acr_step(params, login, redirect_uri, state)
+    step_up = _acr_step(params, login, redirect_uri, state) or _mfa_policy_step(
+        params, login, redirect_uri, state)
     if step_up is not None:
         return step_up
     end_user = AuthenticatedUser(user=user, auth_time=login.auth_time or int(time.time()),
@@ -317,6 +319,23 @@ def _acr_step(params, login: sessions.LoginSession, redirect_uri: str, state: st
         return _redirect_error(redirect_uri, "unmet_authentication_requirements",
                                "The requested authentication level cannot be met.", state)
     return None
+
+
+def _mfa_policy_step(params, login: sessions.LoginSession, redirect_uri: str,
+                     state: str | None):
+    """No code while the company's MFA policy wants a factor added or proved: the user
+    is sent to the page that asks for it (``interaction_required`` with ``prompt=none``)."""
+    # A consent form's POST carries the session's CSRF token: never put it in a URL.
+    request_params = {name: values for name, values in params.to_dict(flat=False).items()
+                      if name not in ("csrf_token", "consent")}
+    here = url_for("oauth.authorize") + "?" + urlencode(request_params, doseq=True)
+    page = authorize_gate(login, here)
+    if page is None:
+        return None
+    if "none" in params.get("prompt", "").split():
+        return _redirect_error(redirect_uri, "interaction_required",
+                               "The company's MFA policy needs the user.", state)
+    return redirect(page, 302)
 
 
 def _refused(error: OAuth2Error):

@@ -7,12 +7,14 @@ from typing import Any
 from flask import Response
 
 from services.common.api import Blueprint
-from services.common.auth import require_auth
+from services.common.auth import current_claims, require_auth
+from services.common.powers import is_client_token
 
 from .. import admins, platform
 from .. import grants as grant_cases
+from .. import scopes as permission_scopes
 from . import schemas
-from .common import actor, now, unit_of_work
+from .common import actor, now, scopes, unit_of_work
 
 blp = Blueprint("admin", __name__, url_prefix="/admin/v1",
                 description="Help desk: principals, administrators, programs, revocations; "
@@ -23,8 +25,12 @@ blp = Blueprint("admin", __name__, url_prefix="/admin/v1",
 @require_auth()
 @blp.response(200, schemas.CompanyOut)
 def company(company_id: str) -> dict[str, Any]:
+    """The company's administrators and program: the help desk, its administrators, and a
+    trusted service (a client token with ``permissions.read``: identity asks who the
+    principal is before it lets them change the company's MFA policy)."""
+    reader = is_client_token(current_claims()) and permission_scopes.READ in scopes()
     with unit_of_work() as session:
-        return admins.company_view(session, company_id, actor(session))
+        return admins.company_view(session, company_id, actor(session), trusted_client=reader)
 
 
 @blp.put("/companies/<company_id>/principal")
