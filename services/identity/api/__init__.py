@@ -1,7 +1,8 @@
 """Identity's JSON APIs on the kernel's flask-smorest (services/common/api.py), documented
 at ``GET /openapi.json``: enrollment and first login, the account lifecycle (recovery,
-profile, help desk), the clients admin API, and the OAuth 2.0 / OIDC endpoints
-(described in :mod:`.oauth`). The HTML pages are not part of it."""
+profile, help desk), the clients admin API, the passkey ceremonies the pages call
+(``views/passkeys.py``), and the OAuth 2.0 / OIDC endpoints (described in :mod:`.oauth`).
+The HTML pages are not part of it."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from .common import TAGS
 def init_api(app: Flask) -> ProblemApi:
     from ..enrollment import api as enrollment
     from ..lifecycle import helpdesk_api, profile_api, recovery_api
+    from ..views import passkeys
     from . import clients
     from .oauth import document_oauth_paths
 
@@ -24,6 +26,6 @@ def init_api(app: Flask) -> ProblemApi:
             "Enrollment, account lifecycle, OIDC clients and the OAuth 2.0 / OpenID Connect "
             "provider."), tags=TAGS,
         blueprints=tuple(m.blp for m in (enrollment, recovery_api, profile_api, helpdesk_api,
-                                         clients)))
+                                         clients, passkeys)))
     document_oauth_paths(api.spec, app.url_map)
     return api

@@ -1,9 +1,10 @@
-"""A user's factors beyond the password: TOTP (``totp.py``) and recovery codes
-(``recovery_codes.py``); their tables are in ``models.py``, the ``/account/security``
-page in ``pages.py``.
+"""A user's factors beyond the password: TOTP (``totp.py``), passkeys (``passkeys.py``,
+signing in with one: ``passkey_login.py``) and recovery codes (``recovery_codes.py``);
+their tables are in ``models.py`` and ``passkey_models.py``, the ``/account/security``
+page in ``pages.py`` (its passkey part: ``passkey_pages.py``).
 
-``init_app(app)`` builds the factors' configuration once (after the lifecycle's, whose
-clock, lockout and events they share) and registers the page.
+``init_app(app)`` builds the factors' and the passkeys' configuration once (after the
+lifecycle's, whose clock, lockout and events they share) and registers the page.
 """
 
 from __future__ import annotations
@@ -14,9 +15,12 @@ from services.common.app import context
 
 
 def init_app(app: Flask) -> None:
+    from . import passkeys
     from .config import config_from
     from .pages import bp
 
-    app.extensions["factors"] = config_from(context(app).settings,
-                                            app.extensions["lifecycle"].config)
+    settings = context(app).settings
+    lifecycle = app.extensions["lifecycle"].config
+    app.extensions["factors"] = config_from(settings, lifecycle)
+    app.extensions["passkeys"] = passkeys.config_from(settings, lifecycle.now)
     app.register_blueprint(bp)
