@@ -121,9 +121,12 @@ def totp_confirm(user_id: str):
 @bp.post("/account/security/recovery-codes", endpoint="recovery_codes")
 @_guarded
 def regenerate_recovery_codes(user_id: str):
-    with context().db.transaction() as session:
-        if not held.any_factor(session, user_id):
-            return _security_page(user_id, 409)
+    # The page is drawn after this read ends: drawn inside it, its own transaction waited
+    # on this one's (a 503 on SQLite).
+    with context().db.read() as session:
+        has_factor = held.any_factor(session, user_id)
+    if not has_factor:
+        return _security_page(user_id, 409)
     codes = _as_user(recovery_codes.generate, user_id, user_actor(user_id))
     return _security_page(user_id, codes=codes)
 
