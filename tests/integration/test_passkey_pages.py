@@ -12,7 +12,7 @@ import pytest
 
 from tests.integration.helpers.factors import post_security_form, set_up_totp
 from tests.integration.helpers.identity import events
-from tests.integration.helpers.lifecycle import add_user, audit_rows, csrf_of, login, wire
+from tests.integration.helpers.lifecycle import PASSWORD, add_user, audit_rows, csrf_of, login, wire
 from tests.integration.helpers.passkeys import (
     ORIGIN,
     SETTINGS,
@@ -192,3 +192,17 @@ def test_the_passkey_part_speaks_spanish(app, client):
     page = client.get("/account/security")
     assert "Añadir una llave de acceso" in page.text
     assert csrf_of(page.text)
+
+
+def test_on_an_ip_address_the_pages_point_to_the_site_name(app, client):
+    """make run serves identity on 127.0.0.1, where a browser refuses any ceremony (an RP
+    id is never an IP address): no passkey button there, a link to localhost instead."""
+    add_user(app)
+    ip = "http://127.0.0.1:8001"
+    assert 'data-passkey="sign-in"' not in client.get("/login", base_url=ip).text
+    csrf = csrf_of(client.get("/login", base_url=ip).text)
+    client.post("/login", base_url=ip, data={"username": "ana.garcia", "csrf_token": csrf,
+                                             "password": PASSWORD, "next": "/"})
+    page = client.get("/account/security", base_url=ip)
+    assert 'data-passkey="register"' not in page.text
+    assert f'href="{ORIGIN}/account/security"' in page.text

@@ -9,6 +9,8 @@ lifecycle's, whose clock, lockout and events they share) and registers the page.
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from flask import Flask
 
 from services.common.app import context
@@ -23,4 +25,15 @@ def init_app(app: Flask) -> None:
     lifecycle = app.extensions["lifecycle"].config
     app.extensions["factors"] = config_from(settings, lifecycle)
     app.extensions["passkeys"] = passkeys.config_from(settings, lifecycle.now)
+    app.jinja_env.globals["passkeys_here"] = _passkeys_here
     app.register_blueprint(bp)
+
+
+def _passkeys_here() -> bool:
+    """For the pages: whether to offer passkeys on this request's host."""
+    from flask import current_app, request
+
+    from . import passkeys
+
+    return passkeys.usable_on(current_app.extensions["passkeys"],
+                              urlsplit(request.host_url).hostname or "")

@@ -55,6 +55,8 @@ def _security_page(user_id: str, status: int = 200, **extra: Any):
                   "remaining": recovery_codes.remaining(session, user_id)}
     if enrolment is not None:
         values |= {"secret": enrolment.secret, "qr_svg": _qr_svg(enrolment.provisioning_uri)}
+    elsewhere = passkeys.usable_origin(_passkey_config())
+    values["passkey_page"] = elsewhere + url_for("factors.security") if elsewhere else None
     codes = extra.get("codes")
     if codes:
         extra["codes_download"] = _codes_download(codes)

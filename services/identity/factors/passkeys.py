@@ -25,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
@@ -83,6 +84,20 @@ class PasskeyConfig:
 
     def now(self) -> datetime:
         return self.clock()
+
+
+def usable_on(cfg: PasskeyConfig, host: str) -> bool:
+    """Whether a page served on ``host`` can hold a ceremony: the browser accepts only
+    the RP id itself or a subdomain of it (never an IP address, e.g. make run's
+    127.0.0.1, whose passkeys live on localhost)."""
+    host = host.lower().rstrip(".")
+    return host == cfg.rp_id or host.endswith("." + cfg.rp_id)
+
+
+def usable_origin(cfg: PasskeyConfig) -> str | None:
+    """The first allowed origin a page can hold a ceremony on (None if none can)."""
+    return next((origin for origin in cfg.origins
+                 if usable_on(cfg, urlsplit(origin).hostname or "")), None)
 
 
 def config_from(settings: IdentitySettings,
