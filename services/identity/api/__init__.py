@@ -28,4 +28,14 @@ def init_api(app: Flask) -> ProblemApi:
         blueprints=tuple(m.blp for m in (enrollment, recovery_api, profile_api, helpdesk_api,
                                          clients, passkeys)))
     document_oauth_paths(api.spec, app.url_map)
+    _document_login_session(api)
     return api
+
+
+def _document_login_session(api: ProblemApi) -> None:
+    """The pages' JSON endpoints (passkey ceremonies) are called by the login session."""
+    from ..sessions import COOKIE
+
+    api.spec.components.security_scheme("loginSession", {
+        "type": "apiKey", "in": "cookie", "name": COOKIE,
+        "description": "identity's login session (set by its pages)"})

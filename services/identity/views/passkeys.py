@@ -37,6 +37,9 @@ from .login import MESSAGES, SECOND_STEP_SECONDS, _safe_next, start_signed_in
 
 blp = Blueprint("passkeys", __name__, tag=PASSKEYS, gettext=_)
 log = logging.getLogger("portico.identity.login")
+# The login session's cookie (sessions.COOKIE) names the caller: a security scheme of the
+# document (api/__init__.py).
+LOGIN_SESSION = [{"loginSession": []}]
 CSRF_HEADER = {"in": "header", "name": "X-CSRF-Token", "required": True,
                "schema": {"type": "string"},
                "description": "the login session's CSRF token (the pages' `csrf_token`)"}
@@ -87,7 +90,7 @@ def _pending_user(session: sessions.LoginSession) -> str:
               "`navigator.credentials.create` (a discoverable passkey, user verification "
               "required; the user's passkeys excluded)")
 @blp.problems(401, 403)
-@blp.doc(parameters=[CSRF_HEADER])
+@blp.doc(parameters=[CSRF_HEADER], security=LOGIN_SESSION)
 def registration_options() -> Any:
     """Start adding a passkey: signed in within the last five minutes (else 403, sign in
     again), as every change of the sign-in factors."""
@@ -110,7 +113,7 @@ def registration_options() -> Any:
               "`navigator.credentials.get` (any discoverable passkey, user verification "
               "required)")
 @blp.problems(403, 429)
-@blp.doc(parameters=[CSRF_HEADER])
+@blp.doc(parameters=[CSRF_HEADER], security=LOGIN_SESSION)
 def passwordless_options() -> Any:
     """Start a sign-in with a passkey and no password (login session cookie)."""
     session = login_session()
@@ -123,8 +126,8 @@ def passwordless_options() -> Any:
 @blp.post("/login/passkey")
 @blp.arguments(PasskeyAssertionSchema)
 @blp.response(200, SignedInSchema, description="Signed in: go to `redirect`")
-@blp.problems(401, 403, 422, 429)
-@blp.doc(parameters=[CSRF_HEADER])
+@blp.problems(400, 401, 403, 422, 429)
+@blp.doc(parameters=[CSRF_HEADER], security=LOGIN_SESSION)
 def passwordless_sign_in(body: dict[str, Any]) -> Any:
     """Sign in with the passkey's assertion to this session's challenge; 401 (one answer
     for every reason) when refused."""
@@ -147,7 +150,7 @@ def passwordless_sign_in(body: dict[str, Any]) -> Any:
 @blp.response(200, CredentialOptionsSchema, description="Options for "
               "`navigator.credentials.get` (the user's passkeys)")
 @blp.problems(401, 403, 404, 429)
-@blp.doc(parameters=[CSRF_HEADER])
+@blp.doc(parameters=[CSRF_HEADER], security=LOGIN_SESSION)
 def second_factor_options() -> Any:
     """Start the second step with one of the user's passkeys, within five minutes of the
     right password (401 otherwise; 404: the user has no passkey)."""
@@ -163,8 +166,8 @@ def second_factor_options() -> Any:
 @blp.post("/login/second-factor/passkey")
 @blp.arguments(PasskeyAssertionSchema)
 @blp.response(200, SignedInSchema, description="Signed in: go to `redirect`")
-@blp.problems(401, 403, 422, 429)
-@blp.doc(parameters=[CSRF_HEADER])
+@blp.problems(400, 401, 403, 422, 429)
+@blp.doc(parameters=[CSRF_HEADER], security=LOGIN_SESSION)
 def second_factor_sign_in(body: dict[str, Any]) -> Any:
     """Finish the second step with the passkey's assertion (amr pwd, hwk, mfa)."""
     session = login_session()
