@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from flask import Response, current_app, request, url_for
+from sqlalchemy.orm import Session
 
 from services.common.app import context, request_id
 from services.common.errors import Problem
@@ -77,6 +79,31 @@ def _signed_in(user_id: str, amr: list[str], next_url: str | None) -> Response:
                     mimetype="application/json", headers=NO_STORE)
 
 
+def _sign_in_options(session: sessions.LoginSession, user_id: str | None = None) -> Response:
+    """A sign-in's options (any passkey, or ``user_id``'s), refused while the login's rate
+    limits are reached: each issues a challenge."""
+    login_limits().check(request.remote_addr or "-")
+    with context().db.transaction() as db_session:
+        user = db_session.get(User, user_id) if user_id else None
+        return options_response(passkeys.authentication_options(
+            db_session, passkey_config(), session.sid, user))
+
+
+def _counted_sign_in(attempt: Callable[[Session], tuple[str, list[str]] | None]) -> tuple[
+        str, list[str]]:
+    """Run ``attempt`` (→ the user id and amr, or None when refused) in a transaction,
+    counted by the login's rate limits as a password is; a refusal is the generic 401."""
+    limits, address = login_limits(), request.remote_addr or "-"
+    limits.check(address)
+    with context().db.transaction() as db_session:
+        signed_in = attempt(db_session)
+    limits.note(address, succeeded=signed_in is not None)
+    if signed_in is None:
+        log.info("passkey sign-in refused")
+        raise _refused()
+    return signed_in
+
+
 def _pending_user(session: sessions.LoginSession) -> str:
     user_id = sessions.pending_user(session, SECOND_STEP_SECONDS)
     if user_id is None:
@@ -116,11 +143,7 @@ def registration_options() -> Any:
 @blp.doc(parameters=[CSRF_HEADER], security=LOGIN_SESSION)
 def passwordless_options() -> Any:
     """Start a sign-in with a passkey and no password (login session cookie)."""
-    session = login_session()
-    login_limits().check(request.remote_addr or "-")
-    with context().db.transaction() as db_session:
-        options = passkeys.authentication_options(db_session, passkey_config(), session.sid)
-    return options_response(options)
+    return _sign_in_options(login_session())
 
 
 @blp.post("/login/passkey")
@@ -132,17 +155,14 @@ def passwordless_sign_in(body: dict[str, Any]) -> Any:
     """Sign in with the passkey's assertion to this session's challenge; 401 (one answer
     for every reason) when refused."""
     session = login_session()
-    limits, address = login_limits(), request.remote_addr or "-"
-    limits.check(address)
-    with context().db.transaction() as db_session:
+
+    def attempt(db_session: Session) -> tuple[str, list[str]] | None:
         result = passkey_login.sign_in(db_session, current_app.extensions["factors"],
                                        passkey_config(), session.sid, body["credential"],
                                        _actor())
-        user_id, amr = (result.user.id, result.amr) if result.user else (None, None)
-    limits.note(address, succeeded=user_id is not None)
-    if user_id is None or amr is None:
-        log.info("passkey sign-in refused")
-        raise _refused()
+        return (result.user.id, result.amr) if result.user and result.amr else None
+
+    user_id, amr = _counted_sign_in(attempt)
     return _signed_in(user_id, amr, body.get("next"))
 
 
@@ -155,12 +175,7 @@ def second_factor_options() -> Any:
     """Start the second step with one of the user's passkeys, within five minutes of the
     right password (401 otherwise; 404: the user has no passkey)."""
     session = login_session()
-    user_id = _pending_user(session)
-    login_limits().check(request.remote_addr or "-")
-    with context().db.transaction() as db_session:
-        options = passkeys.authentication_options(db_session, passkey_config(), session.sid,
-                                                  db_session.get(User, user_id))
-    return options_response(options)
+    return _sign_in_options(session, _pending_user(session))
 
 
 @blp.post("/login/second-factor/passkey")
@@ -172,15 +187,13 @@ def second_factor_sign_in(body: dict[str, Any]) -> Any:
     """Finish the second step with the passkey's assertion (amr pwd, hwk, mfa)."""
     session = login_session()
     user_id = _pending_user(session)
-    limits, address = login_limits(), request.remote_addr or "-"
-    limits.check(address)
-    with context().db.transaction() as db_session:
+
+    def attempt(db_session: Session) -> tuple[str, list[str]] | None:
         proof = second_step.prove_with_passkey(
             db_session, current_app.extensions["factors"], passkey_config(),
             db_session.get(User, user_id), session.sid, body["credential"], _actor(user_id))
-    limits.note(address, succeeded=proof is not None)
-    if proof is None:
-        log.info("second factor refused")
-        raise _refused()
+        return (user_id, proof.amr) if proof else None
+
+    _, amr = _counted_sign_in(attempt)
     sessions.await_second_factor(session, None)
-    return _signed_in(user_id, proof.amr, body.get("next"))
+    return _signed_in(user_id, amr, body.get("next"))
