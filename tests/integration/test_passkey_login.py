@@ -258,3 +258,11 @@ def test_the_second_step_with_a_passkey_expires_after_five_minutes(app, client, 
     headers = csrf_header(client, "/login")
     assert client.post("/login/second-factor/passkey/options", headers=headers,
                        json={}).status_code == 401
+
+
+def test_with_passkeys_only_the_code_field_asks_for_a_recovery_code(app, client):
+    _enrolled(app)
+    _with_password(app, client)
+    page = client.get("/login/second-factor")
+    assert "Use your passkey. Without it, type one of your recovery codes." in page.text
+    assert "your authenticator app shows" not in page.text

@@ -173,11 +173,14 @@ def second_factor():
 
 def _second_factor_page(session: sessions.LoginSession, user_id: str, next_url: str,
                         error: str | None) -> str:
-    """The second step's page; "Use a passkey" is offered when the user has one."""
+    """The second step's page; "Use a passkey" is offered when the user has one, and the
+    code field asks for what the user has (an app's code, or only a recovery code)."""
     with context().db.read() as db_session:
         has_passkey = held.has_passkey(db_session, user_id)
+        has_totp = held.has_totp(db_session, user_id)
     return render_template("second_factor.html", csrf_token=session.csrf, next=next_url,
-                           error=error, lang=_lang(), has_passkey=has_passkey)
+                           error=error, lang=_lang(), has_passkey=has_passkey,
+                           has_totp=has_totp)
 
 
 @bp.route("/logout", methods=["GET", "POST"])
