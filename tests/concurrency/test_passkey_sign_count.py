@@ -77,5 +77,8 @@ def test_one_assertion_replayed_together_signs_in_once(identity, race, contender
             clients.append(copy)
         answers = race(contenders, lambda i, c=clients, h=headers, a=assertion: c[i].post(
             "/login/passkey", headers=h, json={"credential": a}))
-        statuses = sorted(a.status_code for a in answers)
-        assert statuses == [200] + [401] * (contenders - 1), (round_, statuses)
+        statuses = [a.status_code for a in answers]
+        # A loser is refused (401), or finds the session already replaced by the winner's
+        # signed-in one (403: its CSRF token died with it); none is a server error.
+        assert statuses.count(200) == 1, (round_, statuses)
+        assert set(statuses) <= {200, 401, 403}, (round_, statuses)

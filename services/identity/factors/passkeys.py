@@ -299,8 +299,9 @@ def authenticate(session: Session, cfg: PasskeyConfig, session_id: str,
         return refuse(session, cfg, actor, challenge.user_id or passkey.user_id,
                        "wrong_user", passkey_id=passkey.id)
     try:
-        # The counter is checked below, after the signature: a regression of a validly
-        # signed assertion means a cloned authenticator, audited as such.
+        # The counter is checked below, after the signature, in the UPDATE that stores it
+        # (_advance_counter): a regression of a validly signed assertion means a cloned
+        # authenticator, audited as such.
         verified = verify_authentication_response(
             credential=credential, expected_challenge=challenge_bytes,
             expected_rp_id=cfg.rp_id, expected_origin=list(cfg.origins),
