@@ -1,10 +1,11 @@
 """A user's factors beyond the password: TOTP (``totp.py``), passkeys (``passkeys.py``,
 signing in with one: ``passkey_login.py``) and recovery codes (``recovery_codes.py``);
 their tables are in ``models.py`` and ``passkey_models.py``, the ``/account/security``
-page in ``pages.py`` (its passkey part: ``passkey_pages.py``).
+page and its forms in ``pages.py`` (the passkey ceremonies' JSON: ``views/passkeys.py``).
 
 ``init_app(app)`` builds the factors' and the passkeys' configuration once (after the
-lifecycle's, whose clock, lockout and events they share) and registers the page.
+lifecycle's, whose clock, lockout and events they share), registers the page, and gives
+the templates ``passkeys_here()``.
 """
 
 from __future__ import annotations
