@@ -21,11 +21,9 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
+from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
@@ -57,54 +55,19 @@ from webauthn.helpers.structs import (
 
 from services.common import single_use
 from services.common.domain_errors import Conflict, Invalid, NotFound
-from services.common.events import Envelope, record_event, utcnow
+from services.common.events import Envelope, record_event
 from services.identity import audit
 from services.identity.models import OutboxEvent, User
 
 from . import held, recovery_codes
+from .passkey_config import PasskeyConfig, config_from, usable_on, usable_origin
 from .passkey_models import WebauthnChallenge, WebauthnCredential
 
-if TYPE_CHECKING:
-    from services.identity.settings import IdentitySettings
+__all__ = ["PasskeyConfig", "config_from", "usable_on", "usable_origin"]  # re-exported
 
 REGISTER = "register"
 AUTHENTICATE = "authenticate"
 NAME_MAX = 100
-
-
-@dataclass(frozen=True)
-class PasskeyConfig:
-    """What the passkey use cases need from configuration."""
-
-    rp_id: str
-    rp_name: str
-    origins: tuple[str, ...]
-    timeout_seconds: int
-    clock: Callable[[], datetime]
-
-    def now(self) -> datetime:
-        return self.clock()
-
-
-def usable_on(cfg: PasskeyConfig, host: str) -> bool:
-    """Whether a page served on ``host`` can hold a ceremony: the browser accepts only
-    the RP id itself or a subdomain of it (never an IP address, e.g. make run's
-    127.0.0.1, whose passkeys live on localhost)."""
-    host = host.lower().rstrip(".")
-    return host == cfg.rp_id or host.endswith("." + cfg.rp_id)
-
-
-def usable_origin(cfg: PasskeyConfig) -> str | None:
-    """The first allowed origin a page can hold a ceremony on (None if none can)."""
-    return next((origin for origin in cfg.origins
-                 if usable_on(cfg, urlsplit(origin).hostname or "")), None)
-
-
-def config_from(settings: IdentitySettings,
-                clock: Callable[[], datetime] = utcnow) -> PasskeyConfig:
-    return PasskeyConfig(rp_id=settings.webauthn_rp_id, rp_name=settings.webauthn_rp_name,
-                         origins=tuple(settings.webauthn_origins),
-                         timeout_seconds=settings.webauthn_timeout_seconds, clock=clock)
 
 
 class PasskeyRefused(Invalid):
