@@ -266,3 +266,17 @@ def test_with_passkeys_only_the_code_field_asks_for_a_recovery_code(app, client)
     page = client.get("/login/second-factor")
     assert "Use your passkey. Without it, type one of your recovery codes." in page.text
     assert "your authenticator app shows" not in page.text
+
+
+def test_the_second_steps_endpoints_need_the_csrf_token(app, client):
+    _, authenticator = _enrolled(app)
+    _with_password(app, client)
+    headers = csrf_header(client, "/login/second-factor")
+    options = client.post("/login/second-factor/passkey/options", headers=headers, json={})
+    assertion = authenticator.get(options.text)
+    assert client.post("/login/second-factor/passkey/options", json={}).status_code == 403
+    forged = client.post("/login/second-factor/passkey", json={"credential": assertion},
+                         headers={"X-CSRF-Token": "forged"})
+    assert forged.status_code == 403 and _amr(app, client) is None
+    assert client.post("/login/second-factor/passkey", headers=headers,
+                       json={"credential": assertion}).status_code == 200
