@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from webauthn.helpers import base64url_to_bytes, bytes_to_base64url
 
-UP, UV, AT = 0x01, 0x04, 0x40
+UP, UV, BE, BS, AT = 0x01, 0x04, 0x08, 0x10, 0x40
 
 
 class SoftAuthenticator:
@@ -37,6 +37,8 @@ class SoftAuthenticator:
         self.sign_count = 0
         self.user_handle: bytes | None = None
         self.rp_id: str | None = None
+        # A synced passkey: backup eligible and backed up (flags BE and BS).
+        self.backed_up = False
 
     @property
     def id(self) -> str:
@@ -56,7 +58,8 @@ class SoftAuthenticator:
                 + struct.pack(">I", sign_count) + attested)
 
     def _flags(self, verified: bool | None) -> int:
-        return UP | (UV if (self.user_verifying if verified is None else verified) else 0)
+        return (UP | (UV if (self.user_verifying if verified is None else verified) else 0)
+                | (BE | BS if self.backed_up else 0))
 
     def create(self, options_json: str, *, origin: str | None = None,
                user_verified: bool | None = None) -> dict[str, Any]:

@@ -384,6 +384,9 @@ def banner(plan: Plan, databases: Mapping[str, str]) -> str:
     for service in SERVICES:
         lines.append(f"  {service:<12} {plan.url(service)}")
     lines.append(f"  {'OIDC':<12} {plan.url('identity')}/.well-known/openid-configuration")
+    # A browser refuses passkeys on an IP address; identity's defaults put them on localhost.
+    lines.append(f"  {'passkeys':<12} http://localhost:{plan.settings.identity_port}/account/security"
+                 "  (WebAuthn needs a host name, not 127.0.0.1)")
     lines.append(f"  {'SMTP sink':<12} smtp://127.0.0.1:{plan.settings.smtp_port}"
                  f"  (read mail: iamctl mail list / iamctl mail show ID)")
     lines.append("Data:")

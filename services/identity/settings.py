@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 from collections.abc import Mapping
 from urllib.parse import urlsplit
 
@@ -30,10 +31,36 @@ def _secure_cookie_default(env: Mapping[str, str]) -> bool:
 _secure_cookie_default.__doc__ = "true when OIDC_ISSUER is https"
 
 
-def _webauthn_origins_default(env: Mapping[str, str]) -> list[str]:
-    """the origin of PUBLIC_BASE_URL (else OIDC_ISSUER)"""
+def _public_origin(env: Mapping[str, str]) -> tuple[str, str, str]:
+    """(scheme, host, netloc) of PUBLIC_BASE_URL, else OIDC_ISSUER: where the pages are."""
     parts = urlsplit(env.get("PUBLIC_BASE_URL") or env.get("OIDC_ISSUER", "http://127.0.0.1:8001"))
-    return [f"{parts.scheme}://{parts.netloc}"]
+    return parts.scheme, parts.hostname or "localhost", parts.netloc
+
+
+def _is_ip_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def _webauthn_rp_id_default(env: Mapping[str, str]) -> str:
+    """the host of PUBLIC_BASE_URL (else OIDC_ISSUER); localhost when that is an IP address"""
+    # WebAuthn refuses an IP address as the RP id: a local suite served on 127.0.0.1 (make
+    # run) does its passkeys on localhost, the same machine.
+    host = _public_origin(env)[1]
+    return "localhost" if _is_ip_address(host) else host
+
+
+def _webauthn_origins_default(env: Mapping[str, str]) -> list[str]:
+    """the origin of PUBLIC_BASE_URL (else OIDC_ISSUER), and its localhost twin on a loopback IP"""
+    scheme, host, netloc = _public_origin(env)
+    origins = [f"{scheme}://{netloc}"]
+    if _is_ip_address(host) and ipaddress.ip_address(host).is_loopback:
+        port = urlsplit(f"{scheme}://{netloc}").port
+        origins.append(f"{scheme}://localhost" + (f":{port}" if port else ""))
+    return origins
 
 
 def _webauthn_rp_name_default(env: Mapping[str, str]) -> str:
@@ -199,7 +226,7 @@ class IdentitySettings(CommonSettings):
              "requires a factor asks whatever this says")
     # Passkeys (issue 26); factors/passkeys.py turns these into PasskeyConfig.
     webauthn_rp_id: str = setting(
-        "WEBAUTHN_RP_ID", "localhost",
+        "WEBAUTHN_RP_ID", _webauthn_rp_id_default,
         help="WebAuthn relying-party id: the domain passkeys are bound to (the pages' host or "
              "a parent domain of it; changing it orphans every registered passkey)")
     webauthn_rp_name: str = setting("WEBAUTHN_RP_NAME", _webauthn_rp_name_default,

@@ -10,6 +10,7 @@ import pytest
 
 ENROLLMENT, LIFECYCLE, CLIENTS, OAUTH = ("Enrollment", "Account lifecycle", "Clients admin",
                                          "OAuth 2.0 / OIDC")
+PASSKEYS = "Passkeys"
 JSON, FORM = "application/json", "application/x-www-form-urlencoded"
 PROBLEM = "application/problem+json"
 # Operation → (tag, the statuses it documented, its request body's media type, whether it
@@ -72,6 +73,12 @@ OPERATIONS = {
     "POST /v1/password-resets/question": (LIFECYCLE, "200 400 429", JSON, False),
     "GET /v1/security-questions": (ENROLLMENT, "200", None, False),
     "POST /v1/username-reminders": (LIFECYCLE, "202 422 429", JSON, False),
+    # The passkey ceremonies the pages call (login session cookie + X-CSRF-Token).
+    "POST /account/security/passkeys/options": (PASSKEYS, "200 401 403", None, True),
+    "POST /login/passkey/options": (PASSKEYS, "200 403 429", None, True),
+    "POST /login/passkey": (PASSKEYS, "200 400 401 403 422 429", JSON, True),
+    "POST /login/second-factor/passkey/options": (PASSKEYS, "200 401 403 404 429", None, True),
+    "POST /login/second-factor/passkey": (PASSKEYS, "200 400 401 403 422 429", JSON, True),
 }
 
 
@@ -159,3 +166,19 @@ def test_openapi_describes_every_lifecycle_endpoint(spec):
                  "/v1/username-reminders", "/v1/me", "/v1/me/password",
                  "/v1/me/email-verifications", "/v1/enrollments"):
         assert path in paths, path
+
+
+def test_the_passkey_ceremonies_name_the_login_session_and_its_csrf_header(spec):
+    assert spec["components"]["securitySchemes"]["loginSession"] == {
+        "type": "apiKey", "in": "cookie", "name": "portico_session",
+        "description": "identity's login session (set by its pages)"}
+    for label, (tag, *_rest) in OPERATIONS.items():
+        if tag != PASSKEYS:
+            continue
+        operation = _operation(spec, label)
+        assert operation["security"] == [{"loginSession": []}], label
+        header = [p for p in operation["parameters"] if p["in"] == "header"]
+        assert [p["name"] for p in header] == ["X-CSRF-Token"], label
+    assertion = _resolved(spec, _operation(spec, "POST /login/passkey")["requestBody"])
+    schema = _resolved(spec, assertion["content"][JSON]["schema"])
+    assert schema["required"] == ["credential"]

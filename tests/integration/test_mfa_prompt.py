@@ -317,3 +317,57 @@ def test_a_consent_posted_once_the_policy_binds_is_sent_to_the_page_without_its_
     assert fields["csrf_token"] not in gated.headers["Location"]
     assert "consent" not in parse_qs(urlsplit(parse_qs(urlsplit(
         gated.headers["Location"]).query)["next"][0]).query)
+
+
+# -- passkeys meet the policy --------------------------------------------------------------
+
+@pytest.fixture
+def passkey_app(make_app, clock):
+    """The page's app with passkeys answered from the software authenticator's origin."""
+    from tests.integration.helpers.passkeys import SETTINGS
+
+    app = wire(make_app("identity", session_cookie_secure=False, key_activation_delay=0,
+                        mfa_prompt_optional=True, **SETTINGS), clock)
+    settings = app.extensions["portico"].settings
+    with app.extensions["portico"].db.transaction() as session:
+        keys.ensure_keys(session, Fernet(settings.key_encryption_key))
+    return app
+
+
+def test_a_passkey_added_at_the_gate_lifts_phishing_resistant_for_this_session(
+        passkey_app, clock):
+    """Added with user verification in this session, the passkey proves itself here (as
+    an app's first code does): /authorize then issues the code."""
+    from tests.integration.helpers.passkeys import add_passkey
+
+    app = passkey_app
+    client = app.test_client()
+    existing_user(app, clock, "phishing_resistant")
+    client_id, _ = add_client(app)
+    login(client)
+    asked = "/authorize?" + urlencode(code_params(client_id))
+    assert client.get(asked).headers["Location"].startswith(PROMPT)
+    _, added = add_passkey(client, "Work laptop")
+    assert added.status_code == 200, added.text
+    assert set(_amr(app, client)) == {"pwd", "hwk", "mfa"}
+    code_from(client.get(asked))
+
+
+def test_a_passwordless_sign_in_goes_through_the_policy(passkey_app, clock):
+    """The passkey sign-in ends where a password's does (the policy's page decides): a
+    user whose passkey meets ``required`` goes straight on to ``next``."""
+    from tests.integration.helpers.passkeys import add_passkey, sign_in_with_passkey
+
+    app = passkey_app
+    existing_user(app, clock, "required", grace_days=14)
+    setup = app.test_client()
+    login(setup)
+    authenticator, added = add_passkey(setup)
+    assert added.status_code == 200, added.text
+    clock.advance(seconds=60)
+    browser = app.test_client()
+    signed_in = sign_in_with_passkey(browser, authenticator, next_url="/account")
+    assert signed_in.status_code == 200, signed_in.text
+    assert signed_in.get_json()["redirect"] == "/account"
+    assert set(_amr(app, browser)) >= {"hwk", "mfa"}
+

@@ -24,10 +24,13 @@ ENROLLMENT = "Enrollment"
 LIFECYCLE = "Account lifecycle"
 CLIENTS = "Clients admin"
 OAUTH = "OAuth 2.0 / OIDC"
+PASSKEYS = "Passkeys"
 TAGS = (
     {"name": ENROLLMENT, "description": "Enrollment, email verification, first login."},
     {"name": LIFECYCLE, "description": "Recovery, profile and help-desk actions."},
     {"name": CLIENTS, "description": "OIDC client registration (scope `iam.admin`)."},
+    {"name": PASSKEYS, "description": "WebAuthn ceremonies of the pages (login session "
+                                      "cookie and its CSRF token in `X-CSRF-Token`)."},
     {"name": OAUTH, "description": "Form-encoded OAuth 2.0 / OIDC endpoints. Errors are "
                                    "RFC 6749 §5.2 / RFC 6750 bodies, not problem+json."},
 )

@@ -1,6 +1,9 @@
 """``/account/security`` (HTML, login session): set up an authenticator app (QR code as
-inline SVG, and the secret to type), confirm it with a first code, see the recovery
-codes once (and download them as text), make new ones, remove the app."""
+inline SVG, and the secret to type), confirm it with a first code; add passkeys (the
+browser's answer to ``navigator.credentials.create``, made by static/passkeys.js with
+options from ``views/passkeys.py``, is posted by the page's form), rename and remove
+them; see the recovery codes once (and download them as text), make new ones, remove the
+app."""
 
 from __future__ import annotations
 
@@ -13,14 +16,14 @@ from flask import Blueprint, current_app, redirect, request, url_for
 from markupsafe import Markup
 
 from services.common.app import context
-from services.common.domain_errors import Invalid
+from services.common.domain_errors import Conflict, Invalid, NotFound
 from services.identity import sessions
 from services.identity.i18n import _, prefer
 from services.identity.lifecycle.web import csrf_ok, page, signed_in_recently, user_actor
 from services.identity.models import User
-from services.identity.views.security import hardened
+from services.identity.views.security import scripted
 
-from . import recovery_codes, second_step, totp
+from . import held, passkeys, recovery_codes, second_step, totp
 from .config import FactorsConfig
 from .prompt_pages import remember_continue, remembered_continue
 
@@ -48,9 +51,13 @@ def _security_page(user_id: str, status: int = 200, **extra: Any):
         prefer(user.preferred_language if user else None)
         enrolment = totp.pending_enrolment(session, cfg(), user)
         values = {"totp_on": totp.confirmed(session, user_id),
+                  "passkeys": passkeys.list_for(session, user),
+                  "has_factor": held.any_factor(session, user_id),
                   "remaining": recovery_codes.remaining(session, user_id)}
     if enrolment is not None:
         values |= {"secret": enrolment.secret, "qr_svg": _qr_svg(enrolment.provisioning_uri)}
+    elsewhere = passkeys.usable_origin(_passkey_config())
+    values["passkey_page"] = elsewhere + url_for("factors.security") if elsewhere else None
     codes = extra.get("codes")
     if codes:
         extra["codes_download"] = _codes_download(codes)
@@ -70,19 +77,19 @@ def _guarded(handler):
     else to the login, so that a session left open cannot change the factors) and with
     a valid CSRF token."""
     @wraps(handler)
-    def view():
+    def view(**kwargs: Any):
         session = _signed_in()
         if session is None or not signed_in_recently(session.auth_time):
             return redirect(url_for("login.login", next=url_for("factors.security")), 303)
         if not csrf_ok():
             return _security_page(session.user_id, 400,
                                   form_error=_("The form expired. Please try again."))
-        return handler(session.user_id)
-    return hardened(view)
+        return handler(session.user_id, **kwargs)
+    return scripted(view)
 
 
 @bp.get("/account/security")
-@hardened
+@scripted
 def security():
     session = _signed_in()
     if session is None:
@@ -91,9 +98,11 @@ def security():
     return _security_page(session.user_id)
 
 
-def _as_user(use_case, user_id: str, *args: Any) -> Any:
+def _as_user(use_case, user_id: str, *args: Any, config: Any = None) -> Any:
+    """``use_case(session, config, user, *args)`` in a transaction (config: the
+    factors')."""
     with context().db.transaction() as session:
-        return use_case(session, cfg(), session.get(User, user_id), *args)
+        return use_case(session, config or cfg(), session.get(User, user_id), *args)
 
 
 @bp.post("/account/security/totp", endpoint="totp_begin")
@@ -123,9 +132,12 @@ def totp_confirm(user_id: str):
 @bp.post("/account/security/recovery-codes", endpoint="recovery_codes")
 @_guarded
 def regenerate_recovery_codes(user_id: str):
-    with context().db.transaction() as session:
-        if not totp.confirmed(session, user_id):
-            return _security_page(user_id, 409)
+    # The page is drawn after this read ends: drawn inside it, its own transaction waited
+    # on this one's (a 503 on SQLite).
+    with context().db.read() as session:
+        has_factor = held.any_factor(session, user_id)
+    if not has_factor:
+        return _security_page(user_id, 409)
     codes = _as_user(recovery_codes.generate, user_id, user_actor(user_id))
     return _security_page(user_id, codes=codes)
 
@@ -136,4 +148,65 @@ def totp_remove(user_id: str):
     with context().db.transaction() as session:
         if session.get(totp.TotpFactor, user_id) is not None:
             totp.remove(session, cfg(), session.get(User, user_id), user_actor(user_id))
+    return redirect(url_for("factors.security"), 303)
+
+
+def _passkey_config() -> passkeys.PasskeyConfig:
+    return current_app.extensions["passkeys"]
+
+
+@bp.post("/account/security/passkeys", endpoint="passkey_add")
+@_guarded
+def passkey_add(user_id: str):
+    """The browser's answer to the registration options, with the name the user gave; the
+    first factor brings the recovery codes, shown once."""
+    session = sessions.load_session(create=False)
+    assert session is not None
+    name = request.form.get("name", "")[:200]
+    try:
+        with context().db.transaction() as db_session:
+            user = db_session.get(User, user_id)
+            added = passkeys.register(db_session, _passkey_config(), user, session.sid,
+                                      request.form.get("credential", "")[:65536], name,
+                                      user_actor(user_id))
+            method = passkeys.method(added)
+            codes = recovery_codes.issue_if_first(db_session, cfg(), user, user_actor(user_id))
+    except passkeys.PasskeyRefused:
+        return _security_page(user_id, 400, errors={"credential": [_(
+            "The passkey could not be added. Try again.")]})
+    except Invalid:
+        return _security_page(user_id, 400, errors={"name": [_(
+            "Give the passkey a name of 1 to 100 characters.")]})
+    except Conflict:
+        return _security_page(user_id, 409, form_error=_(
+            "This passkey is already registered."))
+    # Made with user verification in this signed-in session, the passkey proves itself
+    # here as an app's first code does (docs/authentication.md, "Company MFA policy").
+    sessions.add_methods(session, [method, "mfa"])
+    return _security_page(user_id, codes=codes, notice=_("Your passkey is added."))
+
+
+@bp.post("/account/security/passkeys/<passkey_id>/rename", endpoint="passkey_rename")
+@_guarded
+def passkey_rename(user_id: str, passkey_id: str):
+    try:
+        _as_user(passkeys.rename, user_id, passkey_id, request.form.get("name", "")[:200],
+                 user_actor(user_id), config=_passkey_config())
+    except NotFound:
+        return _security_page(user_id, 404)
+    except Invalid:
+        return _security_page(user_id, 400, form_error=_(
+            "Give the passkey a name of 1 to 100 characters."))
+    return redirect(url_for("factors.security"), 303)
+
+
+@bp.post("/account/security/passkeys/<passkey_id>/remove", endpoint="passkey_remove")
+@_guarded
+def passkey_remove(user_id: str, passkey_id: str):
+    """Remove a passkey; with the last factor go the recovery codes."""
+    try:
+        _as_user(passkeys.remove, user_id, passkey_id, user_actor(user_id),
+                 config=_passkey_config())
+    except NotFound:
+        return _security_page(user_id, 404)
     return redirect(url_for("factors.security"), 303)

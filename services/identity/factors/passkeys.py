@@ -21,13 +21,13 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from datetime import timedelta
+from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 from webauthn import (
     generate_authentication_options,
     generate_registration_options,
@@ -55,39 +55,19 @@ from webauthn.helpers.structs import (
 
 from services.common import single_use
 from services.common.domain_errors import Conflict, Invalid, NotFound
-from services.common.events import Envelope, record_event, utcnow
+from services.common.events import Envelope, record_event
 from services.identity import audit
 from services.identity.models import OutboxEvent, User
 
+from . import held, recovery_codes
+from .passkey_config import PasskeyConfig, config_from, usable_on, usable_origin
 from .passkey_models import WebauthnChallenge, WebauthnCredential
 
-if TYPE_CHECKING:
-    from services.identity.settings import IdentitySettings
+__all__ = ["PasskeyConfig", "config_from", "usable_on", "usable_origin"]  # re-exported
 
 REGISTER = "register"
 AUTHENTICATE = "authenticate"
 NAME_MAX = 100
-
-
-@dataclass(frozen=True)
-class PasskeyConfig:
-    """What the passkey use cases need from configuration."""
-
-    rp_id: str
-    rp_name: str
-    origins: tuple[str, ...]
-    timeout_seconds: int
-    clock: Callable[[], datetime]
-
-    def now(self) -> datetime:
-        return self.clock()
-
-
-def config_from(settings: IdentitySettings,
-                clock: Callable[[], datetime] = utcnow) -> PasskeyConfig:
-    return PasskeyConfig(rp_id=settings.webauthn_rp_id, rp_name=settings.webauthn_rp_name,
-                         origins=tuple(settings.webauthn_origins),
-                         timeout_seconds=settings.webauthn_timeout_seconds, clock=clock)
 
 
 class PasskeyRefused(Invalid):
@@ -266,42 +246,59 @@ def authenticate(session: Session, cfg: PasskeyConfig, session_id: str,
         credential: AuthenticationCredential = parse_authentication_credential_json(
             response_json)
     except WebAuthnException:
-        return _refuse(session, cfg, actor, None, "malformed")
+        return refuse(session, cfg, actor, None, "malformed")
     claimed = _claim_challenge(session, cfg, session_id, AUTHENTICATE,
                                credential.response.client_data_json)
     if claimed is None:
-        return _refuse(session, cfg, actor, None, "challenge")
+        return refuse(session, cfg, actor, None, "challenge")
     challenge, challenge_bytes = claimed
     passkey = session.scalar(select(WebauthnCredential).where(
         WebauthnCredential.credential_id == bytes_to_base64url(credential.raw_id)))
     if passkey is None:
-        return _refuse(session, cfg, actor, challenge.user_id, "unknown_passkey")
+        return refuse(session, cfg, actor, challenge.user_id, "unknown_passkey")
     handle = credential.response.user_handle
     if (challenge.user_id is not None and passkey.user_id != challenge.user_id) or (
             handle is not None and handle != passkey.user_id.encode()):
-        return _refuse(session, cfg, actor, challenge.user_id or passkey.user_id,
+        return refuse(session, cfg, actor, challenge.user_id or passkey.user_id,
                        "wrong_user", passkey_id=passkey.id)
     try:
-        # The counter is checked below, after the signature: a regression of a validly
-        # signed assertion means a cloned authenticator, audited as such.
+        # The counter is checked below, after the signature, in the UPDATE that stores it
+        # (_advance_counter): a regression of a validly signed assertion means a cloned
+        # authenticator, audited as such.
         verified = verify_authentication_response(
             credential=credential, expected_challenge=challenge_bytes,
             expected_rp_id=cfg.rp_id, expected_origin=list(cfg.origins),
             credential_public_key=passkey.public_key, credential_current_sign_count=0,
             require_user_verification=challenge.user_id is None)
     except WebAuthnException:
-        return _refuse(session, cfg, actor, passkey.user_id, "invalid", passkey_id=passkey.id)
-    if not counter_advanced(passkey.sign_count, verified.new_sign_count):
-        return _refuse(session, cfg, actor, passkey.user_id, "sign_count",
+        return refuse(session, cfg, actor, passkey.user_id, "invalid", passkey_id=passkey.id)
+    if not _advance_counter(session, cfg, passkey, verified.new_sign_count,
+                            verified.credential_backed_up):
+        return refuse(session, cfg, actor, passkey.user_id, "sign_count",
                        passkey_id=passkey.id, stored=passkey.sign_count,
                        presented=verified.new_sign_count)
-    passkey.sign_count = verified.new_sign_count
-    passkey.backed_up = verified.credential_backed_up
-    passkey.last_used_at = cfg.now()
     _audit(session, cfg, "passkey.signed_in", actor, passkey.user_id, passkey_id=passkey.id,
            user_verified=verified.user_verified)
     return PasskeySignIn(user=session.get(User, passkey.user_id), passkey=passkey,
                          user_verified=verified.user_verified)
+
+
+def _advance_counter(session: Session, cfg: PasskeyConfig, passkey: WebauthnCredential,
+                     presented: int, backed_up: bool) -> bool:
+    """Store ``presented`` as the passkey's counter if it advanced (:func:`counter_advanced`)
+    over the stored one, in one conditional ``UPDATE``: of two requests racing with one
+    counter value (a cloned authenticator, or a replay), one wins. Whether this call did."""
+    table = WebauthnCredential
+    advanced = table.sign_count < presented if presented > 0 else table.sign_count == 0
+    values = {"sign_count": presented, "backed_up": backed_up, "last_used_at": cfg.now()}
+    taken = session.execute(update(table).where(table.id == passkey.id, advanced)
+                            .values(values).execution_options(synchronize_session=False)).rowcount
+    if taken == 1:
+        for name, value in values.items():
+            set_committed_value(passkey, name, value)
+    else:
+        session.refresh(passkey, ["sign_count"])
+    return bool(taken == 1)
 
 
 def counter_advanced(stored: int, presented: int) -> bool:
@@ -310,8 +307,9 @@ def counter_advanced(stored: int, presented: int) -> bool:
     return (stored == 0 and presented == 0) or presented > stored
 
 
-def _refuse(session: Session, cfg: PasskeyConfig, actor: audit.Actor, user_id: str | None,
-            reason: str, **detail: Any) -> PasskeySignIn:
+def refuse(session: Session, cfg: PasskeyConfig, actor: audit.Actor, user_id: str | None,
+           reason: str, **detail: Any) -> PasskeySignIn:
+    """A refused sign-in, audited as ``passkey.refused`` with its ``reason``."""
     _audit(session, cfg, "passkey.refused", actor, user_id, reason=reason, **detail)
     return PasskeySignIn(refusal=reason)
 
@@ -334,11 +332,24 @@ def rename(session: Session, cfg: PasskeyConfig, user: User, passkey_id: str, na
 
 def remove(session: Session, cfg: PasskeyConfig, user: User, passkey_id: str,
            actor: audit.Actor) -> None:
+    """Remove one of the user's passkeys. Recovery codes stand in for the factors, so
+    they go with the last one: they stay while another passkey or an authenticator app
+    remains."""
     passkey = _owned(session, user, passkey_id)
     _publish(session, cfg, "identity.factor.removed", user, passkey)
     _audit(session, cfg, "passkey.removed", actor, user.id, passkey_id=passkey.id,
            name=passkey.name)
     session.delete(passkey)
+    session.flush()
+    if not held.any_factor(session, user.id):
+        recovery_codes.discard(session, user.id)
+
+
+def method(passkey: WebauthnCredential) -> str:
+    """The RFC 8176 ``amr`` value of signing with ``passkey``: ``hwk`` for a key that
+    never leaves its authenticator, ``swk`` for one backed up (a synced passkey, whose
+    private key exists in software, e.g. a cloud keychain: WebAuthn's BS flag)."""
+    return "swk" if passkey.backed_up else "hwk"
 
 
 def discard(session: Session, user_id: str) -> int:

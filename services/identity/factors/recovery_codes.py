@@ -1,6 +1,6 @@
 """Recovery codes: ten one-time codes that stand in for a lost second factor.
 
-They are made when the user's first factor is confirmed and on request (the old ones
+They are made when the user's first factor (an authenticator app or a passkey) is added and on request (the old ones
 die), shown once, and stored as argon2id hashes (``passwords.HASHER``). A code is used
 up by a conditional ``UPDATE … WHERE used_at IS NULL``: two requests racing with one
 code, one of them wins. Using one tells the user by email (``identity.recovery_code.used``).
@@ -46,6 +46,15 @@ def generate(session: Session, cfg: FactorsConfig, user: User, actor: Actor) -> 
                                  created_at=now) for code in codes)
     record(session, cfg.lifecycle, "recovery_codes.generated", actor, user.id, count=COUNT)
     return codes
+
+
+def issue_if_first(session: Session, cfg: FactorsConfig, user: User,
+                   actor: Actor) -> list[str] | None:
+    """The first factor (an authenticator app or a passkey) brings the codes: new ones
+    when the user has no unused code, returned to be shown once; else None."""
+    if remaining(session, user.id):
+        return None
+    return generate(session, cfg, user, actor)
 
 
 def remaining(session: Session, user_id: str) -> int:

@@ -1,4 +1,5 @@
-"""Marshmallow schemas of the help desk's factor endpoints: nothing secret is a field."""
+"""Marshmallow schemas of the factor endpoints (the help desk's, passkey ceremonies):
+nothing secret is a field."""
 
 from __future__ import annotations
 
@@ -81,3 +82,36 @@ class MfaPolicyChangeSchema(WhySchema):
         min=0, max=GRACE_DAYS_MAX, error=N_("Use a number of days from 0 to 90.")),
         error_messages={"invalid": N_("Use a number of days from 0 to 90."),
                         "null": N_("Use a number of days from 0 to 90.")})
+
+
+class CredentialOptionsSchema(Schema):
+    """WebAuthn's ``PublicKeyCredentialCreationOptionsJSON`` or
+    ``PublicKeyCredentialRequestOptionsJSON``: what ``navigator.credentials`` takes, binary
+    members base64url. The challenge is single-use and bound to the login session."""
+
+    challenge = fields.String(required=True)
+    timeout = fields.Integer(metadata={"description": "milliseconds"})
+    rpId = fields.String(metadata={"description": "request options"})
+    rp = fields.Dict(metadata={"description": "creation options"})
+    user = fields.Dict(metadata={"description": "creation options"})
+    pubKeyCredParams = fields.List(fields.Dict(), metadata={"description": "creation options"})
+    allowCredentials = fields.List(fields.Dict(), metadata={
+        "description": "request options: the user's passkeys (second factor), or empty"})
+    excludeCredentials = fields.List(fields.Dict(), metadata={
+        "description": "creation options: the user's passkeys already registered"})
+    authenticatorSelection = fields.Dict()
+    userVerification = fields.String()
+    attestation = fields.String()
+
+
+class PasskeyAssertionSchema(Schema):
+    """The browser's answer to a sign-in's options."""
+
+    credential = fields.Dict(required=True, metadata={
+        "description": "the `PublicKeyCredential` as its `toJSON()` gives it"})
+    next = fields.String(load_default=None, metadata={
+        "description": "where to go once signed in (a local path; else the account page)"})
+
+
+class SignedInSchema(Schema):
+    redirect = fields.String(required=True, metadata={"description": "where to go now"})

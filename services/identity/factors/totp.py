@@ -25,7 +25,7 @@ from services.identity.lifecycle import lockout
 from services.identity.lifecycle.domain import Actor
 from services.identity.models import User
 
-from . import recovery_codes
+from . import held, recovery_codes
 from .config import FactorsConfig
 from .events import factor_changed
 from .models import TotpFactor
@@ -48,8 +48,7 @@ def _factor(session: Session, user_id: str) -> TotpFactor | None:
 
 
 def confirmed(session: Session, user_id: str) -> bool:
-    factor = _factor(session, user_id)
-    return factor is not None and factor.confirmed_at is not None
+    return held.has_totp(session, user_id)
 
 
 def _enrolment(cfg: FactorsConfig, user: User, secret: str) -> Enrolment:
@@ -125,9 +124,7 @@ def confirm(session: Session, cfg: FactorsConfig, user: User, code: str,
     if step is None or not _take_step(session, cfg, factor, step, confirming=True):
         raise Invalid({"code": [WRONG_CODE]})
     factor_changed(session, cfg, user, actor, "added", "totp")
-    if recovery_codes.remaining(session, user.id):
-        return None
-    return recovery_codes.generate(session, cfg, user, actor)
+    return recovery_codes.issue_if_first(session, cfg, user, actor)
 
 
 def verify(session: Session, cfg: FactorsConfig, user: User, code: str) -> bool:
@@ -153,7 +150,7 @@ def discard(session: Session, user_id: str) -> int:
 
 def remove(session: Session, cfg: FactorsConfig, user: User, actor: Actor) -> None:
     """Remove the user's authenticator app (confirmed or not). Recovery codes stand in
-    for the factors, so they go with the last one (TOTP is the only kind so far)."""
+    for the factors, so they go with the last one: they stay while a passkey remains."""
     factor = _factor(session, user.id)
     if factor is None:
         raise NotFound("No authenticator app is set up.")
@@ -161,4 +158,5 @@ def remove(session: Session, cfg: FactorsConfig, user: User, actor: Actor) -> No
     discard(session, user.id)
     if was_confirmed:
         factor_changed(session, cfg, user, actor, "removed", "totp")
-        recovery_codes.discard(session, user.id)
+        if not held.any_factor(session, user.id):
+            recovery_codes.discard(session, user.id)

@@ -14,7 +14,7 @@ from services.common.streams import key
 
 from .. import sessions
 from ..audit import Actor
-from ..factors import second_step
+from ..factors import held, second_step
 from ..factors.pages import cfg as factors_config
 from ..factors.prompt_pages import continue_after_sign_in
 from ..i18n import current_language
@@ -27,7 +27,7 @@ from ..oidc.server import current_server
 from ..oidc.tokens import TokenRejected, decode_own_token
 from ..ratelimit import login_limits
 from ..service import authenticate
-from .security import hardened
+from .security import hardened, scripted
 
 bp = Blueprint("login", __name__)
 log = logging.getLogger("portico.identity.login")
@@ -81,7 +81,7 @@ def _login_hint() -> str:
 
 
 @bp.route("/login", methods=["GET", "POST"])
-@hardened
+@scripted
 def login():
     session = sessions.load_session(create=True)
     assert session is not None
@@ -121,17 +121,23 @@ def login():
                            username=username, error=MESSAGES[lang]["failed"], lang=lang), 401
 
 
-def _signed_in(user_id: str, amr: list[str], next_url: str):
-    """Start the signed-in session (a new id) and continue to ``next_url``."""
+def start_signed_in(user_id: str, amr: list[str], next_url: str) -> str:
+    """Start the signed-in session (a new id), fresh for /authorize, and answer where to
+    go: ``next_url``, or first the page the company's MFA policy asks for. Every way of
+    signing in (password, second factor, passkey) ends here."""
     fresh = sessions.start_authenticated_session(user_id, amr)
     ctx = context()
     ctx.redis.set(key(ctx.settings.redis_namespace, "fresh-login", fresh.sid), b"1", ex=300)
-    # The company's MFA policy may ask for a factor first (factors/prompt_pages.py).
-    return redirect(continue_after_sign_in(user_id, amr, next_url), 303)
+    return continue_after_sign_in(user_id, amr, next_url)
+
+
+def _signed_in(user_id: str, amr: list[str], next_url: str):
+    """Start the signed-in session and continue to ``next_url`` (or the policy's page)."""
+    return redirect(start_signed_in(user_id, amr, next_url), 303)
 
 
 @bp.route("/login/second-factor", methods=["GET", "POST"])
-@hardened
+@scripted
 def second_factor():
     """The login's second step: a code from the authenticator app or a recovery code,
     within :data:`SECOND_STEP_SECONDS` of the right password."""
@@ -143,11 +149,9 @@ def second_factor():
     if user_id is None:
         return redirect(url_for("login.login", next=next_url), 303)
     if request.method == "GET":
-        return render_template("second_factor.html", csrf_token=session.csrf, next=next_url,
-                               error=None, lang=lang)
+        return _second_factor_page(session, user_id, next_url, None)
     if not sessions.csrf_valid(session, request.form.get("csrf_token")):
-        return render_template("second_factor.html", csrf_token=session.csrf, next=next_url,
-                               error=MESSAGES[lang]["expired"], lang=lang), 400
+        return _second_factor_page(session, user_id, next_url, MESSAGES[lang]["expired"]), 400
     limits = login_limits()
     address = request.remote_addr or "-"
     limits.check(address)
@@ -159,8 +163,7 @@ def second_factor():
     limits.note(address, succeeded=proof is not None)
     if proof is None:
         log.info("second factor refused")
-        return render_template("second_factor.html", csrf_token=session.csrf, next=next_url,
-                               error=MESSAGES[lang]["code"], lang=lang), 401
+        return _second_factor_page(session, user_id, next_url, MESSAGES[lang]["code"]), 401
     sessions.await_second_factor(session, None)
     signed_in = _signed_in(user_id, proof.amr, next_url)
     if proof.recovery_codes_left is None:
@@ -168,6 +171,18 @@ def second_factor():
     # A recovery code is worth telling about: how many are left, before going on.
     return render_template("recovery_code_used.html", next=next_url,
                            remaining=proof.recovery_codes_left, lang=lang)
+
+
+def _second_factor_page(session: sessions.LoginSession, user_id: str, next_url: str,
+                        error: str | None) -> str:
+    """The second step's page; "Use a passkey" is offered when the user has one, and the
+    code field asks for what the user has (an app's code, or only a recovery code)."""
+    with context().db.read() as db_session:
+        has_passkey = held.has_passkey(db_session, user_id)
+        has_totp = held.has_totp(db_session, user_id)
+    return render_template("second_factor.html", csrf_token=session.csrf, next=next_url,
+                           error=error, lang=_lang(), has_passkey=has_passkey,
+                           has_totp=has_totp)
 
 
 @bp.route("/logout", methods=["GET", "POST"])
