@@ -266,7 +266,8 @@ def authorize():
     if user is None:
         sessions.end_session_telling_clients(login)
         return error_page("Your session has ended. Start again from the application.")
-    step_up = _acr_step(params, login, redirect_uri, state)
+    step_up = _acr_step(params, client.row.default_acr_values or (), login, redirect_uri,
+                        state)
     if step_up is not None:
         return step_up
     end_user = AuthenticatedUser(user=user, auth_time=login.auth_time or int(time.time()),
@@ -292,12 +293,13 @@ def authorize():
     return server.create_authorization_response(grant=grant, grant_user=end_user)
 
 
-def _acr_step(params, login: sessions.LoginSession, redirect_uri: str, state: str | None):
-    """The answer when the request asks a level the session has not reached: the second
-    step when the user has a factor for it, the OIDC error when the level was essential;
-    None to go on."""
+def _acr_step(params, default_acr_values, login: sessions.LoginSession, redirect_uri: str,
+              state: str | None):
+    """The answer when the request (or, naming none, the client's ``default_acr_values``)
+    asks a level the session has not reached: the second step when the user has a factor
+    for it, the OIDC error when the level was essential; None to go on."""
     try:
-        asked = acr_request.parse(params)
+        asked = acr_request.parse(params, default_acr_values)
     except acr_request.MalformedClaims:
         return _redirect_error(redirect_uri, "invalid_request", "claims must be a JSON object.",
                                state)

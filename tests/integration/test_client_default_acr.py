@@ -1,0 +1,145 @@
+"""A client's default_acr_values (OIDC Dynamic Client Registration 1.0 §2): registered and
+validated through the admin API, asked (voluntarily) by an authorization request of the
+client that names no level itself, and seen by every replica as soon as it changes."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+import pyotp
+import pytest
+from cryptography.fernet import Fernet
+from joserfc import jwt
+from joserfc.jwk import KeySet
+
+from services.identity import acr
+from services.identity.oidc import keys
+from tests.integration.helpers.factors import set_up_totp
+from tests.integration.helpers.lifecycle import add_user, csrf_of, login, wire
+from tests.integration.helpers.oidc import REDIRECT, add_client, code_from, code_params, exchange
+
+ADMIN = {"scope": "iam.admin", "aud": "identity"}
+CLIENT = {"name": "Payments", "redirect_uris": [REDIRECT],
+          "grant_types": ["authorization_code"], "scope": "openid profile email offline_access",
+          "first_party": True}
+
+
+def _app(make_app, clock, **settings):
+    app = wire(make_app("identity", session_cookie_secure=False, key_activation_delay=0,
+                        **settings), clock)
+    ctx = app.extensions["portico"]
+    with ctx.db.transaction() as session:
+        keys.ensure_keys(session, Fernet(ctx.settings.key_encryption_key))
+    return app
+
+
+@pytest.fixture
+def app(make_app, clock):
+    return _app(make_app, clock)
+
+
+def _admin(token_issuer) -> dict[str, str]:
+    return {"Authorization": "Bearer " + token_issuer.issue(**ADMIN)}
+
+
+def _signed_in_with_an_app(app, browser, clock) -> str:
+    """``browser`` signed in with the password of a user who has an authenticator app."""
+    add_user(app)
+    login(browser)
+    secret, _ = set_up_totp(browser)
+    clock.advance(seconds=60)
+    return secret
+
+
+def _id_token_claims(app, client_id, secret, answer) -> dict:
+    token = exchange(app, client_id, secret, code_from(answer)).get_json()
+    jwks = KeySet.import_key_set(app.test_client().get("/jwks").get_json())
+    return jwt.decode(token["id_token"], jwks).claims
+
+
+def test_the_admin_api_registers_and_validates_the_levels(app, client, token_issuer):
+    auth = _admin(token_issuer)
+    created = client.post("/admin/v1/clients", headers=auth, json={
+        **CLIENT, "default_acr_values": [acr.MULTI_FACTOR, acr.SINGLE_FACTOR]})
+    assert created.status_code == 201, created.json
+    assert created.json["default_acr_values"] == [acr.MULTI_FACTOR, acr.SINGLE_FACTOR]
+    client_id = created.json["client_id"]
+    assert client.get(f"/admin/v1/clients/{client_id}", headers=auth).json[
+        "default_acr_values"] == [acr.MULTI_FACTOR, acr.SINGLE_FACTOR]
+
+    unknown = client.post("/admin/v1/clients", headers=auth, json={
+        **CLIENT, "default_acr_values": [acr.MULTI_FACTOR, "urn:example:gold", 3]})
+    assert unknown.status_code == 422
+    assert unknown.headers["Content-Type"] == "application/problem+json"
+    assert set(unknown.json["errors"]) == {"default_acr_values.1", "default_acr_values.2"}
+    not_a_list = client.post("/admin/v1/clients", headers=auth, json={
+        **CLIENT, "default_acr_values": acr.MULTI_FACTOR})
+    assert not_a_list.status_code == 422 and "default_acr_values" in not_a_list.json["errors"]
+
+    # A replacement without the field clears it, as for every other optional field.
+    cleared = client.put(f"/admin/v1/clients/{client_id}", headers=auth, json=CLIENT)
+    assert cleared.status_code == 200 and cleared.json["default_acr_values"] == []
+    spec = client.get("/openapi.json").get_json()
+    assert "default_acr_values" in spec["components"]["schemas"]["Client"]["properties"]
+
+
+def test_a_request_naming_no_level_asks_the_default_and_steps_up(app, client, clock):
+    totp_secret = _signed_in_with_an_app(app, client, clock)
+    client_id, secret = add_client(app, default_acr_values=[acr.MULTI_FACTOR])
+    step = client.get("/authorize?" + urlencode(code_params(client_id)))
+    assert step.status_code == 302
+    assert step.headers["Location"].startswith("/login/second-factor")
+    page = client.get(step.headers["Location"])
+    done = client.post("/login/second-factor", data={
+        "code": pyotp.TOTP(totp_secret).at(clock().timestamp()), "csrf_token": csrf_of(page.text),
+        "next": parse_qs(urlsplit(step.headers["Location"]).query)["next"][0]})
+    assert done.status_code == 303
+    claims = _id_token_claims(app, client_id, secret, client.get(done.headers["Location"]))
+    assert claims["acr"] == acr.MULTI_FACTOR
+
+
+def test_the_request_s_own_levels_win_over_the_default(app, client, clock):
+    _signed_in_with_an_app(app, client, clock)
+    client_id, secret = add_client(app, default_acr_values=[acr.MULTI_FACTOR])
+    answer = client.get("/authorize?" + urlencode(code_params(
+        client_id, acr_values=acr.SINGLE_FACTOR)))
+    assert _id_token_claims(app, client_id, secret, answer)["acr"] == acr.SINGLE_FACTOR
+
+
+def test_the_default_is_voluntary(app, client):
+    """Out of reach (no factor; no passkey), the authorization goes on and the ID token
+    says what was reached: a default is never essential."""
+    add_user(app)
+    login(client)
+    client_id, secret = add_client(app, default_acr_values=[acr.PHISHING_RESISTANT])
+    answer = client.get("/authorize?" + urlencode(code_params(client_id)))
+    assert _id_token_claims(app, client_id, secret, answer)["acr"] == acr.SINGLE_FACTOR
+
+
+def test_with_prompt_none_the_default_cannot_step_up(app, client, clock):
+    _signed_in_with_an_app(app, client, clock)
+    client_id, _ = add_client(app, default_acr_values=[acr.MULTI_FACTOR])
+    answer = client.get("/authorize?" + urlencode(code_params(client_id, prompt="none")))
+    assert parse_qs(urlsplit(answer.headers["Location"]).query)["error"] == [
+        "interaction_required"]
+
+
+def test_a_changed_default_applies_on_every_replica_at_once(make_app, clock, token_issuer):
+    """Clients are cached per process (oidc/client_cache.py): a replica that served the
+    client before the change asks the new default on its very next request."""
+    first = _app(make_app, clock)
+    second = _app(make_app, clock, database_url=first.extensions["portico"].settings.database_url)
+    browser = second.test_client()
+    _signed_in_with_an_app(second, browser, clock)
+    created = first.test_client().post("/admin/v1/clients", headers=_admin(token_issuer),
+                                       json=CLIENT)
+    client_id = created.json["client_id"]
+    params = urlencode(code_params(client_id))
+    assert "code" in parse_qs(urlsplit(browser.get("/authorize?" + params)
+                                       .headers["Location"]).query)  # cached now
+    changed = first.test_client().put(f"/admin/v1/clients/{client_id}",
+                                      headers=_admin(token_issuer),
+                                      json={**CLIENT, "default_acr_values": [acr.MULTI_FACTOR]})
+    assert changed.status_code == 200, changed.json
+    step = browser.get("/authorize?" + urlencode(code_params(client_id)))
+    assert step.headers["Location"].startswith("/login/second-factor")
