@@ -8,15 +8,11 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pyotp
 import pytest
-from cryptography.fernet import Fernet
-from joserfc import jwt
-from joserfc.jwk import KeySet
 
 from services.identity import acr
-from services.identity.oidc import keys
-from tests.integration.helpers.factors import set_up_totp
-from tests.integration.helpers.lifecycle import add_user, csrf_of, login, wire
-from tests.integration.helpers.oidc import REDIRECT, add_client, code_from, code_params, exchange
+from tests.integration.helpers.factors import pass_second_step, signed_in_with_an_app
+from tests.integration.helpers.lifecycle import add_user, login, signing_identity
+from tests.integration.helpers.oidc import REDIRECT, add_client, code_params, id_token_claims
 
 ADMIN = {"scope": "iam.admin", "aud": "identity"}
 CLIENT = {"name": "Payments", "redirect_uris": [REDIRECT],
@@ -24,37 +20,13 @@ CLIENT = {"name": "Payments", "redirect_uris": [REDIRECT],
           "first_party": True}
 
 
-def _app(make_app, clock, **settings):
-    app = wire(make_app("identity", session_cookie_secure=False, key_activation_delay=0,
-                        **settings), clock)
-    ctx = app.extensions["portico"]
-    with ctx.db.transaction() as session:
-        keys.ensure_keys(session, Fernet(ctx.settings.key_encryption_key))
-    return app
-
-
 @pytest.fixture
-def app(make_app, clock):
-    return _app(make_app, clock)
+def app(signing_app):
+    return signing_app
 
 
 def _admin(token_issuer) -> dict[str, str]:
     return {"Authorization": "Bearer " + token_issuer.issue(**ADMIN)}
-
-
-def _signed_in_with_an_app(app, browser, clock) -> str:
-    """``browser`` signed in with the password of a user who has an authenticator app."""
-    add_user(app)
-    login(browser)
-    secret, _ = set_up_totp(browser)
-    clock.advance(seconds=60)
-    return secret
-
-
-def _id_token_claims(app, client_id, secret, answer) -> dict:
-    token = exchange(app, client_id, secret, code_from(answer)).get_json()
-    jwks = KeySet.import_key_set(app.test_client().get("/jwks").get_json())
-    return jwt.decode(token["id_token"], jwks).claims
 
 
 def test_the_admin_api_registers_and_validates_the_levels(app, client, token_issuer):
@@ -84,26 +56,25 @@ def test_the_admin_api_registers_and_validates_the_levels(app, client, token_iss
 
 
 def test_a_request_naming_no_level_asks_the_default_and_steps_up(app, client, clock):
-    totp_secret = _signed_in_with_an_app(app, client, clock)
+    totp_secret, _ = signed_in_with_an_app(app, client, clock)
     client_id, secret = add_client(app, default_acr_values=[acr.MULTI_FACTOR])
     step = client.get("/authorize?" + urlencode(code_params(client_id)))
     assert step.status_code == 302
     assert step.headers["Location"].startswith("/login/second-factor")
-    page = client.get(step.headers["Location"])
-    done = client.post("/login/second-factor", data={
-        "code": pyotp.TOTP(totp_secret).at(clock().timestamp()), "csrf_token": csrf_of(page.text),
-        "next": parse_qs(urlsplit(step.headers["Location"]).query)["next"][0]})
+    done = pass_second_step(client, step.headers["Location"],
+                            pyotp.TOTP(totp_secret).at(clock().timestamp()),
+                            parse_qs(urlsplit(step.headers["Location"]).query)["next"][0])
     assert done.status_code == 303
-    claims = _id_token_claims(app, client_id, secret, client.get(done.headers["Location"]))
+    claims = id_token_claims(app, client_id, secret, client.get(done.headers["Location"]))
     assert claims["acr"] == acr.MULTI_FACTOR
 
 
 def test_the_request_s_own_levels_win_over_the_default(app, client, clock):
-    _signed_in_with_an_app(app, client, clock)
+    signed_in_with_an_app(app, client, clock)
     client_id, secret = add_client(app, default_acr_values=[acr.MULTI_FACTOR])
     answer = client.get("/authorize?" + urlencode(code_params(
         client_id, acr_values=acr.SINGLE_FACTOR)))
-    assert _id_token_claims(app, client_id, secret, answer)["acr"] == acr.SINGLE_FACTOR
+    assert id_token_claims(app, client_id, secret, answer)["acr"] == acr.SINGLE_FACTOR
 
 
 def test_the_default_is_voluntary(app, client):
@@ -113,11 +84,11 @@ def test_the_default_is_voluntary(app, client):
     login(client)
     client_id, secret = add_client(app, default_acr_values=[acr.PHISHING_RESISTANT])
     answer = client.get("/authorize?" + urlencode(code_params(client_id)))
-    assert _id_token_claims(app, client_id, secret, answer)["acr"] == acr.SINGLE_FACTOR
+    assert id_token_claims(app, client_id, secret, answer)["acr"] == acr.SINGLE_FACTOR
 
 
 def test_with_prompt_none_the_default_cannot_step_up(app, client, clock):
-    _signed_in_with_an_app(app, client, clock)
+    signed_in_with_an_app(app, client, clock)
     client_id, _ = add_client(app, default_acr_values=[acr.MULTI_FACTOR])
     answer = client.get("/authorize?" + urlencode(code_params(client_id, prompt="none")))
     assert parse_qs(urlsplit(answer.headers["Location"]).query)["error"] == [
@@ -127,10 +98,11 @@ def test_with_prompt_none_the_default_cannot_step_up(app, client, clock):
 def test_a_changed_default_applies_on_every_replica_at_once(make_app, clock, token_issuer):
     """Clients are cached per process (oidc/client_cache.py): a replica that served the
     client before the change asks the new default on its very next request."""
-    first = _app(make_app, clock)
-    second = _app(make_app, clock, database_url=first.extensions["portico"].settings.database_url)
+    first = signing_identity(make_app, clock)
+    second = signing_identity(make_app, clock,
+                              database_url=first.extensions["portico"].settings.database_url)
     browser = second.test_client()
-    _signed_in_with_an_app(second, browser, clock)
+    signed_in_with_an_app(second, browser, clock)
     created = first.test_client().post("/admin/v1/clients", headers=_admin(token_issuer),
                                        json=CLIENT)
     client_id = created.json["client_id"]

@@ -12,26 +12,18 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pyotp
 import pytest
-from cryptography.fernet import Fernet
-from joserfc import jwt
-from joserfc.jwk import KeySet
 
 from services.common.streams import key
 from services.identity import acr
-from services.identity.oidc import keys
 from services.identity.sessions import COOKIE
-from tests.integration.helpers.factors import set_up_totp
-from tests.integration.helpers.lifecycle import PASSWORD, add_user, csrf_of, login, wire
-from tests.integration.helpers.oidc import add_client, code_from, code_params, exchange
+from tests.integration.helpers.factors import pass_second_step, signed_in_with_an_app
+from tests.integration.helpers.lifecycle import PASSWORD, add_user, csrf_of, login
+from tests.integration.helpers.oidc import add_client, code_params, id_token_claims
 
 
 @pytest.fixture
-def app(make_app, clock):
-    app = wire(make_app("identity", session_cookie_secure=False, key_activation_delay=0), clock)
-    settings = app.extensions["portico"].settings
-    with app.extensions["portico"].db.transaction() as session:
-        keys.ensure_keys(session, Fernet(settings.key_encryption_key))
-    return app
+def app(signing_app):
+    return signing_app
 
 
 @pytest.fixture
@@ -51,10 +43,7 @@ def _age_session(app, browser, seconds: int) -> int:
 
 
 def _claims(app, rp, answer) -> dict:
-    client_id, secret = rp
-    token = exchange(app, client_id, secret, code_from(answer)).get_json()
-    jwks = KeySet.import_key_set(app.test_client().get("/jwks").get_json())
-    return jwt.decode(token["id_token"], jwks).claims
+    return id_token_claims(app, *rp, answer)
 
 
 def _authorize(browser, rp, **extra):
@@ -141,16 +130,11 @@ def test_a_sign_in_made_elsewhere_does_not_answer_a_later_prompt_login(app, clie
 
 
 def test_a_user_with_a_second_factor_proves_both_again(app, client, rp, clock):
-    add_user(app)
-    login(client)
-    totp_secret, _ = set_up_totp(client)
-    clock.advance(seconds=60)
+    totp_secret, _ = signed_in_with_an_app(app, client, clock)
     browser = app.test_client()
     login(browser)
-    page = browser.get("/login/second-factor?next=/account")
-    browser.post("/login/second-factor", data={
-        "code": pyotp.TOTP(totp_secret).at(clock().timestamp()), "next": "/account",
-        "csrf_token": csrf_of(page.text)})
+    pass_second_step(browser, "/login/second-factor?next=/account",
+                     pyotp.TOTP(totp_secret).at(clock().timestamp()), "/account")
     first = _claims(app, rp, _authorize(browser, rp))
     assert first["acr"] == acr.MULTI_FACTOR
     aged = _age_session(app, browser, 600)
@@ -160,10 +144,8 @@ def test_a_user_with_a_second_factor_proves_both_again(app, client, rp, clock):
     # Only the password so far: the authorization still waits for the second factor.
     assert urlsplit(browser.get(next_url).headers["Location"]).path == "/login"
     clock.advance(seconds=60)
-    page = browser.get(step.headers["Location"])
-    done = browser.post("/login/second-factor", data={
-        "code": pyotp.TOTP(totp_secret).at(clock().timestamp()), "next": next_url,
-        "csrf_token": csrf_of(page.text)})
+    done = pass_second_step(browser, step.headers["Location"],
+                            pyotp.TOTP(totp_secret).at(clock().timestamp()), next_url)
     assert done.status_code == 303
     claims = _claims(app, rp, browser.get(next_url))
     assert claims["acr"] == acr.MULTI_FACTOR and claims["auth_time"] > aged

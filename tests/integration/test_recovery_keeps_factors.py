@@ -10,27 +10,20 @@ from urllib.parse import urlsplit
 
 import pyotp
 import pytest
-from cryptography.fernet import Fernet
-from joserfc import jwt
-from joserfc.jwk import KeySet
 
 from services.identity import acr
-from services.identity.oidc import keys
 from services.identity.security_answers import QUESTIONS
-from tests.integration.helpers.factors import set_up_totp
+from tests.integration.helpers.factors import pass_second_step, signed_in_with_an_app
 from tests.integration.helpers.identity import events
-from tests.integration.helpers.lifecycle import ANSWERS, add_user, csrf_of, login
-from tests.integration.helpers.oidc import add_client, code_from, code_params, exchange
+from tests.integration.helpers.lifecycle import ANSWERS, csrf_of, login
+from tests.integration.helpers.oidc import add_client, code_params, id_token_claims
 
 NEW = "Quiet-Lantern-77#"
 
 
 @pytest.fixture
-def app(lifecycle_app):
-    ctx = lifecycle_app.extensions["portico"]
-    with ctx.db.transaction() as session:
-        keys.ensure_keys(session, Fernet(ctx.settings.key_encryption_key))
-    return lifecycle_app
+def app(signing_app):
+    return signing_app
 
 
 def _emailed_reset_link(app, notifier) -> str:
@@ -63,12 +56,9 @@ def _reset_by_email(app, browser, notifier):
 
 
 @pytest.fixture
-def user_with_an_app(app):
+def user_with_an_app(app, clock):
     """A user with an authenticator app and its recovery codes; no browser signed in."""
-    add_user(app)
-    setup = app.test_client()
-    login(setup)
-    return set_up_totp(setup)
+    return signed_in_with_an_app(app, app.test_client(), clock)
 
 
 def test_the_reset_signs_nobody_in_and_the_new_password_asks_the_app(app, notifier,
@@ -86,16 +76,12 @@ def test_the_reset_signs_nobody_in_and_the_new_password_asks_the_app(app, notifi
     assert signed.status_code == 303
     assert signed.headers["Location"].startswith("/login/second-factor")
     assert browser.get("/account").status_code == 302  # the password alone signs in nobody
-    clock.advance(seconds=60)
-    page = browser.get(signed.headers["Location"])
-    done = browser.post("/login/second-factor", data={
-        "code": pyotp.TOTP(totp_secret).at(clock().timestamp()), "next": "/account",
-        "csrf_token": csrf_of(page.text)})
+    done = pass_second_step(browser, signed.headers["Location"],
+                            pyotp.TOTP(totp_secret).at(clock().timestamp()), "/account")
     assert done.status_code == 303 and browser.get("/account").status_code == 200
-    token = exchange(app, client_id, secret, code_from(browser.get(
-        "/authorize", query_string=code_params(client_id)))).get_json()
-    jwks = KeySet.import_key_set(app.test_client().get("/jwks").get_json())
-    assert jwt.decode(token["id_token"], jwks).claims["acr"] == acr.MULTI_FACTOR
+    claims = id_token_claims(app, client_id, secret, browser.get(
+        "/authorize", query_string=code_params(client_id)))
+    assert claims["acr"] == acr.MULTI_FACTOR
 
 
 def test_after_the_reset_a_recovery_code_meets_the_second_step(app, notifier,
@@ -105,8 +91,6 @@ def test_after_the_reset_a_recovery_code_meets_the_second_step(app, notifier,
     _reset_by_email(app, browser, notifier)
     signed = login(browser, password=NEW)
     assert signed.headers["Location"].startswith("/login/second-factor")
-    page = browser.get(signed.headers["Location"])
-    used = browser.post("/login/second-factor", data={
-        "code": codes[0], "next": "/account", "csrf_token": csrf_of(page.text)})
+    used = pass_second_step(browser, signed.headers["Location"], codes[0], "/account")
     assert used.status_code == 200 and "Unused recovery codes left: 9." in used.text
     assert browser.get("/account").status_code == 200

@@ -15,6 +15,7 @@ from services.identity.enrollment.codes import hash_secret, normalize_answer
 from services.identity.models import AuditEvent, SecurityAnswer, User
 from services.identity.service import NewUser, create_user
 from tests.integration.helpers.identity import Clock, events
+from tests.support import give_signing_keys
 
 PASSWORD = "Velvet-Harbor-42!"
 ANSWERS = {"first_pet": "Rex", "birth_city": "Toluca", "first_job": "Cashier"}
@@ -27,6 +28,15 @@ def wire(app, clock: Clock | None = None):
         lifecycle.init_app(app)
     if clock is not None:
         app.extensions["portico"].clock = clock
+    return app
+
+
+def signing_identity(make_app, clock: Clock, **settings: Any):
+    """Identity wired as for the lifecycle tests (on ``clock``), that signs tokens at once
+    (signing keys made, no activation delay): for flows that end in an ID token."""
+    app = wire(make_app("identity", session_cookie_secure=False, key_activation_delay=0,
+                        **settings), clock)
+    give_signing_keys(app)
     return app
 
 
