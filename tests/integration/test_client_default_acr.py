@@ -4,6 +4,7 @@ client that names no level itself, and seen by every replica as soon as it chang
 
 from __future__ import annotations
 
+import json
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pyotp
@@ -77,13 +78,16 @@ def test_the_request_s_own_levels_win_over_the_default(app, client, clock):
     assert id_token_claims(app, client_id, secret, answer)["acr"] == acr.SINGLE_FACTOR
 
 
-def test_the_default_is_voluntary(app, client):
+@pytest.mark.parametrize("extra", [{}, {"claims": json.dumps(
+    {"id_token": {"acr": {"essential": True}}})}])
+def test_the_default_is_voluntary(app, client, extra):
     """Out of reach (no factor; no passkey), the authorization goes on and the ID token
-    says what was reached: a default is never essential."""
+    says what was reached: a default is never essential, even under an essential ``acr``
+    claim that names no level."""
     add_user(app)
     login(client)
     client_id, secret = add_client(app, default_acr_values=[acr.PHISHING_RESISTANT])
-    answer = client.get("/authorize?" + urlencode(code_params(client_id)))
+    answer = client.get("/authorize?" + urlencode(code_params(client_id, **extra)))
     assert id_token_claims(app, client_id, secret, answer)["acr"] == acr.SINGLE_FACTOR
 
 

@@ -55,8 +55,8 @@ def parse(params: Mapping[str, str], default: Sequence[str] = ()) -> AcrRequest 
     values, essential = _essential_acr(params.get("claims"))
     if not values:
         values = (params.get("acr_values") or "").split()
-    if not values:
-        values = list(default)
+    if not values and default:
+        values, essential = list(default), False  # registered, never essential
     if not values:
         return None
     known = tuple(level for level in (acr.level(v) for v in values) if level is not None)
