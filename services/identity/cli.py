@@ -23,8 +23,8 @@ from services.common.db import Database, service_database
 from services.common.domain_errors import DomainError
 from services.common.events import Envelope, record_event
 
+from . import acr, scopes
 from . import clients as client_cases
-from . import scopes
 from .clients import watch_client_changes
 from .lifecycle.cli import commands as lifecycle_commands
 from .models import OutboxEvent
@@ -84,9 +84,13 @@ def clients_group() -> None:
 @click.option("--client-id", default=None,
               help="the client's id (default: random); a resource server that introspects "
                    "tokens meant for it takes its audience as id")
+@click.option("--default-acr", "default_acr_values", multiple=True,
+              type=click.Choice(acr.LEVELS),
+              help="an acr level asked when a request names none (repeatable, most "
+                   "preferred first)")
 def clients_create(name, redirect_uris, post_logout_redirect_uris, grants, scope, public,
                    first_party, auth_method, audiences, backchannel_logout_uri,
-                   client_id) -> None:
+                   client_id, default_acr_values) -> None:
     """Register a client and print it (with its secret, shown once) as JSON."""
     if client_id is not None and not re.fullmatch(r"[A-Za-z0-9._-]{1,64}", client_id):
         click.echo("error: --client-id takes 1 to 64 letters, digits, '.', '_' or '-'",
@@ -102,7 +106,8 @@ def clients_create(name, redirect_uris, post_logout_redirect_uris, grants, scope
                "grant_types": list(grants) or ["authorization_code"], "scope": scope,
                "token_endpoint_auth_method": method, "first_party": first_party,
                "allowed_audiences": list(audiences),
-               "backchannel_logout_uri": backchannel_logout_uri}
+               "backchannel_logout_uri": backchannel_logout_uri,
+               "default_acr_values": list(default_acr_values)}
     from marshmallow import ValidationError
 
     try:

@@ -73,6 +73,7 @@ class ClientSpec:
     id_token_ttl: int | None = None
     refresh_token_ttl: int | None = None
     backchannel_logout_uri: str | None = None
+    default_acr_values: list[str] = field(default_factory=list)
 
 
 def _needs_secret(method: str) -> bool:

@@ -8,6 +8,7 @@ from urllib.parse import urlparse
 
 from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
 
+from . import acr
 from .clients import AUTH_METHODS, GRANT_TYPES, ClientSpec
 
 LOOPBACK_HOSTS = {"localhost"}
@@ -72,6 +73,12 @@ class ClientSchema(Schema):
                                        validate=validate.Range(min=300, max=90 * 86400))
     backchannel_logout_uri = fields.String(load_default=None, allow_none=True,
                                            validate=validate_redirect_uri)
+    default_acr_values = fields.List(
+        fields.String(validate=validate.OneOf(acr.LEVELS)), load_default=list,
+        validate=validate.Length(max=len(acr.LEVELS)),
+        metadata={"description": "The acr levels asked, in order of preference, when an "
+                                 "authorization request names none (discovery's "
+                                 "acr_values_supported)."})
 
     @validates_schema
     def _coherent(self, data, **kwargs):
@@ -114,6 +121,7 @@ class ClientOut(Schema):
     id_token_ttl = fields.Integer(allow_none=True)
     refresh_token_ttl = fields.Integer(allow_none=True)
     backchannel_logout_uri = fields.String(allow_none=True)
+    default_acr_values = fields.List(fields.String())
     disabled_at = fields.DateTime(allow_none=True)
     created_at = fields.DateTime()
 

@@ -9,32 +9,21 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pyotp
 import pytest
-from cryptography.fernet import Fernet
-from joserfc import jwt
-from joserfc.jwk import KeySet
 
 from services.identity import acr
-from services.identity.oidc import keys
-from tests.integration.helpers.factors import set_up_totp
-from tests.integration.helpers.lifecycle import add_user, csrf_of, login, wire
-from tests.integration.helpers.oidc import add_client, code_from, code_params, exchange
+from tests.integration.helpers.factors import pass_second_step, signed_in_with_an_app
+from tests.integration.helpers.lifecycle import add_user, login
+from tests.integration.helpers.oidc import add_client, code_params, id_token_claims
 
 
 @pytest.fixture
-def app(make_app, clock):
-    app = wire(make_app("identity", session_cookie_secure=False, key_activation_delay=0), clock)
-    settings = app.extensions["portico"].settings
-    with app.extensions["portico"].db.transaction() as session:
-        keys.ensure_keys(session, Fernet(settings.key_encryption_key))
-    return app
+def app(signing_app):
+    return signing_app
 
 
 def _id_token(app, browser, client_id, secret):
     answer = browser.get("/authorize?" + urlencode(code_params(client_id)))
-    code = code_from(answer)
-    token = exchange(app, client_id, secret, code).get_json()
-    jwks = KeySet.import_key_set(app.test_client().get("/jwks").get_json())
-    return jwt.decode(token["id_token"], jwks).claims
+    return id_token_claims(app, client_id, secret, answer)
 
 
 def test_discovery_lists_the_levels(client):
@@ -52,17 +41,13 @@ def test_a_password_alone_is_pwd(app, client):
 
 
 def test_a_second_factor_is_mfa(app, client, clock):
-    add_user(app)
     client_id, secret = add_client(app)
-    login(client)
-    totp_secret, _ = set_up_totp(client)
-    clock.advance(seconds=60)
+    totp_secret, _ = signed_in_with_an_app(app, client, clock)
     browser = app.test_client()
     login(browser)
-    page = browser.get("/login/second-factor?next=/account")
-    assert browser.post("/login/second-factor", data={
-        "code": pyotp.TOTP(totp_secret).at(clock().timestamp()), "next": "/account",
-        "csrf_token": csrf_of(page.text)}).status_code == 303
+    assert pass_second_step(browser, "/login/second-factor?next=/account",
+                            pyotp.TOTP(totp_secret).at(clock().timestamp()),
+                            "/account").status_code == 303
     claims = _id_token(app, browser, client_id, secret)
     assert (claims["acr"], claims["amr"]) == (acr.MULTI_FACTOR, ["pwd", "otp", "mfa"])
 
@@ -75,39 +60,23 @@ def test_levels_order_and_the_legacy_value():
     assert acr.satisfies(acr.MULTI_FACTOR, acr.SINGLE_FACTOR) and not acr.satisfies(acr.SINGLE_FACTOR, acr.MULTI_FACTOR)
 
 
-def _with_app(app, client, clock) -> str:
-    """Sign ``client`` in with the password of a user who has an authenticator app (set
-    up meanwhile in another browser: set up in this session, its first code would have
-    proved it here)."""
-    add_user(app)
-    login(client)
-    elsewhere = app.test_client()
-    login(elsewhere)
-    totp_secret, _ = set_up_totp(elsewhere)
-    clock.advance(seconds=60)
-    return totp_secret
-
-
 def _query(answer) -> dict[str, list[str]]:
     return parse_qs(urlsplit(answer.headers["Location"]).query)
 
 
 def test_acr_values_mfa_steps_a_password_session_up(app, client, clock):
-    totp_secret = _with_app(app, client, clock)
+    totp_secret, _ = signed_in_with_an_app(app, client, clock)
     client_id, secret = add_client(app)
     asked = "/authorize?" + urlencode(code_params(client_id, acr_values=acr.MULTI_FACTOR))
     step = client.get(asked)
     assert step.status_code == 302
     assert step.headers["Location"].startswith("/login/second-factor")
-    page = client.get(step.headers["Location"])
-    done = client.post("/login/second-factor", data={
-        "code": pyotp.TOTP(totp_secret).at(clock().timestamp()),
-        "next": _query(step)["next"][0], "csrf_token": csrf_of(page.text)})
+    done = pass_second_step(client, step.headers["Location"],
+                            pyotp.TOTP(totp_secret).at(clock().timestamp()),
+                            _query(step)["next"][0])
     assert done.status_code == 303
-    code = code_from(client.get(done.headers["Location"]))
-    token = exchange(app, client_id, secret, code).get_json()
-    jwks = KeySet.import_key_set(app.test_client().get("/jwks").get_json())
-    assert jwt.decode(token["id_token"], jwks).claims["acr"] == acr.MULTI_FACTOR
+    claims = id_token_claims(app, client_id, secret, client.get(done.headers["Location"]))
+    assert claims["acr"] == acr.MULTI_FACTOR
 
 
 def test_acr_values_out_of_reach_are_voluntary(app, client):
@@ -132,7 +101,7 @@ def test_an_essential_acr_out_of_reach_is_unmet(app, client):
 
 
 def test_prompt_none_cannot_step_up(app, client, clock):
-    _with_app(app, client, clock)
+    signed_in_with_an_app(app, client, clock)
     client_id, _ = add_client(app)
     answer = client.get("/authorize?" + urlencode(code_params(
         client_id, acr_values=acr.MULTI_FACTOR, prompt="none")))

@@ -19,7 +19,13 @@ from services.identity.factors.passkey_models import WebauthnCredential
 from services.identity.models import User
 from tests.integration.helpers.factors import set_up_totp
 from tests.integration.helpers.identity import events, problem
-from tests.integration.helpers.lifecycle import add_user, audit_rows, csrf_of, login
+from tests.integration.helpers.lifecycle import (
+    add_user,
+    assert_helpdesk_action,
+    audit_rows,
+    csrf_of,
+    login,
+)
 from tests.support import give_signing_keys
 from tests.support_webauthn import SoftAuthenticator
 
@@ -134,13 +140,25 @@ def test_the_reset_removes_every_factor_audited_tracked_and_published(app, clien
     assert row["detail"] == {"why": WHY["why"], "removed": body["removed"],
                              "signed_out": body["signed_out"]}
     published = events(app)[added:]
-    assert [e.type for e in published] == ["identity.factors.reset"]
-    [reset] = published
+    assert [e.type for e in published] == ["identity.factors.reset", "identity.helpdesk.action"]
+    reset, _ = published
     assert reset.subject == user_id and reset.tracking_number == tracking
     assert reset.data["removed"] == body["removed"] and reset.data["actor_id"] == "agent-7"
     assert reset.data["email"] == "ana.garcia@example.com"
     recorded = json.dumps(row, default=str) + reset.to_json()
     assert secret not in recorded and not any(code in recorded for code in codes)
+
+
+def test_the_reset_is_a_helpdesk_action_like_the_others(app, client, agent):
+    """Audited as ``helpdesk.factors_reset`` and published as ``identity.helpdesk.action``
+    (who, why, the reset's tracking number), as reactivate, unlock or disable are."""
+    user_id, *_ = _with_every_factor(app)
+    answer = client.post(f"/admin/v1/users/{user_id}/factors/reset", json=WHY, headers=agent)
+    tracking = answer.get_json()["tracking_number"]
+    assert_helpdesk_action(app, user_id, "factors_reset", WHY["why"], tracking)
+    [action] = events(app, "identity.helpdesk.action")
+    assert action.tracking_number == tracking
+    assert set(action.data) == {"actor_id", "action", "why"}
 
 
 def test_after_the_reset_the_password_alone_signs_in(app, client, agent):
@@ -157,6 +175,8 @@ def test_a_user_without_factors_is_a_conflict(app, client, agent):
     assert answer.status_code == 409
     assert "no second factor" in problem(answer)["detail"]
     assert audit_rows(app, "factors.reset") == [] and events(app, "identity.factors.reset") == []
+    assert audit_rows(app, "helpdesk.factors_reset") == []
+    assert events(app, "identity.helpdesk.action") == []
     unknown = client.post("/admin/v1/users/nope/factors/reset", json=WHY, headers=agent)
     assert unknown.status_code == 404
 

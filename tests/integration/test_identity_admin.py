@@ -289,6 +289,14 @@ def test_iamctl_bootstrap_clients_users_and_keys(database_url, redis_url, namesp
     assert client["grant_types"] == ["authorization_code", "refresh_token"]
     assert client["token_endpoint_auth_method"] == "client_secret_basic"
 
+    stepped = _run(["clients", "create", "--name", "Payments", "--redirect-uri",
+                    "http://127.0.0.1:8000/pay", "--default-acr", "urn:portico:acr:mfa"], env)
+    assert stepped.exit_code == 0, stepped.output
+    assert json.loads(stepped.output)["default_acr_values"] == ["urn:portico:acr:mfa"]
+    unknown = _run(["clients", "create", "--name", "Gold", "--redirect-uri",
+                    "http://127.0.0.1:8000/gold", "--default-acr", "urn:example:gold"], env)
+    assert unknown.exit_code == 2 and "--default-acr" in unknown.output
+
     public = json.loads(_run(["clients", "create", "--name", "SPA", "--redirect-uri",
                               "http://localhost:3000/cb", "--public"], env).output)
     assert "client_secret" not in public and public["token_endpoint_auth_method"] == "none"

@@ -7,7 +7,13 @@ import pytest
 
 from tests.integration.helpers.enrollment import enroll_and_verify
 from tests.integration.helpers.identity import events, problem, unseal
-from tests.integration.helpers.lifecycle import add_user, audit_rows, login, user_row
+from tests.integration.helpers.lifecycle import (
+    add_user,
+    assert_helpdesk_action,
+    audit_rows,
+    login,
+    user_row,
+)
 from tests.support import give_signing_keys
 
 WHY = {"why": "caller verified by callback, ticket 4411"}
@@ -16,19 +22,6 @@ WHY = {"why": "caller verified by callback, ticket 4411"}
 @pytest.fixture
 def app(lifecycle_app):
     return lifecycle_app
-
-
-def assert_helpdesk_action(app, user_id, action, tracking=None):
-    [row] = [r for r in audit_rows(app, f"helpdesk.{action}")]
-    assert row["actor_type"] == "helpdesk" and row["actor_id"] == "agent-7"
-    assert row["subject_id"] == user_id and row["detail"]["why"] == WHY["why"]
-    assert row["occurred_at"] is not None
-    published = [e for e in events(app, "identity.helpdesk.action") if e.data["action"] == action]
-    assert len(published) == 1
-    assert published[0].data["actor_id"] == "agent-7" and published[0].data["why"] == WHY["why"]
-    assert published[0].subject == user_id
-    if tracking:
-        assert row["tracking_number"] == tracking
 
 
 def test_requires_the_helpdesk_scope_or_the_platform_power(app, client, token_issuer,
@@ -93,7 +86,7 @@ def test_reactivation_after_inactivity(app, client, clock, agent):
     assert answer.get_json()["user"]["status"] == "active"
     [reactivated] = events(app, "identity.user.reactivated")
     assert reactivated.tracking_number == tracking and reactivated.data["actor_id"] == "agent-7"
-    assert_helpdesk_action(app, user_id, "reactivate", tracking)
+    assert_helpdesk_action(app, user_id, "reactivate", WHY["why"], tracking)
     assert login(client).status_code == 303  # the period starts again at reactivation
     again = client.post(f"/admin/v1/users/{user_id}/reactivate", json=WHY, headers=agent)
     assert again.status_code == 409
@@ -110,7 +103,7 @@ def test_unlock(app, client, agent):
     assert answer.status_code == 200 and answer.get_json()["user"]["status"] == "active"
     [unlocked] = events(app, "identity.user.unlocked")
     assert unlocked.data["actor_id"] == "agent-7"
-    assert_helpdesk_action(app, user_id, "unlock")
+    assert_helpdesk_action(app, user_id, "unlock", WHY["why"])
     assert login(client).status_code == 303
     assert client.post(f"/admin/v1/users/{user_id}/unlock", json=WHY,
                        headers=agent).status_code == 409
@@ -126,7 +119,7 @@ def test_disable_ends_sessions_and_login(app, client, agent, redis_client, names
     assert login(client).status_code == 401
     assert events(app, "identity.user.disabled")[0].data["actor_id"] == "agent-7"
     assert events(app, "identity.user.deactivated")[0].data["reason"] == "helpdesk"
-    assert_helpdesk_action(app, user_id, "disable")
+    assert_helpdesk_action(app, user_id, "disable", WHY["why"])
 
 
 def test_username_reminder_goes_sealed_to_the_address_on_file(app, client, agent):
@@ -138,7 +131,7 @@ def test_username_reminder_goes_sealed_to_the_address_on_file(app, client, agent
     assert reminder.data["email"] == "ana@example.com"
     assert "ana.garcia" not in reminder.to_json()
     assert unseal(app, reminder) == {"username": "ana.garcia"}
-    assert_helpdesk_action(app, user_id, "username_reminder")
+    assert_helpdesk_action(app, user_id, "username_reminder", WHY["why"])
 
 
 def test_reissue_access_code_delegates_to_enrollment(app, client, agent):

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from services.common import tracking_numbers
 from services.common.domain_errors import Conflict
 from services.identity.lifecycle.domain import Actor, get_user, person, publish, record
+from services.identity.lifecycle.helpdesk import acted
 from services.identity.lifecycle.revocation import sign_out_everywhere
 
 from . import passkeys, recovery_codes, totp
@@ -69,9 +70,10 @@ class FactorsReset:
 
 def reset(session: Session, cfg: FactorsConfig, client: redis.Redis, namespace: str,
           user_id: str, actor: Actor, why: str) -> FactorsReset:
-    """Remove every factor of the user, with one audit row (``factors.reset``) and one
+    """Remove every factor of the user, with an audit row (``factors.reset``) and an
     event (``identity.factors.reset``, which emails the user), under a new tracking
-    number. Every session and refresh token of the user ends too: a reset usually
+    number; like every help-desk action it is also recorded by
+    :func:`~services.identity.lifecycle.helpdesk.acted`. Every session and refresh token of the user ends too: a reset usually
     follows a lost or stolen device, which may still be signed in. Raises Conflict when
     the user has no factor (nothing is recorded)."""
     user = get_user(session, user_id)
@@ -87,4 +89,5 @@ def reset(session: Session, cfg: FactorsConfig, client: redis.Redis, namespace: 
     publish(session, cfg.lifecycle, "identity.factors.reset", user,
             {**person(user), "actor_id": actor.id, "removed": removed},
             tracking_number=tracking)
+    acted(session, cfg.lifecycle, user, actor, "factors_reset", why, tracking_number=tracking)
     return FactorsReset(tracking, removed, signed_out)

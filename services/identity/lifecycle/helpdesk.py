@@ -86,9 +86,11 @@ def user_view(session: Session, cfg: LifecycleConfig, user: User,
             "last_login_at": user.last_login_at, "created_at": user.created_at}
 
 
-def _acted(session: Session, cfg: LifecycleConfig, user: User | None, actor: Actor,
-           action: str, why: str, *, tracking_number: str | None = None,
-           subject_id: str | None = None, **detail: Any) -> None:
+def acted(session: Session, cfg: LifecycleConfig, user: User | None, actor: Actor,
+          action: str, why: str, *, tracking_number: str | None = None,
+          subject_id: str | None = None, **detail: Any) -> None:
+    """What every help-desk action records besides its own event: the audit row
+    ``helpdesk.<action>`` and the event ``identity.helpdesk.action`` (who, what, why)."""
     record(session, cfg, f"helpdesk.{action}", actor, user.id if user else subject_id,
            tracking_number=tracking_number, why=why, **detail)
     publish(session, cfg, "identity.helpdesk.action", user,
@@ -110,7 +112,7 @@ def reactivate(session: Session, cfg: LifecycleConfig, user_id: str, actor: Acto
     tracking = tracking_numbers.generate()
     publish(session, cfg, "identity.user.reactivated", user,
             {**person(user), "actor_id": actor.id}, tracking_number=tracking)
-    _acted(session, cfg, user, actor, "reactivate", why, tracking_number=tracking)
+    acted(session, cfg, user, actor, "reactivate", why, tracking_number=tracking)
     return tracking
 
 
@@ -118,7 +120,7 @@ def unlock(session: Session, cfg: LifecycleConfig, user_id: str, actor: Actor,
            why: str) -> None:
     user = get_user(session, user_id)
     lockout.unlock(session, cfg, user, actor, why)
-    _acted(session, cfg, user, actor, "unlock", why)
+    acted(session, cfg, user, actor, "unlock", why)
 
 
 def disable(session: Session, cfg: LifecycleConfig, client: redis.Redis, namespace: str,
@@ -131,7 +133,7 @@ def disable(session: Session, cfg: LifecycleConfig, client: redis.Redis, namespa
             {"user_id": user.id, "actor_id": actor.id, "reason": why})
     publish(session, cfg, "identity.user.deactivated", user,
             {**person(user), "reason": "helpdesk"})
-    _acted(session, cfg, user, actor, "disable", why, **ended)
+    acted(session, cfg, user, actor, "disable", why, **ended)
 
 
 def remind_username(session: Session, cfg: LifecycleConfig, user_id: str, actor: Actor,
@@ -140,7 +142,7 @@ def remind_username(session: Session, cfg: LifecycleConfig, user_id: str, actor:
     user = get_user(session, user_id)
     publish(session, cfg, "identity.username.reminder", user, person(user),
             sealed={"username": user.username})
-    _acted(session, cfg, user, actor, "username_reminder", why)
+    acted(session, cfg, user, actor, "username_reminder", why)
 
 
 def reissue_access_code(session: Session, cfg: LifecycleConfig, enrollment_cfg: EnrollmentConfig,
@@ -148,7 +150,7 @@ def reissue_access_code(session: Session, cfg: LifecycleConfig, enrollment_cfg: 
     """Delegates to enrollment's re-issue (new code, old one void), adding the why."""
     enrollment = enrollment_service.reissue_access_code(session, enrollment_cfg, enrollment_id,
                                                         actor)
-    _acted(session, cfg, None, actor, "reissue_access_code", why,
+    acted(session, cfg, None, actor, "reissue_access_code", why,
            tracking_number=enrollment.tracking_number, subject_id=enrollment.user_id,
            enrollment_id=enrollment.id)
     return enrollment

@@ -1,13 +1,14 @@
 """What an authorization request asks of the authentication: the levels named in
 ``acr_values`` (voluntary) or in an essential ``acr`` claim of the ``claims`` parameter
-(OpenID Connect Core §5.5.1.1), and what the request needs given the session's level.
+(OpenID Connect Core §5.5.1.1), else the client's ``default_acr_values``, and what the
+request needs given the session's level.
 """
 
 from __future__ import annotations
 
 import enum
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from .. import acr
@@ -46,12 +47,16 @@ def _essential_acr(raw: str | None) -> tuple[list[str], bool]:
     return [v for v in values if isinstance(v, str)], wanted.get("essential") is True
 
 
-def parse(params: Mapping[str, str]) -> AcrRequest | None:
+def parse(params: Mapping[str, str], default: Sequence[str] = ()) -> AcrRequest | None:
     """The request's asked levels, or None when it asks none. An essential ``acr`` claim
-    naming no level this provider knows is still essential (and cannot be met)."""
+    naming no level this provider knows is still essential (and cannot be met). A
+    request naming no level asks the client's ``default`` ones (its registered
+    ``default_acr_values``), voluntarily as ``acr_values`` would."""
     values, essential = _essential_acr(params.get("claims"))
     if not values:
         values = (params.get("acr_values") or "").split()
+    if not values and default:
+        values, essential = list(default), False  # registered, never essential
     if not values:
         return None
     known = tuple(level for level in (acr.level(v) for v in values) if level is not None)

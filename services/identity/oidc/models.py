@@ -45,6 +45,10 @@ class OAuthClient(Base):
     id_token_ttl: Mapped[int | None] = mapped_column(Integer, nullable=True)
     refresh_token_ttl: Mapped[int | None] = mapped_column(Integer, nullable=True)
     backchannel_logout_uri: Mapped[str | None] = mapped_column(String(2000), nullable=True)
+    # OIDC Dynamic Client Registration 1.0 §2: the acr levels asked, in the client's order
+    # of preference, when an authorization request names none (``oidc/acr_request.py``).
+    default_acr_values: Mapped[list[str]] = mapped_column(JSON, default=list,
+                                                          server_default=text("'[]'"))
     # A disabled client is unknown to the provider (no authorization, no token) and every
     # token issued to it is revoked; the admin may enable it again.
     disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)

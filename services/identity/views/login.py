@@ -89,9 +89,10 @@ def login():
     next_url = _safe_next(request.values.get("next"))
     if request.method == "GET":
         # The asked locale travels with the POST so a refusal page (e.g. inactive) keeps it.
+        returning = _returning(session, _login_hint())
         return render_template("login.html", csrf_token=session.csrf, next=next_url,
-                               username=_login_hint(), error=None, lang=lang,
-                               ui_locales=_asked_locale())
+                               username=returning or _login_hint(), returning=returning,
+                               error=None, lang=lang, ui_locales=_asked_locale())
     if not sessions.csrf_valid(session, request.form.get("csrf_token")):
         return render_template("login.html", csrf_token=session.csrf, next=next_url,
                                username="", error=MESSAGES[lang]["expired"], lang=lang), 400
@@ -121,13 +122,28 @@ def login():
                            username=username, error=MESSAGES[lang]["failed"], lang=lang), 401
 
 
+def _returning(session: sessions.LoginSession, hint: str) -> str | None:
+    """The username of the signed-in user this page asks to prove it again (a client
+    asked for a new sign-in: ``prompt=login``, ``max_age``), unless the client hinted at
+    someone else."""
+    if not session.authenticated:
+        return None
+    with context().db.read() as db_session:
+        user = db_session.get(User, session.user_id)
+        if user is None or (hint and User.key_for(hint) != user.username_key):
+            return None
+        return user.username
+
+
 def start_signed_in(user_id: str, amr: list[str], next_url: str) -> str:
     """Start the signed-in session (a new id), fresh for /authorize, and answer where to
     go: ``next_url``, or first the page the company's MFA policy asks for. Every way of
-    signing in (password, second factor, passkey) ends here."""
+    signing in (password, second factor, passkey) ends here. The fresh-login mark names
+    ``next_url``, so that only that authorization counts this sign-in as the fresh one it
+    asked for (``views/oauth.py: _fresh_login``)."""
     fresh = sessions.start_authenticated_session(user_id, amr)
     ctx = context()
-    ctx.redis.set(key(ctx.settings.redis_namespace, "fresh-login", fresh.sid), b"1", ex=300)
+    ctx.redis.set(key(ctx.settings.redis_namespace, "fresh-login", fresh.sid), next_url, ex=300)
     return continue_after_sign_in(user_id, amr, next_url)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from authlib.oauth2.rfc6749 import OAuth2Error
 from authlib.oauth2.rfc6749.util import extract_basic_authorization
@@ -29,7 +29,7 @@ from sqlalchemy import select
 from services.common.app import context
 from services.common.fastpath import FastAnswer
 from services.common.fields import whole_number
-from services.common.streams import key
+from services.common.streams import as_text, key
 
 from .. import acr, sessions
 from ..factors import second_step
@@ -211,10 +211,17 @@ def remember_consent(user_id: str, client_id: str, scope: str) -> None:
                             scope=" ".join(sorted(set(scope.split())))))
 
 
-def _fresh_login(session: sessions.LoginSession) -> bool:
-    """True once right after the user (re-)entered credentials for this session."""
+def _fresh_login(session: sessions.LoginSession, params) -> bool:
+    """True once, right after the user (re-)entered credentials on the way back to this
+    very authorization request (the sign-in's ``next``). A sign-in made for anything
+    else (the account page, another request) does not answer a ``prompt=login``."""
     ctx = context()
-    return bool(ctx.redis.getdel(key(ctx.settings.redis_namespace, "fresh-login", session.sid)))
+    mark = ctx.redis.getdel(key(ctx.settings.redis_namespace, "fresh-login", session.sid))
+    if mark is None:
+        return False
+    target = urlsplit(as_text(mark))
+    return target.path == url_for("oauth.authorize") and sorted(
+        parse_qsl(target.query, keep_blank_values=True)) == sorted(params.items(multi=True))
 
 
 @bp.route("/authorize", methods=["GET", "POST"])
@@ -244,7 +251,7 @@ def authorize():
         need_login = login is None or not login.authenticated
         if not need_login:
             # The fresh-login mark is consumed by the first authorize after the login.
-            fresh = _fresh_login(login)
+            fresh = _fresh_login(login, params)
             if ("login" in prompts or _max_age_exceeded(params, login)) and not fresh:
                 need_login = True
         if need_login:
@@ -267,8 +274,8 @@ def authorize():
     if user is None:
         sessions.end_session_telling_clients(login)
         return error_page("Your session has ended. Start again from the application.")
-    step_up = _acr_step(params, login, redirect_uri, state) or _mfa_policy_step(
-        params, login, redirect_uri, state)
+    step_up = _acr_step(params, client.row.default_acr_values or (), login, redirect_uri,
+                        state) or _mfa_policy_step(params, login, redirect_uri, state)
     if step_up is not None:
         return step_up
     end_user = AuthenticatedUser(user=user, auth_time=login.auth_time or int(time.time()),
@@ -294,12 +301,13 @@ def authorize():
     return server.create_authorization_response(grant=grant, grant_user=end_user)
 
 
-def _acr_step(params, login: sessions.LoginSession, redirect_uri: str, state: str | None):
-    """The answer when the request asks a level the session has not reached: the second
-    step when the user has a factor for it, the OIDC error when the level was essential;
-    None to go on."""
+def _acr_step(params, default_acr_values, login: sessions.LoginSession, redirect_uri: str,
+              state: str | None):
+    """The answer when the request (or, naming none, the client's ``default_acr_values``)
+    asks a level the session has not reached: the second step when the user has a factor
+    for it, the OIDC error when the level was essential; None to go on."""
     try:
-        asked = acr_request.parse(params)
+        asked = acr_request.parse(params, default_acr_values)
     except acr_request.MalformedClaims:
         return _redirect_error(redirect_uri, "invalid_request", "claims must be a JSON object.",
                                state)
@@ -356,8 +364,12 @@ def grant_request():
 
 
 def _max_age_exceeded(params, login: sessions.LoginSession) -> bool:
+    """Whether the session's sign-in is older than the request's ``max_age``; 0 asks for
+    a new sign-in whatever its age, as ``prompt=login`` (OIDC Core §3.1.2.1)."""
     max_age = whole_number(params.get("max_age"))  # malformed: refused by _not_accepted
-    return max_age is not None and (login.auth_time or 0) + max_age < time.time()
+    if max_age is None:
+        return False
+    return max_age == 0 or (login.auth_time or 0) + max_age < time.time()
 
 
 

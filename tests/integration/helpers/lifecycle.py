@@ -14,7 +14,8 @@ from services.identity import enrollment, lifecycle
 from services.identity.enrollment.codes import hash_secret, normalize_answer
 from services.identity.models import AuditEvent, SecurityAnswer, User
 from services.identity.service import NewUser, create_user
-from tests.integration.helpers.identity import Clock
+from tests.integration.helpers.identity import Clock, events
+from tests.support import give_signing_keys
 
 PASSWORD = "Velvet-Harbor-42!"
 ANSWERS = {"first_pet": "Rex", "birth_city": "Toluca", "first_job": "Cashier"}
@@ -27,6 +28,15 @@ def wire(app, clock: Clock | None = None):
         lifecycle.init_app(app)
     if clock is not None:
         app.extensions["portico"].clock = clock
+    return app
+
+
+def signing_identity(make_app, clock: Clock, **settings: Any):
+    """Identity wired as for the lifecycle tests (on ``clock``), that signs tokens at once
+    (signing keys made, no activation delay): for flows that end in an ID token."""
+    app = wire(make_app("identity", session_cookie_secure=False, key_activation_delay=0,
+                        **settings), clock)
+    give_signing_keys(app)
     return app
 
 
@@ -73,3 +83,19 @@ def audit_rows(app, action: str | None = None) -> list[dict[str, Any]]:
                   "occurred_at": r.occurred_at, "detail": json.loads(r.detail)}
                  for r in rows]
     return [r for r in found if action is None or r["action"] == action]
+
+
+def assert_helpdesk_action(app, user_id: str, action: str, why: str,
+                           tracking: str | None = None) -> None:
+    """One ``helpdesk.<action>`` audit row by agent-7 with ``why``, and one
+    ``identity.helpdesk.action`` event of it."""
+    [row] = audit_rows(app, f"helpdesk.{action}")
+    assert row["actor_type"] == "helpdesk" and row["actor_id"] == "agent-7"
+    assert row["subject_id"] == user_id and row["detail"]["why"] == why
+    assert row["occurred_at"] is not None
+    published = [e for e in events(app, "identity.helpdesk.action") if e.data["action"] == action]
+    assert len(published) == 1
+    assert published[0].data["actor_id"] == "agent-7" and published[0].data["why"] == why
+    assert published[0].subject == user_id
+    if tracking:
+        assert row["tracking_number"] == tracking

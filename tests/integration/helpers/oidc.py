@@ -128,6 +128,17 @@ def exchange(app, client_id, secret, code, verifier=VERIFIER):
     return app.test_client().post("/token", data=data, headers=headers)
 
 
+def id_token_claims(app, client_id, secret, answer) -> dict:
+    """The claims of the ID token the code in ``answer`` (authorize's redirect) brings,
+    checked against the published JWKS."""
+    from joserfc import jwt
+    from joserfc.jwk import KeySet
+
+    token = exchange(app, client_id, secret, code_from(answer)).get_json()
+    jwks = KeySet.import_key_set(app.test_client().get("/jwks").get_json())
+    return jwt.decode(token["id_token"], jwks).claims
+
+
 def basic(client_id, secret):
     import base64
 
