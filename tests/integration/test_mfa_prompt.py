@@ -371,3 +371,29 @@ def test_a_passwordless_sign_in_goes_through_the_policy(passkey_app, clock):
     assert signed_in.get_json()["redirect"] == "/account"
     assert set(_amr(app, browser)) >= {"hwk", "mfa"}
 
+
+
+def test_phishing_resistant_sends_an_app_sign_in_to_the_passkey_step(passkey_app, clock):
+    """A user with an app and a passkey who signed in with the app's code must prove the
+    passkey: the page sends them to the second step offering the passkey alone."""
+    from tests.integration.helpers.factors import pass_second_step
+    from tests.integration.helpers.passkeys import add_passkey
+
+    app = passkey_app
+    existing_user(app, clock, "phishing_resistant")
+    setup = app.test_client()
+    login(setup)
+    secret, _ = set_up_totp(setup)
+    add_passkey(setup)
+    clock.advance(seconds=60)
+    client = app.test_client()
+    login(client)
+    after = pass_second_step(client, "/login/second-factor?next=/account",
+                             pyotp.TOTP(secret).at(clock().timestamp()), "/account")
+    assert after.headers["Location"].startswith(PROMPT)
+    step = client.get(after.headers["Location"])
+    assert step.status_code == 303
+    query = parse_qs(urlsplit(step.headers["Location"]).query)
+    assert step.headers["Location"].startswith("/login/second-factor")
+    assert query["method"] == ["passkey"]
+    assert 'id="passkey-only"' in client.get(step.headers["Location"]).text

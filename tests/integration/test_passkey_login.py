@@ -280,3 +280,72 @@ def test_the_second_steps_endpoints_need_the_csrf_token(app, client):
     assert forged.status_code == 403 and _amr(app, client) is None
     assert client.post("/login/second-factor/passkey", headers=headers,
                        json={"credential": assertion}).status_code == 200
+
+
+# -- step-up to the phishing-resistant level ----------------------------------------------
+
+def _with_app_and_passkey(app, clock) -> tuple[str, SoftAuthenticator]:
+    """A user with an authenticator app and a passkey (set up in another browser): the
+    app's secret and the passkey's authenticator."""
+    from tests.integration.helpers.factors import set_up_totp
+
+    add_user(app)
+    setup = app.test_client()
+    login(setup)
+    secret, _ = set_up_totp(setup)
+    authenticator, added = add_passkey(setup)
+    assert added.status_code == 200, added.text
+    clock.advance(seconds=60)
+    return secret, authenticator
+
+
+def test_acr_values_phr_steps_an_app_session_up_with_the_passkey_alone(app, client, clock):
+    """Signed in with the app's code (mfa), a request for phr is sent to the second step
+    offering the passkey alone (no code reaches that level); the passkey lifts the session
+    to phr and the same authorization goes on."""
+    from urllib.parse import parse_qs, urlencode, urlsplit
+
+    import pyotp
+
+    from tests.integration.helpers.factors import pass_second_step
+    from tests.integration.helpers.oidc import add_client, code_from, code_params
+
+    secret, authenticator = _with_app_and_passkey(app, clock)
+    client_id, _ = add_client(app)
+    _with_password(app, client)
+    assert pass_second_step(client, "/login/second-factor?next=/account",
+                            pyotp.TOTP(secret).at(clock().timestamp()),
+                            "/account").status_code == 303
+    assert acr.acr_for(_amr(app, client)) == acr.MULTI_FACTOR
+    asked = "/authorize?" + urlencode(code_params(client_id, acr_values=acr.PHISHING_RESISTANT))
+    step = client.get(asked)
+    assert step.status_code == 302
+    location = step.headers["Location"]
+    query = parse_qs(urlsplit(location).query)
+    assert location.startswith("/login/second-factor") and query["method"] == ["passkey"]
+    page = client.get(location)
+    assert 'id="passkey-only"' in page.text and 'name="code"' not in page.text
+    answer = second_factor_with_passkey(client, authenticator, next_url=query["next"][0])
+    assert answer.status_code == 200, answer.text
+    assert acr.acr_for(_amr(app, client)) == acr.PHISHING_RESISTANT
+    code_from(client.get(answer.json["redirect"]))
+
+
+def test_an_essential_phr_without_a_passkey_is_unmet(app, client, clock):
+    """A user with only an app cannot reach phr: an essential request says so."""
+    import json as json_module
+    from urllib.parse import parse_qs, urlencode, urlsplit
+
+    from tests.integration.helpers.factors import set_up_totp
+    from tests.integration.helpers.oidc import add_client, code_params
+
+    add_user(app)
+    setup = app.test_client()
+    login(setup)
+    set_up_totp(setup)
+    client_id, _ = add_client(app)
+    claims = json_module.dumps({"id_token": {"acr": {"essential": True,
+                                                     "values": [acr.PHISHING_RESISTANT]}}})
+    answer = setup.get("/authorize?" + urlencode(code_params(client_id, claims=claims)))
+    assert parse_qs(urlsplit(answer.headers["Location"]).query)["error"] == [
+        "unmet_authentication_requirements"]

@@ -110,7 +110,6 @@ def _prompt_page(decision: Decision, next_url: str, status: int = 200, **extra: 
              if decision.binds_at is not None and decision.skippable else None)
     return page("factors/prompt.html", status, decision=decision, next=next_url,
                 binds_on=binds, security_url=url_for("factors.security", next=here),
-                sign_in_url=url_for("login.login", next=here),
                 totp_accepted=Factor.TOTP in decision.accepted, **extra)
 
 
@@ -140,9 +139,11 @@ def prompt():
         return redirect(next_url, 303)
     if decision.standing is Standing.NOTHING:
         return redirect(next_url, 303)
-    if decision.standing is Standing.PROVE and Factor.TOTP in decision.accepted:
-        # The login's own second step, then back here (and so on to next).
+    if decision.standing is Standing.PROVE:
+        # The login's own second step, then back here (and so on to next); where only a
+        # passkey counts (phishing_resistant), the step offers the passkey alone.
         sessions.await_second_factor(login, login.user_id)
+        only = {} if Factor.TOTP in decision.accepted else {"method": "passkey"}
         return redirect(url_for("login.second_factor",
-                                next=url_for("mfa_prompt.prompt", next=next_url)), 303)
+                                next=url_for("mfa_prompt.prompt", next=next_url), **only), 303)
     return _prompt_page(decision, next_url)

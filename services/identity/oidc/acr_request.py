@@ -17,6 +17,7 @@ from .. import acr
 class Need(enum.Enum):
     NOTHING = "nothing"  # met, or asked voluntarily and out of reach: go on
     SECOND_FACTOR = "second-factor"  # the user can step up with a factor they have
+    PASSKEY = "passkey"  # the user can step up to phishing-resistant with their passkey
     UNMET = "unmet"  # asked as essential and out of reach
 
 
@@ -63,8 +64,10 @@ def parse(params: Mapping[str, str], default: Sequence[str] = ()) -> AcrRequest 
     return AcrRequest(known, essential)
 
 
-def need(request: AcrRequest, amr: list[str], has_second_factor: bool) -> Need:
-    """What the session (``amr``) still needs to meet ``request``."""
+def need(request: AcrRequest, amr: list[str], has_second_factor: bool,
+         has_passkey: bool = False) -> Need:
+    """What the session (``amr``) still needs to meet ``request``: a second step for
+    ``mfa`` (any factor the user holds), a passkey for ``phr``."""
     if not request.levels:
         return Need.UNMET if request.essential else Need.NOTHING
     target = min(request.levels, key=acr.LEVELS.index)
@@ -73,4 +76,6 @@ def need(request: AcrRequest, amr: list[str], has_second_factor: bool) -> Need:
         return Need.NOTHING
     if target == acr.MULTI_FACTOR and has_second_factor:
         return Need.SECOND_FACTOR
+    if target == acr.PHISHING_RESISTANT and has_passkey:
+        return Need.PASSKEY
     return Need.UNMET if request.essential else Need.NOTHING

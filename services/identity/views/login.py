@@ -192,13 +192,16 @@ def second_factor():
 def _second_factor_page(session: sessions.LoginSession, user_id: str, next_url: str,
                         error: str | None) -> str:
     """The second step's page; "Use a passkey" is offered when the user has one, and the
-    code field asks for what the user has (an app's code, or only a recovery code)."""
+    code field asks for what the user has (an app's code, or only a recovery code). A
+    step asked for the phishing-resistant level (``method=passkey``, which
+    ``/authorize`` sets) offers the passkey alone: no code reaches that level."""
     with context().db.read() as db_session:
         has_passkey = held.has_passkey(db_session, user_id)
         has_totp = held.has_totp(db_session, user_id)
+    passkey_only = has_passkey and request.values.get("method") == "passkey"
     return render_template("second_factor.html", csrf_token=session.csrf, next=next_url,
                            error=error, lang=_lang(), has_passkey=has_passkey,
-                           has_totp=has_totp)
+                           has_totp=has_totp, passkey_only=passkey_only)
 
 
 @bp.route("/logout", methods=["GET", "POST"])

@@ -32,7 +32,7 @@ from services.common.fields import whole_number
 from services.common.streams import as_text, key
 
 from .. import acr, sessions
-from ..factors import second_step
+from ..factors import held, second_step
 from ..factors.prompt_pages import authorize_gate
 from ..models import User
 from ..oidc import acr_request
@@ -315,14 +315,18 @@ def _acr_step(params, default_acr_values, login: sessions.LoginSession, redirect
         return None
     with context().db.read() as session:
         has_factor = second_step.required(session, login.user_id)
-    needed = acr_request.need(asked, login.amr or ["pwd"], has_factor)
-    if needed is acr_request.Need.SECOND_FACTOR and "none" in params.get("prompt", "").split():
+        has_passkey = has_factor and held.has_passkey(session, login.user_id)
+    needed = acr_request.need(asked, login.amr or ["pwd"], has_factor, has_passkey)
+    stepping = needed in (acr_request.Need.SECOND_FACTOR, acr_request.Need.PASSKEY)
+    if stepping and "none" in params.get("prompt", "").split():
         return _redirect_error(redirect_uri, "interaction_required",
                                "The requested authentication level needs the user.", state)
-    if needed is acr_request.Need.SECOND_FACTOR:
+    if stepping:
         sessions.await_second_factor(login, login.user_id)
         here = url_for("oauth.authorize") + "?" + urlencode(params.to_dict(flat=False), doseq=True)
-        return redirect(url_for("login.second_factor", next=here), 302)
+        # phr: only a passkey reaches it, so the step offers nothing else.
+        only = {"method": "passkey"} if needed is acr_request.Need.PASSKEY else {}
+        return redirect(url_for("login.second_factor", next=here, **only), 302)
     if needed is acr_request.Need.UNMET:
         return _redirect_error(redirect_uri, "unmet_authentication_requirements",
                                "The requested authentication level cannot be met.", state)
