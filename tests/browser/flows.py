@@ -97,6 +97,16 @@ def set_up_authenticator_in_browser(page: Page, steps, suite: Suite) -> str:
     return secret
 
 
+def set_up_authenticator_elsewhere(steps, suite: Suite, sign_in) -> str:
+    """An authenticator app set up in a browser of its own, signed in by ``sign_in(page)``:
+    set up in the browser that is to step up, its confirming code would already have
+    proved it there (docs/authentication.md), and no step-up would be asked. The app's
+    secret."""
+    other = steps.new_page()
+    sign_in(other)
+    return set_up_authenticator_in_browser(other, steps, suite)
+
+
 def second_step_in_browser(page: Page, steps, secret: str, why: str) -> None:
     """On identity's second-step page (a step-up): type the app's code. The code of the
     next 30-second step: the current one may have been used already (set-up, sign-in),

@@ -25,7 +25,7 @@ from .flows import (
     confirm_email_in_browser,
     enroll_in_browser,
     second_step_in_browser,
-    set_up_authenticator_in_browser,
+    set_up_authenticator_elsewhere,
 )
 from .people import ANSWERS, Company, Person, activate_through_api, subject
 from .suite import JOURNEY_ENV, Suite, link_in
@@ -178,7 +178,8 @@ def test_an_account_manager_enrolls_activates_and_gets_reports_approved_by_the_p
     # Approving asks for a second factor (a step-up): Paula sets up an authenticator app.
     admin = steps.new_page()
     sign_in_to_portal(admin, steps, suite, principal)
-    secret = set_up_authenticator_in_browser(admin, steps, suite)
+    secret = set_up_authenticator_elsewhere(
+        steps, suite, lambda other: sign_in_to_portal(other, steps, suite, principal))
     admin.goto(suite.portal)
     decision = admin.locator(f"form.decision[data-tracking-number='{request_tn}']")
     expect(decision).to_contain_text("reports.view")

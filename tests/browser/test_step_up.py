@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
-from .flows import second_step_in_browser, set_up_authenticator_in_browser
+from .flows import second_step_in_browser, set_up_authenticator_elsewhere
 from .people import Company, Person, activate_through_api
 from .suite import Suite
 from .test_journey import designate_principal, helpdesk, sign_in_to_portal  # noqa: F401
@@ -52,7 +52,8 @@ def test_cancelling_a_card_in_the_portal_asks_for_a_step_up_and_succeeds_after_i
     last5 = sara.account[-5:]
     page = steps.new_page()
     sign_in_to_portal(page, steps, suite, sara)
-    secret = set_up_authenticator_in_browser(page, steps, suite)  # no secret in the docs
+    secret = set_up_authenticator_elsewhere(  # no secret in the docs
+        steps, suite, lambda other: sign_in_to_portal(other, steps, suite, sara))
 
     page.goto(f"{suite.portal}/cards")
     card = page.locator(f"#card-{last5}")
