@@ -206,3 +206,34 @@ def test_on_an_ip_address_the_pages_point_to_the_site_name(app, client):
     page = client.get("/account/security", base_url=ip)
     assert 'data-passkey="register"' not in page.text
     assert f'href="{ORIGIN}/account/security"' in page.text
+
+
+def test_a_password_alone_cannot_change_the_factors_of_a_user_who_has_one(app, client, clock):
+    """Signed in with the password before the user set an app up elsewhere: that session
+    may neither add a passkey nor remove the app until it passes the second step."""
+    import pyotp
+
+    from services.identity.factors import held
+    from tests.integration.helpers.factors import pass_second_step
+
+    user_id = add_user(app)
+    login(client)  # password only: the user has no factor yet
+    elsewhere = app.test_client()
+    login(elsewhere)
+    secret, _ = set_up_totp(elsewhere)
+    clock.advance(seconds=60)
+
+    refused = client.post("/account/security/passkeys/options",
+                          headers=csrf_header(client, "/account/security"), json={})
+    assert refused.status_code == 403 and refused.json["type"].endswith("second-factor-required")
+    removal = post_security_form(client, "/account/security/totp/remove")
+    assert removal.status_code == 303
+    assert removal.headers["Location"].startswith("/login/second-factor")
+    with app.extensions["portico"].db.read() as session:
+        assert held.has_totp(session, user_id)  # the app stays
+
+    proved = pass_second_step(client, removal.headers["Location"],
+                              pyotp.TOTP(secret).at(clock().timestamp()), "/account/security")
+    assert proved.status_code == 303
+    _, added = add_passkey(client, "Laptop")
+    assert added.status_code == 200, added.text

@@ -72,10 +72,29 @@ def _signed_in() -> sessions.LoginSession | None:
     return session if session is not None and session.authenticated else None
 
 
+def proved_enough(session: sessions.LoginSession) -> bool:
+    """Whether ``session`` may change the user's factors: it proved a second factor, or
+    the user holds none. A password alone must not add, remove or replace the factors
+    of a user who has one (someone who learnt the password would otherwise put their own
+    passkey or app in place, or take the user's away)."""
+    if "mfa" in (session.amr or []):
+        return True
+    with context().db.read() as db_session:
+        return not held.any_factor(db_session, session.user_id)
+
+
+def prove_first(session: sessions.LoginSession) -> str:
+    """Where a session that has not :func:`proved_enough` goes: the login's second step,
+    then back to the page."""
+    sessions.await_second_factor(session, session.user_id)
+    return url_for("login.second_factor", next=url_for("factors.security"))
+
+
 def _guarded(handler):
     """A form of the page: signed in recently (``lifecycle/web.py: RECENT_SIGN_IN``;
-    else to the login, so that a session left open cannot change the factors) and with
-    a valid CSRF token."""
+    else to the login, so that a session left open cannot change the factors), having
+    proved a factor the user holds (:func:`proved_enough`; else to the second step) and
+    with a valid CSRF token."""
     @wraps(handler)
     def view(**kwargs: Any):
         session = _signed_in()
@@ -84,6 +103,8 @@ def _guarded(handler):
         if not csrf_ok():
             return _security_page(session.user_id, 400,
                                   form_error=_("The form expired. Please try again."))
+        if not proved_enough(session):
+            return redirect(prove_first(session), 303)
         return handler(session.user_id, **kwargs)
     return scripted(view)
 

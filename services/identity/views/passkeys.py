@@ -25,6 +25,7 @@ from services.identity import sessions
 from services.identity.api.common import NO_STORE, PASSKEYS, Blueprint
 from services.identity.audit import Actor
 from services.identity.factors import passkey_login, passkeys, second_step
+from services.identity.factors.pages import prove_first, proved_enough
 from services.identity.factors.schemas import (
     CredentialOptionsSchema,
     PasskeyAssertionSchema,
@@ -128,6 +129,10 @@ def registration_options() -> Any:
         raise Problem(403, "recent-sign-in-required", _(
             "Adding a passkey needs a sign-in within the last 5 minutes: sign in again."),
             login=url_for("login.login", next=url_for("factors.security")))
+    if not proved_enough(session):
+        raise Problem(403, "second-factor-required", _(
+            "Adding a passkey needs the second step first: use your app's code or a "
+            "passkey you have."), login=prove_first(session))
     with context().db.transaction() as db_session:
         options = passkeys.registration_options(db_session, passkey_config(),
                                                 db_session.get(User, session.user_id),
