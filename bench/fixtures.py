@@ -17,7 +17,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -138,12 +138,18 @@ class IdentityFixture:
     usernames: list[str]
     user_ids: list[str]
     password: str = BENCH_PASSWORD
+    # Users of the passkey sign-in row, apart: once a user has a passkey, the password
+    # alone no longer signs them in (the passkey is asked as a second step).
+    passkey_usernames: list[str] = field(default_factory=list)
 
 
-def bootstrap_identity(database_url: str, users: int = 4) -> IdentityFixture:
+def bootstrap_identity(database_url: str, users: int = 4,
+                       passkey_users: int = 0) -> IdentityFixture:
     """Signing keys (ES256 + RS256), a machine client (client_credentials, audience
-    ``permissions``), a first-party web client (code + refresh) and ``users`` users,
-    all through identity's own use cases (the same code ``iamctl`` runs)."""
+    ``permissions``), a first-party web client (code + refresh), ``users`` users and
+    ``passkey_users`` more (with the same password; their passkeys are added over HTTP
+    by the benchmark), all through identity's own use cases (the same code ``iamctl``
+    runs)."""
     from cryptography.fernet import Fernet
 
     from services.common.config import load
@@ -165,16 +171,17 @@ def bootstrap_identity(database_url: str, users: int = 4) -> IdentityFixture:
             name="bench-portal", redirect_uris=[redirect_uri],
             grant_types=["authorization_code", "refresh_token"],
             scope="openid profile email offline_access", first_party=True))
-        usernames, user_ids = [], []
-        for i in range(users):
-            user = create_user(session, NewUser(
-                username=f"bench.user{i}", password=BENCH_PASSWORD,
-                email=f"bench.user{i}@example.com", given_name="Bench", family_name=f"User{i}",
-                company_id="bench-co"))
-            usernames.append(user.username)
-            user_ids.append(user.id)
-        fixture = IdentityFixture(machine.client_id, machine_secret or "", rp.client_id,
-                                  rp_secret or "", redirect_uri, usernames, user_ids)
+        created = [create_user(session, NewUser(
+            username=f"bench.{kind}{i}", password=BENCH_PASSWORD,
+            email=f"bench.{kind}{i}@example.com", given_name="Bench",
+            family_name=f"{kind.title()}{i}", company_id="bench-co"))
+            for kind, count in (("user", users), ("passkey", passkey_users))
+            for i in range(count)]
+        fixture = IdentityFixture(
+            machine.client_id, machine_secret or "", rp.client_id, rp_secret or "",
+            redirect_uri, [u.username for u in created[:users]],
+            [u.id for u in created[:users]],
+            passkey_usernames=[u.username for u in created[users:]])
     db.dispose()
     return fixture
 

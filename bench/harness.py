@@ -87,6 +87,12 @@ class Server:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    @property
+    def site_url(self) -> str:
+        """The same server by host name, as a browser reaches pages that hold WebAuthn
+        ceremonies: WebAuthn refuses an IP address as the relying party's id."""
+        return f"http://localhost:{self.port}"
+
     def __enter__(self) -> Server:
         cmd = [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{self.port}",
                "--workers", str(self.workers), "--threads", str(self.threads),

@@ -1,15 +1,12 @@
 """The OIDC provider (identity) under gunicorn: discovery, JWKS, client_credentials,
 introspection, refresh (single-use, rotating: a pool fed once each) and the full
-browser login + code + token exchange (issue 3, "Performance")."""
+browser login + code + token exchange (issue 3, "Performance"), and beside it the same
+flow signed in with a passkey and no password (issue 26)."""
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import re
-import secrets
 import time
-from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.parse import urlencode
 
 import requests
 
@@ -32,6 +29,14 @@ from bench.harness import (
     scaled_to_issue_machine,
     verdict,
 )
+from bench.login_flows import (
+    Authenticators,
+    Failures,
+    basic,
+    flow,
+    passkey_sign_in,
+    password_sign_in,
+)
 
 TITLE = "OIDC provider (identity)"
 SECONDS = 5
@@ -50,22 +55,25 @@ TARGETS = {  # row → (per server-CPU-second, p99 ms)
     "discovery": (2000, None), "jwks": (2000, None), "client_credentials": (1000, 50),
     "introspection": (1000, None), "refresh": (800, None), "login": (15, None),
 }
-
-
-def _basic(client_id: str, secret: str) -> str:
-    return "Basic " + base64.b64encode(f"{client_id}:{secret}".encode()).decode()
+# Rows whose target is another row of the same run: at least its rate per server-CPU-second
+# (issue 26: a passkey costs one ES256 verify where a password costs an argon2id hash).
+RELATIVE_TARGETS = {"passkey_login": ("login", "the password login row's rate")}
+FLOW_SECONDS = 10
+FLOW_CONNECTIONS = 4  # browsers, each signing in as one passkey user of its own
 
 
 def _server(env: dict[str, str], threads: int) -> Server:
     server = Server("identity", env, workers=WORKERS, threads=threads)
-    # The issuer is the server's own loopback URL, known once its port is chosen.
-    server.env["OIDC_ISSUER"] = server.url
+    # The issuer is the server's own loopback URL, known once its port is chosen; the
+    # pages are reached by host name, where passkeys can be used (WebAuthn refuses an IP).
+    server.env.update(OIDC_ISSUER=server.url, WEBAUTHN_RP_ID="localhost",
+                      WEBAUTHN_ORIGINS=server.site_url)
     return server
 
 
 def _cc_call(fixture) -> Call:
     return Call("/token", "POST", "grant_type=client_credentials",
-                {"Authorization": _basic(fixture.machine_client_id, fixture.machine_secret),
+                {"Authorization": basic(fixture.machine_client_id, fixture.machine_secret),
                  "Content-Type": FORM})
 
 
@@ -86,58 +94,6 @@ def _tune(env: dict[str, str], fixture) -> tuple[int, list[str]]:
     return best, lines
 
 
-def _login_flow(server: Server, fixture, counter: list[int], failures: list[str]):
-    """One complete authorization-code flow as a browser and the client's back end do it."""
-    base = server.url
-
-    def failed(what: str, response: requests.Response) -> bool:
-        if not failures:
-            failures.append(f"{what} answered {response.status_code}")
-        return False
-
-    def step(session: requests.Session) -> bool:
-        session.cookies.clear()
-        counter[0] += 1
-        username = fixture.usernames[counter[0] % len(fixture.usernames)]
-        verifier = secrets.token_urlsafe(48)
-        challenge = base64.urlsafe_b64encode(
-            hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
-        query = urlencode({"response_type": "code", "client_id": fixture.rp_client_id,
-                           "redirect_uri": fixture.redirect_uri, "scope": "openid profile email",
-                           "state": secrets.token_urlsafe(8), "nonce": secrets.token_urlsafe(8),
-                           "code_challenge": challenge, "code_challenge_method": "S256"})
-        first = session.get(f"{base}/authorize?{query}", allow_redirects=False, timeout=10)
-        if first.status_code != 302:
-            return failed("GET /authorize", first)
-        form = session.get(base + first.headers["Location"], timeout=10)
-        match = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
-        next_match = re.search(r'name="next" value="([^"]+)"', form.text)
-        if form.status_code != 200 or not match:
-            return failed("GET /login", form)
-        fields = {"csrf_token": match.group(1), "username": username,
-                  "password": fixture.password}
-        if next_match:
-            fields["next"] = next_match.group(1).replace("&amp;", "&")
-        login = session.post(form.url, data=fields, allow_redirects=False, timeout=10)
-        if login.status_code != 303:
-            return failed("POST /login", login)
-        back = session.get(base + login.headers["Location"], allow_redirects=False, timeout=10)
-        location = back.headers.get("Location", "")
-        code = parse_qs(urlsplit(location).query).get("code")
-        if back.status_code != 302 or not code:
-            return failed("GET /authorize after login", back)
-        token = session.post(f"{base}/token", data={
-            "grant_type": "authorization_code", "code": code[0],
-            "redirect_uri": fixture.redirect_uri, "code_verifier": verifier},
-            headers={"Authorization": _basic(fixture.rp_client_id, fixture.rp_secret)},
-            timeout=10)
-        if token.status_code != 200 or "id_token" not in token.json():
-            return failed("POST /token (code)", token)
-        return True
-
-    return step
-
-
 def run() -> str:
     notes: list[str] = []
     rows: list[str] = []
@@ -145,7 +101,7 @@ def run() -> str:
     load_before = load_average()
     with Backends() as backends:
         url = backends.database("identity")
-        fixture = bootstrap_identity(url)
+        fixture = bootstrap_identity(url, passkey_users=FLOW_CONNECTIONS)
         # The login row measures complete sign-ins; the users have no second factor, so
         # the optional "add a passkey" nudge would stop each one on its page.
         env = backends.service_env(url, RATE_LIMITS_ENABLED="false",
@@ -158,6 +114,8 @@ def run() -> str:
         yard_name = "reference: bare authlib + Flask token endpoint (client_credentials, ES256)"
         with _server(env, threads) as server, \
                 reference_token_server(WORKERS, threads) as reference:
+            authenticators = Authenticators(server.site_url, fixture.passkey_usernames)
+            authenticators.register(server.site_url, fixture.password)
             cc = _cc_call(fixture)
             token = requests.post(server.url + cc.path, data=cc.body, headers=cc.headers,
                                   timeout=5).json()["access_token"]
@@ -172,7 +130,7 @@ def run() -> str:
             introspect = Call("/introspect", "POST", urlencode(
                 {"token": token, "token_type_hint": "access_token"}),
                 {"Authorization": cc.headers["Authorization"], "Content-Type": FORM})
-            refresh_auth = _basic(fixture.rp_client_id, fixture.rp_secret)
+            refresh_auth = basic(fixture.rp_client_id, fixture.rp_secret)
             refresh_calls = [Call("/token", "POST", urlencode(
                 {"grant_type": "refresh_token", "refresh_token": t}),
                 {"Authorization": refresh_auth, "Content-Type": FORM}) for t in refresh_pool]
@@ -206,15 +164,33 @@ def run() -> str:
             if any(r.requests > share // 2 for r in runs["refresh"]):
                 notes.append(f"A run's share of the refresh pool ({len(refresh_pool):,} in all) "
                              "may have run out for one of wrk's threads: replays count as errors.")
-            counter, failures = [0], []
-            result = run_flow("full login: authorize → login form → POST login → code → token",
-                              server, _login_flow(server, fixture, counter, failures),
-                              seconds=10, connections=4)
-            measured["login"] = result.per_cpu_second
-            rows.append(result.row(verdict(result, per_cpu=TARGETS["login"][0])))
-            if failures:
-                notes.append(f"Login flows failed ({result.errors} of {result.requests}); the "
-                             f"first failure: {failures[0]} (server log: {server.log.name}).")
+            # The two sign-ins one after the other, so that the machine's drift between
+            # them is as small as it can be: the passkey row's target is the password row's.
+            for key, name, sign_in in [
+                ("login", "full login: authorize → login form → POST login → code → token",
+                 lambda failures: password_sign_in(fixture, failures)),
+                ("passkey_login", "passwordless passkey sign-in: authorize → login page → "
+                 "options → assertion → code → token",
+                 lambda failures: passkey_sign_in(authenticators, failures)),
+            ]:
+                failures = Failures()
+                result = run_flow(name, server, flow(server.site_url, fixture, failures,
+                                                     sign_in(failures)),
+                                  seconds=FLOW_SECONDS, connections=FLOW_CONNECTIONS)
+                measured[key] = result.per_cpu_second
+                if key in RELATIVE_TARGETS:
+                    than, what = RELATIVE_TARGETS[key]
+                    rows.append(result.row(f"{what}: " + verdict(
+                        result, per_cpu=measured[than])))
+                else:
+                    rows.append(result.row(verdict(result, per_cpu=TARGETS[key][0])))
+                if failures:
+                    notes.append(f"{name.split(':')[0]} flows failed ({result.errors} of "
+                                 f"{result.requests}); the first failure: {failures[0]} "
+                                 f"(server log: {server.log.name}).")
+            notes.append(f"Passkey ÷ password sign-ins per server-CPU-second in this run: "
+                         f"{measured['passkey_login'] / (measured['login'] or float('nan')):.2f} "
+                         f"({measured['passkey_login']:,.1f} ÷ {measured['login']:,.1f}).")
         yardstick = bare_flask("reference: bare Flask JSON endpoint (the issue's yardstick)",
                                WORKERS, threads, '{"subject": "u", "action": "cards.view"}',
                                seconds=SECONDS, repeats=REPEATS)
@@ -235,12 +211,17 @@ def run() -> str:
              f"from {', '.join(map(str, THREAD_CHOICES))} by a 3 s client_credentials probe: "
              f"{'; '.join(tuning)}), {backends.describe}; signing keys ES256 + RS256, one "
              "confidential machine client, one first-party web client, 4 users (argon2id at the "
-             "service's own parameters). **Rate limits off** (`RATE_LIMITS_ENABLED=false`) so "
+             "service's own parameters) for the password login and 4 more, each with one "
+             "passkey added over HTTP before the measures (ES256, a software authenticator), "
+             "for the passkey sign-in. **Rate limits off** (`RATE_LIMITS_ENABLED=false`) so "
              f"that the load measures the endpoints, not the limiter; request logging on (INFO). "
              f"wrk with 2 threads × 16 connections, {runs_text(SECONDS)}; the refresh row feeds a "
              f"pool of {len(refresh_pool):,} refresh tokens (inserted as identity stores them) "
-             "once each through a wrk Lua script; the login row is a Python loop of complete "
-             "flows (4 concurrent browsers, PKCE S256, 5 HTTP requests per flow, counted as one). "
+             "once each through a wrk Lua script; the two sign-in rows are Python loops of complete "
+             f"flows for {FLOW_SECONDS} s each, one after the other ({FLOW_CONNECTIONS} "
+             "concurrent browsers on `localhost`, PKCE S256, counted as one per flow: 5 HTTP "
+             "requests with the password, 6 with the passkey, each browser answering with "
+             "its own user's passkey so that a passkey's signature counter only grows). "
              "CPU is the gunicorn processes' only (PostgreSQL and Redis not counted). The two "
              "reference rows are the issue's yardsticks, measured the same way on the same day: "
              "a bare Flask JSON endpoint (`bench/reference_app.py`) and a bare authlib + Flask "

@@ -2,7 +2,9 @@
 docs/benchmarks.md with their tables, the machine and the exact commands.
 
 A module exposes ``TITLE`` and ``run() -> str`` (a Markdown section body). Each is
-bounded in time by itself; the whole run stays under ten minutes.
+bounded in time by itself; the whole run stays under ten minutes. A partial run
+(``make bench BENCH=oidc``) rewrites only its own sections, each saying when it was
+measured, and leaves the others as they were.
 """
 
 from __future__ import annotations
@@ -35,8 +37,27 @@ def kept_section(previous: str) -> str | None:
     return previous[start + 1:].rstrip("\n") + "\n" if start >= 0 else None
 
 
+def with_sections(previous: str, sections: list[str]) -> str:
+    """``previous`` (docs/benchmarks.md) with each of ``sections`` ("## <title>\n..." as
+    :func:`main` makes them) in place of the section of the same heading; one not there
+    goes before the hand-written section (else at the end)."""
+    parts = previous.rstrip("\n").split("\n## ")
+    head, old = parts[0], ["## " + part.rstrip("\n") + "\n" for part in parts[1:]]
+    for section in sections:
+        heading = section.split("\n", 1)[0]
+        at = next((i for i, part in enumerate(old) if part.split("\n", 1)[0] == heading), None)
+        if at is not None:
+            old[at] = section
+        else:
+            kept = next((i for i, part in enumerate(old)
+                         if part.startswith(KEPT_HEADING + "\n")), len(old))
+            old.insert(kept, section)
+    return "\n".join([head.rstrip("\n") + "\n", *old])
+
+
 def main(argv: list[str]) -> int:
     sections, failures = [], 0
+    partial = bool(argv)
     for name in modules(argv):
         module = importlib.import_module(f"bench.{name}")
         print(f"== {name}", flush=True)
@@ -47,7 +68,10 @@ def main(argv: list[str]) -> int:
             failures += 1
             body = "The benchmark failed:\n\n```\n" + traceback.format_exc(limit=5) + "```\n"
         took = time.monotonic() - started
-        sections.append(f"## {module.TITLE}\n\n{body}\n\n_took {took:.0f} s; "
+        # A partial run's section is from another hour than the heading's date above.
+        when = (f"measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {machine_line()} by a "
+                "run of this section alone; " if partial else "")
+        sections.append(f"## {module.TITLE}\n\n{body}\n\n_{when}took {took:.0f} s; "
                         f"command: `make bench BENCH={name.removesuffix('_bench')}`_\n")
         print(body, flush=True)
     doc = ["# Benchmarks", "",
@@ -63,8 +87,9 @@ def main(argv: list[str]) -> int:
            "with its rows scaled to that machine by the two yardsticks' ratio, verdicts again.",
            "", "Reproduce all: `make bench`.", "", *sections]
     target = ROOT / "docs" / "benchmarks.md"
-    if argv:
-        print("(a partial run: docs/benchmarks.md left as it was)")
+    if partial and target.exists():
+        target.write_text(with_sections(target.read_text(), sections))
+        print("(a partial run: only its sections of docs/benchmarks.md rewritten)")
     else:
         kept = kept_section(target.read_text()) if target.exists() else None
         target.write_text("\n".join(doc + ([kept] if kept else [])))
