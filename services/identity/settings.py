@@ -170,6 +170,11 @@ class IdentitySettings(CommonSettings):
                                      help="consecutive wrong passwords that lock a user ID")
     lockout_minutes: int = setting("LOCKOUT_MINUTES", 15, parse_positive_int,
                                    help="minutes a lockout lasts (the help desk may unlock sooner)")
+    second_factor_max_failures: int = setting(
+        "SECOND_FACTOR_MAX_FAILURES", 100, parse_positive_int,
+        help="consecutive wrong second-factor codes after which codes are refused until the "
+             "help desk unlocks or resets the factors (NIST SP 800-63B: at most 100); the "
+             "temporary lockout and a password reset do not restart this count")
     inactivity_days: int = setting(
         "INACTIVITY_DAYS", 120, parse_positive_int,
         help="days without login before a user ID becomes inactive (a company may set fewer)")

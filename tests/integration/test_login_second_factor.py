@@ -109,3 +109,76 @@ def test_retyping_the_password_does_not_reset_the_count_that_guards_the_codes(ap
     assert user_row(app, user_id).status.value == "locked"
     assert user_row(app, user_id).last_login_at == before
     assert len(audit_rows(app, "login.succeeded")) == succeeded
+
+
+# -- a cap on wrong codes that neither the lock's end nor a password reset lifts ----------
+
+@pytest.fixture
+def capped_app(make_app, clock):
+    """Three wrong codes in a row block codes; the temporary lock needs ten."""
+    from tests.integration.helpers.lifecycle import wire
+
+    return wire(make_app("identity", session_cookie_secure=False,
+                         second_factor_max_failures=3, lockout_threshold=10), clock)
+
+
+def _wrong_codes(app, client, count: int) -> None:
+    for _ in range(count):
+        login(client)
+        assert _second_step(client, "000000").status_code == 401
+
+
+def test_wrong_codes_in_a_row_block_codes_until_the_help_desk_unlocks(capped_app, clock):
+    """The right code is refused once the cap is reached, whatever time passes and after a
+    password reset; a passkey is not guessable and is not concerned; the help desk's
+    unlock lets codes in again."""
+    from services.identity.lifecycle import credentials, helpdesk
+    from services.identity.lifecycle.domain import Actor
+    from services.identity.lifecycle.web import cfg as lifecycle_cfg
+    from services.identity.models import User
+
+    app = capped_app
+    user_id, secret, codes = _enrolled(app, clock)
+    client = app.test_client()
+    _wrong_codes(app, client, 3)
+    blocked = audit_rows(app, "second_factor.codes_blocked")
+    assert len(blocked) == 1 and blocked[0]["detail"]["failures"] == 3
+
+    clock.advance(days=2)
+    login(client)
+    assert _second_step(client, pyotp.TOTP(secret).at(clock().timestamp())).status_code == 401
+    assert _second_step(client, codes[0]).status_code == 401  # recovery codes too
+    refused = audit_rows(app, "login.refused")
+    assert refused[-1]["detail"]["reason"] == "second_factor_codes_blocked"
+
+    ctx = app.extensions["portico"]
+    with app.app_context(), ctx.db.transaction() as session:
+        credentials.replace_password(session, lifecycle_cfg(), ctx.redis,
+                                     ctx.settings.redis_namespace, session.get(User, user_id),
+                                     "a brand new passphrase 2026")
+    clock.advance(seconds=60)
+    login(client, password="a brand new passphrase 2026")
+    assert _second_step(client, pyotp.TOTP(secret).at(clock().timestamp())).status_code == 401
+
+    with app.app_context(), ctx.db.transaction() as session:
+        assert helpdesk.user_view(session, lifecycle_cfg(), session.get(User, user_id))[
+            "second_factor_codes_blocked"] is True
+        helpdesk.unlock(session, lifecycle_cfg(), user_id, Actor("agent", "agent-1", "-", "r"),
+                        "caller verified, ticket 12")
+    clock.advance(seconds=60)
+    login(client, password="a brand new passphrase 2026")
+    assert _second_step(client, pyotp.TOTP(secret).at(clock().timestamp())).status_code == 303
+
+
+def test_a_completed_sign_in_restarts_the_count(capped_app, clock):
+    app = capped_app
+    _, secret, _ = _enrolled(app, clock)
+    client = app.test_client()
+    _wrong_codes(app, client, 2)
+    login(client)
+    assert _second_step(client, pyotp.TOTP(secret).at(clock().timestamp())).status_code == 303
+    clock.advance(seconds=60)
+    other = app.test_client()
+    _wrong_codes(app, other, 2)  # two more: not three in a row
+    login(other)
+    assert _second_step(other, pyotp.TOTP(secret).at(clock().timestamp())).status_code == 303

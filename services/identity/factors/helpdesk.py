@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from services.common import tracking_numbers
 from services.common.domain_errors import Conflict
+from services.identity.lifecycle import lockout
 from services.identity.lifecycle.domain import Actor, get_user, person, publish, record
 from services.identity.lifecycle.helpdesk import acted
 from services.identity.lifecycle.revocation import sign_out_everywhere
@@ -80,6 +81,7 @@ def reset(session: Session, cfg: FactorsConfig, client: redis.Redis, namespace: 
     removed = {"totp": totp.discard(session, user.id),
                "recovery_codes": recovery_codes.discard(session, user.id),
                "passkeys": passkeys.discard(session, user.id)}
+    lockout.restart_second_factor_count(session, user.id)
     if not any(removed.values()):
         raise Conflict("The user has no second factor to reset.", kind="no-factors")
     signed_out = sign_out_everywhere(session, client, namespace, user.id)

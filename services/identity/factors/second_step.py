@@ -49,6 +49,11 @@ def prove(session: Session, cfg: FactorsConfig, user: User, code: str,
     active). Its records (a used code, the failure count) are in ``session``."""
     if not _may_continue(session, cfg, user):
         return None
+    if lockout.second_factor_codes_blocked(lockout.security_row(session, user.id),
+                                           cfg.lifecycle):
+        record(session, cfg.lifecycle, "login.refused", SYSTEM, user.id,
+               reason="second_factor_codes_blocked")
+        return None
     if _looks_like_totp(code):
         if not totp.verify(session, cfg, user, code):
             return None
@@ -56,7 +61,7 @@ def prove(session: Session, cfg: FactorsConfig, user: User, code: str,
     else:
         left = recovery_codes.use(session, cfg, user, code, actor)
         if left is None:
-            lockout.note_failure(session, cfg.lifecycle, user, reason="bad_second_factor")
+            lockout.note_second_factor_failure(session, cfg.lifecycle, user)
             return None
         proof = Proof(AMR_WITH_CODE, left)
     return _proven(session, cfg, user, actor, proof,

@@ -138,7 +138,7 @@ def verify(session: Session, cfg: FactorsConfig, user: User, code: str) -> bool:
     step = _matching_step(cfg, factor, code)
     if step is not None and _take_step(session, cfg, factor, step, confirming=False):
         return True
-    lockout.note_failure(session, cfg.lifecycle, user, reason="bad_second_factor")
+    lockout.note_second_factor_failure(session, cfg.lifecycle, user)
     return False
 
 

@@ -27,6 +27,7 @@ class LifecycleConfig:
     public_base_url: str
     lockout_threshold: int
     lockout_minutes: int
+    second_factor_max_failures: int
     inactivity_days: int
     inactivity_warning_days: int
     helpdesk_phone: str
@@ -49,6 +50,7 @@ def config_from(settings: IdentitySettings,
         public_base_url=(settings.public_base_url or settings.issuer).rstrip("/"),
         lockout_threshold=settings.lockout_threshold,
         lockout_minutes=settings.lockout_minutes,
+        second_factor_max_failures=settings.second_factor_max_failures,
         inactivity_days=settings.inactivity_days,
         inactivity_warning_days=settings.inactivity_warning_days,
         helpdesk_phone=settings.helpdesk_phone,

@@ -83,6 +83,7 @@ def user_view(session: Session, cfg: LifecycleConfig, user: User,
             "company_id": user.company_id, "company_name": company_name,
             "status": user.status.value, "locked_until": lockout.locked_until(sec, cfg.now()),
             "failed_logins": sec.failed_logins if sec else 0,
+            "second_factor_codes_blocked": lockout.second_factor_codes_blocked(sec, cfg),
             "last_login_at": user.last_login_at, "created_at": user.created_at}
 
 

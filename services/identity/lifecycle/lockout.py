@@ -108,27 +108,67 @@ def note_failure(session: Session, cfg: LifecycleConfig, user: User,
 
 
 def note_success(session: Session, user: User) -> None:
-    """The failed-attempt count restarts: one UPDATE that changes a row only when the
-    count is not zero (no read: the login already read the row once, in ``judge``)."""
+    """The failed-attempt counts restart (the person proved everything asked): one
+    UPDATE that changes a row only when a count is not zero (no read: the login already
+    read the row once, in ``judge``)."""
     # Written now, before the user's row (its last login) at commit: rows are taken in
     # the order note_failure takes them, so the two cannot deadlock.
     session.execute(update(UserSecurity)
-                    .where(UserSecurity.user_id == user.id, UserSecurity.failed_logins != 0)
-                    .values(failed_logins=0)
+                    .where(UserSecurity.user_id == user.id,
+                           or_(UserSecurity.failed_logins != 0,
+                               UserSecurity.failed_second_factors != 0))
+                    .values(failed_logins=0, failed_second_factors=0)
+                    .execution_options(synchronize_session=False))
+
+
+def note_second_factor_failure(session: Session, cfg: LifecycleConfig, user: User) -> None:
+    """A wrong second-factor code: it counts toward the temporary lock as a wrong password
+    does, and toward :func:`second_factor_codes_blocked`, whose count only a completed
+    sign-in, the help desk's unlock or a reset of the factors restarts. The lock alone
+    would let someone who holds the password try a few codes every LOCKOUT_MINUTES for
+    ever (and a password reset clears the lock); NIST SP 800-63B §5.2.2 caps consecutive
+    failures at 100."""
+    note_failure(session, cfg, user, reason="bad_second_factor")
+    sec = security_row(session, user.id)
+    count = session.execute(
+        update(UserSecurity).where(UserSecurity.user_id == user.id)
+        .values(failed_second_factors=func.coalesce(UserSecurity.failed_second_factors, 0) + 1)
+        .returning(UserSecurity.failed_second_factors)
+        .execution_options(synchronize_session=False)).scalar_one()
+    set_committed_value(sec, "failed_second_factors", count)
+    if count == cfg.second_factor_max_failures:  # exactly one request reaches it
+        record(session, cfg, "second_factor.codes_blocked", SYSTEM, user.id, failures=count)
+
+
+def second_factor_codes_blocked(sec: UserSecurity | None, cfg: LifecycleConfig) -> bool:
+    """Whether the user's second-factor codes (app or recovery) are refused: too many
+    wrong ones in a row. A passkey, which cannot be guessed, still signs in."""
+    return sec is not None and (sec.failed_second_factors or 0) >= cfg.second_factor_max_failures
+
+
+def restart_second_factor_count(session: Session, user_id: str) -> None:
+    """The help desk lifted a lock or reset the factors: codes are accepted again."""
+    session.execute(update(UserSecurity)
+                    .where(UserSecurity.user_id == user_id,
+                           UserSecurity.failed_second_factors != 0)
+                    .values(failed_second_factors=0)
                     .execution_options(synchronize_session=False))
 
 
 def unlock(session: Session, cfg: LifecycleConfig, user: User, actor: Actor,
            why: str) -> None:
-    """Help desk: clear the lock and the count (a ``locked`` user becomes active)."""
+    """Help desk: clear the lock and the counts (a ``locked`` user becomes active; blocked
+    second-factor codes are accepted again)."""
     sec = security_of(session, user.id)
-    was_locked = user.status == UserStatus.LOCKED or locked_until(sec, cfg.now()) is not None
+    was_locked = (user.status == UserStatus.LOCKED or locked_until(sec, cfg.now()) is not None
+                  or second_factor_codes_blocked(sec, cfg))
     if not was_locked:
         raise IllegalUserTransition(user.status, UserStatus.ACTIVE)
     if user.status == UserStatus.LOCKED:
         transition(user, UserStatus.ACTIVE)
     sec.locked_until = None
     sec.failed_logins = 0
+    sec.failed_second_factors = 0
     publish(session, cfg, "identity.user.unlocked", user,
             {"user_id": user.id, "actor_id": actor.id, "reason": why})
     record(session, cfg, "user.unlocked", actor, user.id, why=why)

@@ -25,6 +25,9 @@ class UserSecurity(Base):
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"),
                                          primary_key=True)
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    # Wrong second-factor codes in a row: unlike failed_logins, neither the lock running
+    # out nor a password reset restarts it (lockout.second_factor_codes_blocked).
+    failed_second_factors: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     # Inactivity counts from the latest of last login, activation and reactivation.
     reactivated_at: Mapped[datetime | None] = mapped_column(UTCDateTime(),

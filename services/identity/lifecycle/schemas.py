@@ -106,6 +106,9 @@ class HelpdeskUserSchema(Schema):
     status = fields.String()
     locked_until = fields.DateTime(allow_none=True)
     failed_logins = fields.Integer()
+    second_factor_codes_blocked = fields.Boolean(metadata={
+        "description": "too many wrong second-factor codes in a row (SECOND_FACTOR_MAX_FAILURES): "
+                       "codes are refused until an unlock or a reset of the factors"})
     last_login_at = fields.DateTime(allow_none=True)
     created_at = fields.DateTime(allow_none=True)
 
