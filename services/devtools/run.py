@@ -169,6 +169,10 @@ def make_plan(environ: Mapping[str, str], available_commands: set[str] | None = 
         left_out["portal"] = processes.pop("portal")
         warnings.append("portal left out: the examples package is not importable from here "
                         "(run from the repository root)")
+    if "console" in processes and not importable("console.app"):
+        left_out["console"] = processes.pop("console")
+        warnings.append("console left out: the console package is not importable from here "
+                        "(run from the repository root)")
     return Plan(settings=settings, var_dir=var_dir, mail_dir=mail_dir, env=env,
                 embedded_redis=embedded_redis, processes=processes, left_out=left_out,
                 warnings=warnings)
@@ -176,8 +180,13 @@ def make_plan(environ: Mapping[str, str], available_commands: set[str] | None = 
 
 def portal_importable() -> bool:
     """Whether the sample portal (examples/portal) can be imported by this interpreter."""
+    return importable("examples.portal")
+
+
+def importable(module: str) -> bool:
+    """Whether ``module`` can be imported by this interpreter."""
     try:
-        return importlib.util.find_spec("examples.portal") is not None
+        return importlib.util.find_spec(module) is not None
     except ModuleNotFoundError:
         return False
 
@@ -234,6 +243,14 @@ def first_start(plan: Plan) -> list[str]:
         if created is not None:
             lines.append(f"portal registered as OIDC client {created['client_id']} "
                          f"({plan.var_dir / 'portal-client.json'})")
+    if "console" in plan.processes:
+        from console.register import ensure_registered as register_console
+
+        console_env = {**plan.env, "PORT": str(plan.settings.console_port)}
+        created = register_console(console_env)
+        if created is not None:
+            lines.append(f"console registered as OIDC client {created['client_id']} "
+                         f"({plan.var_dir / 'console-client.json'})")
     return lines
 
 
@@ -303,6 +320,8 @@ def ports_in_use(plan: Plan) -> list[str]:
     wanted[f"SMTP sink ({plan.settings.smtp_port})"] = plan.settings.smtp_port
     if "portal" in plan.processes:
         wanted[f"portal ({plan.settings.portal_port})"] = plan.settings.portal_port
+    if "console" in plan.processes:
+        wanted[f"console ({plan.settings.console_port})"] = plan.settings.console_port
     if plan.embedded_redis:
         wanted[f"Redis ({plan.settings.redis_port})"] = plan.settings.redis_port
     busy = []
@@ -381,6 +400,10 @@ def banner(plan: Plan, databases: Mapping[str, str]) -> str:
     if "portal" in plan.processes:
         lines.append(f"  {'portal':<12} http://127.0.0.1:{plan.settings.portal_port}"
                      "  (the sample internal app: start here)")
+    if "console" in plan.processes:
+        lines.append(f"  {'console':<12} http://127.0.0.1:{plan.settings.console_port}"
+                     "  (the help desk: sign in as the bootstrap administrator, user "
+                     f"`helpdesk`, password in {plan.var_dir / 'bootstrap.json'})")
     for service in SERVICES:
         lines.append(f"  {service:<12} {plan.url(service)}")
     lines.append(f"  {'OIDC':<12} {plan.url('identity')}/.well-known/openid-configuration")
