@@ -10,7 +10,6 @@ from flask_babel import gettext
 from werkzeug.exceptions import HTTPException
 
 from examples.portal.layout import STATIC
-from examples.portal.store import make_backend
 from services.common.config import load_or_exit
 
 from . import auth, views
@@ -33,11 +32,8 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=settings.base_url.startswith("https://"),
     )
-    auth.init_oauth(app, settings, make_backend(settings.redis_url, settings.redis_prefix))
-    app.jinja_env.globals["csrf_token"] = auth.csrf_token
+    auth.init_auth(app, settings)
     init_layout(app)
-    app.before_request(auth.check_csrf)
-    app.register_blueprint(auth.bp)
     app.register_blueprint(views.bp)
     csp = CSP.format(issuer=settings.issuer.rstrip("/"))
 

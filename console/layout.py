@@ -1,7 +1,7 @@
 """The console's pages in the layout of identity's (the same stylesheet, served from
-identity's static folder as the portal does) in English or Spanish (Flask-Babel): the
-language is ``?lang=`` (remembered for the session), then the person's own, then
-``Accept-Language``."""
+identity's static folder as the portal does) in English or Spanish (Flask-Babel), the
+language chosen as the portal chooses it (``?lang=``, the session's, the person's own,
+``Accept-Language``); the console's own catalog."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import flask_babel
-from flask import Flask, current_app, request, session
+from flask import Flask, request
 
-from .auth import SETTINGS, current_user
+from examples.portal.layout import LANGUAGE_NAMES, LANGUAGES, current_language, select_locale
 
-LANGUAGES = ("en", "es")
-LANGUAGE_NAMES = {"en": "English", "es": "Español"}
+from .auth import settings
+
 TRANSLATIONS = Path(__file__).resolve().parent / "translations"
 
 
@@ -24,23 +24,8 @@ def init_layout(app: Flask) -> None:
     app.context_processor(layout_context)
 
 
-def select_locale() -> str:
-    asked = request.args.get("lang")
-    if asked in LANGUAGES:
-        session["lang"] = asked
-        return asked
-    if session.get("lang") in LANGUAGES:
-        return session["lang"]
-    own = str((current_user() or {}).get("language") or "")[:2]
-    return own if own in LANGUAGES else (request.accept_languages.best_match(LANGUAGES) or "en")
-
-
-def current_language() -> str:
-    return str(flask_babel.get_locale() or "en")
-
-
 def layout_context() -> dict[str, Any]:
     return {"lang": current_language(),
-            "brand_name": current_app.extensions[SETTINGS].brand_name,
+            "brand_name": settings().brand_name,
             "languages": [{"code": code, "name": LANGUAGE_NAMES[code],
                            "url": f"{request.path}?lang={code}"} for code in LANGUAGES]}

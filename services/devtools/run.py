@@ -5,8 +5,9 @@
    on 127.0.0.1:``REDIS_PORT`` with its data under ``var/redis/``;
 3. applies every service's migrations; on a fresh identity database runs
    ``iamctl bootstrap`` (signing keys, first help-desk admin, admin client; the
-   output is kept in ``var/bootstrap.json``) and registers the sample portal's
-   OIDC client once (``var/portal-client.json``);
+   output is kept in ``var/bootstrap.json``) and registers the sample portal's and the
+   help-desk console's OIDC clients once (``var/portal-client.json``,
+   ``var/console-client.json``);
 4. supervises the processes of the ``Procfile`` with honcho (four gunicorn
    services, the SMTP sink, one worker per service) and prints the URLs once
    every service answers ``/healthz``;

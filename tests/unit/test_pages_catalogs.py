@@ -48,6 +48,7 @@ DOMAINS = {
         "sources": [
             *[(p, "jinja2") for p in sorted((CONSOLE / "templates").glob("*.html"))],
             *[(p, "python") for p in sorted(CONSOLE.glob("*.py"))],
+            (PORTAL / "auth.py", "python"),  # the console signs in with the portal's code
         ],
         "keywords": DEFAULT_KEYWORDS,
     },
