@@ -3,23 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
-import json
-import os
 from collections.abc import Mapping
 from pathlib import Path
 
+from examples.portal.settings import RelyingParty, _issuer
 from services.common.config import parse_positive_int, setting
 
 DEV_SECRET_KEY = "portico-console-dev-secret-key"  # noqa: S105 (dev default, warned at start)
 # No audience scope is needed: the client's allowed audiences put identity in the token.
 DEFAULT_SCOPE = "openid profile email offline_access"
-
-
-def _issuer(env: Mapping[str, str]) -> str:
-    return env.get("OIDC_ISSUER") or "http://127.0.0.1:8001"
-
-
-_issuer.__doc__ = "$OIDC_ISSUER, else http://127.0.0.1:8001"
 
 
 def _client_file(env: Mapping[str, str]) -> str:
@@ -44,7 +36,7 @@ _redis_prefix.__doc__ = "$REDIS_NAMESPACE:console"
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class ConsoleSettings:
+class ConsoleSettings(RelyingParty):
     issuer: str = setting("CONSOLE_ISSUER", _issuer, help="issuer URL of Portico's identity service")
     identity_url: str = setting("CONSOLE_IDENTITY_URL", _issuer,
                                 help="base URL of identity's admin API (the issuer by default)")
@@ -71,21 +63,3 @@ class ConsoleSettings:
     inactivity_days: int = setting("INACTIVITY_DAYS", 120, parse_positive_int,
                                    help="identity's inactivity period, for 'days until inactive'")
     brand_name: str = setting("BRAND_NAME", "Portico", help="the program's name in the header")
-
-    @property
-    def redirect_uri(self) -> str:
-        return self.base_url.rstrip("/") + "/callback"
-
-    @property
-    def post_logout_redirect_uri(self) -> str:
-        return self.base_url.rstrip("/") + "/"
-
-    def credentials(self) -> tuple[str, str] | None:
-        """(client_id, client_secret) from the environment, else the client file, else None."""
-        if self.client_id:
-            return self.client_id, self.client_secret
-        if not os.path.exists(self.client_file):
-            return None
-        with open(self.client_file, encoding="utf-8") as handle:
-            registered = json.load(handle)
-        return registered["client_id"], registered.get("client_secret") or ""

@@ -236,22 +236,14 @@ def first_start(plan: Plan) -> list[str]:
             lines += _platform_roles_for_admin(plan, iamctl,
                                                json.loads(done.stdout)["administrator"]["id"])
     lines += ensure_service_client(plan)
-    if "portal" in plan.processes:
-        from examples.portal.register import ensure_registered
-
-        portal_env = {**plan.env, "PORT": str(plan.settings.portal_port)}
-        created = ensure_registered(portal_env)
-        if created is not None:
-            lines.append(f"portal registered as OIDC client {created['client_id']} "
-                         f"({plan.var_dir / 'portal-client.json'})")
-    if "console" in plan.processes:
-        from console.register import ensure_registered as register_console
-
-        console_env = {**plan.env, "PORT": str(plan.settings.console_port)}
-        created = register_console(console_env)
-        if created is not None:
-            lines.append(f"console registered as OIDC client {created['client_id']} "
-                         f"({plan.var_dir / 'console-client.json'})")
+    # The internal apps' OIDC clients, each registered once with its redirect URIs.
+    for app, module in (("portal", "examples.portal.register"), ("console", "console.register")):
+        if app in plan.processes:
+            register = importlib.import_module(module).ensure_registered
+            created = register({**plan.env, "PORT": str(getattr(plan.settings, f"{app}_port"))})
+            if created is not None:
+                lines.append(f"{app} registered as OIDC client {created['client_id']} "
+                             f"({plan.var_dir / f'{app}-client.json'})")
     return lines
 
 
@@ -319,10 +311,10 @@ def ports_in_use(plan: Plan) -> list[str]:
     """The ports this plan listens on that something else already holds."""
     wanted = {f"{s} ({plan.settings.port(s)})": plan.settings.port(s) for s in SERVICES}
     wanted[f"SMTP sink ({plan.settings.smtp_port})"] = plan.settings.smtp_port
-    if "portal" in plan.processes:
-        wanted[f"portal ({plan.settings.portal_port})"] = plan.settings.portal_port
-    if "console" in plan.processes:
-        wanted[f"console ({plan.settings.console_port})"] = plan.settings.console_port
+    for app in ("portal", "console"):
+        if app in plan.processes:
+            port = getattr(plan.settings, f"{app}_port")
+            wanted[f"{app} ({port})"] = port
     if plan.embedded_redis:
         wanted[f"Redis ({plan.settings.redis_port})"] = plan.settings.redis_port
     busy = []
