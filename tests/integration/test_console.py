@@ -99,3 +99,41 @@ def test_the_user_page_shows_lockout_and_factors_without_secrets_in_spanish(cons
     assert 'id="user-lockout"' in user and 'id="factor-totp"' in user
     assert 'id="user-days-left"' not in user  # never signed in through a login form
     assert 'id="action-username-reminder"' in user and 'id="action-reactivate"' not in user
+
+
+def test_a_refused_action_shows_identitys_reason_and_a_reminder_needs_no_tracking_number(
+        console_suite):
+    console_suite.make_agent("agnes")
+    bob = console_suite.suite.add_user("bob", "Bob")
+    agent = console_suite.sign_in("agnes")
+    user = page(agent.get(f"/users/{bob}"))
+
+    # Bob is active: identity refuses a reactivation (the console did not offer it).
+    refused = agent.post(f"/users/{bob}/reactivate", data={
+        "why": "misclick", "csrf_token": csrf_of(user)})
+    assert 'id="action-error"' in page(refused, 409)
+
+    sent = agent.post(f"/users/{bob}/username-reminder", data={
+        "why": "asked on the phone", "csrf_token": csrf_of(user)})
+    assert sent.status_code == 303
+    after = page(agent.get(sent.headers["Location"]))
+    assert 'class="message message-done"' in after and 'id="tracking-number"' not in after
+    assert agent.post(f"/users/{bob}/no-such-action", data={
+        "why": "x", "csrf_token": csrf_of(user)}).status_code == 404
+
+
+def test_an_agent_removes_a_users_factors_and_sees_the_tracking_number_never_a_secret(
+        console_suite):
+    console_suite.make_agent("agnes")
+    bob = console_suite.suite.add_user("bob", "Bob")
+    secret = console_suite.suite.set_up_totp(console_suite.suite.sign_in("bob"))
+    agent = console_suite.sign_in("agnes")
+
+    user = page(agent.get(f"/users/{bob}"))
+    assert 'id="action-reset-factors"' in user and secret not in user
+    assert "none" not in re.search(r'id="factor-totp">([^<]*)<', user).group(1)
+    done = agent.post(f"/users/{bob}/reset-factors", data={
+        "why": "lost their phone, identity checked", "csrf_token": csrf_of(user)})
+    after = page(agent.get(done.headers["Location"]))
+    assert is_valid(re.search(r'id="tracking-number">([^<]+)<', after).group(1))
+    assert 'id="action-reset-factors"' not in after
