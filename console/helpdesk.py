@@ -4,6 +4,7 @@ holds the help-desk platform power); the console only shows what it answers."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import requests
@@ -12,6 +13,7 @@ import requests
 ACTIONS = {"reactivate": "reactivate", "unlock": "unlock",
            "username-reminder": "username-reminder", "reset-factors": "factors/reset"}
 SEARCH_FIELDS = ("q", "email", "company", "status")
+USER_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 class ApiError(Exception):
@@ -59,12 +61,21 @@ class Helpdesk:
         return self._call("GET", "/users", params=params).get("items", [])
 
     def user(self, user_id: str) -> dict[str, Any]:
-        return self._call("GET", f"/users/{user_id}")
+        return self._call("GET", f"/users/{_segment(user_id)}")
 
     def factors(self, user_id: str) -> dict[str, Any]:
-        return self._call("GET", f"/users/{user_id}/factors")
+        return self._call("GET", f"/users/{_segment(user_id)}/factors")
 
     def act(self, user_id: str, action: str, why: str) -> dict[str, Any]:
         """One of :data:`ACTIONS` with its reason; identity's answer (a tracking number for
         reactivation and factor reset)."""
-        return self._call("POST", f"/users/{user_id}/{ACTIONS[action]}", json={"why": why})
+        return self._call("POST", f"/users/{_segment(user_id)}/{ACTIONS[action]}",
+                          json={"why": why})
+
+
+def _segment(user_id: str) -> str:
+    """``user_id`` as one path segment of identity's URL; a value that is no user id (dots,
+    ``?``, ``#``...) is no user, never a different address."""
+    if not USER_ID.fullmatch(user_id):
+        raise ApiError("No such user.", 404)
+    return user_id

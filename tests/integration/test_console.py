@@ -137,3 +137,10 @@ def test_an_agent_removes_a_users_factors_and_sees_the_tracking_number_never_a_s
     after = page(agent.get(done.headers["Location"]))
     assert is_valid(re.search(r'id="tracking-number">([^<]+)<', after).group(1))
     assert 'id="action-reset-factors"' not in after
+
+
+def test_a_user_id_that_is_no_id_is_a_404_not_another_address_at_identity(console_suite):
+    console_suite.make_agent("agnes")
+    agent = console_suite.sign_in("agnes")
+    for odd in ("..", "x%3Fq%3Dbob", "%2E%2E", "a" * 65):
+        assert 'id="error-message"' in page(agent.get(f"/users/{odd}"), 404)
