@@ -23,6 +23,7 @@ pytest_plugins = [
     "tests.integration.fixtures.oidc",
     "tests.integration.fixtures.permissions",
     "tests.integration.fixtures.portal",
+    "tests.integration.fixtures.console",
 ]
 
 

@@ -33,6 +33,10 @@ from .store import CardStore, SessionStore
 log = logging.getLogger("portico.portal")
 bp = Blueprint("auth", __name__)
 REFRESH_MARGIN = 30  # seconds before expiry at which a token is refreshed
+# Where sign-in and sign-out land: the app's config ``HOME_ENDPOINT`` (the help-desk
+# console registers this same blueprint), else the portal's home page.
+HOME_ENDPOINT = "portal.home"
+REGISTER_COMMAND = "python -m examples.portal.register"
 
 
 class SignedOut(Exception):
@@ -61,6 +65,10 @@ def _settings():
     return current_app.extensions["portal.settings"]
 
 
+def _home() -> str:
+    return current_app.config.get("HOME_ENDPOINT", HOME_ENDPOINT)
+
+
 def _sessions() -> SessionStore:
     return current_app.extensions["portal.sessions"]
 
@@ -69,8 +77,9 @@ def _client():
     client = current_app.extensions["portal.oauth"].create_client("portico")
     if client is None:
         abort(make_response(render_template("error.html", title="Not registered", message=(
-            "The portal has no client credentials yet: run "
-            "`python -m examples.portal.register` (make run does it on first start).")), 503))
+            "This app has no client credentials yet: make run registers it on first start "
+            f"(by hand: `{current_app.config.get('REGISTER_COMMAND', REGISTER_COMMAND)}`).")),
+            503))
     return client
 
 
@@ -201,7 +210,7 @@ def callback():
     session["sid"] = sid
     if pending is not None:
         return step_up.resume(pending, record)
-    return redirect(url_for("portal.home"), 303)
+    return redirect(url_for(_home()), 303)
 
 
 @bp.post("/logout")
@@ -214,7 +223,7 @@ def logout():
     session.clear()
     client = current_app.extensions["portal.oauth"].create_client("portico")
     if record is None or client is None:
-        return redirect(url_for("portal.home"), 303)
+        return redirect(url_for(_home()), 303)
     metadata = client.load_server_metadata()
     if record.get("refresh_token") and metadata.get("revocation_endpoint"):
         try:

@@ -41,7 +41,14 @@ def ensure_registered(environ: Mapping[str, str] | None = None) -> dict[str, Any
     """Register the portal unless its client file exists. Returns the new client (with its
     secret) or None when there was nothing to do."""
     settings = load_or_exit(PortalSettings, environ)
-    path = Path(settings.client_file)
+    return register_once(Path(settings.client_file), client_spec(settings), environ)
+
+
+def register_once(path: Path, spec: dict[str, Any],
+                  environ: Mapping[str, str] | None = None) -> dict[str, Any] | None:
+    """Create the client ``spec`` in identity's database and write its JSON (secret
+    included, mode 0600) to ``path``, unless ``path`` exists (then None). Shared with the
+    console's registration."""
     if path.exists():
         return None
     identity = load_or_exit(IdentitySettings, environ)
@@ -49,7 +56,7 @@ def ensure_registered(environ: Mapping[str, str] | None = None) -> dict[str, Any
     try:
         with db.transaction() as session:
             client, secret = client_cases.create_client(
-                session, identity.client_secret_pepper, ClientSchema().load(client_spec(settings)))
+                session, identity.client_secret_pepper, ClientSchema().load(spec))
             body = client_json(client, secret)
     finally:
         db.dispose()

@@ -42,8 +42,36 @@ def _redis_prefix(env: Mapping[str, str]) -> str:
 _redis_prefix.__doc__ = "$REDIS_NAMESPACE:portal"
 
 
+class RelyingParty:
+    """What every internal app's settings derive from ``base_url`` and its client
+    credentials (the portal's and the help-desk console's)."""
+
+    base_url: str
+    client_id: str
+    client_secret: str
+    client_file: str
+
+    @property
+    def redirect_uri(self) -> str:
+        return self.base_url.rstrip("/") + "/callback"
+
+    @property
+    def post_logout_redirect_uri(self) -> str:
+        return self.base_url.rstrip("/") + "/"
+
+    def credentials(self) -> tuple[str, str] | None:
+        """(client_id, client_secret) from the environment, else the client file, else None."""
+        if self.client_id:
+            return self.client_id, self.client_secret
+        if not os.path.exists(self.client_file):
+            return None
+        with open(self.client_file, encoding="utf-8") as handle:
+            registered = json.load(handle)
+        return registered["client_id"], registered.get("client_secret") or ""
+
+
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class PortalSettings:
+class PortalSettings(RelyingParty):
     issuer: str = setting("PORTAL_ISSUER", _issuer, help="issuer URL of Portico's identity service")
     client_id: str = setting("PORTAL_CLIENT_ID", "",
                              help="the portal's OIDC client id (else read from PORTAL_CLIENT_FILE)")
@@ -78,21 +106,3 @@ class PortalSettings:
                                   help="help-desk hours in English")
     helpdesk_hours_es: str = setting("HELPDESK_HOURS_ES", "de lunes a viernes, de 9:00 a 18:00",
                                      help="help-desk hours in Spanish")
-
-    @property
-    def redirect_uri(self) -> str:
-        return self.base_url.rstrip("/") + "/callback"
-
-    @property
-    def post_logout_redirect_uri(self) -> str:
-        return self.base_url.rstrip("/") + "/"
-
-    def credentials(self) -> tuple[str, str] | None:
-        """(client_id, client_secret) from the environment, else the client file, else None."""
-        if self.client_id:
-            return self.client_id, self.client_secret
-        if not os.path.exists(self.client_file):
-            return None
-        with open(self.client_file, encoding="utf-8") as handle:
-            registered = json.load(handle)
-        return registered["client_id"], registered.get("client_secret") or ""

@@ -5,8 +5,9 @@
    on 127.0.0.1:``REDIS_PORT`` with its data under ``var/redis/``;
 3. applies every service's migrations; on a fresh identity database runs
    ``iamctl bootstrap`` (signing keys, first help-desk admin, admin client; the
-   output is kept in ``var/bootstrap.json``) and registers the sample portal's
-   OIDC client once (``var/portal-client.json``);
+   output is kept in ``var/bootstrap.json``) and registers the sample portal's and the
+   help-desk console's OIDC clients once (``var/portal-client.json``,
+   ``var/console-client.json``);
 4. supervises the processes of the ``Procfile`` with honcho (four gunicorn
    services, the SMTP sink, one worker per service) and prints the URLs once
    every service answers ``/healthz``;
@@ -169,6 +170,10 @@ def make_plan(environ: Mapping[str, str], available_commands: set[str] | None = 
         left_out["portal"] = processes.pop("portal")
         warnings.append("portal left out: the examples package is not importable from here "
                         "(run from the repository root)")
+    if "console" in processes and not importable("console.app"):
+        left_out["console"] = processes.pop("console")
+        warnings.append("console left out: the console package is not importable from here "
+                        "(run from the repository root)")
     return Plan(settings=settings, var_dir=var_dir, mail_dir=mail_dir, env=env,
                 embedded_redis=embedded_redis, processes=processes, left_out=left_out,
                 warnings=warnings)
@@ -176,8 +181,13 @@ def make_plan(environ: Mapping[str, str], available_commands: set[str] | None = 
 
 def portal_importable() -> bool:
     """Whether the sample portal (examples/portal) can be imported by this interpreter."""
+    return importable("examples.portal")
+
+
+def importable(module: str) -> bool:
+    """Whether ``module`` can be imported by this interpreter."""
     try:
-        return importlib.util.find_spec("examples.portal") is not None
+        return importlib.util.find_spec(module) is not None
     except ModuleNotFoundError:
         return False
 
@@ -226,14 +236,14 @@ def first_start(plan: Plan) -> list[str]:
             lines += _platform_roles_for_admin(plan, iamctl,
                                                json.loads(done.stdout)["administrator"]["id"])
     lines += ensure_service_client(plan)
-    if "portal" in plan.processes:
-        from examples.portal.register import ensure_registered
-
-        portal_env = {**plan.env, "PORT": str(plan.settings.portal_port)}
-        created = ensure_registered(portal_env)
-        if created is not None:
-            lines.append(f"portal registered as OIDC client {created['client_id']} "
-                         f"({plan.var_dir / 'portal-client.json'})")
+    # The internal apps' OIDC clients, each registered once with its redirect URIs.
+    for app, module in (("portal", "examples.portal.register"), ("console", "console.register")):
+        if app in plan.processes:
+            register = importlib.import_module(module).ensure_registered
+            created = register({**plan.env, "PORT": str(getattr(plan.settings, f"{app}_port"))})
+            if created is not None:
+                lines.append(f"{app} registered as OIDC client {created['client_id']} "
+                             f"({plan.var_dir / f'{app}-client.json'})")
     return lines
 
 
@@ -301,8 +311,10 @@ def ports_in_use(plan: Plan) -> list[str]:
     """The ports this plan listens on that something else already holds."""
     wanted = {f"{s} ({plan.settings.port(s)})": plan.settings.port(s) for s in SERVICES}
     wanted[f"SMTP sink ({plan.settings.smtp_port})"] = plan.settings.smtp_port
-    if "portal" in plan.processes:
-        wanted[f"portal ({plan.settings.portal_port})"] = plan.settings.portal_port
+    for app in ("portal", "console"):
+        if app in plan.processes:
+            port = getattr(plan.settings, f"{app}_port")
+            wanted[f"{app} ({port})"] = port
     if plan.embedded_redis:
         wanted[f"Redis ({plan.settings.redis_port})"] = plan.settings.redis_port
     busy = []
@@ -381,6 +393,10 @@ def banner(plan: Plan, databases: Mapping[str, str]) -> str:
     if "portal" in plan.processes:
         lines.append(f"  {'portal':<12} http://127.0.0.1:{plan.settings.portal_port}"
                      "  (the sample internal app: start here)")
+    if "console" in plan.processes:
+        lines.append(f"  {'console':<12} http://127.0.0.1:{plan.settings.console_port}"
+                     "  (the help desk: sign in as the bootstrap administrator, user "
+                     f"`helpdesk`, password in {plan.var_dir / 'bootstrap.json'})")
     for service in SERVICES:
         lines.append(f"  {service:<12} {plan.url(service)}")
     lines.append(f"  {'OIDC':<12} {plan.url('identity')}/.well-known/openid-configuration")

@@ -41,6 +41,7 @@ class DevSettings:
     notifier_port: int = setting("NOTIFIER_PORT", DEFAULT_PORTS["notifier"], parse_port, help="port of the notifier service under make run")
     smtp_port: int = setting("SMTP_PORT", 8025, parse_port, help="port of the local SMTP sink under make run (and where the notifier sends)")
     portal_port: int = setting("PORTAL_PORT", 8000, parse_port, help="port of the sample portal (examples/portal) under make run")
+    console_port: int = setting("CONSOLE_PORT", 8005, parse_port, help="port of the help-desk console (console/) under make run")
     redis_port: int = setting("REDIS_PORT", 6390, parse_port, help="port of the embedded Redis that make run starts when REDIS_URL is unset")
     web_workers: int = setting("WEB_WORKERS", 2, parse_positive_int, help="gunicorn worker processes per service under make run")
     procfile: str = setting("PROCFILE", _repo_procfile, help="the Procfile make run supervises with honcho")

@@ -238,7 +238,7 @@ def suite_env(root: Path, databases: Mapping[str, str], redis_url: str | None) -
         dict[str, str], dict[str, int]]:
     """The runner's environment: free ports, the data directory under ``root``, the given
     databases, ``redis_url`` (else the runner embeds one) and the journey's settings."""
-    ports = {name: free_port() for name in (*SERVICES, "portal", "smtp", "redis")}
+    ports = {name: free_port() for name in (*SERVICES, "portal", "console", "smtp", "redis")}
     # Nothing from the machine's own URLs, namespaces or mail directory.
     env = {k: v for k, v in os.environ.items()
            if not k.endswith("_URL") and k not in {"MAIL_DIR", "PROCFILE", "REDIS_NAMESPACE",

@@ -59,7 +59,10 @@ class Suite:
                    MFA_PROMPT_OPTIONAL="false")
         env.update(extra_env or {})
         self.plan: Plan = make_plan(env, iamctl_commands())
-        self.plan.processes.pop("portal", None)  # the sample app is not under test here
+        # The sample app and the help-desk console are not under test here (and would take
+        # their fixed ports).
+        self.plan.processes.pop("portal", None)
+        self.plan.processes.pop("console", None)
         self.databases = dict(databases)
         self.processes: dict[str, subprocess.Popen] = {}
 

@@ -34,6 +34,19 @@ def _healthy(port: int) -> bool:
         return False
 
 
+def _console_page(port: int, deadline: float) -> bool:
+    """Whether the console serves its sign-in page before ``deadline``."""
+    while time.monotonic() < deadline + 15:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as response:
+                if response.status == 200 and b'id="login"' in response.read():
+                    return True
+        except OSError:
+            pass
+        time.sleep(0.5)
+    return False
+
+
 def _listening(port: int) -> bool:
     with socket.socket() as sock:
         return sock.connect_ex(("127.0.0.1", port)) == 0
@@ -86,6 +99,7 @@ def _run_suite(tmp_path: Path, *, given: dict[str, str], databases: dict[str, st
                embedded_redis: bool) -> None:
     ports = {f"{s.upper()}_PORT": free_port() for s in SERVICES}
     ports["SMTP_PORT"] = free_port()
+    ports["CONSOLE_PORT"] = free_port()
     if embedded_redis:
         ports["REDIS_PORT"] = free_port()
     # Only what this test gives: nothing from the machine's REDIS_URL or *_DATABASE_URL.
@@ -109,6 +123,8 @@ def _run_suite(tmp_path: Path, *, given: dict[str, str], databases: dict[str, st
             pending = [s for s in pending if not _healthy(ports[f"{s.upper()}_PORT"])]
             time.sleep(0.5)
         assert not pending, f"no 200 from /healthz of {pending}:\n{_log_tail(log_path)}"
+        # The console answers its sign-in page (registered as an OIDC client on first start).
+        assert _console_page(ports["CONSOLE_PORT"], deadline), _log_tail(log_path)
 
         if embedded_redis:
             assert redis.Redis(port=ports["REDIS_PORT"], socket_timeout=2).ping()
@@ -136,6 +152,7 @@ def _run_suite(tmp_path: Path, *, given: dict[str, str], databases: dict[str, st
 
         output = log_path.read_text(errors="replace")
         assert "Portico is up:" in output
+        assert "console" in output and "bootstrap.json" in output
         assert ("embedded Redis stopped" in output) is embedded_redis
         leftovers = [p.pid for p in started if _alive(p.pid)]
         assert not leftovers, f"still running after Ctrl-C: {leftovers}"
@@ -163,7 +180,7 @@ def _run_suite(tmp_path: Path, *, given: dict[str, str], databases: dict[str, st
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_a_signal_while_the_suite_is_still_starting_leaves_nothing_behind(tmp_path, signum):
     ports = {f"{s.upper()}_PORT": free_port() for s in SERVICES}
-    ports.update(SMTP_PORT=free_port(), REDIS_PORT=free_port())
+    ports.update(SMTP_PORT=free_port(), REDIS_PORT=free_port(), CONSOLE_PORT=free_port())
     env = {k: v for k, v in os.environ.items() if not k.endswith("_URL")}
     env.update({k: str(v) for k, v in ports.items()}, PORTICO_VAR_DIR=str(tmp_path / "var"))
     log_path = tmp_path / "run.log"

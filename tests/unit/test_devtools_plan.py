@@ -9,7 +9,7 @@ from services.devtools.run import make_plan
 from services.devtools.settings import REPO_ROOT
 
 PROCFILE_LINES = {"identity", "permissions", "tracking", "notifier", "smtp", "identity-worker",
-                  "permissions-worker", "tracking-worker", "notifier-worker", "portal"}
+                  "permissions-worker", "tracking-worker", "notifier-worker", "portal", "console"}
 ALL_COMMANDS = {"migrate", "config", "worker", "mail"}
 
 

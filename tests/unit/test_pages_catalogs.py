@@ -2,7 +2,7 @@
 
 Identity has one catalog (``messages``) for every page and message: Jinja's
 ``_``/``pgettext`` and ``_l`` (the lifecycle pages' name for the same gettext) in the
-templates, ``_``/``N_`` in the Python. The sample portal has its own catalog. A text added to a page without its translation fails
+templates, ``_``/``N_`` in the Python. The sample portal and the help-desk console have their own catalogs. A text added to a page without its translation fails
 here, naming the text.
 """
 
@@ -20,6 +20,7 @@ REPO = Path(__file__).resolve().parents[2]
 IDENTITY = REPO / "services" / "identity"
 TEMPLATES = IDENTITY / "templates"
 PORTAL = REPO / "examples" / "portal"
+CONSOLE = REPO / "console"
 
 DOMAINS = {
     "messages": {
@@ -39,6 +40,15 @@ DOMAINS = {
         "sources": [
             *[(p, "jinja2") for p in sorted((PORTAL / "templates").glob("*.html"))],
             *[(p, "python") for p in sorted(PORTAL.glob("*.py"))],
+        ],
+        "keywords": DEFAULT_KEYWORDS,
+    },
+    "console": {
+        "catalog": CONSOLE / "translations" / "es" / "LC_MESSAGES" / "messages",
+        "sources": [
+            *[(p, "jinja2") for p in sorted((CONSOLE / "templates").glob("*.html"))],
+            *[(p, "python") for p in sorted(CONSOLE.glob("*.py"))],
+            (PORTAL / "auth.py", "python"),  # the console signs in with the portal's code
         ],
         "keywords": DEFAULT_KEYWORDS,
     },

@@ -134,10 +134,11 @@ class Suite:
         return len(fresh)
 
     # the browser -------------------------------------------------------------------
-    def sign_in(self, username: str):
-        """A browser (one portal cookie jar, one identity cookie jar) signing in to the
-        portal through Portico; returns the portal test client, signed in."""
-        portal = self.portal.test_client()
+    def sign_in(self, username: str, app=None, base: str = PORTAL):
+        """A browser (one app cookie jar, one identity cookie jar) signing in to the
+        portal (or ``app`` served at ``base``) through Portico; returns the app's test
+        client, signed in."""
+        portal = (app or self.portal).test_client()
         idp = self.identity.test_client()
         start = portal.get("/login")
         assert start.status_code == 302, start.get_data(as_text=True)
@@ -153,7 +154,7 @@ class Suite:
             answer = idp.get(done.headers["Location"])
         assert answer.status_code == 302, answer.get_data(as_text=True)
         back = urlsplit(answer.headers["Location"])
-        assert f"{back.scheme}://{back.netloc}{back.path}" == f"{PORTAL}/callback"
+        assert f"{back.scheme}://{back.netloc}{back.path}" == f"{base}/callback"
         assert "code" in parse_qs(back.query), back.query
         done = portal.get(f"/callback?{back.query}")
         assert done.status_code == 303, done.get_data(as_text=True)
