@@ -122,9 +122,9 @@ def test_a_refused_action_shows_identitys_reason_and_a_reminder_needs_no_trackin
         "why": "x", "csrf_token": csrf_of(user)}).status_code == 404
 
 
-def test_an_agent_removes_a_users_factors_and_sees_the_tracking_number_never_a_secret(
+def test_a_supervisor_removes_a_users_factors_and_sees_the_tracking_number_never_a_secret(
         console_suite):
-    console_suite.make_agent("agnes")
+    console_suite.make_agent("agnes", role="helpdesk_supervisor")
     bob = console_suite.suite.add_user("bob", "Bob")
     secret = console_suite.suite.set_up_totp(console_suite.suite.sign_in("bob"))
     agent = console_suite.sign_in("agnes")
@@ -144,3 +144,19 @@ def test_a_user_id_that_is_no_id_is_a_404_not_another_address_at_identity(consol
     agent = console_suite.sign_in("agnes")
     for odd in ("..", "x%3Fq%3Dbob", "%2E%2E", "a" * 65):
         assert 'id="error-message"' in page(agent.get(f"/users/{odd}"), 404)
+
+
+def test_an_agent_is_refused_a_factor_reset_by_identity(console_suite):
+    """Resetting factors needs the supervisor power: identity refuses an agent's POST,
+    and the console shows identity's answer (the factor stays)."""
+    console_suite.make_agent("agnes")
+    bob = console_suite.suite.add_user("bob", "Bob")
+    console_suite.suite.set_up_totp(console_suite.suite.sign_in("bob"))
+    agent = console_suite.sign_in("agnes")
+    user = page(agent.get(f"/users/{bob}"))
+    refused = agent.post(f"/users/{bob}/reset-factors", data={
+        "why": "lost their phone, identity checked", "csrf_token": csrf_of(user)})
+    assert refused.status_code == 403
+    assert "platform.helpdesk_supervisor" in refused.get_data(as_text=True)
+    after = page(agent.get(f"/users/{bob}"))
+    assert "none" not in re.search(r'id="factor-totp">([^<]*)<', after).group(1)

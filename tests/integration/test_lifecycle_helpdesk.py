@@ -151,3 +151,25 @@ def test_reissue_access_code_delegates_to_enrollment(app, client, agent):
 def test_unknown_user_is_404(app, client, agent):
     answer = client.post("/admin/v1/users/nope/unlock", json=WHY, headers=agent)
     assert answer.status_code == 404 and problem(answer)["status"] == 404
+
+
+def test_disabling_and_resetting_factors_need_the_supervisor_power(app, client, token_issuer,
+                                                                   permissions_answers):
+    """Least privilege: an agent (platform.helpdesk) may reactivate, but taking away a
+    user's means of signing in (disable, reset the factors) needs a supervisor
+    (platform.helpdesk_supervisor), asked of permissions on each request."""
+    give_signing_keys(app)
+    user_id = add_user(app)
+    person = {"Authorization": "Bearer " + token_issuer.issue(sub="u9", aud="identity",
+                                                              scope="openid")}
+    permissions_answers.grant("u9", "platform.helpdesk")
+    for action in ("disable", "factors/reset"):
+        refused = client.post(f"/admin/v1/users/{user_id}/{action}", json=WHY, headers=person)
+        assert refused.status_code == 403, action
+        assert "platform.helpdesk_supervisor" in problem(refused)["detail"]
+    assert audit_rows(app, "helpdesk.disable") == []
+    assert client.post(f"/admin/v1/users/{user_id}/username-reminder", json=WHY,
+                       headers=person).status_code == 202
+    permissions_answers.grant("u9", "platform.helpdesk_supervisor")
+    assert client.post(f"/admin/v1/users/{user_id}/disable", json=WHY,
+                       headers=person).status_code == 200

@@ -52,10 +52,19 @@ def agent() -> Actor:
     return Actor("helpdesk", str(authenticate().get("sub")), client_ip(), request_id())
 
 
+def require_supervisor(view):
+    """A client token with ``iam.helpdesk``, or a person holding the help-desk
+    *supervisor* power: for the actions that take away a user's means of signing in
+    (disable, reset the factors), which an agent alone may not do (least privilege)."""
+    return require_power(powers.HELPDESK_SUPERVISOR, scope=HELPDESK)(view)
+
+
 def helpdesk_action(rule: str, status: int = 200, schema: Any = HelpdeskActionSchema,
-                    description: str | None = None) -> Callable[[Any], Any]:
+                    description: str | None = None,
+                    guard: Callable[[Any], Any] = require_helpdesk) -> Callable[[Any], Any]:
     """``POST rule``: a help-desk action, its ``why`` (required, audited and published) in
-    the body and passed to the view."""
+    the body and passed to the view; ``guard`` says who may (the help-desk power unless
+    told otherwise)."""
 
     def decorate(view: Any) -> Any:
         @wraps(view)
@@ -66,7 +75,7 @@ def helpdesk_action(rule: str, status: int = 200, schema: Any = HelpdeskActionSc
         for decorator in (blp.doc(security=BEARER, description=WHY),
                           blp.problems(400, 401, 403, 404, 409),
                           blp.response(status, schema, description=description),
-                          blp.arguments(WhySchema), require_helpdesk, blp.post(rule)):
+                          blp.arguments(WhySchema), guard, blp.post(rule)):
             decorated = decorator(decorated)
         return decorated
 
@@ -133,7 +142,7 @@ def unlock(why: str, user_id: str) -> Any:
     return {"user": _user(user_id)}, NO_STORE
 
 
-@helpdesk_action("/admin/v1/users/<user_id>/disable")
+@helpdesk_action("/admin/v1/users/<user_id>/disable", guard=require_supervisor)
 def disable(why: str, user_id: str) -> Any:
     """Disable; ends sessions."""
     ctx = context()
@@ -152,7 +161,8 @@ def username_reminder(why: str, user_id: str) -> Any:
 
 
 @helpdesk_action("/admin/v1/users/<user_id>/factors/reset", schema=FactorsResetSchema,
-                 description="The tracking number and what was removed")
+                 description="The tracking number and what was removed",
+                 guard=require_supervisor)
 def reset_factors(why: str, user_id: str) -> Any:
     """Remove every second factor of the user (TOTP, recovery codes, passkeys) and email
     them; every session and refresh token of theirs ends, and the login then asks for the
