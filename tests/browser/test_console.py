@@ -1,7 +1,8 @@
 """Issue 27 in a real browser: the help-desk console started by ``make run`` (the suite's
 runner). The bootstrap help-desk administrator signs in to the console through Portico,
 finds a user whose ID went inactive, and reactivates it with a reason, by keyboard; the
-console shows the tracking number identity returned. Each screen's screenshot is what
+console shows the tracking number identity returned. Every screen passes axe-core (no
+serious or critical violation). Each screen's screenshot is what
 docs/console.md shows: ``UPDATE_CONSOLE_SCREENSHOTS=1`` writes them to docs/console/ (else
 to tests/browser/artifacts/console/, which git ignores).
 """
@@ -14,6 +15,7 @@ import re
 from pathlib import Path
 
 import pytest
+from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Page, expect
 
 from services.common.tracking_numbers import is_valid
@@ -21,6 +23,7 @@ from tests.support import free_port
 
 from .people import Company, Person, activate_through_api
 from .suite import Suite
+from .test_pages import BLOCKING_IMPACTS
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -29,8 +32,17 @@ SCREENSHOTS = (REPO / "docs" / "console" if os.environ.get("UPDATE_CONSOLE_SCREE
                else Path(__file__).resolve().parent / "artifacts" / "console")
 
 
+AXE = Axe()
+
+
 def screen(page: Page, steps, name: str) -> None:
-    """A step's screenshot, kept for docs/console.md too."""
+    """A step's screenshot, kept for docs/console.md too, once axe-core (injected into the
+    page) finds no serious or critical violation on it."""
+    blocking = [f"axe {v['id']} ({v['impact']}): {v['help']} at "
+                f"{[', '.join(n['target']) for n in v['nodes']]}"
+                for v in AXE.run(page).response["violations"]
+                if v["impact"] in BLOCKING_IMPACTS]
+    assert not blocking, f"{name}: {blocking}"
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
     steps.shot(page, name)
