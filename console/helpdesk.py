@@ -9,9 +9,13 @@ from typing import Any
 
 import requests
 
+from services.common.powers import HELPDESK_SUPERVISOR
+
 # The actions on a user a help-desk page offers: path under /admin/v1/users/<id>/.
 ACTIONS = {"reactivate": "reactivate", "unlock": "unlock",
            "username-reminder": "username-reminder", "reset-factors": "factors/reset"}
+# The actions identity grants a person only with the supervisor power (least privilege).
+SUPERVISOR_ACTIONS = frozenset({"reset-factors"})
 SEARCH_FIELDS = ("q", "email", "company", "status")
 USER_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
@@ -79,3 +83,18 @@ def _segment(user_id: str) -> str:
     if not USER_ID.fullmatch(user_id):
         raise ApiError("No such user.", 404)
     return user_id
+
+
+def supervises(permissions_url: str, access_token: str, subject: str, timeout: float) -> bool:
+    """Whether the person holds the help-desk supervisor power, asked of permissions with
+    their own token (a person may check their own permissions). Only to decide which
+    buttons to show: identity decides each action itself. No answer counts as no (the button is
+    hidden, and identity would decide anyway)."""
+    try:
+        response = requests.post(permissions_url.rstrip("/") + "/v1/check",
+                                 json={"subject": subject, "action": HELPDESK_SUPERVISOR},
+                                 headers={"Authorization": f"Bearer {access_token}"},
+                                 timeout=timeout)
+        return response.status_code == 200 and response.json().get("allowed") is True
+    except (requests.RequestException, ValueError, AttributeError):
+        return False

@@ -40,6 +40,9 @@ class ConsoleSettings(RelyingParty):
     issuer: str = setting("CONSOLE_ISSUER", _issuer, help="issuer URL of Portico's identity service")
     identity_url: str = setting("CONSOLE_IDENTITY_URL", _issuer,
                                 help="base URL of identity's admin API (the issuer by default)")
+    permissions_url: str = setting("PERMISSIONS_URL", "http://127.0.0.1:8002",
+                                   help="base URL of the permissions service (asked which "
+                                        "actions to show)")
     client_id: str = setting("CONSOLE_CLIENT_ID", "",
                              help="the console's OIDC client id (else read from CONSOLE_CLIENT_FILE)")
     client_secret: str = setting("CONSOLE_CLIENT_SECRET", "",

@@ -14,7 +14,7 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from flask_babel import gettext
 
 from .auth import SignedOut, access_token, current_user, settings
-from .helpdesk import ACTIONS, SEARCH_FIELDS, ApiError, Helpdesk
+from .helpdesk import ACTIONS, SEARCH_FIELDS, SUPERVISOR_ACTIONS, ApiError, Helpdesk, supervises
 from .layout import current_language
 
 bp = Blueprint("console", __name__)
@@ -80,7 +80,8 @@ def _user_page(record: dict[str, Any], user_id: str, *, action: str | None = Non
     return render_template(
         "user.html", user=record, person=person, factors=factors,
         days_left=days_until_inactive(person, settings().inactivity_days),
-        offered=offered_actions(person, factors), action_labels=action_titles(),
+        offered=offered_actions(person, factors, _supervises(record)),
+        action_labels=action_titles(),
         failed_action=action, errors=errors or {}, why=why), status
 
 
@@ -124,9 +125,17 @@ def act(user_id: str, action: str):
     return redirect(url_for("console.user_page", user_id=user_id), 303)
 
 
-def offered_actions(person: dict[str, Any], factors: dict[str, Any]) -> list[str]:
+def _supervises(record: dict[str, Any]) -> bool:
+    config = settings()
+    return supervises(config.permissions_url, access_token(record), str(record.get("sub")),
+                      config.http_timeout)
+
+
+def offered_actions(person: dict[str, Any], factors: dict[str, Any],
+                    supervisor: bool = False) -> list[str]:
     """The actions that make sense for the user's state (identity refuses the others with
-    409 anyway)."""
+    409 anyway) and that the person may do: the supervisor's only to a supervisor
+    (identity refuses them to an agent with 403 anyway)."""
     offered = []
     if person.get("status") == "inactive":
         offered.append("reactivate")
@@ -136,7 +145,7 @@ def offered_actions(person: dict[str, Any], factors: dict[str, Any]) -> list[str
         offered.append("username-reminder")
     if factors.get("totp") or factors.get("recovery_codes") or factors.get("passkeys"):
         offered.append("reset-factors")
-    return offered
+    return [a for a in offered if supervisor or a not in SUPERVISOR_ACTIONS]
 
 
 def action_titles() -> dict[str, str]:

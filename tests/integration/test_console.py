@@ -147,14 +147,16 @@ def test_a_user_id_that_is_no_id_is_a_404_not_another_address_at_identity(consol
 
 
 def test_an_agent_is_refused_a_factor_reset_by_identity(console_suite):
-    """Resetting factors needs the supervisor power: identity refuses an agent's POST,
-    and the console shows identity's answer (the factor stays)."""
+    """Resetting factors needs the supervisor power: the console does not offer it to an
+    agent (permissions says so, asked with the agent's token), identity refuses a forged
+    POST, and the console shows identity's answer (the factor stays)."""
     console_suite.make_agent("agnes")
     bob = console_suite.suite.add_user("bob", "Bob")
     console_suite.suite.set_up_totp(console_suite.suite.sign_in("bob"))
     agent = console_suite.sign_in("agnes")
     user = page(agent.get(f"/users/{bob}"))
-    refused = agent.post(f"/users/{bob}/reset-factors", data={
+    assert 'id="action-reset-factors"' not in user  # not shown to an agent
+    refused = agent.post(f"/users/{bob}/reset-factors", data={  # a forged POST
         "why": "lost their phone, identity checked", "csrf_token": csrf_of(user)})
     assert refused.status_code == 403
     assert "platform.helpdesk_supervisor" in refused.get_data(as_text=True)
