@@ -13,9 +13,10 @@ from services.common.powers import HELPDESK_SUPERVISOR
 
 # The actions on a user a help-desk page offers: path under /admin/v1/users/<id>/.
 ACTIONS = {"reactivate": "reactivate", "unlock": "unlock",
-           "username-reminder": "username-reminder", "reset-factors": "factors/reset"}
+           "username-reminder": "username-reminder", "reset-factors": "factors/reset",
+           "disable": "disable"}
 # The actions identity grants a person only with the supervisor power (least privilege).
-SUPERVISOR_ACTIONS = frozenset({"reset-factors"})
+SUPERVISOR_ACTIONS = frozenset({"reset-factors", "disable"})
 SEARCH_FIELDS = ("q", "email", "company", "status")
 USER_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 

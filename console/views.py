@@ -145,6 +145,8 @@ def offered_actions(person: dict[str, Any], factors: dict[str, Any],
         offered.append("username-reminder")
     if factors.get("totp") or factors.get("recovery_codes") or factors.get("passkeys"):
         offered.append("reset-factors")
+    if person.get("status") in ("active", "inactive", "locked"):
+        offered.append("disable")
     return [a for a in offered if supervisor or a not in SUPERVISOR_ACTIONS]
 
 
@@ -153,5 +155,6 @@ def action_titles() -> dict[str, str]:
     return {"reactivate": gettext("Reactivate the user ID"),
             "unlock": gettext("Lift the lockout"),
             "username-reminder": gettext("Email the username to the address on file"),
-            "reset-factors": gettext("Remove every second factor")}
+            "reset-factors": gettext("Remove every second factor"),
+            "disable": gettext("Disable the user ID (ends their sessions)")}
 

@@ -162,3 +162,21 @@ def test_an_agent_is_refused_a_factor_reset_by_identity(console_suite):
     assert "platform.helpdesk_supervisor" in refused.get_data(as_text=True)
     after = page(agent.get(f"/users/{bob}"))
     assert "none" not in re.search(r'id="factor-totp">([^<]*)<', after).group(1)
+
+
+def test_a_supervisor_disables_a_user_an_agent_is_not_offered_it(console_suite):
+    """Disabling takes a user's sign-in away: offered to a supervisor only, and done by
+    identity (the user's status is disabled after it)."""
+    console_suite.make_agent("agnes")
+    console_suite.make_agent("sam", role="helpdesk_supervisor")
+    bob = console_suite.suite.add_user("bob", "Bob")
+    agent = console_suite.sign_in("agnes")
+    assert 'id="action-disable"' not in page(agent.get(f"/users/{bob}"))
+    supervisor = console_suite.sign_in("sam")
+    user = page(supervisor.get(f"/users/{bob}"))
+    assert 'id="action-disable"' in user
+    done = supervisor.post(f"/users/{bob}/disable", data={
+        "why": "left the company, HR ticket 88", "csrf_token": csrf_of(user)})
+    assert done.status_code == 303
+    assert console_suite.status_of(bob) == "disabled"
+    assert 'id="action-disable"' not in page(supervisor.get(f"/users/{bob}"))
