@@ -84,8 +84,9 @@ def test_the_bootstrap_administrator_reactivates_an_inactive_user_from_the_conso
 
     expect(page.locator("#user-status")).to_have_attribute("data-status", "inactive")
     screen(page, steps, "user")
-    # By keyboard: the reason's labelled field, then Tab to its button and Enter.
-    page.get_by_label("Reason").focus()
+    # By keyboard: the reactivation's labelled reason, then Tab to its button and Enter
+    # (a supervisor is also offered other actions, each with a Reason of its own).
+    page.locator("#why-reactivate").focus()
     page.keyboard.type("Called from the office; identity checked by the agent")
     page.keyboard.press("Tab")
     expect(page.locator("#submit-reactivate")).to_be_focused()
