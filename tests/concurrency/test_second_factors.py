@@ -52,3 +52,34 @@ def test_one_recovery_code_used_together_is_used_once(identity, race, contenders
         assert [a for a in answers if a is not None] == [9], (round_, answers)
         assert len([e for e in identity.events("identity.recovery_code.used")
                     if e.subject == user_id]) == 1
+
+
+def test_wrong_codes_sent_together_are_each_counted_and_block_once(identity, race, contenders,
+                                                                   rounds):
+    """The cap on wrong codes in a row (SECOND_FACTOR_MAX_FAILURES): wrong codes sent
+    together are each counted (the count goes up in SQL), and exactly one of them crosses
+    the cap and writes the audit row that marks the block."""
+    import dataclasses
+
+    from sqlalchemy import func, select
+
+    from services.identity.lifecycle.models import UserSecurity
+    from services.identity.models import AuditEvent
+
+    base = _factors(identity)
+    cfg = dataclasses.replace(base, lifecycle=dataclasses.replace(
+        base.lifecycle, second_factor_max_failures=2, lockout_threshold=10_000))
+
+    def wrong(user_id):
+        with identity.db.transaction() as session:
+            return totp.verify(session, cfg, session.get(User, user_id), "000000")
+
+    for round_ in range(rounds):
+        user_id, _, _ = _enrolled(identity, f"cap{round_}")
+        answers = race(contenders, lambda i, u=user_id: wrong(u))
+        assert answers == [False] * contenders, (round_, answers)
+        with identity.db.read() as session:
+            assert session.get(UserSecurity, user_id).failed_second_factors == contenders
+            assert session.scalar(select(func.count()).select_from(AuditEvent).where(
+                AuditEvent.action == "second_factor.codes_blocked",
+                AuditEvent.subject_id == user_id)) == 1, round_
